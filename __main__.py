@@ -1,0 +1,5 @@
+"""`python -m scratchgpt` is `scratchgpt`."""
+
+from .cli import entry
+
+raise SystemExit(entry())

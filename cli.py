@@ -1,0 +1,147 @@
+"""`scratchgpt`: train, sample and eval from the command line. Thin: parse flags, call the package."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from collections.abc import Sequence
+
+from .cliutil import (
+    EXIT_USAGE,
+    Parser,
+    finite_float,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    run_entry_point,
+)
+
+COMMANDS = ("train", "sample", "eval", "plot")
+
+
+def sample_parser() -> Parser:
+    p = Parser(prog="scratchgpt sample", description="Continue a prompt with a trained model, streaming.")
+    a = p.add_argument
+    a("--checkpoint", help="a .safetensors checkpoint (default: the shipped char model)")
+    a("--prompt", default="", help="text to continue (default: a new line)")
+    a("--len", type=positive_int, default=500, help="new tokens to generate (default 500)")
+    a("--temp", type=non_negative_float, default=0.8, help="temperature; 0 = greedy (default 0.8)")
+    a("--top-k", type=positive_int, default=None, help="sample among the k likeliest tokens")
+    a("--top-p", type=finite_float, default=None, help="nucleus sampling: smallest set with mass p")
+    a("--seed", type=non_negative_int, default=None, help="random seed (default: a fresh one)")
+    a("--stop", action="append", default=[], help=r"stop at this text (escapes like \n\n work); repeatable")
+    a("--device", default="auto", help="auto, cpu, cuda or mps")
+    a("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def eval_parser() -> Parser:
+    p = Parser(prog="scratchgpt eval", description="Loss over the whole validation split (last 10%).")
+    a = p.add_argument
+    a("--checkpoint", help="a .safetensors checkpoint (default: the shipped char model)")
+    a("--corpus", help="evaluate on this corpus instead of the one the checkpoint was trained on")
+    a("--batch-size", type=positive_int, default=16, help="windows per forward pass")
+    a("--amp", default="fp32", choices=("auto", "bf16", "fp32"), help="precision (default fp32: exact)")
+    a("--device", default="auto", help="auto, cpu, cuda or mps")
+    a("--json", action="store_true", help="print one JSON object instead of a table")
+    a("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def plot_parser() -> Parser:
+    p = Parser(prog="scratchgpt plot", description="Draw a run's train and val loss into a PNG.")
+    p.add_argument("run", help="a run's checkpoint path (--out) or its .metrics.jsonl")
+    p.add_argument("--png", help="output file (default: next to the metrics file)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def cmd_sample(argv: Sequence[str]) -> int:
+    import torch
+
+    from .model.checkpoint import load_checkpoint, resolve_checkpoint
+    from .model.device import pick_device
+    from .model.engine import Completion, Engine, parse_stop
+
+    args = sample_parser().parse_args(argv)
+    ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint), device=pick_device(args.device))
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    context = ckpt.tokenizer.encode(args.prompt or "\n") or [0]
+    engine = Engine(ckpt.model)
+    completion = Completion(
+        engine, ckpt.tokenizer, context, max_new_tokens=args.len, temperature=args.temp, top_k=args.top_k,
+        top_p=args.top_p, generator=torch.Generator(engine.device).manual_seed(seed),
+        stop=[parse_stop(s) for s in args.stop],
+    )  # fmt: skip
+    out = sys.stdout
+    out.write(args.prompt)
+    for piece in completion:
+        out.write(piece)
+        out.flush()
+    out.write("\n")
+    return 0
+
+
+def cmd_eval(argv: Sequence[str]) -> int:
+    from .model.evaluate import evaluate_checkpoint
+
+    args = eval_parser().parse_args(argv)
+    result = evaluate_checkpoint(
+        args.checkpoint, corpus=args.corpus, batch_size=args.batch_size, amp=args.amp, device=args.device
+    )
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result['checkpoint']} on {result['corpus']} (val split)")
+    for col in ("tokenizer", "params", "tokens", "nats/token", "nats/char"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        result["tokenizer"], f"{result['params']:,}", f"{result['tokens']:,}",
+        f"{result['val_nats_per_token']:.4f}", f"{result['val_nats_per_char']:.4f}",
+    )  # fmt: skip
+    Console(highlight=False).print(table)
+    return 0
+
+
+def cmd_plot(argv: Sequence[str]) -> int:
+    from .plot import plot_run
+
+    args = plot_parser().parse_args(argv)
+    print(plot_run(args.run, png=args.png))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(
+            "usage: scratchgpt {train,sample,eval,plot} [flags]\n\n"
+            "  train   train a GPT or the bigram baseline on a corpus\n"
+            "  sample  continue a prompt with a checkpoint, streaming to stdout\n"
+            "  eval    loss over the whole validation split, in nats per token and per char\n"
+            "  plot    draw a run's loss curves into a PNG\n\n"
+            "`scratchgpt COMMAND --help` lists a command's flags; `scratchgpt-repl` talks to a model."
+        )
+        return 0 if argv else EXIT_USAGE
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        from .train import main as train_main
+
+        return train_main(rest)
+    handlers = {"sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot}
+    if command not in handlers:
+        print(f"scratchgpt: error: unknown command '{command}'; use one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return EXIT_USAGE
+    return handlers[command](rest)
+
+
+def entry() -> int:
+    return run_entry_point(main)
+
+
+if __name__ == "__main__":
+    raise SystemExit(entry())

@@ -1,0 +1,276 @@
+"""Checkpoints: one `.safetensors` file with the weights, and in its metadata everything needed to
+use them (model config, tokenizer spec, corpus, training state). Nothing is pickled, nothing is
+guessed at load time, and every write is atomic (temp file, fsync, rename).
+
+Metadata values are strings (a safetensors rule); ours are JSON:
+    format          "scratchgpt"          format_version  "1"
+    config          GPTConfig as JSON     tokenizer       tokenizer spec as JSON
+    corpus          {"name", "sha256"} or null
+    train           {"step", "val_loss", "tokens_seen", ...}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
+
+from ..errors import ScratchGPTError
+from ..tokenizers import Tokenizer, tokenizer_from_spec
+from .gpt import GPTConfig, build_model, rope_tables
+
+FORMAT = "scratchgpt"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format", "format_version", "config", "tokenizer")
+
+
+@dataclass
+class Checkpoint:
+    model: torch.nn.Module
+    tokenizer: Tokenizer
+    path: Path | None = None
+    corpus: dict | None = None  # {"name": ..., "sha256": ...} of the corpus it was trained on
+    train: dict = field(default_factory=dict)  # step, val_loss, tokens_seen, ...
+
+    @property
+    def config(self) -> GPTConfig:
+        return self.model.config
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write data to path so that readers see the old file or the new one, never a part.
+
+    A unique temp file in the same directory, fsync'd, then renamed over path; two writers racing
+    each leave one complete file. On failure (disk full, read-only) the temp file is removed and
+    the previous file is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    try:
+        atomic_write_bytes(path, safetensors_bytes(tensors, metadata=metadata))
+    except OSError as e:
+        raise ScratchGPTError(f"could not write {path}: {e.strerror or e}; check the disk and permissions") from e
+
+
+def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file, turning every way it can be broken into one ScratchGPTError."""
+    path = Path(path)
+    if not path.exists():
+        raise ScratchGPTError(f"checkpoint {path} does not exist; check the path")
+    if path.is_dir():
+        raise ScratchGPTError(f"checkpoint {path} is a directory; give a .safetensors file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ScratchGPTError(
+            f"{path} is not a readable safetensors checkpoint ({reason}); re-download or re-save it"
+        ) from e
+    return tensors, metadata
+
+
+def _json_field(metadata: dict[str, str], key: str, path: Path):
+    try:
+        return json.loads(metadata[key])
+    except KeyError:
+        raise ScratchGPTError(f"{path} has no '{key}' in its metadata; it was not saved by ScratchGPT") from None
+    except json.JSONDecodeError as e:
+        raise ScratchGPTError(f"{path} has a corrupt '{key}' entry in its metadata ({e.msg})") from None
+
+
+def checkpoint_metadata(path: str | Path) -> dict:
+    """The decoded metadata of a checkpoint (config, tokenizer, corpus, train), without building it."""
+    _, metadata = load_tensors(path)
+    return _decode_metadata(metadata, Path(path))
+
+
+def _decode_metadata(metadata: dict[str, str], path: Path) -> dict:
+    if metadata.get("format") != FORMAT:
+        raise ScratchGPTError(f"{path} is a safetensors file but not a ScratchGPT checkpoint (no format tag)")
+    version = metadata.get("format_version", "")
+    if not version.isdigit():
+        raise ScratchGPTError(f"{path} has no valid format_version in its metadata")
+    if int(version) > FORMAT_VERSION:
+        raise ScratchGPTError(
+            f"{path} uses checkpoint format {version}, newer than this ScratchGPT reads ({FORMAT_VERSION}); upgrade"
+        )
+    return {
+        "config": _json_field(metadata, "config", path),
+        "tokenizer": _json_field(metadata, "tokenizer", path),
+        "corpus": json.loads(metadata.get("corpus", "null")),
+        "train": json.loads(metadata.get("train", "{}")),
+    }
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    *,
+    corpus: dict | None = None,
+    train: dict | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write model + tokenizer + provenance to path atomically; dtype casts the floating weights."""
+    state = model.state_dict()
+    if model.config.arch == "gpt" and model.config.tie_embeddings:
+        state.pop("lm_head.weight")  # the same tensor as wte.weight; safetensors stores it once
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(model.config.to_dict()),
+        "tokenizer": json.dumps(tokenizer.spec()),
+        "corpus": json.dumps(corpus),
+        "train": json.dumps(train or {}),
+    }
+    save_tensors(path, state, metadata)
+    return Path(path)
+
+
+def load_checkpoint(
+    path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> Checkpoint:
+    """Rebuild model and tokenizer from a checkpoint; weights are cast to dtype on device."""
+    path = Path(path)
+    tensors, metadata = load_tensors(path)
+    meta = _decode_metadata(metadata, path)
+    if not isinstance(meta["config"], dict):
+        raise ScratchGPTError(f"{path} has a malformed model config in its metadata")
+    try:
+        config = GPTConfig.from_dict(meta["config"])
+    except TypeError as e:
+        raise ScratchGPTError(f"{path} has an incomplete model config ({e}); re-save it") from None
+    tokenizer = tokenizer_from_spec(meta["tokenizer"])
+    if tokenizer.vocab_size != config.vocab_size:
+        raise ScratchGPTError(
+            f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model expects {config.vocab_size}"
+        )
+    with torch.device("meta"):
+        model = build_model(config)
+    if config.arch == "gpt" and config.tie_embeddings and "wte.weight" in tensors:
+        tensors["lm_head.weight"] = tensors["wte.weight"]
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = (
+            f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
+            else f"{wrong[0]} is {tuple(tensors[wrong[0]].shape)}, config says {tuple(expected[wrong[0]].shape)}"
+        )
+        raise ScratchGPTError(f"{path}: weights do not match its model config ({detail}); the file is damaged")
+    model = model.to_empty(device=device)
+    model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()})
+    if config.arch == "gpt" and config.rope:  # derived buffers were never saved: recompute them
+        model.rope_cos, model.rope_sin = (t.to(device) for t in rope_tables(config))
+    if config.arch == "gpt" and config.tie_embeddings:
+        model.lm_head.weight = model.wte.weight
+    return Checkpoint(model=model, tokenizer=tokenizer, path=path, corpus=meta["corpus"], train=meta["train"])
+
+
+def save_train_state(
+    path: str | Path, optimizer: torch.optim.Optimizer, *, rng: dict[str, torch.Tensor], state: dict
+) -> None:
+    """Optimizer moments, RNG states and loop counters for an exact resume, as safetensors.
+
+    The optimizer's tensors become `optim.<param index>.<name>`, RNG states `rng.<name>`; its
+    scalars and param groups, and `state` (step, best val, ...), go into the metadata as JSON.
+    """
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, param_state in sd["state"].items():
+        for name, value in param_state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{idx}.{name}"] = value
+            else:
+                scalars[f"{idx}.{name}"] = value
+    tensors.update({f"rng.{name}": t for name, t in rng.items()})
+    metadata = {
+        "format": FORMAT + ".train_state",
+        "format_version": str(FORMAT_VERSION),
+        "param_groups": json.dumps(sd["param_groups"]),
+        "scalars": json.dumps(scalars),
+        "state": json.dumps(state),
+    }
+    save_tensors(path, tensors, metadata)
+
+
+def load_train_state(path: str | Path, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Restore optimizer in place from a train-state file; returns (rng states, loop state)."""
+    path = Path(path)
+    tensors, metadata = load_tensors(path)
+    if metadata.get("format") != FORMAT + ".train_state":
+        raise ScratchGPTError(f"{path} is not a ScratchGPT train-state file; cannot resume from it")
+    groups = _json_field(metadata, "param_groups", path)
+    scalars = _json_field(metadata, "scalars", path)
+    state: dict[int, dict] = {}
+    rng = {}
+    for key, value in tensors.items():
+        kind, _, rest = key.partition(".")
+        if kind == "rng":
+            rng[rest] = value
+        else:
+            idx, _, name = rest.partition(".")
+            state.setdefault(int(idx), {})[name] = value
+    for key, value in scalars.items():
+        idx, _, name = key.partition(".")
+        state.setdefault(int(idx), {})[name] = value
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError) as e:
+        raise ScratchGPTError(f"{path} does not fit this model's optimizer ({e}); start without --resume") from None
+    return rng, _json_field(metadata, "state", path)
+
+
+SHIPPED = {
+    "char": "shakespeare-char.safetensors",
+    "tiktoken": "shakespeare-tiktoken.safetensors",
+    "word": "shakespeare-word.safetensors",
+}
+
+
+def shipped_checkpoint(tokenizer: str = "char") -> Path | None:
+    """The default model shipped for a vocabulary, or None where none ships."""
+    from ..paths import SHIPPED_CHECKPOINTS
+
+    path = SHIPPED_CHECKPOINTS / SHIPPED.get(tokenizer, "")
+    return path if tokenizer in SHIPPED and path.is_file() else None
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """A checkpoint the user named, or the shipped char model when they named none."""
+    if path:
+        return Path(path).expanduser()
+    shipped = shipped_checkpoint("char")
+    if shipped is None:
+        raise ScratchGPTError("no checkpoint given and no shipped model found; pass --checkpoint PATH")
+    return shipped

@@ -1,0 +1,80 @@
+"""torchrun support: process-group set-up, DDP wrapping and gradient-accumulation bookkeeping.
+
+A plain `scratchgpt train` is world size 1 and every helper here is then a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as td
+
+from ..errors import ScratchGPTError
+
+
+@dataclass(frozen=True)
+class Rank:
+    index: int = 0  # global rank
+    local: int = 0  # rank on this node (picks the GPU)
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.index == 0
+
+
+def setup(device_arg: str | None) -> Rank:
+    """Join the process group torchrun describes in the environment (gloo on CPU, nccl on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Rank()
+    rank = Rank(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world)
+    use_cuda = torch.cuda.is_available() and (device_arg or "auto") in ("auto", "cuda")
+    if not td.is_initialized():
+        td.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return rank
+
+
+def current() -> Rank:
+    if not td.is_initialized():
+        return Rank()
+    return Rank(td.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), td.get_world_size())
+
+
+def device_for_rank(device: torch.device) -> torch.device:
+    if device.type == "cuda" and td.is_initialized():
+        device = torch.device("cuda", current().local)
+        torch.cuda.set_device(device)
+    return device
+
+
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    if not td.is_initialized():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def local_grad_accum(grad_accum: int, rank: Rank) -> int:
+    """Micro-batches per rank, so that the global batch (batch x grad_accum) is the same for any N."""
+    if grad_accum % rank.world_size:
+        raise ScratchGPTError(
+            f"--grad-accum {grad_accum} is not divisible by {rank.world_size} processes; use a multiple"
+        )
+    return grad_accum // rank.world_size
+
+
+def no_sync_context(model: torch.nn.Module, grad_accum: int):
+    """For DDP: skip the gradient all-reduce on every micro-batch but the last of a step."""
+    if not hasattr(model, "no_sync"):
+        return None
+    return lambda micro: model.no_sync() if micro < grad_accum - 1 else contextlib.nullcontext()
+
+
+def teardown() -> None:
+    if td.is_initialized():
+        td.destroy_process_group()

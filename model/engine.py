@@ -1,0 +1,234 @@
+"""Fast generation: a static KV cache, a pure sampling function, and generators of tokens and text.
+
+`Engine.generate` yields token ids one at a time. It keeps the cache between calls, so a caller
+that passes a growing conversation pays only for the tokens it has not seen. When the window is
+full it drops the oldest half and re-prefills once, instead of recomputing the window per token.
+`Completion` turns those ids into text through the one streaming decoder and applies stop strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from ..tokenizers import StreamDecoder, Tokenizer
+from .gpt import GPTConfig
+
+
+def sample_next(
+    logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Pick the next token for each row of logits (B, V); returns (B, 1). temperature 0 = argmax."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if top_p is not None and top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        # drop a token when the tokens ranked above it already cover top_p (the first always stays)
+        drop = sorted_probs.cumsum(dim=-1) - sorted_probs > top_p
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+class KVCache:
+    """Static key/value buffers, one (k, v) pair per layer, each (B, nh, block_size, hs).
+
+    `tokens` are the ids whose keys and values the buffers hold; the model writes at `pos` and
+    calls `advance`. Nothing is reallocated while generating.
+    """
+
+    def __init__(self, config: GPTConfig, *, device: torch.device, dtype: torch.dtype, batch_size: int = 1):
+        n_layer = config.n_layer if config.arch == "gpt" else 0
+        shape = (n_layer, batch_size, config.n_head, config.block_size, config.head_size)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.pos = 0
+        self.tokens: list[int] = []
+
+    def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.k[i], self.v[i]
+
+    def advance(self, n: int) -> None:
+        self.pos += n
+
+    def truncate(self, n: int) -> None:
+        """Forget everything from position n on (the buffers are simply overwritten later)."""
+        self.pos = n
+        del self.tokens[n:]
+
+    def reset(self) -> None:
+        self.truncate(0)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class Engine:
+    """Owns a model in eval mode and its KV cache; generation continues from whatever it last saw."""
+
+    def __init__(self, model: torch.nn.Module, *, dtype: torch.dtype | None = None):
+        self.model = model.eval()
+        self.config: GPTConfig = model.config
+        param = next(model.parameters())
+        self.device = param.device
+        self.cache = KVCache(self.config, device=self.device, dtype=dtype or param.dtype)
+        self._last_logits: torch.Tensor | None = None  # (1, V) after the last cached token
+
+    def reset(self) -> None:
+        self.cache.reset()
+        self._last_logits = None
+
+    @torch.inference_mode()
+    def _extend(self, ids: Sequence[int]) -> None:
+        """Run ids through the model at the end of the cache, keeping the last position's logits."""
+        start = self.cache.pos
+        try:
+            x = torch.tensor([list(ids)], dtype=torch.long, device=self.device)  # (1, T)
+            logits, _ = self.model(x, kv_cache=self.cache, last_only=True)  # (1, 1, V)
+        except BaseException:  # Ctrl-C mid-forward: leave the cache as it was, then re-raise
+            self.cache.truncate(start)
+            self._last_logits = None
+            raise
+        self.cache.tokens.extend(ids)
+        self._last_logits = logits[:, -1, :]
+
+    def _window(self, context: Sequence[int]) -> list[int]:
+        """The tail of context to attend over: at most block_size tokens, aligned with the cache
+        when the cache holds a stretch of context (so a long conversation does not re-prefill)."""
+        block, cached = self.config.block_size, self.cache.tokens
+        first = max(0, len(context) - block)
+        if cached and len(context) > block:
+            for s in range(first, len(context) - len(cached) + 1):
+                if context[s] == cached[0] and list(context[s : s + len(cached)]) == cached:
+                    return list(context[s:])
+        return list(context[first:])
+
+    def prefill(self, context: Sequence[int]) -> int:
+        """Make the cache end with context, computing only the tokens it lacks. Returns how many
+        tokens were run through the model."""
+        if not context:
+            raise ValueError("context must hold at least one token")
+        ids = self._window(context)
+        n = _common_prefix(self.cache.tokens, ids)
+        if n == len(ids) == len(self.cache.tokens) and self._last_logits is not None:
+            return 0
+        n = min(n, len(ids) - 1)  # the last token must run again to give fresh logits
+        self.cache.truncate(n)
+        self._extend(ids[n:])
+        return len(ids) - n
+
+    def generate(
+        self,
+        context: Sequence[int],
+        *,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[int]:
+        """Yield up to max_new_tokens sampled ids that continue context."""
+        self.prefill(context)
+        block = self.config.block_size
+        for _ in range(max_new_tokens):
+            logits = self._last_logits
+            nxt = sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+            token = int(nxt)  # the one host sync per token: the caller wants the id now
+            yield token
+            if self.cache.pos < block:
+                self._extend([token])
+            else:  # window full: keep the newest half and prefill it once
+                keep = self.cache.tokens[-(block // 2 - 1) :] + [token] if block > 2 else [token]
+                self.reset()
+                self._extend(keep)
+
+
+def parse_stop(text: str) -> str:
+    r"""Turn the escapes a user types (\n, \t, \\) into the characters they stand for."""
+    return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+
+
+class Completion:
+    """One reply: iterate it for text pieces as they become final. Afterwards `text`, `ids` and
+    `stop_reason` ("length", "stop", or None while running / when interrupted) describe it.
+
+    Text that could be the start of a stop string is held back until it cannot be.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        tokenizer: Tokenizer,
+        context: Sequence[int],
+        *,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        stop: Sequence[str] = (),
+    ):
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.ids: list[int] = []
+        self.text = ""
+        self.stop_reason: str | None = None
+        self._tokens = engine.generate(
+            context,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            generator=generator,
+        )
+
+    def _held(self, pending: str) -> int:
+        """How many trailing characters of pending might begin a stop string."""
+        for n in range(min(len(pending), max(map(len, self.stop)) - 1), 0, -1):
+            if any(s.startswith(pending[-n:]) for s in self.stop):
+                return n
+        return 0
+
+    def __iter__(self) -> Iterator[str]:
+        decoder, pending = StreamDecoder(self.tokenizer), ""
+        for token in self._tokens:
+            self.ids.append(token)
+            pending += decoder.push(token)
+            if self.stop:
+                hits = [i for i in (pending.find(s) for s in self.stop) if i >= 0]
+                if hits:
+                    pending = pending[: min(hits)]
+                    self._tokens.close()
+                    self.ids = self.tokenizer.encode(self.text + pending)
+                    self.stop_reason = "stop"
+                    break
+                ready = len(pending) - self._held(pending)
+            else:
+                ready = len(pending)
+            if ready:
+                self.text += pending[:ready]
+                yield pending[:ready]
+                pending = pending[ready:]
+        else:
+            pending += decoder.flush()
+            self.stop_reason = "length"
+        if pending:
+            self.text += pending
+            yield pending

@@ -1,0 +1,47 @@
+"""`scratchgpt eval`: loss over the whole validation split, per token and per character."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data import load_tokens, resolve_corpus, split_tokens, val_char_count, val_windows
+from ..errors import ScratchGPTError
+from .checkpoint import load_checkpoint, resolve_checkpoint
+from .device import autocast_dtype, pick_device
+from .trainer import evaluate_windows
+
+
+def evaluate_checkpoint(
+    checkpoint: str | None, *, corpus: str | None = None, batch_size: int = 16, amp: str = "fp32",
+    device: str | None = None,
+) -> dict:
+    """Every non-overlapping block_size window of the val split (last 10%) through the model.
+
+    nats/char divides the same summed loss by the characters the predicted tokens spell, so
+    char, word and BPE models compare on one scale.
+    """
+    path = resolve_checkpoint(checkpoint)
+    dev = pick_device(device)
+    ckpt = load_checkpoint(path, device=dev)
+    source = corpus or (ckpt.corpus or {}).get("source") or (ckpt.corpus or {}).get("name")
+    if not source:
+        raise ScratchGPTError(f"{path} does not record its corpus; pass --corpus")
+    data = resolve_corpus(source)
+    _, val = split_tokens(load_tokens(data, ckpt.tokenizer))
+    amp_dtype = {"bf16": torch.bfloat16, "fp32": None}.get(amp, autocast_dtype(dev))
+    total, count = evaluate_windows(
+        ckpt.model, val_windows(val, ckpt.config.block_size, batch_size), amp_dtype=amp_dtype
+    )
+    chars = val_char_count(ckpt.tokenizer, val[1:])
+    return {
+        "checkpoint": str(path),
+        "corpus": data.name,
+        "tokenizer": ckpt.tokenizer.name,
+        "vocab_size": ckpt.tokenizer.vocab_size,
+        "arch": ckpt.config.arch,
+        "params": ckpt.model.num_params(),
+        "tokens": count,
+        "chars": chars,
+        "val_nats_per_token": total / count,
+        "val_nats_per_char": total / chars,
+    }

@@ -1,0 +1,294 @@
+"""The whole network in one file: config, attention, MLP, block, GPT, and the bigram baseline.
+
+Shapes use B = batch, T = time (tokens), C = n_embd, nh = n_head, hs = head size, V = vocab.
+Both models share one interface, `forward(idx, targets=None, *, kv_cache=None, last_only=False)`,
+so the engine, the trainer and `scratchgpt eval` treat them alike.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import ScratchGPTError
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int  # tokens in the vocabulary (rows of the embedding and of the LM head)
+    block_size: int = 256  # longest context the model attends over
+    n_layer: int = 6  # transformer blocks
+    n_head: int = 6  # attention heads per block; n_embd must divide evenly
+    n_embd: int = 384  # width of the residual stream
+    dropout: float = 0.0  # on attention weights and residual branches, training only
+    bias: bool = False  # biases in Linear layers (nanoGPT: False is a little better and faster)
+    arch: str = "gpt"  # "gpt" or "bigram" (the baseline: a V x V logit table)
+    rope: bool = True  # rotary position embeddings; False = learned absolute positions
+    qk_norm: bool = True  # RMS-normalise queries and keys before attention (stabler at high lr)
+    activation: str = "relu2"  # MLP non-linearity: "relu2" (ReLU squared) or "gelu"
+    tie_embeddings: bool = False  # share the token embedding with the LM head
+
+    def __post_init__(self) -> None:
+        if self.arch not in ("gpt", "bigram"):
+            raise ScratchGPTError(f"unknown architecture '{self.arch}'; use gpt or bigram")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) < 1:
+                raise ScratchGPTError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.arch == "gpt" and self.n_embd % self.n_head:
+            raise ScratchGPTError(
+                f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head}; pick a multiple"
+            )
+        if self.arch == "gpt" and self.rope and self.head_size % 2:
+            raise ScratchGPTError(f"RoPE needs an even head size, got {self.head_size}; change --n-embd")
+        if self.activation not in ("relu2", "gelu"):
+            raise ScratchGPTError(f"unknown activation '{self.activation}'; use relu2 or gelu")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ScratchGPTError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GPTConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ScratchGPTError(f"model config has unknown fields {unknown}; upgrade ScratchGPT")
+        return cls(**d)
+
+
+def rope_tables(config: GPTConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of every (position, frequency) pair, each (block_size, hs/2)."""
+    hs = config.head_size
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, hs, 2, dtype=torch.float32) / hs))
+    angles = torch.outer(torch.arange(config.block_size, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x1, x2) of each head by a position-dependent angle. x: (B, nh, T, hs)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # (T, hs/2), broadcast over B and nh
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head, self.head_size = config.n_head, config.head_size
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v at once
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.qk_norm = config.qk_norm
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, rope=None, kv=None, pos=0):
+        """x: (B, T, C). kv: this layer's (k, v) cache buffers, each (B, nh, block_size, hs), or None.
+
+        With a cache, the new keys and values are written at [pos, pos + T) and the queries attend
+        over everything cached up to pos + T.
+        """
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        if self.qk_norm:
+            q, k = F.rms_norm(q, (self.head_size,)), F.rms_norm(k, (self.head_size,))
+        if rope is not None:
+            cos, sin = rope[0][pos : pos + T], rope[1][pos : pos + T]
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+
+        mask, causal = None, True
+        if kv is not None:
+            k_buf, v_buf = kv
+            k_buf[:, :, pos : pos + T] = k
+            v_buf[:, :, pos : pos + T] = v
+            k, v = k_buf[:, :, : pos + T], v_buf[:, :, : pos + T]  # (B, nh, pos+T, hs)
+            if T == 1:
+                causal = False  # one new query may see every cached key
+            elif pos > 0:
+                # queries sit at absolute positions pos..pos+T-1; SDPA's is_causal would align
+                # them to key 0 instead, so spell the mask out
+                q_pos = torch.arange(pos, pos + T, device=x.device)[:, None]
+                mask, causal = torch.arange(pos + T, device=x.device)[None, :] <= q_pos, False
+
+        dropout_p = self.dropout if self.training else 0.0
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and self.training:
+            # PyTorch's bf16 flash-attention backward on CPU is ~6x slower than fp32 (bench/
+            # train_speed.py): keep attention itself in fp32 and the matmuls around it in bf16
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(
+                    q.float(), k.float(), v.float(), attn_mask=mask, is_causal=causal, dropout_p=dropout_p
+                ).to(x.dtype)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout_p)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.relu2 = config.activation == "relu2"
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        h = self.c_fc(x)  # (B, T, 4C)
+        h = F.relu(h).square() if self.relu2 else F.gelu(h)
+        return self.dropout(self.c_proj(h))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.RMSNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.RMSNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x, rope=None, kv=None, pos=0):
+        x = x + self.attn(self.ln_1(x), rope, kv, pos)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = None if config.rope else nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.RMSNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+        if config.rope:
+            cos, sin = rope_tables(config)
+            self.register_buffer("rope_cos", cos, persistent=False)  # derived: never saved
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):  # GPT-2: scale residual projections by depth
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx, targets=None, *, kv_cache=None, last_only=False):
+        """idx: (B, T) token ids. Returns (logits, loss): logits (B, T, V), or (B, 1, V) with
+        last_only; loss is the mean cross-entropy against targets (B, T), or None.
+
+        With kv_cache (a `KVCache` from the engine) the tokens are placed at kv_cache.pos and the
+        cache is advanced by T.
+        """
+        B, T = idx.shape
+        pos = kv_cache.pos if kv_cache is not None else 0
+        if pos + T > self.config.block_size:
+            raise ValueError(f"{pos + T} positions exceed block_size {self.config.block_size}")
+        x = self.wte(idx)  # (B, T, C)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(pos, pos + T, device=idx.device))  # (T, C), broadcast
+        x = self.drop(x)
+        rope = (self.rope_cos, self.rope_sin) if self.config.rope else None
+        for i, block in enumerate(self.blocks):
+            kv = kv_cache.layer(i) if kv_cache is not None else None
+            x = block(x, rope, kv, pos)
+        if kv_cache is not None:
+            kv_cache.advance(T)
+        x = self.ln_f(x)
+        if last_only:
+            x = x[:, -1:, :]  # (B, 1, C): the head is the costliest matmul for big vocabularies
+        logits = self.lm_head(x)  # (B, T, V)
+        return logits, None if targets is None else lm_loss(logits, targets)
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, *, temperature=1.0, top_k=None, generator=None):
+        """Reference sampler: crop to block_size, run the whole window, sample from the last logits.
+
+        Slow on purpose (it recomputes everything per token); the engine is the fast path and
+        tests hold it to this one.
+        """
+        from .engine import sample_next
+
+        for _ in range(max_new_tokens):
+            logits, _ = self(idx[:, -self.config.block_size :], last_only=True)
+            nxt = sample_next(logits[:, -1, :], temperature=temperature, top_k=top_k, generator=generator)
+            idx = torch.cat((idx, nxt), dim=1)
+        return idx
+
+
+class Bigram(nn.Module):
+    """The seeds' baseline: the next token depends only on the current one (a V x V table)."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.table = nn.Embedding(config.vocab_size, config.vocab_size)
+        nn.init.normal_(self.table.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        return self.table.weight.numel()
+
+    def forward(self, idx, targets=None, *, kv_cache=None, last_only=False):
+        if kv_cache is not None:
+            kv_cache.advance(idx.shape[1])
+        if last_only:
+            idx = idx[:, -1:]
+        logits = self.table(idx)  # (B, T, V)
+        return logits, None if targets is None else lm_loss(logits, targets)
+
+    generate = GPT.generate
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy in nats, computed in fp32 whatever the logits' dtype."""
+    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+
+
+def build_model(config: GPTConfig) -> GPT | Bigram:
+    return Bigram(config) if config.arch == "bigram" else GPT(config)
+
+
+@torch.no_grad()
+def resize_vocab(model: GPT | Bigram, vocab_size: int) -> GPT | Bigram:
+    """A copy of model whose vocabulary has grown to vocab_size: old rows (old token ids) keep
+    their weights; new rows of the embedding and LM head start small and random."""
+    old = model.config
+    if vocab_size < old.vocab_size:
+        raise ValueError("a vocabulary only grows: old token ids must keep their meaning")
+    config = GPTConfig(**{**old.to_dict(), "vocab_size": vocab_size})
+    device = next(model.parameters()).device
+    grown = build_model(config).to(device)
+    state = model.state_dict()
+    for name, target in grown.state_dict().items():
+        if name not in state:
+            continue  # a derived buffer
+        source = state[name]
+        if source.shape == target.shape:
+            target.copy_(source)
+        else:  # wte, lm_head (V, C) or the bigram table (V, V): the old block sits top-left
+            target[tuple(slice(0, n) for n in source.shape)].copy_(source)
+    return grown

@@ -1,0 +1,191 @@
+"""The training loop and the small named helpers around it.
+
+`train_loop` knows nothing about files, terminals or corpora: it takes a model, an optimizer and a
+function that returns the next batch, and reports each finished step to `on_step`. Evaluation,
+checkpointing and progress are the caller's callbacks (see scratchgpt/train.py and the REPL's /train).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Learning rate per step: linear warmup, then cosine (or warmup-stable-decay) down to min_lr."""
+
+    lr: float
+    total_steps: int
+    warmup: int = 100
+    min_lr_ratio: float = 0.1
+    kind: str = "cosine"  # "cosine", or "wsd": flat until the last `decay_frac`, then linear
+    decay_frac: float = 0.2
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        min_lr = self.lr * self.min_lr_ratio
+        if self.kind == "wsd":
+            decay_start = self.total_steps * (1 - self.decay_frac)
+            if step < decay_start:
+                return self.lr
+            frac = min(1.0, (step - decay_start) / max(1, self.total_steps - decay_start))
+            return self.lr + (min_lr - self.lr) * frac
+        frac = min(1.0, (step - self.warmup) / max(1, self.total_steps - self.warmup))
+        return min_lr + 0.5 * (1 + math.cos(math.pi * frac)) * (self.lr - min_lr)
+
+
+def make_optimizer(
+    model: torch.nn.Module, *, lr: float, weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.99)
+) -> torch.optim.Optimizer:
+    """AdamW, decaying only matrices (not norms or biases), fused where this PyTorch supports it."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    step: int  # the step just finished (0-based)
+    loss: float  # mean training loss of its batch, nats per token
+    lr: float
+    tokens: int  # tokens it trained on
+    seconds: float  # wall time of the step
+
+
+class InterruptFlag:
+    """While active, Ctrl-C (SIGINT) only sets `requested`; the loop stops between two steps, so
+    a step is never half applied. Outside the main thread it does nothing."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextlib.contextmanager
+    def active(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, lambda *_: setattr(self, "requested", True))
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def train_loop(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    *,
+    steps: Iterable[int],
+    schedule: Callable[[int], float],
+    grad_clip: float = 1.0,
+    grad_accum: int = 1,
+    amp_dtype: torch.dtype | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+    interrupt: InterruptFlag | None = None,
+    backward_context: Callable[[int], contextlib.AbstractContextManager] | None = None,
+) -> int | None:
+    """Train over `steps`; returns the last finished step (None if none finished).
+
+    Each step: set the lr, accumulate gradients over grad_accum micro-batches, clip, update.
+    backward_context(micro) lets DDP skip the gradient all-reduce on all but the last micro-batch.
+    """
+    device = next(model.parameters()).device
+    model.train()
+    last = None
+    for step in steps:
+        if interrupt is not None and interrupt.requested:
+            break
+        t0 = time.perf_counter()
+        lr = schedule(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        loss_sum = torch.zeros((), device=device)
+        tokens = 0
+        for micro in range(grad_accum):
+            x, y = next_batch()
+            ctx = backward_context(micro) if backward_context else contextlib.nullcontext()
+            with ctx:
+                with autocast_context(device, amp_dtype):
+                    _, loss = model(x, y)
+                (loss / grad_accum).backward()
+            loss_sum += loss.detach()
+            tokens += y.numel()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        last = step
+        if on_step is not None:
+            loss_value = loss_sum.item() / grad_accum  # one sync per step, for reporting
+            on_step(StepInfo(step, loss_value, lr, tokens, time.perf_counter() - t0))
+    return last
+
+
+@torch.no_grad()
+def estimate_loss(
+    model: torch.nn.Module,
+    get_batch: Callable[[str, torch.Generator], tuple[torch.Tensor, torch.Tensor]],
+    *,
+    iters: int,
+    seed: int,
+    amp_dtype: torch.dtype | None = None,
+    splits: tuple[str, ...] = ("train", "val"),
+) -> dict[str, float]:
+    """Mean loss over `iters` random batches per split (nanoGPT's estimate), with its own
+    generator so evaluating never changes which batches training sees next."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = {}
+    for split in splits:
+        generator = torch.Generator().manual_seed(seed)
+        losses = torch.zeros(iters)
+        for i in range(iters):
+            x, y = get_batch(split, generator)
+            with autocast_context(device, amp_dtype):
+                _, loss = model(x, y)
+            losses[i] = loss.item()
+        out[split] = losses.mean().item()
+    model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def evaluate_windows(
+    model: torch.nn.Module,
+    windows: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    amp_dtype: torch.dtype | None = None,
+) -> tuple[float, int]:
+    """Summed loss (nats) and number of predicted tokens over every window given."""
+    device = next(model.parameters()).device
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in windows:
+        x, y = x.to(device), y.to(device)
+        with autocast_context(device, amp_dtype):
+            logits, _ = model(x)
+        total += torch.nn.functional.cross_entropy(
+            logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum"
+        ).item()
+        count += y.numel()
+    return total, count

@@ -1,0 +1,71 @@
+"""Training progress for people: a rich bar on a terminal, plain lines in a log or a pipe."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    """The values as a row of block characters, lowest to highest, resampled to at most width."""
+    if not values:
+        return ""
+    if len(values) > width:
+        values = [values[i * len(values) // width] for i in range(width)]
+    lo, hi = min(values), max(values)
+    bars = "▁▂▃▄▅▆▇█"
+    return "".join(bars[int((v - lo) / (hi - lo) * 7) if hi > lo else 0] for v in values)
+
+
+class TrainProgress:
+    """Reports steps of one training run. Use as a context manager; call `step` and `note`."""
+
+    def __init__(self, total: int, *, start: int = 0, console: Console | None = None, every: int = 10):
+        self.console = console or Console(file=sys.stdout, highlight=False)
+        self.total, self.start, self.every = total, start, every
+        self.live = self.console.is_terminal
+        self._tokens = 0
+        self._t0 = time.perf_counter()
+        self._bar: Progress | None = None
+
+    def __enter__(self) -> TrainProgress:
+        if self.live:
+            self._bar = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:,.0f} tok/s"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("train", total=self.total, completed=self.start, loss=0.0, tps=0.0)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self._tokens / max(1e-9, time.perf_counter() - self._t0)
+
+    def step(self, step: int, loss: float, tokens: int) -> None:
+        self._tokens += tokens
+        done = step + 1
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, loss=loss, tps=self.tokens_per_second)
+        elif done % self.every == 0 or done == self.total:
+            elapsed = time.perf_counter() - self._t0
+            eta = elapsed / max(1, done - self.start) * (self.total - done)
+            self.console.print(
+                f"step {done}/{self.total}  loss {loss:.4f}  {self.tokens_per_second:,.0f} tok/s  eta {eta:.0f}s"
+            )
+
+    def note(self, text: str) -> None:
+        """A line that stays above the bar (evaluations, checkpoints)."""
+        self.console.print(text)

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from scratchgpt.model.engine import Engine, parse_stop, sample_next
+from scratchgpt.model.gpt import GPTConfig, build_model
+
+BLOCK = 16
+
+
+@pytest.fixture(params=[dict(), dict(rope=False, qk_norm=False)], ids=["rope", "learned-pos"])
+def model(request):
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=11, block_size=BLOCK, n_layer=2, n_head=2, n_embd=16, **request.param)
+    return build_model(config).eval()
+
+
+def full_forward_last(model, ids):
+    logits, _ = model(torch.tensor([ids]))
+    return logits[0, -1]
+
+
+def test_kv_cache_decoding_equals_full_forward_past_block_size(model):
+    engine = Engine(model)
+    steps = 0
+    for _ in engine.generate([1, 2, 3], max_new_tokens=3 * BLOCK, temperature=1.0,
+                             generator=torch.Generator().manual_seed(1)):
+        # the cached logits must be what a full forward over the same window gives
+        torch.testing.assert_close(engine._last_logits[0], full_forward_last(model, engine.cache.tokens),
+                                   atol=1e-4, rtol=1e-4)
+        assert len(engine.cache.tokens) <= BLOCK
+        steps += 1
+    assert steps == 3 * BLOCK
+
+
+def test_kv_cache_greedy_output_equals_reference_generate(model):
+    context = [4, 5]
+    n = BLOCK - len(context)
+    reference = model.generate(torch.tensor([context]), n, temperature=0)[0, len(context):].tolist()
+    cached = list(Engine(model).generate(context, max_new_tokens=n, temperature=0))
+    assert cached == reference
+
+
+def test_continued_turn_runs_only_the_new_tokens_and_matches_full_forward(model):
+    engine = Engine(model)
+    first = [1, 2, 3]
+    reply = list(engine.generate(first, max_new_tokens=4, temperature=0))
+    conversation = first + reply + [7, 8]
+    computed = engine.prefill(conversation)
+    assert computed == 3  # the reply's last token (never run) and the two new ones
+    torch.testing.assert_close(engine._last_logits[0], full_forward_last(model, conversation), atol=1e-4, rtol=1e-4)
+
+
+def test_a_conversation_longer_than_the_window_attends_to_its_last_block(model):
+    engine = Engine(model)
+    conversation = list(range(1, 11)) * 3  # 30 tokens > BLOCK
+    engine.prefill(conversation)
+    torch.testing.assert_close(engine._last_logits[0], full_forward_last(model, conversation[-BLOCK:]),
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_a_turn_after_the_window_was_cropped_costs_only_its_new_tokens(model):
+    engine = Engine(model)
+    context = [1, 2, 3]
+    reply = list(engine.generate(context, max_new_tokens=BLOCK + 2, temperature=0))  # crops once
+    conversation = context + reply + [5]
+    assert engine.prefill(conversation) == 2  # the reply's last token and the new one
+    window = engine.cache.tokens
+    assert conversation[-len(window):] == window
+    torch.testing.assert_close(engine._last_logits[0], full_forward_last(model, window), atol=1e-4, rtol=1e-4)
+
+
+def test_an_edited_history_recomputes_from_the_first_difference(model):
+    engine = Engine(model)
+    engine.prefill([1, 2, 3, 4, 5])
+    assert engine.prefill([1, 2, 9, 4, 5]) == 3
+    torch.testing.assert_close(engine._last_logits[0], full_forward_last(model, [1, 2, 9, 4, 5]), atol=1e-4, rtol=1e-4)
+
+
+def test_temperature_zero_determinism(model):
+    runs = [list(Engine(model).generate([1], max_new_tokens=20, temperature=0)) for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_same_seed_same_tokens_other_seed_other_tokens(model):
+    def run(seed):
+        return list(Engine(model).generate([1], max_new_tokens=30, temperature=1.5,
+                                           generator=torch.Generator().manual_seed(seed)))
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+
+
+def test_sample_next_top_k_one_and_tiny_top_p_are_greedy():
+    logits = torch.randn(3, 50)
+    g = torch.Generator().manual_seed(0)
+    greedy = logits.argmax(-1, keepdim=True)
+    assert torch.equal(sample_next(logits, temperature=1.0, top_k=1, generator=g), greedy)
+    assert torch.equal(sample_next(logits, temperature=1.0, top_p=1e-6, generator=g), greedy)
+    assert torch.equal(sample_next(logits, temperature=0), greedy)
+
+
+def test_top_k_never_samples_outside_the_k_likeliest():
+    logits = torch.arange(10.0).unsqueeze(0)
+    g = torch.Generator().manual_seed(0)
+    picks = {int(sample_next(logits, temperature=5.0, top_k=3, generator=g)) for _ in range(200)}
+    assert picks <= {7, 8, 9} and len(picks) == 3
+
+
+def test_stop_escapes_are_understood():
+    assert parse_stop(r"\n\n") == "\n\n"
+    assert parse_stop(r"a\tb") == "a\tb"
+    assert parse_stop("ROMEO:") == "ROMEO:"

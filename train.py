@@ -1,0 +1,265 @@
+"""`scratchgpt train` (and `torchrun -m scratchgpt.train`): one training run, flags to checkpoints.
+
+Files of a run with `--out X.safetensors`:
+    X.safetensors               best validation loss so far (what eval, sample and the REPL load)
+    X.last.safetensors          the latest state, written at every evaluation and on Ctrl-C
+    X.last.optim.safetensors    optimizer moments, RNG states and counters, for an exact --resume
+    X.metrics.jsonl             one JSON object per logged step and per evaluation
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .cliutil import Parser, finite_float, non_negative_float, non_negative_int, positive_int, run_entry_point
+from .data import Batches, Corpus, iter_text, load_tokens, resolve_corpus
+from .errors import ScratchGPTError
+from .model import distributed as dist
+from .model.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    load_train_state,
+    save_checkpoint,
+    save_train_state,
+)
+from .model.device import autocast_dtype, pick_device
+from .model.gpt import GPTConfig, build_model, resize_vocab
+from .model.trainer import InterruptFlag, Schedule, StepInfo, estimate_loss, make_optimizer, train_loop
+from .progress import TrainProgress
+from .tokenizers import TOKENIZER_NAMES, fit_tokenizer
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="scratchgpt train", description="Train a GPT (or the bigram baseline) on a text corpus.")
+    a = p.add_argument
+    a("--corpus", default="tinyshakespeare", help="registered corpus name or path to a UTF-8 text file")
+    a("--tokenizer", default="char", choices=TOKENIZER_NAMES, help="vocabulary (default: char)")
+    a("--vocab-size", type=positive_int, default=None, help="word tokenizer: words kept (default 8192)")
+    a("--arch", default="gpt", choices=("gpt", "bigram"), help="model: transformer or bigram baseline")
+    a("--n-layer", type=positive_int, default=6, help="transformer blocks (default 6)")
+    a("--n-head", type=positive_int, default=6, help="attention heads (default 6)")
+    a("--n-embd", type=positive_int, default=384, help="model width (default 384)")
+    a("--block-size", type=positive_int, default=256, help="context length in tokens (default 256)")
+    a("--no-rope", dest="rope", action="store_false", help="learned absolute positions instead of RoPE")
+    a("--no-qk-norm", dest="qk_norm", action="store_false", help="no RMS norm on queries and keys")
+    a("--activation", default="relu2", choices=("relu2", "gelu"), help="MLP activation (default relu2)")
+    a("--tie-embeddings", action="store_true", help="share token embedding and LM head weights")
+    a("--bias", action="store_true", help="biases in Linear layers")
+    a("--dropout", type=non_negative_float, default=0.0, help="dropout probability (default 0)")
+    a("--batch-size", type=positive_int, default=64, help="sequences per micro-batch (default 64)")
+    a("--grad-accum", type=positive_int, default=1, help="micro-batches per step, summed over ranks")
+    a("--max-iters", type=positive_int, default=5000, help="optimizer steps in the whole run")
+    a("--lr", type=finite_float, default=1e-3, help="peak learning rate (default 1e-3)")
+    a("--min-lr-ratio", type=non_negative_float, default=0.1, help="final lr as a fraction of --lr")
+    a("--warmup-iters", type=non_negative_int, default=100, help="linear warmup steps (default 100)")
+    a("--schedule", default="cosine", choices=("cosine", "wsd"), help="lr decay after warmup")
+    a("--weight-decay", type=non_negative_float, default=0.1, help="AdamW weight decay on matrices")
+    a("--beta2", type=finite_float, default=0.99, help="AdamW beta2 (default 0.99)")
+    a("--grad-clip", type=non_negative_float, default=1.0, help="clip gradient norm (0 = off)")
+    a("--eval-interval", type=positive_int, default=250, help="steps between evaluations")
+    a("--eval-iters", type=positive_int, default=20, help="batches per split in each evaluation")
+    a("--log-interval", type=positive_int, default=10, help="steps between metrics lines")
+    a("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    a("--amp", default="auto", choices=("auto", "bf16", "fp32"), help="autocast: auto = bf16 where fast")
+    a("--seed", type=non_negative_int, default=1337, help="random seed (default 1337)")
+    a("--out", default="out/ckpt.safetensors", help="checkpoint path; siblings hold resume state")
+    a("--resume", action="store_true", help="continue the run saved at --out (X.last.*)")
+    a("--init-from", metavar="CHECKPOINT", help="fine-tune this checkpoint (grows a char vocabulary)")
+    a("--lossy", action="store_true", help="read a corpus that is not valid UTF-8, replacing bad bytes")
+    a("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    best: Path
+    last: Path
+    train_state: Path
+    metrics: Path
+
+    @classmethod
+    def from_out(cls, out: str | Path) -> RunPaths:
+        best = Path(out)
+        stem = best.with_suffix("") if best.suffix == ".safetensors" else best
+        return cls(
+            best=best,
+            last=Path(f"{stem}.last.safetensors"),
+            train_state=Path(f"{stem}.last.optim.safetensors"),
+            metrics=Path(f"{stem}.metrics.jsonl"),
+        )
+
+
+def corpus_record(corpus: Corpus, source: str) -> dict:
+    return {"name": corpus.name, "sha256": corpus.sha256, "source": source}
+
+
+def corpus_of(ckpt: Checkpoint, override: str | None) -> tuple[Corpus, str]:
+    """The corpus to keep training a checkpoint on: the one given, else the one it recorded."""
+    if override:
+        return resolve_corpus(override), override
+    if not ckpt.corpus:
+        raise ScratchGPTError(f"{ckpt.path} does not record its corpus; pass --corpus")
+    source = ckpt.corpus.get("source") or ckpt.corpus["name"]
+    corpus = resolve_corpus(source)
+    if corpus.sha256 != ckpt.corpus["sha256"]:
+        raise ScratchGPTError(f"corpus {source} has changed since {ckpt.path} was trained on it; pass --corpus")
+    return corpus, source
+
+
+def adapt_to_corpus(ckpt: Checkpoint, corpus: Corpus, *, lossy: bool = False) -> Checkpoint:
+    """Grow a char model's vocabulary with the characters a new corpus brings (old ids kept)."""
+    if ckpt.tokenizer.name != "char":
+        return ckpt
+    grown = ckpt.tokenizer.extend(iter_text(corpus, lossy=lossy))
+    if grown.vocab_size == ckpt.tokenizer.vocab_size:
+        return ckpt
+    model = resize_vocab(ckpt.model, grown.vocab_size)
+    return Checkpoint(model=model, tokenizer=grown, path=ckpt.path, corpus=ckpt.corpus, train=ckpt.train)
+
+
+def _rng_states(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    return {"batches": generator.get_state(), "torch": torch.get_rng_state()}
+
+
+def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
+    """Train as the parsed flags say; returns a summary (steps, losses, paths)."""
+    rank = dist.setup(args.device)
+    device = dist.device_for_rank(pick_device(args.device))
+    amp = {"bf16": torch.bfloat16, "fp32": None}.get(args.amp, autocast_dtype(device))
+    paths = RunPaths.from_out(args.out)
+    seed = args.seed + rank.index  # each rank draws different batches
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    train_state: dict = {}
+
+    if args.resume:
+        if not paths.last.exists():
+            raise ScratchGPTError(f"nothing to resume: {paths.last} does not exist; drop --resume to start")
+        ckpt = load_checkpoint(paths.last, device=device)
+        corpus, source = corpus_of(ckpt, None)
+    elif args.init_from:
+        ckpt = load_checkpoint(args.init_from, device=device)
+        corpus, source = corpus_of(ckpt, args.corpus if args.corpus != "tinyshakespeare" else None)
+        ckpt = adapt_to_corpus(ckpt, corpus, lossy=args.lossy)
+    else:
+        corpus, source = resolve_corpus(args.corpus), args.corpus
+        tokenizer = fit_tokenizer(args.tokenizer, iter_text(corpus, lossy=args.lossy), vocab_size=args.vocab_size)
+        config = GPTConfig(
+            vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
+            n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, bias=args.bias, arch=args.arch,
+            rope=args.rope, qk_norm=args.qk_norm, activation=args.activation, tie_embeddings=args.tie_embeddings,
+        )  # fmt: skip
+        ckpt = Checkpoint(model=build_model(config).to(device), tokenizer=tokenizer)
+    model, tokenizer, config = ckpt.model, ckpt.tokenizer, ckpt.model.config
+
+    tokens = load_tokens(corpus, tokenizer, lossy=args.lossy)
+    batches = Batches(tokens, config.block_size, args.batch_size, device=device)
+    optimizer = make_optimizer(model, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, args.beta2))
+    if args.resume:
+        rng, train_state = load_train_state(paths.train_state, optimizer)
+        if train_state.get("step") != ckpt.train.get("step"):
+            raise ScratchGPTError(f"{paths.train_state} is from another step than {paths.last}; cannot resume")
+        generator.set_state(rng["batches"])
+        torch.set_rng_state(rng["torch"])
+    start = train_state.get("step", -1) + 1
+    best_val = train_state.get("best_val", float("inf"))
+    tokens_seen = train_state.get("tokens_seen", 0)
+    schedule = Schedule(
+        args.lr, args.max_iters, warmup=args.warmup_iters, min_lr_ratio=args.min_lr_ratio, kind=args.schedule
+    )
+    ddp_model = dist.wrap(model, device)
+    grad_accum = dist.local_grad_accum(args.grad_accum, rank)
+    last_losses: dict[str, float] = dict(train_state.get("last_eval", {}))
+    train_losses: list[float] = []
+
+    def record(entry: dict) -> None:
+        if rank.is_main:
+            paths.metrics.parent.mkdir(parents=True, exist_ok=True)
+            with paths.metrics.open("a") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    def save(step: int, progress: TrainProgress) -> None:
+        nonlocal best_val
+        if not rank.is_main:
+            return
+        meta = {"step": step, "tokens_seen": tokens_seen, "max_iters": args.max_iters, **last_losses}
+        meta["val_loss"] = last_losses.get("val")
+        record_corpus = corpus_record(corpus, source)
+        save_train_state(
+            paths.train_state, optimizer, rng=_rng_states(generator),
+            state={"step": step, "best_val": best_val, "tokens_seen": tokens_seen, "last_eval": last_losses},
+        )  # fmt: skip
+        save_checkpoint(paths.last, model, tokenizer, corpus=record_corpus, train=meta)
+        val = last_losses.get("val", float("inf"))
+        if val < best_val or not paths.best.exists():
+            best_val = min(best_val, val)
+            save_checkpoint(paths.best, model, tokenizer, corpus=record_corpus, train=meta)
+            progress.note(f"step {step + 1}: saved {paths.best} (val {val:.4f})")
+
+    def evaluate(step: int, progress: TrainProgress) -> None:
+        losses = estimate_loss(
+            model, lambda split, g: batches.get(split, g), iters=args.eval_iters, seed=args.seed, amp_dtype=amp
+        )
+        last_losses.update({"train": losses["train"], "val": losses["val"]})
+        progress.note(f"step {step + 1}: train {losses['train']:.4f}  val {losses['val']:.4f}")
+        record({"step": step + 1, "tokens": tokens_seen, "train_loss": losses["train"], "val_loss": losses["val"]})
+
+    flag = interrupt or InterruptFlag()
+    t0 = time.perf_counter()
+    with flag.active(), TrainProgress(args.max_iters, start=start, every=args.log_interval) as progress:
+        if not rank.is_main:
+            progress.live = False
+            progress.every = 10**12
+
+        def on_step(info: StepInfo) -> None:
+            nonlocal tokens_seen
+            tokens_seen += info.tokens * rank.world_size
+            train_losses.append(info.loss)
+            progress.step(info.step, info.loss, info.tokens * rank.world_size)
+            if (info.step + 1) % args.log_interval == 0:
+                record({"step": info.step + 1, "tokens": tokens_seen, "loss": info.loss, "lr": info.lr,
+                        "tok_per_s": round(progress.tokens_per_second)})  # fmt: skip
+            if (info.step + 1) % args.eval_interval == 0 or info.step + 1 == args.max_iters:
+                evaluate(info.step, progress)
+                save(info.step, progress)
+
+        last = train_loop(
+            ddp_model, optimizer, lambda: batches.get("train", generator),
+            steps=range(start, args.max_iters), schedule=schedule, grad_clip=args.grad_clip,
+            grad_accum=grad_accum, amp_dtype=amp, on_step=on_step, interrupt=flag,
+            backward_context=dist.no_sync_context(ddp_model, grad_accum),
+        )  # fmt: skip
+        if flag.requested and last is not None:
+            evaluate(last, progress)
+            save(last, progress)
+            progress.note(f"interrupted after step {last + 1}; continue with --resume --out {args.out}")
+    dist.teardown()
+    return {
+        "steps": (last + 1) if last is not None else start,
+        "train_losses": train_losses,
+        "val": last_losses.get("val"),
+        "best": str(paths.best),
+        "seconds": time.perf_counter() - t0,
+        "tokens_per_second": progress.tokens_per_second,
+        "interrupted": flag.requested,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run(args)
+    return 0
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    return run_entry_point(main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
