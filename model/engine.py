@@ -115,7 +115,7 @@ class Engine:
         block, cached = self.config.block_size, self.cache.tokens
         first = max(0, len(context) - block)
         if cached and len(context) > block:
-            for s in range(first, len(context) - len(cached) + 1):
+            for s in range(len(context) - len(cached), first - 1, -1):  # latest first: least to run
                 if context[s] == cached[0] and list(context[s : s + len(cached)]) == cached:
                     return list(context[s:])
         return list(context[first:])

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from scratchgpt.model.engine import Engine, parse_stop, sample_next
 from scratchgpt.model.gpt import GPTConfig, build_model
 
@@ -47,7 +48,7 @@ def test_continued_turn_runs_only_the_new_tokens_and_matches_full_forward(model)
     reply = list(engine.generate(first, max_new_tokens=4, temperature=0))
     conversation = first + reply + [7, 8]
     computed = engine.prefill(conversation)
-    assert computed == 3  # the reply's last token (never run) and the two new ones
+    assert computed == 2  # only the two new tokens: the whole reply is already cached
     torch.testing.assert_close(engine._last_logits[0], full_forward_last(model, conversation), atol=1e-4, rtol=1e-4)
 
 
@@ -64,7 +65,7 @@ def test_a_turn_after_the_window_was_cropped_costs_only_its_new_tokens(model):
     context = [1, 2, 3]
     reply = list(engine.generate(context, max_new_tokens=BLOCK + 2, temperature=0))  # crops once
     conversation = context + reply + [5]
-    assert engine.prefill(conversation) == 2  # the reply's last token and the new one
+    assert engine.prefill(conversation) == 1  # only the new token
     window = engine.cache.tokens
     assert conversation[-len(window):] == window
     torch.testing.assert_close(engine._last_logits[0], full_forward_last(model, window), atol=1e-4, rtol=1e-4)

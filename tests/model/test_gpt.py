@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from scratchgpt.errors import ScratchGPTError
 from scratchgpt.model.gpt import Bigram, GPTConfig, build_model, resize_vocab
 

@@ -1,0 +1,55 @@
+"""Training end to end through `scratchgpt.train` on Tiny Shakespeare, with tiny models."""
+
+from __future__ import annotations
+
+import pytest
+
+from scratchgpt.model.checkpoint import load_checkpoint
+from scratchgpt.model.trainer import InterruptFlag
+from scratchgpt.progress import TrainProgress
+from scratchgpt.train import RunPaths, build_parser, run
+
+TINY = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "16",
+        "--eval-iters", "5", "--log-interval", "5", "--device", "cpu"]
+
+
+def train(tmp_path, *extra, interrupt=None):
+    args = build_parser().parse_args([*TINY, "--out", str(tmp_path / "run.safetensors"), *extra])
+    return run(args, interrupt=interrupt)
+
+
+@pytest.mark.slow
+def test_a_tiny_model_takes_val_loss_from_about_4_2_below_2_5(tmp_path):
+    summary = train(tmp_path, "--max-iters", "300", "--eval-interval", "300", "--lr", "3e-3", "--warmup-iters", "20")
+    assert 3.8 < summary["train_losses"][0] < 4.6  # ~ln(65) for 65 characters
+    assert summary["val"] < 2.5
+    ckpt = load_checkpoint(tmp_path / "run.safetensors")
+    assert ckpt.train["step"] == 299 and ckpt.corpus["name"] == "tinyshakespeare"
+
+
+def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp_path, monkeypatch):
+    flags = ["--max-iters", "16", "--eval-interval", "8", "--dropout", "0.1"]
+    straight = train(tmp_path / "a", *flags)["train_losses"]
+
+    flag = InterruptFlag()
+    real_step = TrainProgress.step
+
+    def step(self, step, loss, tokens):
+        real_step(self, step, loss, tokens)
+        if step + 1 == 6:
+            flag.requested = True  # as if Ctrl-C arrived during the sixth step
+
+    monkeypatch.setattr(TrainProgress, "step", step)
+    first = train(tmp_path / "b", *flags, interrupt=flag)
+    monkeypatch.undo()
+    assert first["interrupted"] and first["steps"] == 6
+    resumed = train(tmp_path / "b", *flags, "--resume")
+    assert len(resumed["train_losses"]) == 10
+    assert first["train_losses"] + resumed["train_losses"] == pytest.approx(straight, abs=1e-6)
+
+
+def test_run_paths_sit_beside_the_best_checkpoint(tmp_path):
+    paths = RunPaths.from_out(tmp_path / "x.safetensors")
+    assert paths.last.name == "x.last.safetensors"
+    assert paths.train_state.name == "x.last.optim.safetensors"
+    assert paths.metrics.name == "x.metrics.jsonl"
