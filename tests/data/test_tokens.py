@@ -1,0 +1,142 @@
+"""load_tokens: tokenized once into a cached token file, equal to one whole encode; split_tokens."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from scratchgpt import paths
+from scratchgpt.data import iter_text, load_tokens, resolve_corpus, split_tokens, token_dtype, token_file
+from scratchgpt.data.tokens import _stable_pieces
+from scratchgpt.tokenizers import fit_tokenizer
+
+
+class WideTokenizer:
+    """Stand-in with more ids than uint16 holds: id = code point + 65536."""
+
+    name = "wide"
+    vocab_size = 70_000
+
+    def encode_array(self, text: str) -> np.ndarray:
+        return np.array([ord(c) for c in text], dtype=np.int64) + 65_536
+
+    def spec(self) -> dict:
+        return {"name": self.name, "version": 1}
+
+
+def count_encodes(monkeypatch, tokenizer) -> list[int]:
+    """Record the length of every text tokenizer.encode_array is given."""
+    calls: list[int] = []
+    encode = tokenizer.encode_array
+
+    def counting(text):
+        calls.append(len(text))
+        return encode(text)
+
+    monkeypatch.setattr(tokenizer, "encode_array", counting)
+    return calls
+
+
+def test_char_tokens_equal_one_encode_of_the_whole_text(shakespeare_text):
+    corpus = resolve_corpus("tinyshakespeare")
+    tokenizer = fit_tokenizer("char", iter_text(corpus))
+    tokens = load_tokens(corpus, tokenizer)
+    assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16 and not tokens.flags.writeable
+    np.testing.assert_array_equal(tokens, tokenizer.encode_array(shakespeare_text))
+
+
+def test_the_second_load_reads_the_cache_without_encoding(make_corpus, monkeypatch, shakespeare_head):
+    corpus = make_corpus(shakespeare_head)
+    tokenizer = fit_tokenizer("char", [shakespeare_head])
+    calls = count_encodes(monkeypatch, tokenizer)
+    first = load_tokens(corpus, tokenizer)
+    assert sum(calls) == len(shakespeare_head)
+    calls.clear()
+    second = load_tokens(corpus, tokenizer)
+    assert calls == []
+    np.testing.assert_array_equal(first, second)
+
+
+def test_the_token_file_is_keyed_by_corpus_and_tokenizer_spec(make_corpus):
+    corpus = make_corpus("abcabc\n")
+    other_corpus = make_corpus("abcabd\n", "other.txt")
+    tokenizer = fit_tokenizer("char", ["abcd\n"])
+    path = token_file(corpus, tokenizer)
+    assert path.parent == paths.cache_dir() / "tokens"
+    assert path.name.startswith(corpus.sha256[:16] + "-") and path.suffix == ".bin"
+    assert token_file(other_corpus, tokenizer) != path
+    assert token_file(corpus, fit_tokenizer("char", ["abcde\n"])) != path
+    assert token_file(corpus, fit_tokenizer("char", ["abcd\n"])) == path
+    load_tokens(corpus, tokenizer)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_ids_above_uint16_are_stored_as_uint32(make_corpus):
+    assert token_dtype(65_536) == np.uint16 and token_dtype(65_537) == np.uint32
+    tokens = load_tokens(make_corpus("héllo\n"), WideTokenizer())
+    assert tokens.dtype == np.uint32
+    assert tokens.tolist() == [ord(c) + 65_536 for c in "héllo\n"]
+
+
+def test_a_failed_tokenization_leaves_no_token_file(make_corpus, monkeypatch):
+    corpus = make_corpus("abc\n")
+    tokenizer = fit_tokenizer("char", ["abc\n"])
+
+    def crash(text):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tokenizer, "encode_array", crash)
+    with pytest.raises(KeyboardInterrupt):
+        load_tokens(corpus, tokenizer)
+    assert list(token_file(corpus, tokenizer).parent.iterdir()) == []
+
+
+def test_a_stale_temporary_file_from_a_killed_run_is_removed(make_corpus):
+    corpus = make_corpus("abc\n")
+    tokenizer = fit_tokenizer("char", ["abc\n"])
+    path = token_file(corpus, tokenizer)
+    path.parent.mkdir(parents=True)
+    stale = path.parent / f"{path.name}.x1y2.tmp"
+    stale.write_bytes(b"\0" * 10)
+    hour_ago = time.time() - 2 * 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    load_tokens(corpus, tokenizer)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_lossy_tokens_are_cached_for_a_corpus_that_is_not_utf8(make_corpus):
+    corpus = make_corpus(b"ab\xffc\n")
+    tokenizer = fit_tokenizer("char", iter_text(corpus, lossy=True))
+    assert tokenizer.decode(load_tokens(corpus, tokenizer, lossy=True)) == "ab\ufffdc\n"
+
+
+@pytest.mark.parametrize("name", ["word", "tiktoken"])
+def test_stable_pieces_encode_like_the_whole_text(make_corpus, shakespeare_head, name):
+    text = shakespeare_head + "\n\n  odd   spacing\t\n\n\nend"
+    tokenizer = fit_tokenizer(name, [text])
+    chunks = list(iter_text(make_corpus(text), chunk_bytes=997))
+    pieces = list(_stable_pieces(chunks))
+    assert "".join(pieces) == text and len(pieces) > 10
+    whole = tokenizer.encode_array(text)
+    np.testing.assert_array_equal(np.concatenate([tokenizer.encode_array(p) for p in pieces]), whole)
+    if name == "tiktoken":  # the cut points matter: the raw chunks encode differently
+        naive = np.concatenate([tokenizer.encode_array(c) for c in chunks])
+        assert len(naive) != len(whole) or (naive != whole).any()
+
+
+def test_a_long_stretch_without_a_stable_cut_is_cut_anyway():
+    chunks = ["x" * 10] * 5 + ["a\nb"]
+    pieces = list(_stable_pieces(chunks, max_carry=25))
+    assert "".join(pieces) == "".join(chunks)
+    assert max(map(len, pieces)) <= 30
+
+
+def test_split_is_the_first_90_percent_and_the_last_10():
+    tokens = np.arange(1000, dtype=np.uint16)
+    train, val = split_tokens(tokens)
+    assert train.tolist() == list(range(900)) and val.tolist() == list(range(900, 1000))
+    train, val = split_tokens(np.arange(11))
+    assert len(train) == 9 and len(val) == 2  # n = int(0.9 * len)
