@@ -1,0 +1,339 @@
+"""`scratchgpt-repl`: talk to a model in a terminal, or continue piped text once.
+
+stdin a terminal (and no -p/--prompt-file): the interactive `Repl`. Otherwise the prompt is read
+(a file, all of stdin, then -p), the continuation is written to stdout, and the program exits;
+nothing else is drawn, and stats go to stderr only with --verbose. prompt_toolkit and rich are
+imported on the interactive path only, so a piped prompt starts as fast as torch allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..cliutil import EXIT_OK, Parser, run_entry_point
+from ..errors import ScratchGPTError
+from .commands import (
+    ArgError,
+    Exit,
+    execute,
+    is_command,
+    length_arg,
+    parse,
+    printable,
+    seed_arg,
+    stop_arg,
+    temperature_arg,
+    tokenizer_arg,
+    top_k_arg,
+    top_p_arg,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .session import Reply, Session
+
+
+def _flag(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A command's argument converter as an argparse type: the same checks for flags and commands."""
+
+    def parse_flag(text: str) -> Any:
+        try:
+            return convert(text)
+        except ArgError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse_flag.__name__ = convert.__name__.removesuffix("_arg")
+    return parse_flag
+
+
+def build_parser() -> Parser:
+    p = Parser(
+        prog="scratchgpt-repl",
+        description="Talk to a model: type text and it continues it. Piped stdin: continue it once and exit.",
+    )
+    a = p.add_argument
+    a("--checkpoint", help="a .safetensors checkpoint (default: the shipped model)")
+    a("--tokenizer", type=_flag(tokenizer_arg), help="vocabulary: char, tiktoken or word (as /tokenizer)")
+    a("--temp", type=_flag(temperature_arg), default=0.8, help="temperature; 0 = greedy (default 0.8)")
+    a("--len", type=_flag(length_arg), default=500, help="longest reply in tokens (default 500)")
+    a("--top-k", type=_flag(top_k_arg), help="sample among the k likeliest tokens")
+    a("--top-p", type=_flag(top_p_arg), help="nucleus sampling: the smallest set with mass p")
+    a("--seed", type=_flag(seed_arg), help="random seed (default: a fresh one per session)")
+    a("--stop", type=_flag(stop_arg), action="append", default=[], help=r"stop at this text (\n\n works); repeatable")
+    a("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    a("-p", "--prompt", help="text to continue once, then exit (after piped stdin, if any)")
+    a("--prompt-file", help="a UTF-8 file whose text to continue once, then exit")
+    a("--echo", action="store_true", help="write the prompt before its continuation")
+    a("--verbose", action="store_true", help="stats and notes on stderr (piped); more stats per reply (interactive)")
+    a("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def open_session(args: argparse.Namespace) -> tuple[Session, str | None]:
+    """Load the checkpoint the flags name (once) and wrap it in a Session; also any note about it."""
+    from ..model.checkpoint import load_checkpoint, resolve_checkpoint, shipped_checkpoint
+    from ..model.device import pick_device
+    from .session import Session, Settings, fresh_seed
+
+    device = pick_device(args.device)
+    path = args.checkpoint or (shipped_checkpoint(args.tokenizer) if args.tokenizer else None)
+    ckpt = load_checkpoint(resolve_checkpoint(path), device=device)
+    settings = Settings(
+        temperature=args.temp, max_new_tokens=args.len, top_k=args.top_k, top_p=args.top_p,
+        seed=fresh_seed() if args.seed is None else args.seed, stop=list(args.stop), verbose=args.verbose,
+    )  # fmt: skip
+    session = Session(ckpt, settings=settings)
+    note = None
+    if args.tokenizer and args.tokenizer != ckpt.tokenizer.name:
+        note = session.switch_tokenizer(args.tokenizer)
+    return session, note
+
+
+def _read_text(data: bytes) -> str:
+    """Piped or file text: invalid UTF-8 replaced, NUL bytes dropped."""
+    return data.decode("utf-8", errors="replace").replace("\0", "")
+
+
+def one_shot_prompt(args: argparse.Namespace, stdin_is_tty: bool) -> str:
+    parts = []
+    if args.prompt_file:
+        try:
+            with open(os.path.expanduser(args.prompt_file), "rb") as f:
+                parts.append(_read_text(f.read()))
+        except OSError as e:
+            raise ScratchGPTError(f"cannot read --prompt-file {args.prompt_file}: {e.strerror or e}") from None
+    if not stdin_is_tty and sys.stdin is not None:
+        parts.append(_read_text(sys.stdin.buffer.read()))
+    if args.prompt:
+        parts.append(args.prompt)
+    return "".join(parts)
+
+
+def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool = False) -> int:
+    """Continue prompt once: the continuation (after the prompt with echo) on stdout, stats on stderr."""
+    out = sys.stdout
+    if hasattr(out, "reconfigure"):
+        out.reconfigure(errors="replace")
+    tty = out.isatty()
+    clean = printable if tty else (lambda text: text)
+    try:
+        if echo:
+            out.write(clean(prompt))
+        reply = session.reply(prompt)
+        last = prompt[-1:] if echo else ""
+        for piece in reply:
+            out.write(clean(piece))
+            out.flush()
+            last = piece[-1:] or last
+        if tty and last != "\n":
+            out.write("\n")
+        out.flush()
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        return EXIT_OK
+    if verbose:
+        for note in session.take_notices():
+            print(f"note: {note}", file=sys.stderr)
+        print(stats_line(session, reply, verbose=True), file=sys.stderr)
+    return EXIT_OK
+
+
+def stats_line(session: Session, reply: Reply, *, verbose: bool) -> str:
+    s = session.settings
+    parts = [f"{reply.tokens} tokens", f"{reply.tokens_per_second:,.1f} tokens/s", f"temp {s.temperature:g}",
+             f"seed {s.seed}"]  # fmt: skip
+    if verbose:
+        parts += [f"prompt {reply.prompt_tokens} tokens", f"prefill {reply.prefill_seconds * 1000:.0f} ms"]
+    if reply.interrupted:
+        parts.append("stopped")
+    return " · ".join(parts)
+
+
+def make_console(file=None, *, force_plain: bool | None = None) -> Console:
+    """A rich console that prints text as it is: no markup, highlighting or emoji; no ANSI codes at all
+    under NO_COLOR or when the output is not a terminal."""
+    from rich.console import Console
+
+    plain = bool(os.environ.get("NO_COLOR")) if force_plain is None else force_plain
+    kwargs = {"color_system": None} if plain else {}
+    return Console(file=file, markup=False, highlight=False, emoji=False, soft_wrap=True, **kwargs)
+
+
+def make_history():
+    """The prompt's history: a file in the user state dir, or memory only with SCRATCHGPT_NOHISTORY=1."""
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    from ..paths import state_dir
+
+    if os.environ.get("SCRATCHGPT_NOHISTORY", "") not in ("", "0"):
+        return InMemoryHistory()
+    path = state_dir() / "history"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError:
+        return InMemoryHistory()
+    return FileHistory(str(path))
+
+
+class Repl:
+    """The interactive loop: a prompt_toolkit prompt in, the session's replies out through rich.
+
+    input/output go to prompt_toolkit (tests pass create_pipe_input() and DummyOutput()); console
+    is where everything else is printed (tests pass one writing to a StringIO).
+    """
+
+    def __init__(
+        self, session: Session, *, input=None, output=None, console: Console | None = None, history=None,
+        debug: bool = False,
+    ):  # fmt: skip
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.completion import Completer, Completion
+
+        from .commands import complete
+        from .keys import TripleQuoteBlock, key_bindings
+
+        class TableCompleter(Completer):
+            def get_completions(self, document, complete_event):
+                for c in complete(document.text_before_cursor):
+                    yield Completion(c.text, start_position=c.start, display_meta=c.meta)
+
+        self.session = session
+        self.console = console or make_console()
+        self.debug = debug
+        self.block = TripleQuoteBlock()
+        self.prompt_session = PromptSession(
+            input=input, output=output, history=history if history is not None else make_history(),
+            completer=TableCompleter(), key_bindings=key_bindings(), complete_while_typing=True,
+        )  # fmt: skip
+
+    # --- output ---------------------------------------------------------------------------------
+
+    def say(self, text: str, *, style: str | None = None) -> None:
+        self.console.print(text, style=style)
+
+    def error(self, text: str) -> None:
+        self.console.print(printable(text), style="red")
+
+    def notices(self) -> None:
+        for note in self.session.take_notices():
+            self.say(f"note: {note}", style="yellow")
+
+    def banner(self, note: str | None = None) -> None:
+        s = self.session
+        name = s.ckpt.path.name if s.ckpt.path else "a fresh model"
+        self.say(f"ScratchGPT · {name} · {s.describe_model()} · {s.device}", style="bold")
+        if note:
+            self.say(note)
+        self.say("Type text and the model continues it; Enter on an empty line continues further. "
+                 "/? lists the commands, Ctrl-D exits.", style="dim")  # fmt: skip
+
+    def stream(self, reply: Reply) -> None:
+        """Print a reply as it is sampled. Ctrl-C stops it; what was printed stays in the conversation."""
+        self.notices()
+        if reply.header:
+            self.say(reply.header, style="bold")
+        last = "\n"
+        try:
+            with reply:
+                for piece in reply:
+                    text = printable(piece)
+                    if text:
+                        self.console.print(text, end="")
+                        last = text[-1]
+        except KeyboardInterrupt:
+            pass  # the reply marks itself interrupted and commits what it produced
+        if last != "\n":
+            self.console.print()
+        self.say(stats_line(self.session, reply, verbose=self.session.settings.verbose), style="dim")
+        self.notices()
+
+    # --- input ----------------------------------------------------------------------------------
+
+    def prompt_text(self) -> str:
+        if self.block.open:
+            return "... "
+        if self.session.chat:
+            return f"{self.session.chat[0]}: "
+        return ">>> "
+
+    def handle(self, text: str, *, literal: bool = False) -> None:
+        """One finished input: a slash command, or text to continue (literal: never a command)."""
+        try:
+            if not literal and is_command(text):
+                parsed = parse(text)
+                if isinstance(parsed, str):
+                    self.error(parsed)
+                else:
+                    execute(self, parsed)
+                return
+            if text.lstrip().startswith("//"):
+                text = text.replace("/", "", 1)
+            self.stream(self.session.reply(text))
+        except ScratchGPTError as e:
+            self.error(f"error: {e}")
+        except KeyboardInterrupt:
+            self.error("interrupted")
+        except MemoryError:
+            self.error("error: out of memory; try a smaller /len, /train batch or model")
+        except Exit:
+            raise
+        except Exception as e:  # a bug: say so in one line and keep the session (--debug: the traceback)
+            if self.debug:
+                self.console.print_exception()
+            else:
+                self.error(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)")
+
+    def run(self, *, note: str | None = None) -> int:
+        """Read and handle inputs until Ctrl-D or /bye; returns the exit code."""
+        self.banner(note)
+        while True:
+            try:
+                line = self.prompt_session.prompt(self.prompt_text())
+            except KeyboardInterrupt:
+                if self.block.open:
+                    self.block.cancel()
+                    self.say("multi-line input discarded", style="dim")
+                else:
+                    self.say(EMPTY_INTERRUPT_MESSAGE, style="dim")
+                continue
+            except EOFError:
+                return EXIT_OK
+            was_block = self.block.open or line.startswith('"""')
+            text = self.block.feed(line)
+            if text is None:
+                continue
+            try:
+                self.handle(text, literal=was_block)
+            except Exit:
+                return EXIT_OK
+
+
+EMPTY_INTERRUPT_MESSAGE = "Use Ctrl-D or /bye to exit."
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    stdin_is_tty = sys.stdin is not None and sys.stdin.isatty()
+    one_shot = not stdin_is_tty or args.prompt is not None or args.prompt_file is not None
+    prompt = one_shot_prompt(args, stdin_is_tty) if one_shot else ""  # read before the model loads
+    session, note = open_session(args)
+    if one_shot:
+        if note and args.verbose:
+            print(f"note: {note}", file=sys.stderr)
+        return run_once(session, prompt, echo=args.echo, verbose=args.verbose)
+    return Repl(session, debug=args.debug).run(note=note)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_entry_point(_main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

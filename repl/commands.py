@@ -1,0 +1,550 @@
+"""The slash commands, as one table: name, aliases, arguments, help, and one handler each.
+
+`/help`, `/help CMD`, tab completion and argument errors all come from `COMMANDS`. A line is
+handled in two steps: `parse(line)` turns it into an `Invocation` (the command and its checked
+argument) or an error message, and never raises; `execute(host, invocation)` runs the handler.
+Handlers talk to the user through a `Host` (the REPL, or a test's stand-in).
+
+This module stays free of prompt_toolkit and rich so that importing it costs nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..tokenizers import TOKENIZER_NAMES
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .session import Reply, Session
+
+TEMP_MAX = 10.0
+LEN_MAX = 100_000
+TOPK_MAX = 1_000_000
+SEED_MAX = 2**32 - 1
+TRAIN_MAX = 100_000
+SHOWN_MAX = 40  # characters of a bad argument quoted back in an error
+_CONTROL = {c: None for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if chr(c) not in "\n\t"}
+
+
+def printable(text: str) -> str:
+    """text without terminal control characters (escape sequences typed or sampled are never replayed)."""
+    return text.translate(_CONTROL)
+
+
+def quoted(text: str) -> str:
+    """A user's argument as it goes into an error message: printable, one line, not too long."""
+    text = printable(text).replace("\n", " ").replace("\t", " ")
+    return "'" + (text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 1] + "…") + "'"
+
+
+class ArgError(ValueError):
+    """An argument that does not fit its command; the message says what was expected."""
+
+
+class Exit(Exception):
+    """Raised by /bye: the REPL ends with exit code 0."""
+
+
+class Host(Protocol):
+    """What a handler needs from the front end."""
+
+    session: Session
+    console: Console
+
+    def say(self, text: str, *, style: str | None = None) -> None: ...
+
+    def stream(self, reply: Reply) -> None: ...
+
+
+# --- argument converters: str -> value, raising ArgError --------------------------------------
+
+
+def _none_if_empty(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An optional argument: no text means "show the current value" (None)."""
+    return lambda text: None if not text else convert(text)
+
+
+def _one_word(text: str) -> str:
+    if len(text.split()) > 1:
+        raise ArgError(f"takes one argument, got {len(text.split())}")
+    return text
+
+
+def _number(text: str, *, whole: bool) -> float | int:
+    text = _one_word(text)
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        kind = "a whole number" if whole else "a number"
+        raise ArgError(f"expected {kind}, got {quoted(text)}") from None
+    if not whole and not math.isfinite(value):
+        raise ArgError(f"expected a finite number, got {quoted(text)}")
+    return value
+
+
+def _whole_in(lo: int, hi: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        value = _number(text, whole=True)
+        if not lo <= value <= hi:
+            raise ArgError(f"must be from {lo} to {hi}, got {quoted(text)}")
+        return value
+
+    return convert
+
+
+def _off_or(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argument that may also be "off" (or "none"), which the handler sees as OFF."""
+    return lambda text: OFF if text.lower() in ("off", "none") else convert(text)
+
+
+OFF = "off"
+
+
+def temperature_arg(text: str) -> float:
+    value = _number(text, whole=False)
+    if not 0 <= value <= TEMP_MAX:
+        raise ArgError(f"must be from 0 (greedy) to {TEMP_MAX:g}, got {quoted(text)}")
+    return value
+
+
+length_arg = _whole_in(1, LEN_MAX)
+top_k_arg = _whole_in(1, TOPK_MAX)
+seed_arg = _whole_in(0, SEED_MAX)
+
+
+def top_p_arg(text: str) -> float:
+    value = _number(text, whole=False)
+    if not 0 < value <= 1:
+        raise ArgError(f"must be above 0 and at most 1, got {quoted(text)}")
+    return value
+
+
+def stop_arg(text: str) -> str:
+    from ..model.engine import parse_stop
+
+    try:
+        stop = parse_stop(text)
+    except (UnicodeError, ValueError):
+        raise ArgError(rf"has a broken escape in {quoted(text)}; write \n, \t or \\") from None
+    if not printable(stop.replace("\n", "x").replace("\t", "x")):
+        raise ArgError("needs some text to stop at")
+    return stop
+
+
+def tokenizer_arg(text: str) -> str:
+    text = _one_word(text)
+    if text not in TOKENIZER_NAMES:
+        raise ArgError(f"expected one of {', '.join(TOKENIZER_NAMES)}, got {quoted(text)}")
+    return text
+
+
+def train_arg(text: str) -> tuple[int, str | None]:
+    if not text:
+        raise ArgError("needs a number of steps")
+    steps, _, corpus = text.partition(" ")
+    return _whole_in(1, TRAIN_MAX)(steps), _path_text(corpus) or None
+
+
+def _path_text(text: str) -> str:
+    """A path as typed: surrounding quotes removed (paths may hold spaces)."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    if any(c in text for c in "\0\n\r"):
+        raise ArgError(f"{quoted(text)} is not a usable path")
+    return text
+
+
+def path_arg(text: str) -> str:
+    path = _path_text(text)
+    if not path:
+        raise ArgError("needs a path")
+    return path
+
+
+def chat_arg(text: str) -> tuple[str, str] | str:
+    if text.lower() == "off":
+        return OFF
+    try:
+        names = shlex.split(text)
+    except ValueError:
+        raise ArgError(f"cannot read the names in {quoted(text)} (an unclosed quote?)") from None
+    if len(names) != 2:
+        raise ArgError(f"takes two speakers (quote names with spaces), got {len(names)}")
+    for name in names:
+        if not name.strip() or ":" in name or printable(name) != name or "\n" in name or "\t" in name:
+            raise ArgError(f"a speaker is a name without ':' or control characters, got {quoted(name)}")
+    return names[0], names[1]
+
+
+def on_off_arg(text: str) -> bool:
+    text = _one_word(text).lower()
+    if text not in ("on", "off"):
+        raise ArgError(f"expected on or off, got {quoted(text)}")
+    return text == "on"
+
+
+def no_arg(text: str) -> None:
+    if text:
+        raise ArgError(f"takes no arguments, got {quoted(text)}")
+    return None
+
+
+def command_arg(text: str) -> Command:
+    name = _one_word(text).lstrip("/").lower()
+    command = lookup(name)
+    if command is None:
+        raise ArgError(f"there is no command {quoted('/' + name)}")
+    return command
+
+
+# --- handlers: (host, value) -> None ------------------------------------------------------------
+
+
+def _show_or_set(host: Host, value: Any, label: str, current: Callable[[], str], assign: Callable[[Any], None]) -> None:
+    if value is None:
+        host.say(f"{label} is {current()}")
+    else:
+        assign(value)
+        host.say(f"{label} set to {current()}")
+
+
+def do_help(host: Host, command: Command | None) -> None:
+    if command is None:
+        width = max(len(c.signature) for c in COMMANDS)
+        lines = ['Type text and the model continues it. Esc-Enter or """ starts multi-line input.']
+        lines += [f"  {c.signature:<{width}}  {c.summary}" for c in COMMANDS]
+        lines.append("Ctrl-C stops a reply; Ctrl-D or /bye exits. /help CMD tells more about one command.")
+        host.say("\n".join(lines))
+    else:
+        aliases = f" (also {', '.join('/' + a for a in command.aliases)})" if command.aliases else ""
+        host.say(f"{command.signature}{aliases}\n  {command.summary}\n  {command.details}")
+
+
+def do_temp(host: Host, value: float | None) -> None:
+    s = host.session.settings
+    show = lambda: f"{s.temperature:g}" + (" (greedy)" if s.temperature == 0 else "")
+    _show_or_set(host, value, "temperature", show, lambda v: setattr(s, "temperature", v))
+
+
+def do_len(host: Host, value: int | None) -> None:
+    s = host.session.settings
+    _show_or_set(host, value, "length", lambda: f"{s.max_new_tokens} tokens", lambda v: setattr(s, "max_new_tokens", v))
+
+
+def do_topk(host: Host, value: int | str | None) -> None:
+    s = host.session.settings
+    show = lambda: "off" if s.top_k is None else str(s.top_k)
+    _show_or_set(host, value, "top-k", show, lambda v: setattr(s, "top_k", None if v == OFF else v))
+
+
+def do_topp(host: Host, value: float | str | None) -> None:
+    s = host.session.settings
+    show = lambda: "off" if s.top_p is None else f"{s.top_p:g}"
+    _show_or_set(host, value, "top-p", show, lambda v: setattr(s, "top_p", None if v == OFF or v == 1 else v))
+
+
+def do_seed(host: Host, value: int | None) -> None:
+    session = host.session
+    _show_or_set(host, value, "seed", lambda: str(session.settings.seed), session.reseed)
+
+
+def do_stop(host: Host, value: str | None) -> None:
+    s = host.session.settings
+    show = lambda: ", ".join(repr(x) for x in s.stop) or "none"
+
+    def assign(v: str) -> None:
+        if v == OFF:
+            s.stop.clear()
+        elif v not in s.stop:
+            s.stop.append(v)
+
+    if value is None:
+        host.say(f"stop strings: {show()}")
+    else:
+        assign(value)
+        host.say(f"stop strings now: {show()}")
+
+
+def do_tokenizer(host: Host, name: str | None) -> None:
+    session = host.session
+    if name is None:
+        host.say(f"vocabulary: {session.tokenizer.name}, {session.tokenizer.vocab_size:,} tokens")
+        return
+    host.say(session.switch_tokenizer(name))
+
+
+def do_train(host: Host, value: tuple[int, str | None]) -> None:
+    from ..model.trainer import InterruptFlag
+    from ..progress import TrainProgress, sparkline
+
+    steps, corpus = value
+    session = host.session
+    flag = InterruptFlag()
+    with TrainProgress(steps, console=host.console, every=max(1, steps // 10)) as progress:
+        report = session.train(
+            steps, corpus, on_step=lambda info: progress.step(info.step, info.loss, info.tokens), interrupt=flag
+        )
+    if report.grown_vocab:
+        old, new = report.grown_vocab
+        host.say(f"{report.corpus} brought {new - old} new characters: vocabulary {old} → {new}")
+    if report.steps == 0:
+        host.say("stopped before the first step; the weights are unchanged")
+        return
+    done = f"{report.steps} steps" + (f" of {report.requested} (stopped early)" if report.interrupted else "")
+    host.say(f"trained {done} on {report.corpus} in {report.seconds:.1f}s, {report.tokens_per_second:,.0f} tokens/s")
+    if report.before and report.after:
+        b, a = report.before, report.after
+        host.say(f"train {b['train']:.4f} → {a['train']:.4f}, val {b['val']:.4f} → {a['val']:.4f}")
+    host.say(f"loss per step {sparkline(report.losses)}")
+    host.say("the weights changed in memory only; /save writes them", style="dim")
+
+
+def do_corpus(host: Host, source: str | None) -> None:
+    session = host.session
+    if source is None:
+        host.say(f"corpus: {session.corpus or 'none (set one with /corpus NAME|PATH)'}")
+        return
+    host.say(f"corpus set to {session.set_corpus(source)}; /train and /tokenizer use it")
+
+
+def do_save(host: Host, path: str | None) -> None:
+    host.say(f"saved {host.session.save(path)}")
+
+
+def do_load(host: Host, path: str) -> None:
+    ckpt = host.session.load(path)
+    host.say(f"loaded {ckpt.path}: {host.session.describe_model()}")
+
+
+def _rows(host: Host, rows: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    host.say("\n".join(f"  {k:<{width}}  {printable(v)}" for k, v in rows))
+
+
+def do_show(host: Host, _: None) -> None:
+    _rows(host, host.session.show())
+
+
+def do_stats(host: Host, _: None) -> None:
+    _rows(host, host.session.stats())
+
+
+def do_clear(host: Host, _: None) -> None:
+    host.session.clear()
+    host.say("conversation cleared (settings kept)")
+
+
+def do_regen(host: Host, _: None) -> None:
+    host.stream(host.session.regen())
+
+
+def do_chat(host: Host, value: tuple[str, str] | str | None) -> None:
+    session = host.session
+    if value is None:
+        host.say(f"chat: {' speaks to '.join(session.chat) if session.chat else 'off'}")
+    elif value == OFF:
+        session.set_chat(None)
+        host.say("chat off: the model continues what you type")
+    else:
+        session.set_chat(value)
+        you, model = value
+        host.say(f"chat on: you speak as {you}, the model answers as {model} (/chat off to stop)")
+
+
+def do_verbose(host: Host, value: bool | None) -> None:
+    s = host.session.settings
+    s.verbose = (not s.verbose) if value is None else value
+    host.say(f"verbose {'on' if s.verbose else 'off'}")
+
+
+def do_bye(host: Host, _: None) -> None:
+    raise Exit
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    aliases: tuple[str, ...]
+    usage: str  # the argument form, "" when it takes none
+    summary: str  # one line for /help
+    details: str  # /help CMD
+    convert: Callable[[str], Any]  # the stripped argument text -> the handler's value, or ArgError
+    handler: Callable[[Host, Any], None]
+    complete: str | None = None  # what Tab offers for the argument: "tokenizer", "path", "corpus", "command", "chat"
+
+    @property
+    def signature(self) -> str:
+        return f"/{self.name} {self.usage}".rstrip()
+
+
+_optional = _none_if_empty
+COMMANDS: tuple[Command, ...] = (
+    Command("help", ("?",), "[CMD]", "list the commands, or explain one", "/help CMD shows one command's details.",
+            _optional(command_arg), do_help, "command"),
+    Command("temp", (), "[T]", "sampling temperature (0 = greedy)",
+            f"Divides the logits by T before sampling; 0 always picks the likeliest token. 0 to {TEMP_MAX:g}.",
+            _optional(temperature_arg), do_temp),
+    Command("len", (), "[N]", "longest reply, in tokens", f"Replies stop after N new tokens (1 to {LEN_MAX}).",
+            _optional(length_arg), do_len),
+    Command("topk", (), "[K|off]", "sample among the K likeliest tokens",
+            f"Only the K likeliest tokens can be sampled (1 to {TOPK_MAX}); off allows all.",
+            _optional(_off_or(top_k_arg)), do_topk),
+    Command("topp", (), "[P|off]", "nucleus sampling with mass P",
+            "Only the smallest set of tokens whose probabilities add up to P (above 0, at most 1) can be sampled.",
+            _optional(_off_or(top_p_arg)), do_topp),
+    Command("seed", (), "[N]", "random seed of this session",
+            f"The seed (0 to {SEED_MAX}) of every reply's sampler; setting it restarts the turn count, so the "
+            "same prompts give the same replies.", _optional(seed_arg), do_seed),
+    Command("stop", (), "[TEXT|off]", r"stop a reply at TEXT (escapes like \n\n work)",
+            r"Adds a stop string; a reply ends before it. Escapes: \n, \t, \\. /stop off removes them all.",
+            _optional(_off_or(stop_arg)), do_stop),
+    Command("tokenizer", (), f"[{'|'.join(TOKENIZER_NAMES)}]", "switch vocabulary (and model)",
+            "Loads the shipped model for that vocabulary, or makes a fresh untrained one fitted to the corpus. "
+            "The conversation carries over, re-encoded.", _optional(tokenizer_arg), do_tokenizer, "tokenizer"),
+    Command("train", (), "N [CORPUS]", "fine-tune for N steps, here and now",
+            f"Trains the loaded model for N steps (1 to {TRAIN_MAX}) on the current corpus or CORPUS (a name or "
+            "a path; new characters grow a char vocabulary). Ctrl-C stops early and keeps the steps done. "
+            "Weights change in memory only: /save writes them.", train_arg, do_train, "corpus"),
+    Command("corpus", (), "[NAME|PATH]", "the corpus /train and /tokenizer use",
+            "A registered corpus name (tinyshakespeare) or the path of a UTF-8 text file.",
+            _optional(path_arg), do_corpus, "corpus"),
+    Command("save", (), "[PATH]", "write the model to a checkpoint",
+            "Writes the current weights, vocabulary and settings-free metadata atomically; without PATH, to a "
+            "timestamped file in your checkpoint directory.", _optional(path_arg), do_save, "path"),
+    Command("load", (), "PATH", "load a checkpoint", "Replaces model and vocabulary; the conversation carries over.",
+            path_arg, do_load, "path"),
+    Command("show", (), "", "the model and the settings", "Checkpoint, parameters, vocabulary, context, device, "
+            "corpus and validation loss, then every setting.", no_arg, do_show),
+    Command("stats", (), "", "counters and the last reply's speed", "Turns, tokens, cache use, tokens/s.",
+            no_arg, do_stats),
+    Command("clear", ("reset",), "", "forget the conversation", "Empties the context; settings stay.",
+            no_arg, do_clear),
+    Command("regen", (), "", "sample the last reply again", "Replaces the last reply with a new sample.",
+            no_arg, do_regen),
+    Command("chat", (), "[SPEAKER1 SPEAKER2|off]", "talk as SPEAKER1, the model answers as SPEAKER2",
+            "Each line you type becomes SPEAKER1's speech in the corpus's layout and the model speaks for "
+            "SPEAKER2 until the speech ends. Quote names with spaces. /chat off returns to plain continuation.",
+            _optional(chat_arg), do_chat, "chat"),
+    Command("verbose", (), "[on|off]", "more detail after each reply", "Adds prompt tokens and prefill time to "
+            "the line after each reply; without an argument it toggles.", _optional(on_off_arg), do_verbose),
+    Command("bye", ("exit", "quit"), "", "leave (as does Ctrl-D)", "Exits with code 0.", no_arg, do_bye),
+)  # fmt: skip
+
+_BY_NAME = {n: c for c in COMMANDS for n in (c.name, *c.aliases)}
+
+
+def lookup(name: str) -> Command | None:
+    return _BY_NAME.get(name.lower())
+
+
+@dataclass(frozen=True)
+class Invocation:
+    command: Command
+    value: Any
+
+
+def is_command(line: str) -> bool:
+    """A line for the command table: starts with "/" (but "//text" is text that starts with "/")."""
+    stripped = line.lstrip()
+    return stripped.startswith("/") and not stripped.startswith("//")
+
+
+def unknown_message(name: str) -> str:
+    message = f"Unknown command {quoted('/' + name)}. Type /? for help."
+    close = difflib.get_close_matches(name.lower(), list(_BY_NAME), n=1, cutoff=0.6)
+    return message + (f" Did you mean /{close[0]}?" if close else "")
+
+
+def parse(line: str) -> Invocation | str:
+    """The invocation a command line asks for, or one line saying what is wrong. Never raises."""
+    try:
+        parts = line.strip().removeprefix("/").split(None, 1)  # any whitespace, a pasted newline too
+        name = parts[0] if parts else ""
+        rest = parts[1].strip() if len(parts) > 1 else ""
+        command = lookup(name)
+        if command is None:
+            return unknown_message(name)
+        try:
+            return Invocation(command, command.convert(rest))
+        except ArgError as e:
+            return f"/{command.name} {e}. Usage: {command.signature}"
+    except Exception as e:  # a converter bug must not end the session; say so instead
+        return f"could not read that command ({type(e).__name__}); type /? for help"
+
+
+def execute(host: Host, invocation: Invocation) -> None:
+    """Run a parsed command. User errors (bad path, missing corpus) come out as ScratchGPTError."""
+    invocation.command.handler(host, invocation.value)
+
+
+# --- tab completion ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str  # what replaces the word being completed
+    start: int  # where that word starts, counted back from the cursor (<= 0)
+    meta: str = ""
+
+
+def _path_candidates(word: str) -> list[Candidate]:
+    expanded = os.path.expanduser(word)
+    folder, prefix = os.path.split(expanded)
+    try:
+        entries = sorted(os.scandir(folder or "."), key=lambda e: e.name)
+    except OSError:
+        return []
+    out = []
+    for entry in entries:
+        if not entry.name.startswith(prefix) or (entry.name.startswith(".") and not prefix.startswith(".")):
+            continue
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            continue
+        out.append(Candidate(entry.name + ("/" if is_dir else ""), -len(prefix)))
+    return out
+
+
+def complete(text: str) -> list[Candidate]:
+    """What Tab offers for the text before the cursor."""
+    if not text.startswith("/"):
+        return []
+    head, space, rest = text[1:].partition(" ")
+    if not space:
+        names = sorted(_BY_NAME)
+        return [Candidate("/" + n, -len(text), lookup(n).summary) for n in names if n.startswith(head.lower())]
+    command = lookup(head)
+    if command is None or command.complete is None:
+        return []
+    word = rest
+    if command.complete == "path":
+        return _path_candidates(word)
+    if command.complete == "corpus":
+        if command.name == "train":  # the corpus comes after N
+            _, sep, word = rest.partition(" ")
+            if not sep:
+                return []
+        from ..data import CORPORA
+
+        names = [Candidate(n, -len(word), "registered corpus") for n in sorted(CORPORA) if n.startswith(word)]
+        return names + _path_candidates(word)
+    if command.complete == "tokenizer":
+        choices = list(TOKENIZER_NAMES)
+    elif command.complete == "command":
+        choices = [c.name for c in COMMANDS]
+    else:  # chat
+        choices = ["off"]
+    return [Candidate(c, -len(word)) for c in choices if c.startswith(word)]

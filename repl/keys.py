@@ -1,0 +1,81 @@
+"""Key bindings of the prompt, each a small function, and the `\"\"\"` multi-line block.
+
+Bracketed paste needs nothing here: prompt_toolkit inserts a pasted block, newlines and all.
+Up-arrow history and Ctrl-R search are prompt_toolkit's own.
+"""
+
+from __future__ import annotations
+
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+
+BLOCK_FENCE = '"""'
+
+
+@Condition
+def _buffer_empty() -> bool:
+    from prompt_toolkit.application import get_app
+
+    return not get_app().current_buffer.text
+
+
+def newline(event: KeyPressEvent) -> None:
+    """Esc-Enter (Alt-Enter): a new line inside the input instead of sending it."""
+    event.current_buffer.insert_text("\n")
+
+
+def interrupt_empty(event: KeyPressEvent) -> None:
+    """Ctrl-C on an empty prompt: the REPL reminds how to leave (it catches the KeyboardInterrupt)."""
+    event.app.exit(exception=KeyboardInterrupt())
+
+
+def discard_line(event: KeyPressEvent) -> None:
+    """Ctrl-C with text typed: throw the text away and stay at the prompt, as a shell does."""
+    event.current_buffer.reset()
+
+
+def exit_on_empty(event: KeyPressEvent) -> None:
+    """Ctrl-D on an empty prompt: leave (the REPL catches the EOFError and exits 0)."""
+    event.app.exit(exception=EOFError())
+
+
+def key_bindings() -> KeyBindings:
+    kb = KeyBindings()
+    kb.add("escape", "enter")(newline)
+    kb.add("c-c", filter=_buffer_empty)(interrupt_empty)
+    kb.add("c-c", filter=~_buffer_empty)(discard_line)
+    kb.add("c-d", filter=_buffer_empty)(exit_on_empty)
+    return kb
+
+
+class TripleQuoteBlock:
+    """Multi-line input as ollama takes it: a line starting with \"\"\" opens a block, the first line
+    ending with \"\"\" closes it, and the block (without the fences) is one prompt.
+
+    `feed(line)` returns the finished text, or None while the block is still open.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] | None = None  # None: no block open
+
+    @property
+    def open(self) -> bool:
+        return self.lines is not None
+
+    def feed(self, line: str) -> str | None:
+        if self.lines is None:
+            if not line.startswith(BLOCK_FENCE):
+                return line
+            line = line[len(BLOCK_FENCE) :]
+            self.lines = []
+            if not line:
+                return None
+        if line.endswith(BLOCK_FENCE):
+            self.lines.append(line[: -len(BLOCK_FENCE)])
+            text, self.lines = "\n".join(self.lines), None
+            return text
+        self.lines.append(line)
+        return None
+
+    def cancel(self) -> None:
+        self.lines = None

@@ -1,0 +1,494 @@
+"""A REPL session's state and behaviour, with no terminal in sight.
+
+`Session` holds the loaded checkpoint, an `Engine` over its model, the sampling settings and the
+conversation (token ids). `reply(text)` continues the conversation with text and returns a
+`Reply` to iterate for text pieces; when the reply ends (finished, stopped, or interrupted) what
+it produced joins the conversation, so the next turn costs only its new tokens (the engine keeps
+its KV cache). Everything the user should hear about but did not ask for (a cropped window,
+characters the vocabulary lacks) is queued in `notices` for the front end to print.
+
+Every reply samples with its own generator, seeded from (settings.seed, turn number), so the same
+inputs in the same order replay a session exactly.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from ..errors import ScratchGPTError
+from ..model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, shipped_checkpoint
+from ..model.engine import Completion, Engine
+from ..tokenizers import Tokenizer
+
+FINE_TUNE_LR = 3e-4  # low enough not to wreck a trained model in a few hundred steps
+TRAIN_BATCH_SIZE = 16
+EVAL_ITERS = 10  # batches per split for the before/after losses of /train
+UNKNOWN_SHOWN = 8  # unknown characters or words named in one notice
+
+
+def fresh_seed() -> int:
+    return random.randrange(2**31)
+
+
+def turn_seed(seed: int, turn: int) -> int:
+    """The generator seed of one turn: distinct per turn, the same for the same (seed, turn)."""
+    return (seed * 1_000_003 + turn) % 2**63
+
+
+@dataclass
+class Settings:
+    """What the sampling commands (/temp, /len, ...) and their flags set."""
+
+    temperature: float = 0.8  # 0 = greedy
+    max_new_tokens: int = 500
+    top_k: int | None = None  # None = all tokens
+    top_p: float | None = None  # None = no nucleus cut
+    seed: int = field(default_factory=fresh_seed)
+    stop: list[str] = field(default_factory=list)  # stop strings, escapes already turned into characters
+    verbose: bool = False  # stats lines also give prompt tokens and prefill time
+
+
+class Reply:
+    """One reply in progress. Iterate it for text pieces as they are sampled.
+
+    When the iteration ends, normally or by an exception (Ctrl-C inside the engine), the text it
+    produced joins the conversation. A consumer that may itself be interrupted while printing uses
+    it as a context manager (`with session.reply(text) as r: ...`), which commits on the way out.
+    """
+
+    def __init__(self, session: Session, context: list[int], completion: Completion, *, header: str = ""):
+        self.session = session
+        self.context = context  # the ids this reply continues
+        self.completion = completion
+        self.header = header  # a chat reply's speaker, for the front end to print before the text
+        self.prompt_tokens = 0  # ids the prefill had to run (the rest came from the KV cache)
+        self.prefill_seconds = 0.0
+        self.seconds = 0.0  # sampling time after the prefill
+        self.interrupted = False
+        self._committed = False
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            t0 = time.perf_counter()
+            self.prompt_tokens = self.session.engine.prefill(self.context)
+            t1 = time.perf_counter()
+            self.prefill_seconds = t1 - t0
+            for piece in self.completion:
+                self.seconds = time.perf_counter() - t1
+                yield piece
+            self.seconds = time.perf_counter() - t1
+        except BaseException:
+            self.interrupted = True
+            raise
+        finally:
+            self.commit()
+
+    def __enter__(self) -> Reply:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.interrupted = True
+        self.commit()
+
+    def commit(self) -> None:
+        """Put what was produced into the conversation (once)."""
+        if not self._committed:
+            self._committed = True
+            self.session._commit(self)
+
+    @property
+    def text(self) -> str:
+        return self.completion.text
+
+    @property
+    def tokens(self) -> int:
+        return len(self.completion.ids)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why it ended: "length", "stop", or None when it was interrupted."""
+        return self.completion.stop_reason
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What one /train did."""
+
+    steps: int  # steps finished
+    requested: int
+    corpus: str
+    losses: list[float]  # training loss of each finished step
+    before: dict[str, float] | None  # {"train", "val"} losses of the weights before; None if not evaluated
+    after: dict[str, float] | None
+    seconds: float
+    tokens_per_second: float
+    grown_vocab: tuple[int, int] | None  # (old, new) vocabulary size when the corpus brought new characters
+
+    @property
+    def interrupted(self) -> bool:
+        return self.steps < self.requested
+
+
+def corpus_source(ckpt: Checkpoint) -> str | None:
+    """What to pass resolve_corpus to get the corpus a checkpoint records."""
+    if not ckpt.corpus:
+        return None
+    return ckpt.corpus.get("source") or ckpt.corpus.get("name")
+
+
+def _param_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def human_count(n: int) -> str:
+    for unit, size in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+class Session:
+    """The state of one conversation with a model, and everything the slash commands do to it."""
+
+    def __init__(self, ckpt: Checkpoint, *, settings: Settings | None = None):
+        self.settings = settings or Settings()
+        self.conversation: list[int] = []  # every turn's prompt and reply, as ids of the current tokenizer
+        self.chat: tuple[str, str] | None = None  # (the user's speaker, the model's speaker) in /chat mode
+        self.corpus: str | None = corpus_source(ckpt)  # what /train and /tokenizer fit to (a name or a path)
+        self.notices: list[str] = []
+        self.turn = 0  # replies sampled so far (regenerations included): the second half of each seed
+        self.tokens_generated = 0
+        self.steps_trained = 0  # optimizer steps this session applied to the current weights
+        self.last_reply: Reply | None = None
+        self._last_context: list[int] | None = None  # what the last reply continued, for /regen
+        self._window_noticed = False
+        self._unknown_reported: set[str] = set()
+        self._use(ckpt)
+
+    # --- the model ---------------------------------------------------------------------------
+
+    def _use(self, ckpt: Checkpoint) -> None:
+        self.ckpt = ckpt
+        self.engine = Engine(ckpt.model)
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.ckpt.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    @property
+    def block_size(self) -> int:
+        return self.ckpt.config.block_size
+
+    def _replace_model(self, ckpt: Checkpoint) -> None:
+        """Switch to another checkpoint, carrying the conversation over as text when the vocabulary changes."""
+        old = self.tokenizer
+        self._use(ckpt)
+        self.steps_trained = 0
+        if old.spec() != ckpt.tokenizer.spec():
+            new = ckpt.tokenizer
+            self.conversation = new.encode(old.decode(self.conversation))
+            if self._last_context is not None:
+                self._last_context = new.encode(old.decode(self._last_context))
+
+    # --- conversation ------------------------------------------------------------------------
+
+    def take_notices(self) -> list[str]:
+        notices, self.notices = self.notices, []
+        return notices
+
+    def _note_unknown(self, text: str) -> None:
+        new = [p for p in self.tokenizer.unknown(text) if p not in self._unknown_reported]
+        if not new:
+            return
+        self._unknown_reported.update(new)
+        named = ", ".join(repr(p) for p in new[:UNKNOWN_SHOWN]) + (" ..." if len(new) > UNKNOWN_SHOWN else "")
+        policy = "become <unk>" if self.tokenizer.name == "word" else "are approximated or dropped"
+        self.notices.append(f"not in this model's {self.tokenizer.name} vocabulary, so they {policy}: {named}")
+
+    def _note_window(self, length: int) -> None:
+        if length > self.block_size and not self._window_noticed:
+            self._window_noticed = True
+            self.notices.append(
+                f"the conversation is longer than the model's {self.block_size}-token window; "
+                "it now sees only the latest part (/clear starts afresh)"
+            )
+
+    def _frame(self, text: str) -> str:
+        """A typed line as the chat speaker's speech, in the corpus's own layout, opening the model's turn."""
+        speaker, listener = self.chat
+        tail = self.tokenizer.decode(self.conversation[-8:]) if self.conversation else "\n\n"
+        newlines = len(tail) - len(tail.rstrip("\n"))
+        separator = "\n" * max(0, 2 - newlines)
+        return f"{separator}{speaker}:\n{text}\n\n{listener}:\n"
+
+    def reply(self, text: str) -> Reply:
+        """Continue the conversation with text (a chat line in /chat mode) and sample a reply."""
+        prompt = self._frame(text) if self.chat else text
+        self._note_unknown(prompt)
+        context = self.conversation + self.tokenizer.encode(prompt)
+        if not context:  # nothing to condition on: start a fresh line
+            context = self.tokenizer.encode("\n") or [0]
+        return self._sample(context)
+
+    def regen(self) -> Reply:
+        """Sample the last reply again (the next turn's seed, so a different one unless greedy)."""
+        if self._last_context is None:
+            raise ScratchGPTError("nothing to regenerate yet; type a prompt first")
+        return self._sample(self._last_context)
+
+    def _sample(self, context: list[int]) -> Reply:
+        s = self.settings
+        self._last_context = context
+        self._note_window(len(context))
+        generator = torch.Generator(device=self.device).manual_seed(turn_seed(s.seed, self.turn))
+        self.turn += 1
+        stop = [*s.stop, "\n\n"] if self.chat else list(s.stop)
+        completion = Completion(
+            self.engine, self.tokenizer, context, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
+            top_k=s.top_k, top_p=s.top_p, generator=generator, stop=stop,
+        )  # fmt: skip
+        return Reply(self, context, completion, header=f"{self.chat[1]}:" if self.chat else "")
+
+    def _commit(self, reply: Reply) -> None:
+        ids, text = reply.completion.ids, reply.completion.text
+        if self.tokenizer.decode(ids) != text:  # stopped or interrupted: keep what was printed, no more
+            ids = self.tokenizer.encode(text)
+        self.conversation = reply.context + ids
+        self.tokens_generated += len(reply.completion.ids)
+        self.last_reply = reply
+        self._note_window(len(self.conversation))
+
+    def clear(self) -> None:
+        """Forget the conversation; keep the model and the settings."""
+        self.conversation = []
+        self._last_context = None
+        self._window_noticed = False
+        self.engine.reset()
+
+    def set_chat(self, speakers: tuple[str, str] | None) -> None:
+        self.chat = speakers
+
+    def reseed(self, seed: int) -> None:
+        """A new seed restarts the turn count, so `/seed N` then the same prompts replays a session."""
+        self.settings.seed = seed
+        self.turn = 0
+
+    # --- vocabularies, checkpoints, corpora ---------------------------------------------------
+
+    def switch_tokenizer(self, name: str) -> str:
+        """Use the model for another vocabulary: the shipped one where it exists, else a fresh model
+        of the current architecture fitted to the current corpus. Returns what happened, in words."""
+        if name == self.tokenizer.name:
+            return f"already using the {name} vocabulary ({self.tokenizer.vocab_size:,} tokens)"
+        shipped = shipped_checkpoint(name)
+        if shipped is not None:
+            self.load(shipped)
+            return f"{name} vocabulary: the shipped model {shipped.name} ({self.describe_model()})"
+        from ..data import iter_text, resolve_corpus
+        from ..model.gpt import build_model
+        from ..tokenizers import fit_tokenizer
+
+        if self.corpus is None:
+            raise ScratchGPTError(f"no corpus to fit a {name} vocabulary to; choose one with /corpus NAME|PATH")
+        corpus = resolve_corpus(self.corpus)
+        tokenizer = fit_tokenizer(name, iter_text(corpus))
+        config = replace(self.ckpt.config, vocab_size=tokenizer.vocab_size)
+        with torch.random.fork_rng(devices=[]):  # a reproducible init that leaves the global RNG alone
+            torch.manual_seed(self.settings.seed)
+            model = build_model(config).to(self.device)
+        record = {"name": corpus.name, "sha256": corpus.sha256, "source": self.corpus}
+        self._replace_model(Checkpoint(model=model, tokenizer=tokenizer, corpus=record))
+        return (
+            f"{name} vocabulary: a fresh model ({self.describe_model()}) fitted to {corpus.name} — "
+            "untrained — /train N to train it"
+        )
+
+    def load(self, path: str | Path) -> Checkpoint:
+        """Replace model, tokenizer and engine with a checkpoint's; the conversation carries over."""
+        ckpt = load_checkpoint(Path(path).expanduser(), device=self.device)
+        self._replace_model(ckpt)
+        self.corpus = corpus_source(ckpt) or self.corpus
+        return ckpt
+
+    def default_save_path(self) -> Path:
+        from ..paths import user_checkpoint_dir
+
+        stem = self.ckpt.path.stem if self.ckpt.path else f"scratch-{self.tokenizer.name}"
+        stem = stem.split("+")[0]  # one timestamp, not one per generation of saves
+        return user_checkpoint_dir() / f"{stem}+{datetime.now():%Y%m%d-%H%M%S}.safetensors"
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the model as it is now (atomically); None picks a timestamped name in the user's checkpoint dir."""
+        target = Path(path).expanduser() if path else self.default_save_path()
+        if target.is_dir():
+            target = target / self.default_save_path().name
+        train = dict(self.ckpt.train)
+        if self.steps_trained:
+            train["step"] = train.get("step", 0) + self.steps_trained
+        save_checkpoint(target, self.ckpt.model, self.tokenizer, corpus=self.ckpt.corpus, train=train)
+        self.ckpt = replace(self.ckpt, path=target, train=train)
+        self.steps_trained = 0
+        return target
+
+    def set_corpus(self, source: str) -> str:
+        """Make source (a registered name or a path) the corpus /train and /tokenizer use."""
+        from ..data import resolve_corpus
+
+        corpus = resolve_corpus(source)
+        self.corpus = source
+        return f"{corpus.name} ({corpus.size:,} bytes)"
+
+    # --- training ----------------------------------------------------------------------------
+
+    def train(
+        self,
+        steps: int,
+        corpus: str | None = None,
+        *,
+        on_step: Callable[[object], None] | None = None,
+        interrupt: object | None = None,
+        eval_iters: int = EVAL_ITERS,
+        batch_size: int = TRAIN_BATCH_SIZE,
+    ) -> TrainReport:
+        """Fine-tune the loaded model for `steps` steps on corpus (default: the session's corpus).
+
+        A char model meeting new characters grows its vocabulary first. The weights change in
+        memory only. Ctrl-C (through `interrupt`, a trainer.InterruptFlag) stops between steps and
+        keeps the ones done. The losses before and after are measured on the same batches, the
+        "before" ones from a copy of the old weights, so the first step starts at once.
+        """
+        from ..data import Batches, load_tokens, resolve_corpus
+        from ..model.device import autocast_dtype
+        from ..model.trainer import InterruptFlag, Schedule, estimate_loss, make_optimizer, train_loop
+        from ..train import adapt_to_corpus
+
+        source = corpus or self.corpus
+        if source is None:
+            raise ScratchGPTError("no corpus to train on; give one: /train N CORPUS (a name or a path)")
+        resolved = resolve_corpus(source)
+        old_vocab = self.tokenizer.vocab_size
+        record = {"name": resolved.name, "sha256": resolved.sha256, "source": source}
+        adapted = adapt_to_corpus(replace(self.ckpt, corpus=record), resolved)
+        if adapted.model is not self.ckpt.model:
+            self._use(adapted)  # same ids for the old characters: the conversation stays valid
+        else:
+            self.ckpt = adapted
+        self.corpus = source
+        model, tokenizer = self.ckpt.model, self.tokenizer
+        device = self.device
+        amp = autocast_dtype(device)
+        batches = Batches(load_tokens(resolved, tokenizer), model.config.block_size, batch_size, device=device,
+                          name=resolved.name)  # fmt: skip
+        before_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        optimizer = make_optimizer(model, lr=FINE_TUNE_LR)
+        schedule = Schedule(FINE_TUNE_LR, steps, warmup=min(20, steps // 10))
+        generator = torch.Generator().manual_seed(turn_seed(self.settings.seed, 10**6 + self.steps_trained))
+        losses: list[float] = []
+        tokens = 0
+        flag = interrupt if interrupt is not None else InterruptFlag()
+
+        def step_done(info) -> None:
+            nonlocal tokens
+            losses.append(info.loss)
+            tokens += info.tokens
+            if on_step is not None:
+                on_step(info)
+
+        t0 = time.perf_counter()
+        try:
+            with flag.active():
+                train_loop(
+                    model, optimizer, lambda: batches.get("train", generator), steps=range(steps),
+                    schedule=schedule, amp_dtype=amp, on_step=step_done, interrupt=flag,
+                )  # fmt: skip
+        finally:
+            seconds = time.perf_counter() - t0
+            model.eval()
+            self.engine.reset()  # the cached keys and values belong to the old weights
+            self.steps_trained += len(losses)
+            del optimizer
+
+        before = after = None
+        if losses:
+            get = lambda split, g: batches.get(split, g)
+            seed = self.settings.seed
+            after = estimate_loss(model, get, iters=eval_iters, seed=seed, amp_dtype=amp)
+            trained_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(before_weights)
+            try:
+                before = estimate_loss(model, get, iters=eval_iters, seed=seed, amp_dtype=amp)
+            finally:
+                model.load_state_dict(trained_weights)
+        return TrainReport(
+            steps=len(losses), requested=steps, corpus=resolved.name, losses=losses, before=before, after=after,
+            seconds=seconds, tokens_per_second=tokens / seconds if seconds > 0 else 0.0,
+            grown_vocab=(old_vocab, self.tokenizer.vocab_size) if self.tokenizer.vocab_size != old_vocab else None,
+        )  # fmt: skip
+
+    # --- reports -------------------------------------------------------------------------------
+
+    def describe_model(self) -> str:
+        config = self.ckpt.config
+        return (
+            f"{human_count(_param_count(self.ckpt.model))} parameters, {self.tokenizer.name} vocabulary of "
+            f"{self.tokenizer.vocab_size:,}, {config.block_size}-token context"
+        )
+
+    def show(self) -> list[tuple[str, str]]:
+        """The model, then the settings, as (name, value) rows."""
+        ckpt, config, s = self.ckpt, self.ckpt.config, self.settings
+        dtype = next(ckpt.model.parameters()).dtype
+        val = ckpt.train.get("val_loss")
+        unsaved = " (changed since, unsaved)" if self.steps_trained else ""
+        arch = f"{config.n_layer} layers, {config.n_head} heads, {config.n_embd} wide"
+        arch = "bigram" if config.arch == "bigram" else arch
+        return [
+            ("checkpoint", (str(ckpt.path) if ckpt.path else "none: a fresh model, unsaved") + unsaved),
+            ("parameters", f"{_param_count(ckpt.model):,} ({arch})"),
+            ("vocabulary", f"{self.tokenizer.name}, {self.tokenizer.vocab_size:,} tokens"),
+            ("context", f"{config.block_size} tokens"),
+            ("device", f"{self.device}, {str(dtype).removeprefix('torch.')}"),
+            ("corpus", self.corpus or "none recorded"),
+            ("val loss", f"{val:.4f}" if isinstance(val, (int, float)) else "unknown"),
+            ("temperature", f"{s.temperature:g}" + (" (greedy)" if s.temperature == 0 else "")),
+            ("length", f"{s.max_new_tokens} tokens"),
+            ("top-k", "off" if s.top_k is None else str(s.top_k)),
+            ("top-p", "off" if s.top_p is None else f"{s.top_p:g}"),
+            ("seed", str(s.seed)),
+            ("stop", ", ".join(repr(x) for x in s.stop) or "none"),
+            ("chat", " and ".join(self.chat) if self.chat else "off"),
+            ("verbose", "on" if s.verbose else "off"),
+        ]
+
+    def stats(self) -> list[tuple[str, str]]:
+        """The session's counters and the last reply's speed, as (name, value) rows."""
+        rows = [
+            ("turns", str(self.turn)),
+            ("tokens generated", f"{self.tokens_generated:,}"),
+            ("conversation", f"{len(self.conversation):,} tokens (window {self.block_size})"),
+            ("cached", f"{self.engine.cache.pos} tokens"),
+            ("steps trained", f"{self.steps_trained} (unsaved)" if self.steps_trained else "0"),
+        ]
+        r = self.last_reply
+        if r is not None:
+            rows += [
+                ("last reply", f"{r.tokens} tokens, {r.tokens_per_second:,.1f} tokens/s"),
+                ("last prefill", f"{r.prompt_tokens} tokens in {r.prefill_seconds * 1000:.1f} ms"),
+            ]
+        return rows

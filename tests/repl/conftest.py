@@ -1,0 +1,87 @@
+"""A tiny char model on a slice of Tiny Shakespeare, saved as a checkpoint, and a REPL driven by keystrokes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from scratchgpt.data import resolve_corpus
+from scratchgpt.model.checkpoint import load_checkpoint, save_checkpoint
+from scratchgpt.model.gpt import GPTConfig, build_model
+from scratchgpt.repl.app import Repl, make_console
+from scratchgpt.repl.session import Session, Settings
+from scratchgpt.tokenizers import fit_tokenizer
+
+CORPUS_CHARS = 30_000
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory, shakespeare_text) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "tiny-shakespeare.txt"
+    path.write_text(shakespeare_text[:CORPUS_CHARS], encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_corpus) -> Path:
+    """An untrained 1-layer char model (block 32) whose corpus is the tiny slice."""
+    corpus = resolve_corpus(tiny_corpus)
+    tokenizer = fit_tokenizer("char", [tiny_corpus.read_text(encoding="utf-8")])
+    torch.manual_seed(0)
+    model = build_model(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    record = {"name": corpus.name, "sha256": corpus.sha256, "source": str(tiny_corpus)}
+    return save_checkpoint(path, model, tokenizer, corpus=record, train={"step": 0, "val_loss": 4.0})
+
+
+@pytest.fixture
+def session(tiny_checkpoint) -> Session:
+    return Session(load_checkpoint(tiny_checkpoint), settings=Settings(seed=1, max_new_tokens=20))
+
+
+class Driven:
+    """A Repl fed keystrokes through a pipe; `out` is everything its console printed."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.buffer = io.StringIO()
+        self._pipe = create_pipe_input()
+        self.pipe = self._pipe.__enter__()
+        self.repl = Repl(session, input=self.pipe, output=DummyOutput(), console=make_console(self.buffer),
+                         history=InMemoryHistory())  # fmt: skip
+
+    def run(self, *keys: str) -> int:
+        """Type keys (each "...\\r" is one line), then Ctrl-D unless the keys end the session; the exit code."""
+        for k in keys:
+            self.pipe.send_text(k)
+        self.pipe.close()
+        return self.repl.run()
+
+    @property
+    def out(self) -> str:
+        return self.buffer.getvalue()
+
+    def close(self) -> None:
+        self._pipe.__exit__(None, None, None)
+
+
+@pytest.fixture
+def drive(session):
+    """drive(*keys) runs the REPL over the keys and returns the Driven (session, out)."""
+    made = []
+
+    def run(*keys: str, session_: Session | None = None) -> Driven:
+        d = Driven(session_ or session)
+        made.append(d)
+        d.code = d.run(*keys)
+        return d
+
+    yield run
+    for d in made:
+        d.close()
