@@ -24,7 +24,7 @@ class TrainProgress:
     """Reports steps of one training run. Use as a context manager; call `step` and `note`."""
 
     def __init__(self, total: int, *, start: int = 0, console: Console | None = None, every: int = 10):
-        self.console = console or Console(file=sys.stdout, highlight=False)
+        self.console = console or Console(file=sys.stdout, highlight=False, soft_wrap=True)
         self.total, self.start, self.every = total, start, every
         self.live = self.console.is_terminal
         self._tokens = 0

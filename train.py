@@ -159,7 +159,7 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
     model, tokenizer, config = ckpt.model, ckpt.tokenizer, ckpt.model.config
 
     tokens = load_tokens(corpus, tokenizer, lossy=args.lossy)
-    batches = Batches(tokens, config.block_size, args.batch_size, device=device)
+    batches = Batches(tokens, config.block_size, args.batch_size, device=device, name=corpus.name)
     optimizer = make_optimizer(model, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, args.beta2))
     if args.resume:
         rng, train_state = load_train_state(paths.train_state, optimizer)
