@@ -155,14 +155,14 @@ def stats_line(session: Session, reply: Reply, *, verbose: bool) -> str:
     return " · ".join(parts)
 
 
-def make_console(file=None, *, force_plain: bool | None = None) -> Console:
+def make_console(file=None, **options: Any) -> Console:
     """A rich console that prints text as it is: no markup, highlighting or emoji; no ANSI codes at all
-    under NO_COLOR or when the output is not a terminal."""
+    under NO_COLOR or when the output is not a terminal. options go to rich's Console."""
     from rich.console import Console
 
-    plain = bool(os.environ.get("NO_COLOR")) if force_plain is None else force_plain
-    kwargs = {"color_system": None} if plain else {}
-    return Console(file=file, markup=False, highlight=False, emoji=False, soft_wrap=True, **kwargs)
+    if os.environ.get("NO_COLOR"):
+        options["color_system"] = None
+    return Console(file=file, markup=False, highlight=False, emoji=False, soft_wrap=True, **options)
 
 
 def make_history():

@@ -81,6 +81,8 @@ def _one_word(text: str) -> str:
 def _number(text: str, *, whole: bool) -> float | int:
     text = _one_word(text)
     try:
+        if not text.isascii() or "_" in text:  # no "1_000" or non-ASCII digits: plain numbers only
+            raise ValueError
         value = int(text) if whole else float(text)
     except ValueError:
         kind = "a whole number" if whole else "a number"

@@ -21,6 +21,17 @@ from scratchgpt.tokenizers import fit_tokenizer
 CORPUS_CHARS = 30_000
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread(monkeypatch):
+    """Tiny models run fastest on one thread, and the CI machine's cores are shared: OpenMP threads
+    spinning against another process make a 5k-parameter model 40x slower. Subprocesses too."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory, shakespeare_text) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "tiny-shakespeare.txt"
