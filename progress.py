@@ -62,10 +62,9 @@ class TrainProgress:
         elif done % self.every == 0 or done == self.total:
             elapsed = time.perf_counter() - self._t0
             eta = elapsed / max(1, done - self.start) * (self.total - done)
-            self.console.print(
-                f"step {done}/{self.total}  loss {loss:.4f}  {self.tokens_per_second:,.0f} tok/s  eta {eta:.0f}s"
-            )
+            self.note(f"step {done}/{self.total}  loss {loss:.4f}  {self.tokens_per_second:,.0f} tok/s  eta {eta:.0f}s")
 
     def note(self, text: str) -> None:
-        """A line that stays above the bar (evaluations, checkpoints)."""
+        """A line that stays above the bar (evaluations, checkpoints); flushed, so logs are live."""
         self.console.print(text)
+        self.console.file.flush()

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import pickle
 
 import pytest
@@ -127,3 +129,10 @@ def test_a_config_that_does_not_match_the_weights_is_refused(saved, tmp_path):
     save_file(load_file(path), target, metadata=meta)
     with pytest.raises(ScratchGPTError, match="do not match"):
         load_checkpoint(target)
+
+
+def test_a_saved_checkpoint_gets_the_usual_file_mode(saved):
+    path, _, _ = saved
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
