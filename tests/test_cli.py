@@ -1,0 +1,136 @@
+"""`scratchgpt` as a user meets it: exit codes, one-line errors, the shipped model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from scratchgpt.cli import main
+from scratchgpt.cliutil import run_entry_point
+
+
+def scratchgpt(capsys, *argv):
+    code = run_entry_point(main, list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *words):
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in lines[0]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    def make(text: str | bytes, name="c.txt"):
+        path = tmp_path / name
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return str(path)
+
+    return make
+
+
+@pytest.mark.parametrize("content", [None, b"", b"\x00\x01garbage" * 10])
+def test_a_missing_empty_or_corrupt_checkpoint_is_one_line_and_exit_1(capsys, tmp_path, content):
+    path = tmp_path / "m.safetensors"
+    if content is not None:
+        path.write_bytes(content)
+    for command in ("sample", "eval"):
+        code, _, err = scratchgpt(capsys, command, "--checkpoint", str(path))
+        assert_one_line_error(code, err, str(path))
+        assert code == 1
+
+
+def test_a_truncated_checkpoint_is_one_line_and_exit_1(capsys, tmp_path):
+    from scratchgpt.model.checkpoint import shipped_checkpoint
+
+    good = shipped_checkpoint("char").read_bytes()
+    path = tmp_path / "cut.safetensors"
+    path.write_bytes(good[: len(good) // 3])
+    code, _, err = scratchgpt(capsys, "sample", "--checkpoint", str(path))
+    assert_one_line_error(code, err, "cut.safetensors")
+
+
+def test_an_empty_corpus_is_one_line(capsys, corpus, tmp_path):
+    code, _, err = scratchgpt(capsys, "train", "--corpus", corpus(""), "--out", str(tmp_path / "o.safetensors"))
+    assert_one_line_error(code, err, "empty")
+
+
+def test_a_corpus_shorter_than_a_block_is_one_line_naming_the_flag(capsys, corpus, tmp_path):
+    code, _, err = scratchgpt(capsys, "train", "--corpus", corpus("to be or not to be\n" * 3),
+                              "--block-size", "64", "--out", str(tmp_path / "o.safetensors"))
+    assert_one_line_error(code, err, "too short", "--block-size")
+
+
+def test_a_missing_corpus_and_a_directory_are_one_line(capsys, tmp_path):
+    for target in (tmp_path / "nope.txt", tmp_path):
+        code, _, err = scratchgpt(capsys, "train", "--corpus", str(target), "--out", str(tmp_path / "o.safetensors"))
+        assert_one_line_error(code, err)
+
+
+def test_an_unknown_tokenizer_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        scratchgpt(capsys, "train", "--tokenizer", "sentencepiece")
+    _, err = capsys.readouterr()
+    assert e.value.code == 2
+    assert_one_line_error(e.value.code, err, "sentencepiece")
+
+
+@pytest.mark.parametrize("flag, value", [("--n-layer", "0"), ("--max-iters", "-3"), ("--lr", "nan"),
+                                         ("--batch-size", "many"), ("--dropout", "-0.5")])
+def test_bad_numeric_flags_are_usage_errors(capsys, flag, value):
+    with pytest.raises(SystemExit) as e:
+        scratchgpt(capsys, "train", flag, value)
+    assert e.value.code == 2
+    assert_one_line_error(2, capsys.readouterr().err, flag)
+
+
+def test_an_unknown_command_is_a_usage_error(capsys):
+    code, _, err = scratchgpt(capsys, "fly")
+    assert code == 2 and "unknown command 'fly'" in err
+
+
+def test_sample_with_no_flags_uses_the_shipped_model_and_a_seed_repeats(capsys):
+    code, first, _ = scratchgpt(capsys, "sample", "--len", "60", "--seed", "1")
+    assert code == 0 and len(first.strip()) > 20
+    _, second, _ = scratchgpt(capsys, "sample", "--len", "60", "--seed", "1")
+    assert first == second
+    _, greedy, _ = scratchgpt(capsys, "sample", "--len", "30", "--temp", "0", "--prompt", "ROMEO:")
+    assert greedy.startswith("ROMEO:")
+
+
+def test_sample_stops_at_a_stop_string(capsys):
+    code, out, _ = scratchgpt(capsys, "sample", "--len", "400", "--seed", "3", "--prompt", "ROMEO:\n",
+                              "--stop", r"\n\n")
+    assert code == 0
+    assert "\n\n" not in out.rstrip("\n")
+
+
+def test_eval_json_reports_the_whole_val_split_per_token_and_per_char(capsys):
+    code, out, _ = scratchgpt(capsys, "eval", "--json", "--amp", "bf16")
+    result = json.loads(out)
+    assert code == 0
+    assert {"val_nats_per_token", "val_nats_per_char", "params", "tokens", "tokenizer"} <= set(result)
+    assert result["tokens"] == 111_539  # all of the last 10% of Tiny Shakespeare's characters but the first
+    assert result["tokenizer"] == "char"
+    assert result["val_nats_per_char"] == pytest.approx(result["val_nats_per_token"])
+    assert result["val_nats_per_char"] < 1.9
+
+
+def test_the_console_script_prints_no_traceback_and_exits_1(tmp_path):
+    env = {**os.environ, "SCRATCHGPT_DATA": os.environ["SCRATCHGPT_DATA"]}
+    proc = subprocess.run([sys.executable, "-m", "scratchgpt", "sample", "--checkpoint", str(tmp_path / "x")],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    debug = subprocess.run([sys.executable, "-m", "scratchgpt", "sample", "--debug", "--checkpoint",
+                            str(tmp_path / "x")], capture_output=True, text=True, env=env)
+    assert "Traceback" in debug.stderr
