@@ -41,7 +41,7 @@ def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp
 
     monkeypatch.setattr(TrainProgress, "step", step)
     first = train(tmp_path / "b", *flags, interrupt=flag)
-    monkeypatch.undo()
+    monkeypatch.setattr(TrainProgress, "step", real_step)
     assert first["interrupted"] and first["steps"] == 6
     resumed = train(tmp_path / "b", *flags, "--resume")
     assert len(resumed["train_losses"]) == 10
@@ -53,3 +53,22 @@ def test_run_paths_sit_beside_the_best_checkpoint(tmp_path):
     assert paths.last.name == "x.last.safetensors"
     assert paths.train_state.name == "x.last.optim.safetensors"
     assert paths.metrics.name == "x.metrics.jsonl"
+
+
+def test_the_bigram_baseline_trains_and_evaluates_on_the_same_scale(tmp_path):
+    from scratchgpt.model.evaluate import evaluate_checkpoint
+
+    summary = train(tmp_path, "--arch", "bigram", "--max-iters", "60", "--eval-interval", "60", "--lr", "1e-1",
+                    "--warmup-iters", "5")
+    assert summary["val"] < 3.2
+    result = evaluate_checkpoint(str(tmp_path / "run.safetensors"), device="cpu")
+    assert result["arch"] == "bigram" and result["params"] == 65 * 65
+    assert 2.4 < result["val_nats_per_char"] < 3.3
+
+
+def test_plot_draws_a_png_from_the_metrics_of_a_run(tmp_path):
+    from scratchgpt.plot import plot_run
+
+    train(tmp_path, "--max-iters", "10", "--eval-interval", "5")
+    png = plot_run(tmp_path / "run.safetensors")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

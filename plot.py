@@ -1,0 +1,69 @@
+"""`scratchgpt plot RUN`: a run's train and val loss against steps and tokens, as a PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ScratchGPTError
+
+
+def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
+    """The per-step lines and the evaluation lines of a metrics JSONL file."""
+    steps, evals = [], []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            raise ScratchGPTError(f"{path}:{n} is not JSON; is this a metrics file?") from None
+        (evals if "val_loss" in entry else steps).append(entry)
+    return steps, evals
+
+
+def metrics_path(run: str | Path) -> Path:
+    run = Path(run)
+    if run.suffix == ".jsonl":
+        return run
+    stem = run.with_suffix("") if run.suffix == ".safetensors" else run
+    return Path(f"{stem}.metrics.jsonl")
+
+
+def plot_run(run: str | Path, *, png: str | Path | None = None) -> Path:
+    """Draw loss against steps (bottom axis) and tokens (top axis); returns the PNG's path."""
+    path = metrics_path(run)
+    if not path.is_file():
+        raise ScratchGPTError(f"no metrics at {path}; give a run's --out path or its .metrics.jsonl")
+    steps, evals = read_metrics(path)
+    if not steps and not evals:
+        raise ScratchGPTError(f"{path} holds no losses yet; train for at least --log-interval steps")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ScratchGPTError("plotting needs matplotlib: pip install 'scratchgpt[plot]'") from None
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    if steps:
+        ax.plot([e["step"] for e in steps], [e["loss"] for e in steps], lw=0.8, alpha=0.6, label="train (batch)")
+    if evals:
+        ax.plot([e["step"] for e in evals], [e["train_loss"] for e in evals], "o-", ms=3, label="train (eval)")
+        ax.plot([e["step"] for e in evals], [e["val_loss"] for e in evals], "o-", ms=3, label="val")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats per token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    points = steps + evals
+    if points and points[-1]["step"]:
+        per_step = max(e["tokens"] for e in points) / max(e["step"] for e in points)
+        top = ax.secondary_xaxis("top", functions=(lambda s: s * per_step, lambda t: t / per_step))
+        top.set_xlabel("tokens")
+    ax.set_title(path.name.removesuffix(".metrics.jsonl"))
+    out = Path(png) if png else path.with_name(path.name.removesuffix(".metrics.jsonl") + ".loss.png")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
