@@ -296,6 +296,8 @@ class Repl:
         while True:
             try:
                 line = self.prompt_session.prompt(self.prompt_text())
+            except EOFError:
+                return EXIT_OK
             except KeyboardInterrupt:
                 if self.block.open:
                     self.block.cancel()
@@ -303,8 +305,6 @@ class Repl:
                 else:
                     self.say(EMPTY_INTERRUPT_MESSAGE, style="dim")
                 continue
-            except EOFError:
-                return EXIT_OK
             was_block = self.block.open or line.startswith('"""')
             text = self.block.feed(line)
             if text is None:

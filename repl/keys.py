@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.key_binding.bindings.mouse import load_mouse_bindings
+from prompt_toolkit.keys import Keys
 
 BLOCK_FENCE = '"""'
 
@@ -39,8 +41,26 @@ def exit_on_empty(event: KeyPressEvent) -> None:
     event.app.exit(exception=EOFError())
 
 
+def _mouse_handler():
+    (binding,) = [b for b in load_mouse_bindings().bindings if b.keys == (Keys.Vt100MouseEvent,)]
+    return binding.handler
+
+
+_prompt_toolkit_mouse = _mouse_handler()
+
+
+def mouse_event(event: KeyPressEvent):
+    """A mouse report, as prompt_toolkit handles it; but a typed or pasted escape sequence that only
+    looks like one (ESC [ 3 1 m) is ignored instead of stopping the prompt with a traceback."""
+    try:
+        return _prompt_toolkit_mouse(event)
+    except ValueError:
+        return None
+
+
 def key_bindings() -> KeyBindings:
     kb = KeyBindings()
+    kb.add(Keys.Vt100MouseEvent)(mouse_event)
     kb.add("escape", "enter")(newline)
     kb.add("c-c", filter=_buffer_empty)(interrupt_empty)
     kb.add("c-c", filter=~_buffer_empty)(discard_line)

@@ -35,7 +35,8 @@ def _one_torch_thread(monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory, shakespeare_text) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "tiny-shakespeare.txt"
-    path.write_text(shakespeare_text[:CORPUS_CHARS], encoding="utf-8")
+    extra = "\n/0123456789\n"  # so that typed commands and numbers are in the vocabulary too
+    path.write_text(shakespeare_text[:CORPUS_CHARS] + extra, encoding="utf-8")
     return path
 
 

@@ -1,0 +1,301 @@
+"""The REPL driven through the real prompt_toolkit application: keystrokes in through a pipe,
+prompt rendering to DummyOutput, and what the rich console printed captured in a StringIO."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from scratchgpt.model.checkpoint import Checkpoint, load_checkpoint
+from scratchgpt.model.gpt import GPTConfig, build_model
+from scratchgpt.repl import session as session_module
+from scratchgpt.repl.app import make_console
+from scratchgpt.repl.session import Session, Settings
+from scratchgpt.tokenizers import fit_tokenizer
+
+CTRL_C, CTRL_D, ESC_ENTER = "\x03", "\x04", "\x1b\r"
+
+
+def test_typed_text_is_continued_and_followed_by_a_stats_line(drive):
+    d = drive("ROMEO:\r")
+    assert d.code == 0
+    reply = d.session.last_reply
+    assert len(reply.text) > 0 and reply.text in d.out
+    assert f"20 tokens · " in d.out and "tokens/s · temp 0.8 · seed 1" in d.out
+
+
+def test_ctrl_d_exits_with_code_0(drive):
+    d = drive(CTRL_D)
+    assert d.code == 0 and d.session.turn == 0
+
+
+@pytest.mark.parametrize("command", ["/bye", "/exit", "/quit"])
+def test_bye_exit_and_quit_end_the_session_with_code_0(drive, command):
+    d = drive(f"{command}\r", "ROMEO:\r")
+    assert d.code == 0 and d.session.turn == 0  # nothing after the command ran
+
+
+def test_ctrl_c_on_an_empty_prompt_says_how_to_leave_and_goes_on(drive):
+    d = drive(CTRL_C, "/temp 0\r")
+    assert "Use Ctrl-D or /bye to exit." in d.out
+    assert d.session.settings.temperature == 0
+
+
+def test_ctrl_c_with_text_typed_discards_the_line(drive):
+    d = drive("half a thought" + CTRL_C, "/len\r")
+    assert d.session.turn == 0 and "Use Ctrl-D" not in d.out
+    assert "length is 20 tokens" in d.out
+
+
+def test_context_accumulates_across_turns(drive):
+    d = drive("ROMEO:\r", "\rJULIET:\r")
+    tok = d.session.tokenizer
+    text = tok.decode(d.session.conversation)
+    assert text.startswith("ROMEO:") and "JULIET:" in text
+    assert d.session.turn == 3  # an empty line continued the conversation
+
+
+def test_esc_enter_inserts_a_newline(drive):
+    d = drive("ROMEO:" + ESC_ENTER + "Ay" + "\r")
+    assert d.session.tokenizer.decode(d.session.last_reply.context) == "ROMEO:\nAy"
+
+
+def test_bracketed_paste_keeps_newlines(drive):
+    d = drive("\x1b[200~ROMEO:\nWhat light\x1b[201~\r")
+    assert d.session.tokenizer.decode(d.session.last_reply.context) == "ROMEO:\nWhat light"
+
+
+def test_triple_quotes_collect_lines_as_text_even_if_they_look_like_commands(drive):
+    d = drive('"""\r', "ROMEO:\r", "/temp 0\r", '"""\r')
+    assert d.session.tokenizer.decode(d.session.last_reply.context) == "ROMEO:\n/temp 0\n"
+    assert d.session.settings.temperature == 0.8 and d.session.turn == 1
+
+
+def test_ctrl_c_inside_a_triple_quote_block_discards_it(drive):
+    d = drive('"""\r', "ROMEO:\r", CTRL_C, "/len\r")
+    assert "multi-line input discarded" in d.out and d.session.turn == 0
+
+
+def test_double_slash_sends_text_starting_with_a_slash(drive):
+    d = drive("//temp 0\r")
+    assert d.session.tokenizer.decode(d.session.last_reply.context) == "/temp 0"
+    assert d.session.settings.temperature == 0.8
+
+
+def test_help_lists_commands_and_help_cmd_explains_one(drive):
+    d = drive("/help\r", "/?\r", "/help train\r")
+    assert d.out.count("/tokenizer [char|tiktoken|word]") == 2
+    assert "Ctrl-C stops early and keeps the steps done" in d.out
+
+
+def test_setting_commands_show_without_an_argument_and_confirm_with_one(drive):
+    d = drive("/temp\r", "/temp 0\r", "/len\r", "/len 7\r", "/topk\r", "/topk 5\r", "/topp\r", "/topp 0.9\r",
+              "/seed\r", "/seed 42\r", "/stop\r", "/stop \\n\\n\r", "/verbose\r")  # fmt: skip
+    s = d.session.settings
+    assert (s.temperature, s.max_new_tokens, s.top_k, s.top_p, s.seed, s.stop, s.verbose) == (
+        0, 7, 5, 0.9, 42, ["\n\n"], True)  # fmt: skip
+    for line in ("temperature is 0.8", "temperature set to 0 (greedy)", "length is 20 tokens",
+                 "length set to 7 tokens", "top-k is off", "top-k set to 5", "top-p is off", "top-p set to 0.9",
+                 "seed is 1", "seed set to 42", "stop strings: none", "stop strings now: '\\n\\n'", "verbose on"):  # fmt: skip
+        assert line in d.out
+
+
+def test_off_resets_topk_topp_and_stop(drive):
+    d = drive("/topk 5\r", "/topp 0.5\r", "/stop END\r", "/topk off\r", "/topp off\r", "/stop off\r")
+    s = d.session.settings
+    assert (s.top_k, s.top_p, s.stop) == (None, None, [])
+
+
+def test_sampling_settings_reach_the_reply(drive):
+    d = drive("/temp 0\r", "/len 5\r", "ROMEO:\r", "/seed 99\r", "/clear\r", "ROMEO:\r")
+    first, second = d.session.tokenizer.decode(d.session.conversation), d.session.last_reply
+    assert second.tokens == 5 and second.text in first  # greedy: the same five tokens again
+    assert "5 tokens · " in d.out and "temp 0 · seed 99" in d.out
+
+
+def test_bad_arguments_print_one_line_and_the_session_goes_on(drive):
+    d = drive("/len 1000000000\r", "/temp nan\r", "/train -1\r", "/topp 2\r", "/tokenizer klingon\r", "/len 3\r")
+    assert "/len must be from 1 to 100000, got '1000000000'. Usage: /len [N]" in d.out
+    assert "/temp expected a finite number, got 'nan'. Usage: /temp [T]" in d.out
+    assert "Usage: /train N [CORPUS]" in d.out and "Usage: /topp [P|off]" in d.out
+    assert "Usage: /tokenizer [char|tiktoken|word]" in d.out
+    assert d.session.settings.max_new_tokens == 3
+
+
+def test_unknown_command_is_named_with_the_closest_one(drive):
+    d = drive("/tmep 0\r", "/qwxz\r")
+    assert "Unknown command '/tmep'. Type /? for help. Did you mean /temp?" in d.out
+    assert "Unknown command '/qwxz'. Type /? for help.\n" in d.out
+
+
+def test_escape_sequences_pasted_are_not_echoed_raw(drive):
+    d = drive("\x1b[200~/\x1b[2Jx\x1b[201~\r", "\x1b[200~/len \x1b]0;title\x07\x1b[201~\r")
+    assert "\x1b" not in d.out and "\x07" not in d.out
+    assert "Unknown command '/[2Jx'" in d.out
+    assert "/len expected a whole number, got ']0;title'" in d.out
+
+
+def test_a_key_sequence_the_prompt_cannot_parse_does_not_end_the_session(drive):
+    d = drive("\x1b[31m", "/len 3\r")  # prompt_toolkit takes this for a malformed mouse event
+    assert d.session.settings.max_new_tokens == 3
+
+
+def test_clear_and_reset_empty_the_context(drive):
+    d = drive("ROMEO:\r", "/clear\r", "JULIET:\r", "/reset\r")
+    assert d.session.conversation == [] and d.out.count("conversation cleared (settings kept)") == 2
+
+
+def test_regen_replaces_the_last_reply(drive):
+    d = drive("ROMEO:\r", "/regen\r")
+    tok, last = d.session.tokenizer, d.session.last_reply
+    assert tok.decode(last.context) == "ROMEO:" and d.session.turn == 2
+    assert tok.decode(d.session.conversation) == "ROMEO:" + last.text
+    assert d.out.count(" tokens/s · ") == 2
+
+
+def test_regen_before_any_reply_says_so(drive):
+    d = drive("/regen\r")
+    assert "error: nothing to regenerate yet; type a prompt first" in d.out
+
+
+def test_show_and_stats_print_the_model_and_settings(drive):
+    d = drive("ROMEO:\r", "/show\r", "/stats\r")
+    vocabulary = f"vocabulary   char, {d.session.tokenizer.vocab_size} tokens"
+    for row in ("checkpoint", "parameters", vocabulary, "context      32 tokens", "device",
+                "corpus", "val loss     4.0000", "temperature  0.8", "seed         1", "turns", "last reply"):  # fmt: skip
+        assert row in d.out
+
+
+def test_chat_frames_lines_and_prints_the_speaker(drive):
+    d = drive("/chat ROMEO JULIET\r", "Good morrow.\r", "/chat\r", "/chat off\r", "plain\r")
+    assert "chat on: you speak as ROMEO, the model answers as JULIET" in d.out
+    assert "JULIET:\n" in d.out and "chat: ROMEO speaks to JULIET" in d.out
+    text = d.session.tokenizer.decode(d.session.conversation)
+    assert text.startswith("ROMEO:\nGood morrow.\n\nJULIET:\n") and d.session.chat is None
+    assert d.session.tokenizer.decode(d.session.last_reply.context).endswith("plain")
+
+
+def test_tokenizer_switch_to_word_makes_a_fresh_model_and_re_encodes_the_context(drive, monkeypatch):
+    monkeypatch.setattr(session_module, "shipped_checkpoint", lambda name: None)
+    d = drive("First Citizen:\r", "/tokenizer\r", "/tokenizer word\r", "/tokenizer\r", " and\r")
+    assert "vocabulary: char, 69 tokens" in d.out
+    assert "word vocabulary: a fresh model" in d.out and "untrained — /train N to train it" in d.out
+    tok = d.session.tokenizer
+    assert tok.name == "word" and f"vocabulary: word, {tok.vocab_size:,} tokens" in d.out
+    assert tok.decode(d.session.last_reply.context).startswith("First Citizen:")  # words the corpus has
+
+
+def test_train_reports_losses_before_and_after_and_changes_weights(drive, session):
+    weights = {k: v.clone() for k, v in session.ckpt.model.state_dict().items()}
+    d = drive("/train 3\r", "ROMEO:\r")
+    assert "trained 3 steps on tiny-shakespeare" in d.out
+    assert "train " in d.out and " → " in d.out and ", val " in d.out
+    assert "loss per step " in d.out
+    assert "the weights changed in memory only; /save writes them" in d.out
+    assert "step 3/3" in d.out  # the progress, as plain lines when the console is not a terminal
+    now = session.ckpt.model.state_dict()
+    assert any(not torch.equal(weights[k], now[k]) for k in weights)
+    assert session.turn == 1  # the session went on after training
+
+
+def test_train_on_a_named_corpus_and_corpus_command(drive, tmp_path, shakespeare_text):
+    other = tmp_path / "other.txt"
+    other.write_text(shakespeare_text[-8000:], encoding="utf-8")
+    d = drive("/corpus\r", f"/corpus {other}\r", "/train 2\r", f"/corpus {tmp_path}/missing.txt\r")
+    assert "corpus set to other (8,000 bytes)" in d.out
+    assert "trained 2 steps on other" in d.out
+    assert "error: corpus" in d.out and "missing.txt" in d.out  # a bad corpus: one line, the session goes on
+    assert d.session.corpus == str(other)
+
+
+def test_save_then_load_gives_the_same_next_tokens_at_temp_0(drive, tmp_path, tiny_checkpoint):
+    path = tmp_path / "saved.safetensors"
+    d = drive("/temp 0\r", "/train 2\r", f"/save {path}\r", "/clear\r", "ROMEO:\r")
+    assert f"saved {path}" in d.out
+    expected = d.session.last_reply.text
+    other = Session(load_checkpoint(tiny_checkpoint), settings=Settings(seed=5, max_new_tokens=20))
+    d2 = drive("/temp 0\r", f"/load {path}\r", "ROMEO:\r", session_=other)
+    assert f"loaded {path}" in d2.out
+    assert d2.session.last_reply.text == expected
+
+
+def test_save_without_a_path_prints_where_it_went(drive):
+    from scratchgpt.paths import user_checkpoint_dir
+
+    d = drive("/save\r")
+    (saved,) = user_checkpoint_dir().iterdir()
+    assert f"saved {saved}" in d.out
+
+
+def test_load_of_a_bad_file_prints_one_line_and_keeps_the_session(drive, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 100)
+    d = drive(f"/load {bad}\r", "/load\r", "ROMEO:\r")
+    errors = [line for line in d.out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(bad) in errors[0]
+    assert "Usage: /load PATH" in d.out and d.session.turn == 1
+
+
+def bigram_session(text: str, prompt_char: str) -> Session:
+    """A char bigram model that, greedy, cycles through text: each character's successor is certain."""
+    tokenizer = fit_tokenizer("char", [text])
+    model = build_model(GPTConfig(vocab_size=tokenizer.vocab_size, arch="bigram"))
+    with torch.no_grad():
+        model.table.weight.fill_(-10.0)
+        for a, b in zip(text, text[1:] + text[0], strict=True):
+            model.table.weight[tokenizer.encode(a)[0], tokenizer.encode(b)[0]] = 10.0
+    return Session(Checkpoint(model=model, tokenizer=tokenizer), settings=Settings(temperature=0, max_new_tokens=13))
+
+
+def test_model_output_is_printed_literally_never_as_markup(drive):
+    d = drive("[\r", session_=bigram_session("[bold]", "["))
+    assert d.session.last_reply.text == "bold][bold][b"
+    assert "bold][bold][b" in d.out
+
+
+def test_control_characters_the_model_samples_are_not_printed(drive):
+    d = drive("a\r", session_=bigram_session("ab\x1b[2J", "a"))
+    assert "\x1b" in d.session.last_reply.text
+    assert "\x1b" not in d.out and "b[2Jab[2J" in d.out
+
+
+def test_no_color_means_no_ansi_codes_even_on_a_terminal(monkeypatch):
+    buffer = io.StringIO()
+    monkeypatch.setenv("NO_COLOR", "1")
+    make_console(buffer, force_terminal=True).print("stats", style="dim")
+    assert buffer.getvalue() == "stats\n"
+    monkeypatch.delenv("NO_COLOR")
+    colored = io.StringIO()
+    make_console(colored, force_terminal=True).print("stats", style="dim")
+    assert "\x1b[" in colored.getvalue()  # the check above can fail
+
+
+class InterruptingFile(io.StringIO):
+    """Raises KeyboardInterrupt on the n-th write, as Ctrl-C arriving while a reply prints."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.writes, self.n = 0, n
+
+    def write(self, s: str) -> int:
+        self.writes += 1
+        if self.writes == self.n:
+            raise KeyboardInterrupt
+        return super().write(s)
+
+
+def test_ctrl_c_while_a_reply_prints_keeps_the_printed_text_and_returns_to_the_prompt(drive, session):
+    from scratchgpt.repl.app import Repl
+
+    session.settings.max_new_tokens = 30
+    d = drive("/len\r", session_=session)  # warm the model
+    file = InterruptingFile(8)
+    repl = Repl(session, input=d.pipe, output=None, console=make_console(file), history=None)
+    repl.stream(session.reply("ROMEO:"))
+    reply = session.last_reply
+    assert reply.interrupted and "stopped" in file.getvalue()
+    printed = file.getvalue().split("\n")[0]
+    assert session.tokenizer.decode(session.conversation) == "ROMEO:" + reply.text
+    assert reply.text.startswith(printed) and 0 < len(printed) < 30
