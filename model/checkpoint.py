@@ -181,7 +181,7 @@ def load_checkpoint(
         raise ScratchGPTError(
             f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model expects {config.vocab_size}"
         )
-    with torch.device("meta"):
+    with torch.device(device):  # not "meta": initialising meta tensors imports torch._dynamo, ~1 s of start-up
         model = build_model(config)
     if config.arch == "gpt" and config.tie_embeddings and "wte.weight" in tensors:
         tensors["lm_head.weight"] = tensors["wte.weight"]
@@ -195,7 +195,6 @@ def load_checkpoint(
             else f"{wrong[0]} is {tuple(tensors[wrong[0]].shape)}, config says {tuple(expected[wrong[0]].shape)}"
         )
         raise ScratchGPTError(f"{path}: weights do not match its model config ({detail}); the file is damaged")
-    model = model.to_empty(device=device)
     model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()})
     if config.arch == "gpt" and config.rope:  # derived buffers were never saved: recompute them
         model.rope_cos, model.rope_sin = (t.to(device) for t in rope_tables(config))
