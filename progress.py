@@ -23,10 +23,12 @@ def sparkline(values: list[float], width: int = 40) -> str:
 class TrainProgress:
     """Reports steps of one training run. Use as a context manager; call `step` and `note`."""
 
-    def __init__(self, total: int, *, start: int = 0, console: Console | None = None, every: int = 10):
-        self.console = console or Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    def __init__(
+        self, total: int, *, start: int = 0, console: Console | None = None, every: int = 10, quiet: bool = False
+    ):
+        self.console = console or Console(file=sys.stdout, highlight=False, soft_wrap=True, quiet=quiet)
         self.total, self.start, self.every = total, start, every
-        self.live = self.console.is_terminal
+        self.live = self.console.is_terminal and not quiet
         self._tokens = 0
         self._t0 = time.perf_counter()
         self._bar: Progress | None = None

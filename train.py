@@ -56,6 +56,7 @@ def build_parser() -> Parser:
     a("--grad-accum", type=positive_int, default=1, help="micro-batches per step, summed over ranks")
     a("--max-iters", type=positive_int, default=5000, help="optimizer steps in the whole run")
     a("--lr", type=finite_float, default=1e-3, help="peak learning rate (default 1e-3)")
+    a("--lr-decay-iters", type=positive_int, default=None, help="steps the lr schedule spans (default --max-iters)")
     a("--min-lr-ratio", type=non_negative_float, default=0.1, help="final lr as a fraction of --lr")
     a("--warmup-iters", type=non_negative_int, default=100, help="linear warmup steps (default 100)")
     a("--schedule", default="cosine", choices=("cosine", "wsd"), help="lr decay after warmup")
@@ -133,9 +134,8 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
     device = dist.device_for_rank(pick_device(args.device))
     amp = {"bf16": torch.bfloat16, "fp32": None}.get(args.amp, autocast_dtype(device))
     paths = RunPaths.from_out(args.out)
-    seed = args.seed + rank.index  # each rank draws different batches
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(args.seed + rank.index)  # dropout differs per rank
+    generator = torch.Generator().manual_seed(args.seed)  # the batch stream is shared: see own_batches
     train_state: dict = {}
 
     if args.resume:
@@ -165,15 +165,17 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
         rng, train_state = load_train_state(paths.train_state, optimizer)
         if train_state.get("step") != ckpt.train.get("step"):
             raise ScratchGPTError(f"{paths.train_state} is from another step than {paths.last}; cannot resume")
-        generator.set_state(rng["batches"])
         torch.set_rng_state(rng["torch"])
+        generator.set_state(rng["batches"])  # the same on every rank, whatever their number
     start = train_state.get("step", -1) + 1
     best_val = train_state.get("best_val", float("inf"))
     tokens_seen = train_state.get("tokens_seen", 0)
     schedule = Schedule(
-        args.lr, args.max_iters, warmup=args.warmup_iters, min_lr_ratio=args.min_lr_ratio, kind=args.schedule
-    )
+        args.lr, args.lr_decay_iters or args.max_iters, warmup=args.warmup_iters, min_lr_ratio=args.min_lr_ratio,
+        kind=args.schedule,
+    )  # fmt: skip
     ddp_model = dist.wrap(model, device)
+    own_batches = dist.own_micro_batches(lambda: batches.get("train", generator), args.grad_accum, rank)
     grad_accum = dist.local_grad_accum(args.grad_accum, rank)
     last_losses: dict[str, float] = dict(train_state.get("last_eval", {}))
     train_losses: list[float] = []
@@ -212,10 +214,8 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
 
     flag = interrupt or InterruptFlag()
     t0 = time.perf_counter()
-    with flag.active(), TrainProgress(args.max_iters, start=start, every=args.log_interval) as progress:
-        if not rank.is_main:
-            progress.live = False
-            progress.every = 10**12
+    progress_bar = TrainProgress(args.max_iters, start=start, every=args.log_interval, quiet=not rank.is_main)
+    with flag.active(), progress_bar as progress:
 
         def on_step(info: StepInfo) -> None:
             nonlocal tokens_seen
@@ -230,7 +230,7 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
                 save(info.step, progress)
 
         last = train_loop(
-            ddp_model, optimizer, lambda: batches.get("train", generator),
+            ddp_model, optimizer, lambda: next(own_batches),
             steps=range(start, args.max_iters), schedule=schedule, grad_clip=args.grad_clip,
             grad_accum=grad_accum, amp_dtype=amp, on_step=on_step, interrupt=flag,
             backward_context=dist.no_sync_context(ddp_model, grad_accum),
@@ -248,6 +248,7 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
         "seconds": time.perf_counter() - t0,
         "tokens_per_second": progress.tokens_per_second,
         "interrupted": flag.requested,
+        "model": model,
     }
 
 

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as td
 
 from ..errors import ScratchGPTError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,19 @@ def local_grad_accum(grad_accum: int, rank: Rank) -> int:
             f"--grad-accum {grad_accum} is not divisible by {rank.world_size} processes; use a multiple"
         )
     return grad_accum // rank.world_size
+
+
+def own_micro_batches(draw: Callable[[], T], grad_accum: int, rank: Rank) -> Iterator[T]:
+    """This rank's share of every step's micro-batches.
+
+    Every rank draws the whole step (grad_accum micro-batches) from the same generator and keeps
+    micro-batches rank, rank + N, ...: N processes train on exactly the batches one process with
+    the same --grad-accum would, and the generator's state means the same on every rank, so a
+    run resumes exactly with any number of processes.
+    """
+    while True:
+        step = [draw() for _ in range(grad_accum)]  # all at once: a checkpoint after this step
+        yield from step[rank.index :: rank.world_size]  # saves the state past all of its draws
 
 
 def no_sync_context(model: torch.nn.Module, grad_accum: int):

@@ -1,0 +1,81 @@
+"""torchrun-style training with 2 CPU processes (gloo), checked against one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from scratchgpt.model.checkpoint import load_checkpoint
+from scratchgpt.train import build_parser, run
+
+FLAGS = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8",
+         "--grad-accum", "2", "--max-iters", "12", "--eval-interval", "6", "--eval-iters", "2", "--dropout", "0",
+         "--device", "cpu", "--amp", "fp32"]
+
+WORKER = """
+import hashlib, json, sys, torch
+from scratchgpt.train import build_parser, run
+summary = run(build_parser().parse_args(sys.argv[1:]))
+digest = hashlib.sha256()
+for name, p in sorted(summary["model"].state_dict().items()):
+    digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+print("RESULT " + json.dumps({"digest": digest.hexdigest(), "val": summary["val"]}))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(world: int, out, extra=()) -> list[dict]:
+    port = free_port()
+    procs = []
+    for rank in range(world):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, *FLAGS, "--out", str(out), *extra],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
+    for proc in procs:
+        out_text, err_text = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err_text[-2000:]
+        line = next(line for line in out_text.splitlines() if line.startswith("RESULT "))
+        results.append(json.loads(line.removeprefix("RESULT ")))
+    return results
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    """Equal up to reduction order. Adam turns float noise in rarely seen embedding rows into
+    lr-sized steps, so 5e-4 (a real error, such as other batches, moves weights ~1e-3 a step)."""
+    other = b.state_dict()
+    for name, p in a.state_dict().items():
+        torch.testing.assert_close(p, other[name], atol=5e-4, rtol=0, msg=name)
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_end_identical_and_match_one_process_with_the_same_global_batch(tmp_path):
+    ranks = launch(2, tmp_path / "ddp.safetensors")
+    assert ranks[0]["digest"] == ranks[1]["digest"]
+
+    single = run(build_parser().parse_args([*FLAGS, "--out", str(tmp_path / "one.safetensors")]))
+    assert_same_weights(load_checkpoint(tmp_path / "ddp.safetensors").model, single["model"])
+    assert ranks[0]["val"] == pytest.approx(single["val"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_a_two_process_run_resumes_exactly_in_one_process(tmp_path):
+    out = tmp_path / "run.safetensors"
+    launch(2, out, ["--max-iters", "6", "--lr-decay-iters", "12"])  # stops halfway through the schedule
+    resumed = run(build_parser().parse_args([*FLAGS, "--out", str(out), "--resume"]))
+    straight = run(build_parser().parse_args([*FLAGS, "--out", str(tmp_path / "straight.safetensors")]))
+    assert resumed["train_losses"] == pytest.approx(straight["train_losses"][6:], abs=1e-4)
+    assert resumed["val"] == pytest.approx(straight["val"], abs=1e-4)
+    assert_same_weights(resumed["model"], straight["model"])
