@@ -23,7 +23,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from ..errors import ScratchGPTError
 from ..tokenizers import Tokenizer, tokenizer_from_spec
-from .gpt import GPTConfig, build_model, rope_tables
+from .gpt import GPTConfig, build_model
 
 FORMAT = "scratchgpt"
 FORMAT_VERSION = 1
@@ -181,6 +181,9 @@ def load_checkpoint(
         raise ScratchGPTError(
             f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model expects {config.vocab_size}"
         )
+    stored = sum(t.numel() for t in tensors.values())
+    if config.approx_params > 2 * stored + 10**6:  # never allocate a model the file cannot fill
+        raise ScratchGPTError(f"{path}: its config describes a far larger model than its weights; the file is damaged")
     with torch.device(device):  # not "meta": initialising meta tensors imports torch._dynamo, ~1 s of start-up
         model = build_model(config)
     if config.arch == "gpt" and config.tie_embeddings and "wte.weight" in tensors:
@@ -196,8 +199,6 @@ def load_checkpoint(
         )
         raise ScratchGPTError(f"{path}: weights do not match its model config ({detail}); the file is damaged")
     model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()})
-    if config.arch == "gpt" and config.rope:  # derived buffers were never saved: recompute them
-        model.rope_cos, model.rope_sin = (t.to(device) for t in rope_tables(config))
     if config.arch == "gpt" and config.tie_embeddings:
         model.lm_head.weight = model.wte.weight
     return Checkpoint(model=model, tokenizer=tokenizer, path=path, corpus=meta["corpus"], train=meta["train"])

@@ -53,6 +53,13 @@ class GPTConfig:
     def head_size(self) -> int:
         return self.n_embd // self.n_head
 
+    @property
+    def approx_params(self) -> int:
+        """Roughly the parameter count (12 C^2 per block plus embeddings), for sanity checks."""
+        if self.arch == "bigram":
+            return self.vocab_size**2
+        return 12 * self.n_layer * self.n_embd**2 + 2 * (self.vocab_size + self.block_size) * self.n_embd
+
     def to_dict(self) -> dict:
         return asdict(self)
 

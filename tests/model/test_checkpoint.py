@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import pickle
+import stat
 
 import pytest
 import torch
@@ -136,3 +136,15 @@ def test_a_saved_checkpoint_gets_the_usual_file_mode(saved):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_config_claiming_a_huge_model_is_refused_before_allocating(saved, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    path, model, _ = saved
+    meta = dict(load_tensors(path)[1])
+    meta["config"] = json.dumps({**model.config.to_dict(), "n_embd": 65536, "n_head": 1, "n_layer": 1000})
+    target = tmp_path / "huge.safetensors"
+    save_file(load_file(path), target, metadata=meta)
+    with pytest.raises(ScratchGPTError, match="far larger"):
+        load_checkpoint(target)
