@@ -1,0 +1,121 @@
+"""Non-interactive use: stdin not a terminal. The real `scratchgpt-repl` console script for what a
+shell sees (bytes, exit codes, stderr); `main()` in-process for the finer points of the prompt."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from scratchgpt.repl import app
+
+REPL = shutil.which("scratchgpt-repl")
+
+
+def start(*args: str, stdin: bytes = b"ROMEO:\n") -> subprocess.Popen:
+    assert REPL, "scratchgpt-repl is not installed (pip install -e .)"
+    proc = subprocess.Popen([REPL, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(stdin)
+    proc.stdin.close()
+    return proc
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, bytes, bytes]:
+    out, err = proc.stdout.read(), proc.stderr.read()
+    return proc.wait(timeout=60), out, err
+
+
+def test_piped_prompt_twice_with_one_seed_gives_the_same_bytes_without_ansi(tiny_checkpoint):
+    runs = [start("--checkpoint", str(tiny_checkpoint), "--len", "50", "--seed", "1") for _ in range(2)]
+    (code1, out1, err1), (code2, out2, err2) = map(finish, runs)
+    assert code1 == code2 == 0
+    assert out1 == out2 and len(out1.decode()) == 50  # a char model: 50 tokens are 50 characters
+    assert b"\x1b" not in out1 + err1 and err1 == err2 == b""  # no banner, prompt, spinner or stats
+
+
+def test_piped_prompt_at_temperature_zero_is_the_same_for_any_seed(tiny_checkpoint):
+    runs = [start("--checkpoint", str(tiny_checkpoint), "--len", "30", "--temp", "0", "--seed", s) for s in "12"]
+    (code1, out1, _), (code2, out2, _) = map(finish, runs)
+    assert code1 == code2 == 0 and out1 == out2 and out1
+
+
+def test_unreadable_checkpoint_exits_1_with_one_line_and_no_traceback(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    code, out, err = finish(start("--checkpoint", str(bad)))
+    assert code == 1 and out == b""
+    assert err.decode().count("\n") == 1 and err.startswith(b"error: ") and b"Traceback" not in err
+
+
+def test_bad_flag_exits_2_with_one_line():
+    for flags in (["--len", "0"], ["--temp", "nan"], ["--no-such-flag"]):
+        code, out, err = finish(start(*flags))
+        assert code == 2 and out == b"", flags
+        assert err.decode().count("\n") == 1 and b"Traceback" not in err, flags
+
+
+@pytest.fixture
+def piped(monkeypatch, capsys, tiny_checkpoint):
+    """Run main() in-process with stdin bytes piped in; returns (exit code, stdout, stderr)."""
+
+    def run(stdin: bytes, *args: str) -> tuple[int, str, str]:
+        fake = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+        monkeypatch.setattr(sys, "stdin", fake)
+        code = app.main(["--checkpoint", str(tiny_checkpoint), "--seed", "3", *args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def test_echo_writes_stdin_then_the_prompt_flag_then_the_continuation(piped):
+    code, out, err = piped(b"ROMEO:\n", "-p", "Ay", "--echo", "--len", "10")
+    assert code == 0 and out.startswith("ROMEO:\nAy") and len(out) == len("ROMEO:\nAy") + 10
+    code, plain, _ = piped(b"ROMEO:\n", "-p", "Ay", "--len", "10")
+    assert plain == out[len("ROMEO:\nAy") :]  # without --echo: only the continuation
+
+
+def test_invalid_utf8_and_nul_bytes_in_stdin_are_survived(piped, monkeypatch):
+    seen = []
+    original = app.run_once
+
+    def run_once(session, prompt, **kw):
+        seen.append(prompt)
+        return original(session, prompt, **kw)
+
+    monkeypatch.setattr(app, "run_once", run_once)
+    code, out, _ = piped(b"RO\xffME\x00O:\n", "--len", "5")
+    assert code == 0 and len(out) == 5
+    assert seen == ["RO\ufffdMEO:\n"]
+
+
+def test_empty_stdin_still_generates(piped):
+    code, out, _ = piped(b"", "--len", "5")
+    assert code == 0 and len(out) == 5
+
+
+def test_verbose_puts_stats_and_notes_on_stderr_only(piped):
+    code, out, err = piped("é ☃".encode(), "--len", "5", "--verbose")
+    assert code == 0 and len(out) == 5
+    assert "5 tokens · " in err and "prompt 2 tokens" in err  # é became e, ☃ was dropped and "'☃'" in err
+    code, out, err = piped(b"ROMEO:", "--len", "5")
+    assert err == ""
+
+
+def test_prompt_file_is_read(piped, tmp_path):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("JULIET:\n", encoding="utf-8")
+    code, out, _ = piped(b"", "--prompt-file", str(prompt), "--echo", "--len", "4")
+    assert code == 0 and out.startswith("JULIET:\n") and len(out) == len("JULIET:\n") + 4
+    code, _, err = piped(b"", "--prompt-file", str(tmp_path / "missing.txt"))
+    assert code == 1 and err.startswith("error: cannot read --prompt-file")
+
+
+def test_stop_flag_ends_the_continuation_before_it(piped):
+    _, greedy, _ = piped(b"ROMEO:", "--temp", "0", "--len", "20")
+    stop = greedy[4:6]
+    _, stopped, _ = piped(b"ROMEO:", "--temp", "0", "--len", "20", "--stop", stop)
+    assert stopped == greedy[: greedy.index(stop)]
