@@ -15,16 +15,20 @@ import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from .. import paths
 from ..tokenizers import Tokenizer
+from ..tokenizers.base import batched
 from .corpus import Corpus, iter_text
 
 TRAIN_FRACTION = 0.9  # the first 90% of the tokens train, the last 10% validate (as nanoGPT)
 STALE_TMP_S = 3600  # a temporary token file untouched this long belongs to a run that died
+CHUNK_BYTES = 1 << 20  # corpus bytes read at a time; a stable piece is about this long
+PIECES_PER_BATCH = os.cpu_count() or 1  # pieces given to one encode_batch call: one per thread
 # "\n" between two non-space characters: no token of the char, word or GPT-2 BPE tokenizers spans it,
 # and the whitespace run it belongs to is that one "\n", so text cut just after it encodes the same in pieces.
 _STABLE_CUT = re.compile(r"\S\n\S")
@@ -44,9 +48,10 @@ def token_file(corpus: Corpus, tokenizer: Tokenizer) -> Path:
 def load_tokens(corpus: Corpus, tokenizer: Tokenizer, *, lossy: bool = False) -> np.ndarray:
     """Every token id of corpus, as a read-only memory map of the cached token file (made on first use).
 
-    The corpus is streamed: each text chunk is encoded and appended, so memory stays bounded by the
-    chunk size. Chunks are cut at a stable point (see _stable_pieces), so the ids equal those of one
-    encode over the whole text for the char, word and GPT-2 BPE tokenizers.
+    The corpus is streamed: its text is cut into pieces at stable points (see _stable_pieces), and
+    batches of pieces are encoded (GPT-2 BPE on one thread per CPU) and appended, so memory stays
+    bounded by a few batches however large the corpus. The ids equal those of one encode over the
+    whole text for the char, word and GPT-2 BPE tokenizers.
 
     The file is keyed by corpus and tokenizer, not by `lossy`: a token file made with lossy=True
     from a corpus that is not UTF-8 is reused by later calls without it (`scratchgpt eval` after
@@ -57,10 +62,32 @@ def load_tokens(corpus: Corpus, tokenizer: Tokenizer, *, lossy: bool = False) ->
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_tmp(path)
-        _write_tokens(path, _stable_pieces(iter_text(corpus, lossy=lossy)), tokenizer, dtype)
+        pieces = _stable_pieces(iter_text(corpus, chunk_bytes=CHUNK_BYTES, lossy=lossy))
+        _write_tokens(path, pieces, tokenizer, dtype)
     if path.stat().st_size == 0:  # np.memmap cannot map an empty file
         return np.zeros(0, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r")
+
+
+def _encoded(pieces: Iterable[str], tokenizer: Tokenizer) -> Iterator[np.ndarray]:
+    """The ids of each piece, in order.
+
+    Batches of PIECES_PER_BATCH pieces go to tokenizer.encode_batch on a background thread, so the
+    next batch encodes while this one's ids are written and the following one is read: at most
+    three batches are in memory at once.
+    """
+    pool = ThreadPoolExecutor(1, thread_name_prefix="scratchgpt-encode")
+    try:
+        pending: Future[list[np.ndarray]] | None = None
+        for batch in batched(pieces, PIECES_PER_BATCH):
+            queued = pool.submit(tokenizer.encode_batch, batch)
+            if pending is not None:
+                yield from pending.result()
+            pending = queued
+        if pending is not None:
+            yield from pending.result()
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _write_tokens(path: Path, pieces: Iterable[str], tokenizer: Tokenizer, dtype: np.dtype) -> None:
@@ -69,8 +96,7 @@ def _write_tokens(path: Path, pieces: Iterable[str], tokenizer: Tokenizer, dtype
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            for piece in pieces:
-                ids = tokenizer.encode_array(piece)
+            for ids in _encoded(pieces, tokenizer):
                 if ids.size and (ids.min() < 0 or ids.max() >= tokenizer.vocab_size):
                     raise ValueError(f"{tokenizer!r} produced ids outside range({tokenizer.vocab_size})")
                 out.write(ids.astype(dtype).tobytes())

