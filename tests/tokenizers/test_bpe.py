@@ -75,6 +75,13 @@ def test_compact_keeps_single_bytes_and_corpus_tokens_only(gpt2, gpt2_compact, s
     assert gpt2_compact.gpt2_ids(ids) == gpt2.encode(shakespeare_text)  # seen text: GPT-2's tokens exactly
 
 
+def test_compact_fitted_on_threaded_batches_of_chunks_keeps_the_tokens_of_every_chunk(gpt2, monkeypatch):
+    monkeypatch.setattr(bpe, "ENCODE_THREADS", 3)
+    chunks = ["Hello world", ACCENTS_AND_EMOJI, "", " the quick brown fox", "Hello"]
+    compact = fit_tokenizer("tiktoken", iter(chunks))
+    assert compact.kept == sorted(set(range(256)).union(*(gpt2.encode(c) for c in chunks)))
+
+
 def test_compact_encodes_unseen_text_losslessly_through_bytes(gpt2):
     compact = fit_tokenizer("tiktoken", ["Hello world"])
     assert compact.vocab_size == 258
