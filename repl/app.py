@@ -214,6 +214,7 @@ class Repl:
         self.prompt_session = PromptSession(
             input=input, output=output, history=history if history is not None else make_history(),
             completer=TableCompleter(), key_bindings=key_bindings(), complete_while_typing=True,
+            reserve_space_for_menu=0,  # no blank lines under the prompt; the menu opens above it if need be
         )  # fmt: skip
 
     # --- output ---------------------------------------------------------------------------------

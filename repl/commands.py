@@ -10,6 +10,7 @@ This module stays free of prompt_toolkit and rich so that importing it costs not
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import os
@@ -290,11 +291,12 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
 
     steps, corpus = value
     session = host.session
-    flag = InterruptFlag()
-    with TrainProgress(steps, console=host.console, every=max(1, steps // 10)) as progress:
+    progress = TrainProgress(steps, console=host.console, every=max(1, steps // 10))
+    with contextlib.ExitStack() as stack:  # the bar starts once the corpus is ready, not before a corpus error
         report = session.train(
-            steps, corpus, on_step=lambda info: progress.step(info.step, info.loss, info.tokens), interrupt=flag
-        )
+            steps, corpus, on_start=lambda: stack.enter_context(progress),
+            on_step=lambda info: progress.step(info.step, info.loss, info.tokens), interrupt=InterruptFlag(),
+        )  # fmt: skip
     if report.grown_vocab:
         old, new = report.grown_vocab
         host.say(f"{report.corpus} brought {new - old} new characters: vocabulary {old} → {new}")

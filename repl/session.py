@@ -361,6 +361,7 @@ class Session:
         steps: int,
         corpus: str | None = None,
         *,
+        on_start: Callable[[], None] | None = None,
         on_step: Callable[[object], None] | None = None,
         interrupt: object | None = None,
         eval_iters: int = EVAL_ITERS,
@@ -368,8 +369,9 @@ class Session:
     ) -> TrainReport:
         """Fine-tune the loaded model for `steps` steps on corpus (default: the session's corpus).
 
-        A char model meeting new characters grows its vocabulary first. The weights change in
-        memory only. Ctrl-C (through `interrupt`, a trainer.InterruptFlag) stops between steps and
+        A char model meeting new characters grows its vocabulary first. on_start is called when the
+        corpus is ready and the first step is about to run, on_step after each step (a StepInfo). The
+        weights change in memory only. Ctrl-C (through `interrupt`, a trainer.InterruptFlag) stops between steps and
         keeps the ones done. The losses before and after are measured on the same batches, the
         "before" ones from a copy of the old weights, so the first step starts at once.
         """
@@ -410,6 +412,8 @@ class Session:
             if on_step is not None:
                 on_step(info)
 
+        if on_start is not None:
+            on_start()
         t0 = time.perf_counter()
         try:
             with flag.active():
