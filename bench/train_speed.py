@@ -1,0 +1,87 @@
+"""Training throughput: ScratchGPT's training step against a plain fp32 eager PyTorch loop.
+
+    python bench/train_speed.py [--steps 12] [--rounds 3] [--small]
+
+Both train the same model on the same batches. The baseline is what nanoGPT's trainer does on a
+CPU: fp32 forward, backward, gradient clipping, a default AdamW step. Ours is `train_loop` with
+the settings `scratchgpt train` picks on this machine (bf16 autocast where the CPU has native
+bf16, fused AdamW). Rounds alternate between the two so machine noise hits both alike; figures
+are medians of per-step times. The last line is `train_speedup=<ratio>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import time
+
+import torch
+
+from scratchgpt.model.device import autocast_dtype
+from scratchgpt.model.gpt import GPTConfig, build_model
+from scratchgpt.model.trainer import Schedule, make_optimizer, train_loop
+
+
+def plain_fp32_steps(model, batches, steps: int) -> list[float]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    times = []
+    for x, y in itertools.islice(batches, steps):
+        t0 = time.perf_counter()
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss.item()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def scratchgpt_steps(model, batches, steps: int) -> list[float]:
+    optimizer = make_optimizer(model, lr=1e-3)
+    times = []
+    train_loop(
+        model, optimizer, lambda: next(batches), steps=range(steps), schedule=Schedule(1e-3, steps, warmup=1),
+        amp_dtype=autocast_dtype(torch.device("cpu")), on_step=lambda info: times.append(info.seconds),
+    )  # fmt: skip
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=12, help="timed steps per round and path")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--small", action="store_true", help="nanoGPT's CPU recipe shape (4x128, block 64, batch 12)")
+    args = ap.parse_args()
+    if args.small:
+        config, batch = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12
+    else:
+        config, batch = GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384), 16
+
+    def batches():
+        g = torch.Generator().manual_seed(0)
+        while True:
+            x = torch.randint(0, config.vocab_size, (batch, config.block_size), generator=g)
+            yield x, torch.roll(x, -1, dims=1)
+
+    torch.manual_seed(0)
+    ours, plain = build_model(config), build_model(config)
+    plain.load_state_dict(ours.state_dict())
+    scratchgpt_steps(ours, batches(), 2)  # warm up allocators and kernels
+    plain_fp32_steps(plain, batches(), 2)
+    ours_t, plain_t = [], []
+    for _ in range(args.rounds):
+        ours_t += scratchgpt_steps(ours, batches(), args.steps)
+        plain_t += plain_fp32_steps(plain, batches(), args.steps)
+    tokens = batch * config.block_size
+    ours_tps, plain_tps = tokens / statistics.median(ours_t), tokens / statistics.median(plain_t)
+    print(f"model: {config.n_layer}x{config.n_embd}, block {config.block_size}, batch {batch}, "
+          f"threads {torch.get_num_threads()}, amp {autocast_dtype(torch.device('cpu'))}")
+    print(f"scratchgpt_train: {ours_tps:9.0f} tok/s")
+    print(f"plain_fp32_loop:  {plain_tps:9.0f} tok/s")
+    print(f"train_speedup={ours_tps / plain_tps:.2f}")
+
+
+if __name__ == "__main__":
+    main()
