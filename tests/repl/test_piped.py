@@ -119,3 +119,14 @@ def test_stop_flag_ends_the_continuation_before_it(piped):
     stop = greedy[4:6]
     _, stopped, _ = piped(b"ROMEO:", "--temp", "0", "--len", "20", "--stop", stop)
     assert stopped == greedy[: greedy.index(stop)]
+
+
+def test_tokenizer_flag_switches_to_that_vocabulary(piped, monkeypatch):
+    from scratchgpt.model import checkpoint
+    from scratchgpt.repl import session
+
+    for module in (checkpoint, session):  # no shipped word model, whatever checkpoints/ holds
+        monkeypatch.setattr(module, "shipped_checkpoint", lambda name: None)
+    code, out, err = piped(b"First Citizen:", "--tokenizer", "word", "--len", "3", "--verbose")
+    assert code == 0 and "word vocabulary: a fresh model" in err and "untrained" in err
+    assert "3 tokens · " in err and "prompt 4 tokens" in err  # "First", " ", "Citizen", ":": words, not characters

@@ -293,3 +293,17 @@ def test_ctrl_c_while_generating_keeps_the_printed_text_and_returns_to_the_promp
     assert "stopped" in d.out and reply.text in d.out
     assert session.tokenizer.decode(session.conversation) == "ROMEO:" + reply.text
     assert session.settings.max_new_tokens == 3  # back at the prompt
+
+
+def test_the_prompt_completes_from_the_command_table(drive):
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    completer = drive(CTRL_D).repl.prompt_session.completer
+
+    def texts(line: str) -> list[str]:
+        return [c.text for c in completer.get_completions(Document(line), CompleteEvent(completion_requested=True))]
+
+    assert texts("/le") == ["/len"]
+    assert texts("/tokenizer ti") == ["tiktoken"]
+    assert texts("hello") == []
