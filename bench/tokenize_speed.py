@@ -9,10 +9,12 @@ Speed, on Tiny Shakespeare repeated to about --speed-mb MB, full GPT-2 BPE, medi
   one_call   a single tiktoken encode_ordinary over the whole text, already in memory
   in_memory  encode_ordinary_batch over the same pieces as streamed, already in memory: how far
              threads alone speed tiktoken up on this machine, without reading, converting or writing
-Memory: child processes run load_tokens on Tiny Shakespeare repeated past --size-gb GB, and one
-encode_ordinary over the speed corpus; their peak RSS (ru_maxrss) is printed with the RSS after
-imports. Corpora and token files live in a temporary directory (caches too: XDG_CACHE_HOME points
-there), deleted at the end. The last line is `tokenize_speedup=<streamed MB/s / one_call MB/s>`.
+Memory (Linux): child processes run load_tokens on Tiny Shakespeare repeated past --size-gb GB,
+and one encode_ordinary reading the speed corpus; each prints its peak RSS (VmHWM, restarted once
+imports and GPT-2's ranks are loaded) next to its RSS at that point. Corpora and token files live
+in a temporary directory (caches too: XDG_CACHE_HOME points there), deleted at the end.
+Tiny Shakespeare is found as by `scratchgpt train` (set SCRATCHGPT_DATA offline).
+The last line is `tokenize_speedup=<streamed MB/s / one_call MB/s>`.
 --quick: 5 MB, 1 repeat, 0.05 GB, for a smoke test.
 """
 
