@@ -130,3 +130,14 @@ def test_tokenizer_flag_switches_to_that_vocabulary(piped, monkeypatch):
     code, out, err = piped(b"First Citizen:", "--tokenizer", "word", "--len", "3", "--verbose")
     assert code == 0 and "word vocabulary: a fresh model" in err and "untrained" in err
     assert "3 tokens · " in err and "prompt 4 tokens" in err  # "First", " ", "Citizen", ":": words, not characters
+
+
+def test_piped_use_never_imports_the_terminal_libraries(tiny_checkpoint):
+    code = (
+        "import sys; from scratchgpt.repl.app import main; "
+        f"rc = main(['--checkpoint', {str(tiny_checkpoint)!r}, '--len', '3']); "
+        "sys.stderr.write(' '.join(m for m in ('prompt_toolkit', 'rich') if m in sys.modules)); sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], input=b"ROMEO:", capture_output=True, timeout=60)
+    assert proc.returncode == 0 and len(proc.stdout) == 3
+    assert proc.stderr == b""  # start-up pays for neither prompt_toolkit nor rich
