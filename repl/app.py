@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from .session import Reply, Session
 
+EMPTY_INTERRUPT_MESSAGE = "Use Ctrl-D or /bye to exit."
 FRAME_SECONDS = 1 / 60  # streamed text is printed at most this often: per token, rich would cost ~15% of tokens/s
 
 
@@ -220,10 +221,10 @@ class Repl:
     # --- output ---------------------------------------------------------------------------------
 
     def say(self, text: str, *, style: str | None = None) -> None:
-        self.console.print(text, style=style)
+        self.console.print(printable(text), style=style)  # paths and names the user typed may hold escapes
 
     def error(self, text: str) -> None:
-        self.console.print(printable(text), style="red")
+        self.say(text, style="red")
 
     def notices(self) -> None:
         for note in self.session.take_notices():
@@ -295,7 +296,7 @@ class Repl:
         except KeyboardInterrupt:
             self.error("interrupted")
         except MemoryError:
-            self.error("error: out of memory; try a smaller /len, /train batch or model")
+            self.error("error: out of memory; try a smaller /len or a smaller model")
         except Exit:
             raise
         except Exception as e:  # a bug: say so in one line and keep the session (--debug: the traceback)
@@ -327,9 +328,6 @@ class Repl:
                 self.handle(text, literal=was_block)
             except Exit:
                 return EXIT_OK
-
-
-EMPTY_INTERRUPT_MESSAGE = "Use Ctrl-D or /bye to exit."
 
 
 def _main(argv: Sequence[str] | None) -> int:

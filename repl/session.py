@@ -230,12 +230,14 @@ class Session:
             )
 
     def _frame(self, text: str) -> str:
-        """A typed line as the chat speaker's speech, in the corpus's own layout, opening the model's turn."""
+        """A typed line as the chat speaker's speech, in the corpus's own layout, opening the model's turn
+        (an empty line: the model's speaker speaks again)."""
         speaker, listener = self.chat
         tail = self.tokenizer.decode(self.conversation[-8:]) if self.conversation else "\n\n"
         newlines = len(tail) - len(tail.rstrip("\n"))
         separator = "\n" * max(0, 2 - newlines)
-        return f"{separator}{speaker}:\n{text}\n\n{listener}:\n"
+        speech = f"{speaker}:\n{text}\n\n" if text else ""
+        return f"{separator}{speech}{listener}:\n"
 
     def reply(self, text: str) -> Reply:
         """Continue the conversation with text (a chat line in /chat mode) and sample a reply."""

@@ -139,6 +139,9 @@ def test_chat_mode_frames_each_line_in_the_corpus_layout(session):
     assert decoded.startswith("ROMEO:\nGood morrow.\n\nJULIET:\n" + text)
     assert decoded.endswith("\n\nROMEO:\nFarewell.\n\nJULIET:\n")
     assert "\n\n\n" not in decoded[len(decoded) - len("\n\nROMEO:\nFarewell.\n\nJULIET:\n") - 1 :]
+    run(second)
+    again = session.tokenizer.decode(session.reply("").context)  # an empty line: she speaks on
+    assert again.endswith("\n\nJULIET:\n") and again.count("ROMEO:\n") == 2  # no empty ROMEO speech
     session.set_chat(None)
     assert session.tokenizer.decode(session.reply("x").context).endswith("x")
 
