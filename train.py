@@ -5,11 +5,11 @@ Files of a run with `--out X.safetensors`:
     X.last.safetensors          the latest state, written at every evaluation and on Ctrl-C
     X.last.optim.safetensors    optimizer moments, RNG states and counters, for an exact --resume
     X.metrics.jsonl             one JSON object per logged step and per evaluation
+    X.tb/                       TensorBoard event files (with --tensorboard)
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ import torch
 from .cliutil import Parser, finite_float, non_negative_float, non_negative_int, positive_int, run_entry_point
 from .data import Batches, Corpus, iter_text, load_tokens, resolve_corpus
 from .errors import ScratchGPTError
+from .loggers import MetricsLog, check_installed, open_metrics_log
 from .model import distributed as dist
 from .model.checkpoint import (
     Checkpoint,
@@ -73,6 +74,8 @@ def build_parser() -> Parser:
     a("--resume", action="store_true", help="continue the run saved at --out (X.last.*)")
     a("--init-from", metavar="CHECKPOINT", help="fine-tune this checkpoint (grows a char vocabulary)")
     a("--lossy", action="store_true", help="read a corpus that is not valid UTF-8, replacing bad bytes")
+    a("--wandb", action="store_true", help="also log to Weights & Biases (offline unless logged in and online)")
+    a("--tensorboard", action="store_true", help="also write TensorBoard event files next to --out (X.tb/)")
     a("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -83,6 +86,7 @@ class RunPaths:
     last: Path
     train_state: Path
     metrics: Path
+    tensorboard: Path
 
     @classmethod
     def from_out(cls, out: str | Path) -> RunPaths:
@@ -93,6 +97,7 @@ class RunPaths:
             last=Path(f"{stem}.last.safetensors"),
             train_state=Path(f"{stem}.last.optim.safetensors"),
             metrics=Path(f"{stem}.metrics.jsonl"),
+            tensorboard=Path(f"{stem}.tb"),
         )
 
 
@@ -130,6 +135,7 @@ def _rng_states(generator: torch.Generator) -> dict[str, torch.Tensor]:
 
 def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
     """Train as the parsed flags say; returns a summary (steps, losses, paths)."""
+    check_installed(wandb=args.wandb, tensorboard=args.tensorboard)
     rank = dist.setup(args.device)
     device = dist.device_for_rank(pick_device(args.device))
     amp = {"bf16": torch.bfloat16, "fp32": None}.get(args.amp, autocast_dtype(device))
@@ -180,11 +186,13 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
     last_losses: dict[str, float] = dict(train_state.get("last_eval", {}))
     train_losses: list[float] = []
 
-    def record(entry: dict) -> None:
-        if rank.is_main:
-            paths.metrics.parent.mkdir(parents=True, exist_ok=True)
-            with paths.metrics.open("a") as f:
-                f.write(json.dumps(entry) + "\n")
+    metrics_log = MetricsLog([])  # only rank 0 logs
+    if rank.is_main:
+        metrics_log = open_metrics_log(
+            paths.metrics, wandb_config=vars(args) if args.wandb else None,
+            tensorboard_dir=paths.tensorboard if args.tensorboard else None,
+        )  # fmt: skip
+    record = metrics_log.log
 
     def save(step: int, progress: TrainProgress) -> None:
         nonlocal best_val
@@ -215,7 +223,7 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
     flag = interrupt or InterruptFlag()
     t0 = time.perf_counter()
     progress_bar = TrainProgress(args.max_iters, start=start, every=args.log_interval, quiet=not rank.is_main)
-    with flag.active(), progress_bar as progress:
+    with flag.active(), progress_bar as progress, metrics_log:
 
         def on_step(info: StepInfo) -> None:
             nonlocal tokens_seen
