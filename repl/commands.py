@@ -32,6 +32,7 @@ TOPK_MAX = 1_000_000
 SEED_MAX = 2**32 - 1
 TRAIN_MAX = 100_000
 SHOWN_MAX = 40  # characters of a bad argument quoted back in an error
+OFF = "off"  # the value of "/topk off", "/topp off", "/stop off", "/chat off"
 _CONTROL = {c: None for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if chr(c) not in "\n\t"}
 
 
@@ -68,7 +69,7 @@ class Host(Protocol):
 # --- argument converters: str -> value, raising ArgError --------------------------------------
 
 
-def _none_if_empty(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+def _optional(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     """An optional argument: no text means "show the current value" (None)."""
     return lambda text: None if not text else convert(text)
 
@@ -106,9 +107,6 @@ def _whole_in(lo: int, hi: int) -> Callable[[str], int]:
 def _off_or(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argument that may also be "off" (or "none"), which the handler sees as OFF."""
     return lambda text: OFF if text.lower() in ("off", "none") else convert(text)
-
-
-OFF = "off"
 
 
 def temperature_arg(text: str) -> float:
@@ -393,7 +391,6 @@ class Command:
         return f"/{self.name} {self.usage}".rstrip()
 
 
-_optional = _none_if_empty
 COMMANDS: tuple[Command, ...] = (
     Command("help", ("?",), "[CMD]", "list the commands, or explain one", "/help CMD shows one command's details.",
             _optional(command_arg), do_help, "command"),
@@ -425,7 +422,7 @@ COMMANDS: tuple[Command, ...] = (
             "A registered corpus name (tinyshakespeare) or the path of a UTF-8 text file.",
             _optional(path_arg), do_corpus, "corpus"),
     Command("save", (), "[PATH]", "write the model to a checkpoint",
-            "Writes the current weights, vocabulary and settings-free metadata atomically; without PATH, to a "
+            "Writes the weights as they are now, with vocabulary and corpus, atomically; without PATH, to a "
             "timestamped file in your checkpoint directory.", _optional(path_arg), do_save, "path"),
     Command("load", (), "PATH", "load a checkpoint", "Replaces model and vocabulary; the conversation carries over.",
             path_arg, do_load, "path"),
