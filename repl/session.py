@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,6 +27,9 @@ from ..errors import ScratchGPTError
 from ..model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, shipped_checkpoint
 from ..model.engine import Completion, Engine
 from ..tokenizers import Tokenizer
+
+if TYPE_CHECKING:
+    from ..model.trainer import InterruptFlag, StepInfo
 
 FINE_TUNE_LR = 3e-4  # low enough not to wreck a trained model in a few hundred steps
 TRAIN_BATCH_SIZE = 16
@@ -364,8 +368,8 @@ class Session:
         corpus: str | None = None,
         *,
         on_start: Callable[[], None] | None = None,
-        on_step: Callable[[object], None] | None = None,
-        interrupt: object | None = None,
+        on_step: Callable[[StepInfo], None] | None = None,
+        interrupt: InterruptFlag | None = None,
         eval_iters: int = EVAL_ITERS,
         batch_size: int = TRAIN_BATCH_SIZE,
     ) -> TrainReport:
@@ -407,7 +411,7 @@ class Session:
         tokens = 0
         flag = interrupt if interrupt is not None else InterruptFlag()
 
-        def step_done(info) -> None:
+        def step_done(info: StepInfo) -> None:
             nonlocal tokens
             losses.append(info.loss)
             tokens += info.tokens
