@@ -289,11 +289,13 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
 
     steps, corpus = value
     session = host.session
-    progress = TrainProgress(steps, console=host.console, every=max(1, steps // 10))
-    with contextlib.ExitStack() as stack:  # the bar starts once the corpus is ready, not before a corpus error
+    bar: list[TrainProgress] = []
+    every = max(1, steps // 10)  # plain progress lines when the console is not a terminal
+    with contextlib.ExitStack() as stack:  # the bar starts with the first step: not before a corpus error
+        start = lambda: bar.append(stack.enter_context(TrainProgress(steps, console=host.console, every=every)))
         report = session.train(
-            steps, corpus, on_start=lambda: stack.enter_context(progress),
-            on_step=lambda info: progress.step(info.step, info.loss, info.tokens), interrupt=InterruptFlag(),
+            steps, corpus, on_start=start, on_step=lambda info: bar[0].step(info.step, info.loss, info.tokens),
+            interrupt=InterruptFlag(),
         )  # fmt: skip
     if report.grown_vocab:
         old, new = report.grown_vocab
