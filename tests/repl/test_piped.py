@@ -4,6 +4,7 @@ shell sees (bytes, exit codes, stderr); `main()` in-process for the finer points
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -60,6 +61,8 @@ def test_bad_flag_exits_2_with_one_line():
 @pytest.fixture
 def piped(monkeypatch, capsys, tiny_checkpoint):
     """Run main() in-process with stdin bytes piped in; returns (exit code, stdout, stderr)."""
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # what a one-shot run sets by default: undone afterwards
 
     def run(stdin: bytes, *args: str) -> tuple[int, str, str]:
         fake = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
@@ -141,3 +144,12 @@ def test_piped_use_never_imports_the_terminal_libraries(tiny_checkpoint):
     proc = subprocess.run([sys.executable, "-c", code], input=b"ROMEO:", capture_output=True, timeout=60)
     assert proc.returncode == 0 and len(proc.stdout) == 3
     assert proc.stderr == b""  # start-up pays for neither prompt_toolkit nor rich
+
+
+def test_one_shot_runs_let_idle_openmp_threads_sleep_unless_told_otherwise(piped, monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert piped(b"ROMEO:", "--len", "2")[0] == 0
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert piped(b"ROMEO:", "--len", "2")[0] == 0
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
