@@ -10,6 +10,8 @@ Files of a run with `--out X.safetensors`:
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from .model import distributed as dist
 from .model.checkpoint import (
     Checkpoint,
     load_checkpoint,
+    load_tensors,
     load_train_state,
     save_checkpoint,
     save_train_state,
@@ -133,8 +136,25 @@ def _rng_states(generator: torch.Generator) -> dict[str, torch.Tensor]:
     return {"batches": generator.get_state(), "torch": torch.get_rng_state()}
 
 
+NOT_RESUMED = {"resume", "out", "debug", "given"}
+
+
+def with_saved_flags(args, paths: RunPaths):
+    """For --resume: the flags the run was started with, except those given again now."""
+    if not paths.train_state.exists():
+        raise ScratchGPTError(f"nothing to resume: {paths.train_state} does not exist; drop --resume to start")
+    saved = json.loads(load_tensors(paths.train_state)[1].get("state", "{}")).get("args", {})
+    given = getattr(args, "given", None)
+    if given is None:  # parsed without parse_args() below: every flag counts as given
+        return args
+    merged = {**vars(args), **{k: v for k, v in saved.items() if k not in given and k not in NOT_RESUMED}}
+    return argparse.Namespace(**merged)
+
+
 def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
     """Train as the parsed flags say; returns a summary (steps, losses, paths)."""
+    if args.resume:
+        args = with_saved_flags(args, RunPaths.from_out(args.out))
     check_installed(wandb=args.wandb, tensorboard=args.tensorboard)
     rank = dist.setup(args.device)
     device = dist.device_for_rank(pick_device(args.device))
@@ -203,7 +223,8 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
         record_corpus = corpus_record(corpus, source)
         save_train_state(
             paths.train_state, optimizer, rng=_rng_states(generator),
-            state={"step": step, "best_val": best_val, "tokens_seen": tokens_seen, "last_eval": last_losses},
+            state={"step": step, "best_val": best_val, "tokens_seen": tokens_seen, "last_eval": last_losses,
+                   "args": {k: v for k, v in vars(args).items() if k not in NOT_RESUMED}},
         )  # fmt: skip
         save_checkpoint(paths.last, model, tokenizer, corpus=record_corpus, train=meta)
         val = last_losses.get("val", float("inf"))
@@ -260,8 +281,18 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
     }
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse flags and note which were given, so --resume keeps the saved ones for the rest."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    args.given = set(vars(parser.parse_args(argv)))
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     run(args)
     return 0
 

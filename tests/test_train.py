@@ -7,7 +7,7 @@ import pytest
 from scratchgpt.model.checkpoint import load_checkpoint
 from scratchgpt.model.trainer import InterruptFlag
 from scratchgpt.progress import TrainProgress
-from scratchgpt.train import RunPaths, build_parser, run
+from scratchgpt.train import RunPaths, build_parser, parse_args, run
 
 TINY = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "16",
         "--eval-iters", "5", "--log-interval", "5", "--device", "cpu"]
@@ -43,7 +43,8 @@ def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp
     first = train(tmp_path / "b", *flags, interrupt=flag)
     monkeypatch.setattr(TrainProgress, "step", real_step)
     assert first["interrupted"] and first["steps"] == 6
-    resumed = train(tmp_path / "b", *flags, "--resume")
+    # only --resume and --out: the run's own flags (tiny model, batch, schedule) come back from it
+    resumed = run(parse_args(["--resume", "--out", str(tmp_path / "b" / "run.safetensors")]))
     assert len(resumed["train_losses"]) == 10
     assert first["train_losses"] + resumed["train_losses"] == pytest.approx(straight, abs=1e-6)
 
