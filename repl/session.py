@@ -152,10 +152,6 @@ def corpus_source(ckpt: Checkpoint) -> str | None:
     return ckpt.corpus.get("source") or ckpt.corpus.get("name")
 
 
-def _param_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def human_count(n: int) -> str:
     for unit, size in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
         if n >= size:
@@ -456,7 +452,7 @@ class Session:
     def describe_model(self) -> str:
         config = self.ckpt.config
         return (
-            f"{human_count(_param_count(self.ckpt.model))} parameters, {self.tokenizer.name} vocabulary of "
+            f"{human_count(self.ckpt.model.num_params())} parameters, {self.tokenizer.name} vocabulary of "
             f"{self.tokenizer.vocab_size:,}, {config.block_size}-token context"
         )
 
@@ -470,7 +466,7 @@ class Session:
         arch = "bigram" if config.arch == "bigram" else arch
         return [
             ("checkpoint", (str(ckpt.path) if ckpt.path else "none: a fresh model, unsaved") + unsaved),
-            ("parameters", f"{_param_count(ckpt.model):,} ({arch})"),
+            ("parameters", f"{ckpt.model.num_params():,} ({arch})"),
             ("vocabulary", f"{self.tokenizer.name}, {self.tokenizer.vocab_size:,} tokens"),
             ("context", f"{config.block_size} tokens"),
             ("device", f"{self.device}, {str(dtype).removeprefix('torch.')}"),
