@@ -7,12 +7,17 @@ it produced joins the conversation, so the next turn costs only its new tokens (
 its KV cache). Everything the user should hear about but did not ask for (a cropped window,
 characters the vocabulary lacks) is queued in `notices` for the front end to print.
 
+The conversation keeps only its latest `KEPT_WINDOWS` windows of tokens (the model never sees
+further back), and of a prompt longer than the window only the tail that fills it is encoded, so a
+long session or a 10 MB paste costs what the window holds, not what was typed.
+
 Every reply samples with its own generator, seeded from (settings.seed, turn number), so the same
 inputs in the same order replay a session exactly.
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +40,8 @@ FINE_TUNE_LR = 3e-4  # low enough not to wreck a trained model in a few hundred 
 TRAIN_BATCH_SIZE = 16
 EVAL_ITERS = 10  # batches per split for the before/after losses of /train
 UNKNOWN_SHOWN = 8  # unknown characters or words named in one notice
+KEPT_WINDOWS = 4  # windows of tokens the conversation keeps; older ones can never reach the model again
+PROMPT_MARGIN = 16  # tokens encoded beyond the window from a long prompt, so the cut's edge stays out of sight
 
 
 def fresh_seed() -> int:
@@ -145,6 +152,32 @@ class TrainReport:
         return self.steps < self.requested
 
 
+def _whole_steps(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """optimizer, its step made all or nothing: the parameters are copied before each step and put
+    back if the step raises (a KeyboardInterrupt between two parameter groups, out of memory), so
+    the weights are always those before or after a whole step. Costs one copy of the weights."""
+    step = optimizer.step
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    saved = [torch.empty_like(p) for p in params]
+
+    @torch.no_grad()
+    def whole_step(*args, **kwargs):
+        copied = False
+        try:
+            for s, p in zip(saved, params, strict=True):
+                s.copy_(p)
+            copied = True
+            return step(*args, **kwargs)
+        except BaseException:
+            if copied:
+                for s, p in zip(saved, params, strict=True):
+                    p.copy_(s)
+            raise
+
+    optimizer.step = whole_step
+    return optimizer
+
+
 def corpus_source(ckpt: Checkpoint) -> str | None:
     """What to pass resolve_corpus to get the corpus a checkpoint records."""
     if not ckpt.corpus:
@@ -174,6 +207,7 @@ class Session:
         self.last_reply: Reply | None = None
         self._last_context: list[int] | None = None  # what the last reply continued, for /regen
         self._window_noticed = False
+        self._dropped = False  # the conversation has lost its oldest tokens (see KEPT_WINDOWS)
         self._unknown_reported: set[str] = set()
         self._use(ckpt)
 
@@ -202,9 +236,9 @@ class Session:
         self.steps_trained = 0
         if old.spec() != ckpt.tokenizer.spec():
             new = ckpt.tokenizer
-            self.conversation = new.encode(old.decode(self.conversation))
+            self.conversation = self._keep(new.encode(old.decode(self.conversation)))
             if self._last_context is not None:
-                self._last_context = new.encode(old.decode(self._last_context))
+                self._last_context = self._keep(new.encode(old.decode(self._last_context)))
 
     # --- conversation ------------------------------------------------------------------------
 
@@ -239,14 +273,51 @@ class Session:
         speech = f"{speaker}:\n{text}\n\n" if text else ""
         return f"{separator}{speech}{listener}:\n"
 
-    def reply(self, text: str) -> Reply:
-        """Continue the conversation with text (a chat line in /chat mode) and sample a reply."""
-        prompt = self._frame(text) if self.chat else text
+    @property
+    def kept_tokens(self) -> int:
+        """How much of the conversation is kept, in tokens."""
+        return KEPT_WINDOWS * self.block_size
+
+    def _keep(self, ids: list[int]) -> list[int]:
+        if len(ids) <= self.kept_tokens:
+            return ids
+        self._dropped = True
+        return ids[-self.kept_tokens :]
+
+    def _encode_prompt(self, prompt: str) -> tuple[list[int], bool]:
+        """prompt's ids, and whether it was cropped: of a prompt longer than the window only a
+        tail that fills it is encoded (tails of doubling length until one does), so a 10 MB
+        paste costs about what the window holds. Its characters the vocabulary lacks are noted."""
+        need = self.block_size + PROMPT_MARGIN
+        chars = 4 * need
+        while chars < len(prompt):
+            tail = prompt[-chars:]
+            ids = self.tokenizer.encode(tail)
+            if len(ids) >= need:
+                self._note_unknown(tail)
+                return ids[-need:], True
+            chars *= 2
         self._note_unknown(prompt)
-        context = self.conversation + self.tokenizer.encode(prompt)
+        return self.tokenizer.encode(prompt), False
+
+    def reply(self, text: str) -> Reply:
+        """Continue the conversation with text (a chat line in /chat mode) and sample a reply.
+        NUL characters are dropped: no corpus has them, and a terminal may not show them."""
+        text = text.replace("\0", "")
+        prompt = self._frame(text) if self.chat else text
+        ids, cropped = self._encode_prompt(prompt)
+        if cropped:  # the earlier conversation is out of sight too
+            self._window_noticed = True
+            self.notices.append(
+                f"your text ({len(prompt):,} characters) is longer than the model's {self.block_size}-token "
+                "window; it sees only the last part"
+            )
+            context = ids
+        else:
+            context = self.conversation + ids
         if not context:  # nothing to condition on: start a fresh line
             context = self.tokenizer.encode("\n") or [0]
-        return self._sample(context)
+        return self._sample(self._keep(context))
 
     def regen(self) -> Reply:
         """Sample the last reply again (the next turn's seed, so a different one unless greedy)."""
@@ -271,7 +342,7 @@ class Session:
         ids, text = reply.completion.ids, reply.completion.text
         if self.tokenizer.decode(ids) != text:  # stopped or interrupted: keep what was printed, no more
             ids = self.tokenizer.encode(text)
-        self.conversation = reply.context + ids
+        self.conversation = self._keep(reply.context + ids)
         self.tokens_generated += len(reply.completion.ids)
         self.last_reply = reply
         self._note_window(len(self.conversation))
@@ -281,6 +352,7 @@ class Session:
         self.conversation = []
         self._last_context = None
         self._window_noticed = False
+        self._dropped = False
         self.engine.reset()
 
     def set_chat(self, speakers: tuple[str, str] | None) -> None:
@@ -375,7 +447,12 @@ class Session:
         corpus is ready and the first step is about to run, on_step after each step (a StepInfo). The
         weights change in memory only. Ctrl-C (through `interrupt`, a trainer.InterruptFlag) stops between steps and
         keeps the ones done. The losses before and after are measured on the same batches, the
-        "before" ones from a copy of the old weights, so the first step starts at once.
+        "before" ones from a copy of the old model, so the first step starts at once and the live
+        weights are never swapped out; Ctrl-C during that measurement skips it.
+
+        Whatever ends training (Ctrl-C, an error, out of memory), the weights are those after the
+        last whole step: an optimizer step cut short is undone (see `_whole_steps`), no gradients are
+        left behind, and the KV cache of the old weights is dropped, so a reply can follow at once.
         """
         from ..data import Batches, load_tokens, resolve_corpus
         from ..model.device import autocast_dtype
@@ -399,8 +476,8 @@ class Session:
         amp = autocast_dtype(device)
         batches = Batches(load_tokens(resolved, tokenizer), model.config.block_size, batch_size, device=device,
                           name=resolved.name)  # fmt: skip
-        before_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        optimizer = make_optimizer(model, lr=FINE_TUNE_LR)
+        before_model = copy.deepcopy(model)
+        optimizer = _whole_steps(make_optimizer(model, lr=FINE_TUNE_LR))
         schedule = Schedule(FINE_TUNE_LR, steps, warmup=min(20, steps // 10))
         generator = torch.Generator().manual_seed(turn_seed(self.settings.seed, 10**6 + self.steps_trained))
         losses: list[float] = []
@@ -425,6 +502,7 @@ class Session:
                 )  # fmt: skip
         finally:
             seconds = time.perf_counter() - t0
+            optimizer.zero_grad(set_to_none=True)  # a step cut short leaves no gradient for the next /train
             model.eval()
             self.engine.reset()  # the cached keys and values belong to the old weights
             self.steps_trained += len(losses)
@@ -434,13 +512,12 @@ class Session:
         if losses:
             get = lambda split, g: batches.get(split, g)
             seed = self.settings.seed
-            after = estimate_loss(model, get, iters=eval_iters, seed=seed, amp_dtype=amp)
-            trained_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            model.load_state_dict(before_weights)
             try:
-                before = estimate_loss(model, get, iters=eval_iters, seed=seed, amp_dtype=amp)
-            finally:
-                model.load_state_dict(trained_weights)
+                after = estimate_loss(model, get, iters=eval_iters, seed=seed, amp_dtype=amp)
+                before = estimate_loss(before_model, get, iters=eval_iters, seed=seed, amp_dtype=amp)
+            except KeyboardInterrupt:  # the user wants the prompt back; the losses are only a report
+                before = after = None
+        del before_model
         return TrainReport(
             steps=len(losses), requested=steps, corpus=resolved.name, losses=losses, before=before, after=after,
             seconds=seconds, tokens_per_second=tokens / seconds if seconds > 0 else 0.0,
@@ -484,10 +561,11 @@ class Session:
 
     def stats(self) -> list[tuple[str, str]]:
         """The session's counters and the last reply's speed, as (name, value) rows."""
+        dropped = ", older ones dropped" if self._dropped else ""
         rows = [
             ("turns", str(self.turn)),
             ("tokens generated", f"{self.tokens_generated:,}"),
-            ("conversation", f"{len(self.conversation):,} tokens (window {self.block_size})"),
+            ("conversation", f"{len(self.conversation):,} tokens (window {self.block_size}{dropped})"),
             ("cached", f"{self.engine.cache.pos} tokens"),
             ("steps trained", f"{self.steps_trained} (unsaved)" if self.steps_trained else "0"),
         ]

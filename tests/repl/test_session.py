@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from scratchgpt.errors import ScratchGPTError
-from scratchgpt.model.checkpoint import load_checkpoint, save_checkpoint
+from scratchgpt.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.repl import session as session_module
 from scratchgpt.repl.session import Session, Settings
@@ -247,3 +249,181 @@ def test_show_and_stats_describe_model_and_settings(session):
     assert shown["context"] == "32 tokens" and shown["seed"] == "1" and shown["val loss"] == "4.0000"
     stats = dict(session.stats())
     assert stats["turns"] == "1" and stats["tokens generated"] == "20"
+
+
+# --- long, odd and hostile prompts -----------------------------------------------------------------
+
+
+def test_a_10mb_paste_is_cropped_to_the_window_with_one_notice_and_only_its_tail_is_encoded(
+    session, monkeypatch, shakespeare_text
+):
+    paste = (shakespeare_text * (10_000_000 // len(shakespeare_text) + 1))[:10_000_000]
+    encode, encoded = session.tokenizer.encode, []
+    monkeypatch.setattr(session.tokenizer, "encode", lambda text: encoded.append(len(text)) or encode(text))
+    run(session.reply("ROMEO:"))
+    reply = session.reply(paste)
+    assert max(encoded) < 2_000  # the tail the window needs, not the 10 MB
+    block = session.block_size
+    assert reply.context[-block:] == encode(paste[-block:])  # a char model: exactly the paste's last characters
+    assert len(reply.context) <= block + session_module.PROMPT_MARGIN  # the earlier turn is out of sight
+    run(reply)
+    (notice,) = [n for n in session.take_notices() if "window" in n]  # (others: characters the tiny slice lacks)
+    assert "10,000,000 characters" in notice and f"{block}-token window" in notice and "\n" not in notice
+    run(session.reply(" and"))
+    assert not [n for n in session.take_notices() if "window" in n]  # said once
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "tiktoken"])
+def test_a_cropped_paste_gives_the_same_window_as_encoding_it_all(kind, shakespeare_text):
+    text = shakespeare_text[:300_000]
+    tokenizer = fit_tokenizer(kind, None if kind == "tiktoken" else [shakespeare_text])
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=8)
+    session = Session(Checkpoint(model=build_model(config), tokenizer=tokenizer), settings=Settings(max_new_tokens=2))
+    reply = session.reply(text)
+    assert reply.context == tokenizer.encode(text)[-(32 + session_module.PROMPT_MARGIN) :]
+    run(reply)
+
+
+def test_a_long_run_without_spaces_is_cropped_without_encoding_it_whole():
+    tokenizer = fit_tokenizer("tiktoken")  # BPE over one 10 MB "word" would take minutes
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=8)
+    session = Session(Checkpoint(model=build_model(config), tokenizer=tokenizer), settings=Settings(max_new_tokens=2))
+    reply = session.reply("a" * 10_000_000)
+    assert len(reply.context) == 16 + session_module.PROMPT_MARGIN
+    assert set(tokenizer.decode(reply.context)) == {"a"}
+    run(reply)
+
+
+def test_the_conversation_keeps_a_bounded_tail_however_long_the_session(session):
+    session.settings.max_new_tokens = 25
+    kept = session_module.KEPT_WINDOWS * session.block_size
+    for i in range(20):
+        run(session.reply(f" {i}"))
+        assert len(session.conversation) <= kept
+    assert len(session.conversation) == kept
+    assert session.tokenizer.decode(session.conversation).endswith(" 19" + session.last_reply.text)
+    assert "older ones dropped" in dict(session.stats())["conversation"]
+    session.clear()
+    assert "dropped" not in dict(session.stats())["conversation"]
+
+
+def test_nul_characters_are_dropped_from_prompts(session):
+    reply = session.reply("RO\0ME\0O:")
+    assert reply.context == session.tokenizer.encode("ROMEO:")
+    run(reply)
+    assert session.take_notices() == []  # not reported as an unknown character either
+
+
+def test_empty_and_whitespace_prompts_continue_the_conversation(session):
+    session.settings.max_new_tokens = 5
+    run(session.reply(""))  # nothing at all: a fresh line to start from
+    assert session.last_reply.context == session.tokenizer.encode("\n")
+    before = list(session.conversation)
+    run(session.reply("  \n "))
+    assert session.last_reply.context == before + session.tokenizer.encode("  \n ")
+    run(session.reply(""))
+    assert session.turn == 3 and session.take_notices() == []
+
+
+# --- Ctrl-C during /train ------------------------------------------------------------------------
+
+
+def weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_weights(model, expected: dict[str, torch.Tensor]) -> None:
+    now = model.state_dict()
+    assert all(torch.equal(now[k], expected[k]) for k in expected)
+
+
+def greedy_of(session: Session, state: dict[str, torch.Tensor]) -> str:
+    """The greedy reply to "ROMEO:" of a fresh session over the given weights: what a consistent model says."""
+    model = copy.deepcopy(session.ckpt.model)
+    model.load_state_dict(state)
+    fresh = Session(Checkpoint(model=model, tokenizer=session.tokenizer), settings=Settings(temperature=0))
+    fresh.settings.max_new_tokens = session.settings.max_new_tokens
+    return run(fresh.reply("ROMEO:"))
+
+
+@pytest.fixture
+def adam_calls(monkeypatch):
+    """Run `hook(call number)` after each call of AdamW's per-group update (two groups: matrices, then the rest)."""
+    import torch.optim.adam as adam
+
+    real, hooks, calls = adam.adam, [], []
+
+    def counted(*args, **kwargs):
+        real(*args, **kwargs)
+        calls.append(1)
+        for hook in hooks:
+            hook(len(calls))
+
+    monkeypatch.setattr(adam, "adam", counted)
+    return hooks
+
+
+def test_keyboard_interrupt_inside_an_optimizer_step_leaves_the_last_whole_step(session, adam_calls):
+    model = session.ckpt.model
+    after_step: list[dict[str, torch.Tensor]] = []
+
+    def interrupt(call: int) -> None:
+        if call == 3:  # the second step has updated its first parameter group only
+            raise KeyboardInterrupt
+
+    adam_calls.append(interrupt)
+    run(session.reply("ROMEO:"))
+    with pytest.raises(KeyboardInterrupt):
+        session.train(5, on_step=lambda info: after_step.append(weights(model)))
+    assert len(after_step) == 1
+    assert_weights(model, after_step[0])  # not half of step two
+    assert all(p.grad is None for p in model.parameters())  # nothing left for the next /train to add
+    assert session.steps_trained == 1 and not model.training and session.engine.cache.pos == 0
+    session.settings.temperature = 0
+    session.clear()
+    assert run(session.reply("ROMEO:")) == greedy_of(session, after_step[0])  # usable at once
+    assert session.train(1).steps == 1  # and trainable again
+
+
+def test_sigint_inside_a_step_finishes_that_step_and_stops(session, adam_calls):
+    import os
+    import signal
+
+    from scratchgpt.model.trainer import InterruptFlag
+
+    model = session.ckpt.model
+    after_step: list[dict[str, torch.Tensor]] = []
+
+    def ctrl_c(call: int) -> None:
+        if call == 5:  # between the two parameter groups of the third step
+            os.kill(os.getpid(), signal.SIGINT)
+
+    adam_calls.append(ctrl_c)
+    report = session.train(50, on_step=lambda info: after_step.append(weights(model)), interrupt=InterruptFlag())
+    assert report.steps == 3 and report.interrupted
+    assert_weights(model, after_step[-1])
+    session.settings.temperature = 0
+    assert run(session.reply("ROMEO:")) == greedy_of(session, after_step[-1])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C stops replies again
+
+
+def test_ctrl_c_while_measuring_the_losses_skips_them_and_keeps_the_trained_weights(session, monkeypatch):
+    from scratchgpt.model import trainer
+
+    model, real = session.ckpt.model, trainer.estimate_loss
+    live: list[dict[str, torch.Tensor]] = []
+
+    def estimate_then_interrupt(evaluated, *args, **kwargs):
+        live.append(weights(model))  # what the session's model holds while a measurement runs
+        if len(live) == 2:
+            raise KeyboardInterrupt
+        return real(evaluated, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "estimate_loss", estimate_then_interrupt)
+    trained: list[dict[str, torch.Tensor]] = []
+    report = session.train(3, on_step=lambda info: trained.append(weights(model)))
+    assert report.steps == 3 and report.before is None and report.after is None
+    for state in live:  # the live weights are never swapped for the old ones to measure those
+        assert_weights(model, state)
+        assert all(torch.equal(state[k], trained[-1][k]) for k in state)
+    run(session.reply("ROMEO:"))
