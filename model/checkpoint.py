@@ -11,8 +11,11 @@ Metadata values are strings (a safetensors rule); ours are JSON:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,16 +52,55 @@ def _umask() -> int:
     return mask
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _writer_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        pass
+    return False
+
+
+def remove_stale_temp_files(path: str | Path) -> None:
+    """Remove the temp files that writers of path killed mid-write (kill -9) left behind.
+
+    A temp file is named `.NAME.PID@HOST.XXXXXXXX.tmp`; it is stale when its writer ran on this
+    host and no process has that id any more. Live writers' files, and other hosts', are kept.
+    """
+    path = Path(path)
+    prefix, host = _temp_prefix(path), socket.gethostname()
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        writer, _, _ = name[len(prefix) : -len(".tmp")].rpartition(".")
+        pid, _, writer_host = writer.partition("@")
+        if pid.isdigit() and writer_host == host and _writer_is_gone(int(pid)):
+            with contextlib.suppress(FileNotFoundError):  # another writer removed it first
+                (path.parent / name).unlink()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write data to path so that readers see the old file or the new one, never a part.
 
     A unique temp file in the same directory, fsync'd, then renamed over path; two writers racing
     each leave one complete file. On failure (disk full, read-only) the temp file is removed and
-    the previous file is untouched.
+    the previous file is untouched. Temp files of killed writers are removed first (they would
+    otherwise pile up, a checkpoint's size each, and fill the disk).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temp_files(path)
+    writer = f"{os.getpid()}@{socket.gethostname()}"
+    fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{writer}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file gets the usual mode
         with os.fdopen(fd, "wb") as f:
@@ -92,9 +134,14 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     if path.is_dir():
         raise ScratchGPTError(f"checkpoint {path} is a directory; give a .safetensors file")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        # safe_open opens its file twice (the header, then the tensors); a save renamed over path in
+        # between would pair one version's metadata with another's weights. Opened once and handed
+        # over as /proc/self/fd/N (Linux), both opens get the same file, whatever happens to path.
+        with open(path, "rb") as held:
+            name = f"/proc/self/fd/{held.fileno()}" if sys.platform == "linux" else str(path)
+            with safe_open(name, framework="pt") as f:
+                metadata = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ScratchGPTError(
