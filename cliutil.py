@@ -53,9 +53,21 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+OUT_OF_MEMORY_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether error is an allocation failure: Python's MemoryError, or PyTorch's RuntimeError from its
+    CPU allocator ("DefaultCPUAllocator: can't allocate memory"), CUDA or MPS (torch.OutOfMemoryError)."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    first_line = str(error).partition("\n")[0].lower()
+    return isinstance(error, RuntimeError) and any(marker in first_line for marker in OUT_OF_MEMORY_MARKERS)
+
+
 def run_entry_point(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Call main; a ScratchGPTError becomes `error: <message>` on stderr and exit 1, Ctrl-C exits
-    130, and only `--debug` lets a traceback through."""
+    """Call main; a ScratchGPTError becomes `error: <message>` on stderr and exit 1, so does running
+    out of memory, Ctrl-C exits 130, and only `--debug` lets a traceback through."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
@@ -70,10 +82,8 @@ def run_entry_point(main: Callable[[Sequence[str] | None], int], argv: Sequence[
             raise
         print("interrupted", file=sys.stderr)
         return 130
-    except MemoryError:
-        if debug:
+    except (MemoryError, RuntimeError) as e:
+        if debug or not is_out_of_memory(e):
             raise
-        print(
-            "error: out of memory; reduce --batch-size, --block-size, --n-embd or --n-layer", file=sys.stderr
-        )
+        print("error: out of memory; reduce --batch-size, --block-size, --n-embd or --n-layer", file=sys.stderr)
         return EXIT_ERROR

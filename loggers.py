@@ -45,9 +45,13 @@ class JsonlSink:
         self.path = path
 
     def log(self, entry: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            f.write(json.dumps(entry) + "\n")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write(json.dumps(entry) + "\n")
+        except OSError as e:  # disk full, read-only: a user's problem, said in one line
+            reason = e.strerror or e
+            raise ScratchGPTError(f"could not write {self.path}: {reason}; check the disk and permissions") from e
 
     def close(self) -> None:
         pass

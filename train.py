@@ -4,6 +4,7 @@ Files of a run with `--out X.safetensors`:
     X.safetensors               best validation loss so far (what eval, sample and the REPL load)
     X.last.safetensors          the latest state, written at every evaluation and on Ctrl-C
     X.last.optim.safetensors    optimizer moments, RNG states and counters, for an exact --resume
+    X.last.optim.pending.safetensors   while a save is under way (see resume_state_path)
     X.metrics.jsonl             one JSON object per logged step and per evaluation
     X.tb/                       TensorBoard event files (with --tensorboard)
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,13 +22,22 @@ from pathlib import Path
 
 import torch
 
-from .cliutil import Parser, finite_float, non_negative_float, non_negative_int, positive_int, run_entry_point
+from .cliutil import (
+    Parser,
+    finite_float,
+    is_out_of_memory,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    run_entry_point,
+)
 from .data import Batches, Corpus, iter_text, load_tokens, resolve_corpus
 from .errors import ScratchGPTError
 from .loggers import MetricsLog, check_installed, open_metrics_log
 from .model import distributed as dist
 from .model.checkpoint import (
     Checkpoint,
+    checkpoint_metadata,
     load_checkpoint,
     load_tensors,
     load_train_state,
@@ -88,6 +100,7 @@ class RunPaths:
     best: Path
     last: Path
     train_state: Path
+    pending_train_state: Path
     metrics: Path
     tensorboard: Path
 
@@ -99,6 +112,7 @@ class RunPaths:
             best=best,
             last=Path(f"{stem}.last.safetensors"),
             train_state=Path(f"{stem}.last.optim.safetensors"),
+            pending_train_state=Path(f"{stem}.last.optim.pending.safetensors"),
             metrics=Path(f"{stem}.metrics.jsonl"),
             tensorboard=Path(f"{stem}.tb"),
         )
@@ -139,16 +153,48 @@ def _rng_states(generator: torch.Generator) -> dict[str, torch.Tensor]:
 NOT_RESUMED = {"resume", "out", "debug", "given"}
 
 
+def _saved_state(train_state: Path) -> dict:
+    """The loop state (step, best val, flags) in a train-state file's metadata."""
+    return json.loads(load_tensors(train_state)[1].get("state", "{}"))
+
+
+def resume_state_path(paths: RunPaths) -> Path:
+    """The train-state file that belongs with X.last.safetensors.
+
+    A save writes the train state to the pending path, then X.last, then renames the pending file
+    over X.last.optim. Killed after X.last was written but before the rename, the pending file is
+    the one whose step matches X.last; killed earlier, X.last.optim still matches (and the next
+    save overwrites the pending file). Nothing is renamed here, so every rank picks the same file.
+    """
+    pending = paths.pending_train_state
+    if pending.exists() and paths.last.exists():
+        if _saved_state(pending).get("step") == checkpoint_metadata(paths.last)["train"].get("step"):
+            return pending
+    return paths.train_state
+
+
 def with_saved_flags(args, paths: RunPaths):
     """For --resume: the flags the run was started with, except those given again now."""
-    if not paths.train_state.exists():
-        raise ScratchGPTError(f"nothing to resume: {paths.train_state} does not exist; drop --resume to start")
-    saved = json.loads(load_tensors(paths.train_state)[1].get("state", "{}")).get("args", {})
+    train_state = resume_state_path(paths)
+    if not train_state.exists():
+        raise ScratchGPTError(f"nothing to resume: {train_state} does not exist; drop --resume to start")
+    saved = _saved_state(train_state).get("args", {})
     given = getattr(args, "given", None)
     if given is None:  # parsed without parse_args() below: every flag counts as given
         return args
     merged = {**vars(args), **{k: v for k, v in saved.items() if k not in given and k not in NOT_RESUMED}}
     return argparse.Namespace(**merged)
+
+
+def check_writable(directory: Path) -> None:
+    """Fail at once, not at the first save an hour later, when no file can be created in directory."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".scratchgpt-probe.", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ScratchGPTError(f"cannot write to {directory}: {e.strerror or e}; choose another --out") from e
 
 
 def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
@@ -160,6 +206,8 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
     device = dist.device_for_rank(pick_device(args.device))
     amp = {"bf16": torch.bfloat16, "fp32": None}.get(args.amp, autocast_dtype(device))
     paths = RunPaths.from_out(args.out)
+    if rank.is_main:
+        check_writable(paths.best.parent)
     torch.manual_seed(args.seed + rank.index)  # dropout differs per rank
     generator = torch.Generator().manual_seed(args.seed)  # the batch stream is shared: see own_batches
     train_state: dict = {}
@@ -181,16 +229,25 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
             n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, bias=args.bias, arch=args.arch,
             rope=args.rope, qk_norm=args.qk_norm, activation=args.activation, tie_embeddings=args.tie_embeddings,
         )  # fmt: skip
-        ckpt = Checkpoint(model=build_model(config).to(device), tokenizer=tokenizer)
+        try:
+            ckpt = Checkpoint(model=build_model(config).to(device), tokenizer=tokenizer)
+        except (MemoryError, RuntimeError) as e:
+            if not is_out_of_memory(e):
+                raise
+            raise ScratchGPTError(
+                f"out of memory building the model ({config.approx_params * 4 / 1e9:,.1f} GB of fp32 weights); "
+                "reduce --n-embd or --n-layer"
+            ) from e
     model, tokenizer, config = ckpt.model, ckpt.tokenizer, ckpt.model.config
 
     tokens = load_tokens(corpus, tokenizer, lossy=args.lossy)
     batches = Batches(tokens, config.block_size, args.batch_size, device=device, name=corpus.name)
     optimizer = make_optimizer(model, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, args.beta2))
     if args.resume:
-        rng, train_state = load_train_state(paths.train_state, optimizer)
+        state_path = resume_state_path(paths)
+        rng, train_state = load_train_state(state_path, optimizer)
         if train_state.get("step") != ckpt.train.get("step"):
-            raise ScratchGPTError(f"{paths.train_state} is from another step than {paths.last}; cannot resume")
+            raise ScratchGPTError(f"{state_path} is from another step than {paths.last}; cannot resume")
         torch.set_rng_state(rng["torch"])
         generator.set_state(rng["batches"])  # the same on every rank, whatever their number
     start = train_state.get("step", -1) + 1
@@ -221,17 +278,25 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
         meta = {"step": step, "tokens_seen": tokens_seen, "max_iters": args.max_iters, **last_losses}
         meta["val_loss"] = last_losses.get("val")
         record_corpus = corpus_record(corpus, source)
+        val = last_losses.get("val", float("inf"))
+        improved = val < best_val or not paths.best.exists()
+        best_val = min(best_val, val)
+        # Each write is atomic, and their order makes a kill -9 between any two harmless: X.last
+        # and the train state resume_state_path() picks for it are always from one step.
+        if improved:
+            save_checkpoint(paths.best, model, tokenizer, corpus=record_corpus, train=meta)
+            progress.note(f"step {step + 1}: saved {paths.best} (val {val:.4f})")
         save_train_state(
-            paths.train_state, optimizer, rng=_rng_states(generator),
+            paths.pending_train_state, optimizer, rng=_rng_states(generator),
             state={"step": step, "best_val": best_val, "tokens_seen": tokens_seen, "last_eval": last_losses,
                    "args": {k: v for k, v in vars(args).items() if k not in NOT_RESUMED}},
         )  # fmt: skip
-        save_checkpoint(paths.last, model, tokenizer, corpus=record_corpus, train=meta)
-        val = last_losses.get("val", float("inf"))
-        if val < best_val or not paths.best.exists():
-            best_val = min(best_val, val)
-            save_checkpoint(paths.best, model, tokenizer, corpus=record_corpus, train=meta)
-            progress.note(f"step {step + 1}: saved {paths.best} (val {val:.4f})")
+        try:
+            save_checkpoint(paths.last, model, tokenizer, corpus=record_corpus, train=meta)
+        except BaseException:
+            paths.pending_train_state.unlink(missing_ok=True)  # a failed save leaves only the previous files
+            raise
+        os.replace(paths.pending_train_state, paths.train_state)
 
     def evaluate(step: int, progress: TrainProgress) -> None:
         losses = estimate_loss(
@@ -258,12 +323,20 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
                 evaluate(info.step, progress)
                 save(info.step, progress)
 
-        last = train_loop(
-            ddp_model, optimizer, lambda: next(own_batches),
-            steps=range(start, args.max_iters), schedule=schedule, grad_clip=args.grad_clip,
-            grad_accum=grad_accum, amp_dtype=amp, on_step=on_step, interrupt=flag,
-            backward_context=dist.no_sync_context(ddp_model, grad_accum),
-        )  # fmt: skip
+        try:
+            last = train_loop(
+                ddp_model, optimizer, lambda: next(own_batches),
+                steps=range(start, args.max_iters), schedule=schedule, grad_clip=args.grad_clip,
+                grad_accum=grad_accum, amp_dtype=amp, on_step=on_step, interrupt=flag,
+                backward_context=dist.no_sync_context(ddp_model, grad_accum),
+            )  # fmt: skip
+        except (MemoryError, RuntimeError) as e:
+            if not is_out_of_memory(e):
+                raise
+            raise ScratchGPTError(
+                f"out of memory training on {args.batch_size} sequences of {config.block_size} tokens at a time; "
+                "reduce --batch-size (a larger --grad-accum keeps the batch) or --block-size, or the model"
+            ) from e
         if flag.requested and last is not None:
             evaluate(last, progress)
             save(last, progress)
