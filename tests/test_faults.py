@@ -1,0 +1,426 @@
+"""Faults: nothing saved is lost. kill -9 mid-run and mid-write, two writers on one path, a disk that
+is full or read-only under training and under the REPL's /save, and a model too large for memory."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from scratchgpt.cliutil import run_entry_point
+from scratchgpt.model.checkpoint import load_checkpoint, load_train_state, save_checkpoint
+from scratchgpt.model.gpt import GPTConfig, build_model
+from scratchgpt.model.trainer import make_optimizer
+from scratchgpt.progress import TrainProgress
+from scratchgpt.tokenizers import fit_tokenizer
+from scratchgpt.train import RunPaths, resume_state_path
+from scratchgpt.train import cli as train_cli
+
+FORKSERVER = Path(__file__).with_name("forkserver.py")
+TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8",
+        "--eval-iters", "1", "--log-interval", "1", "--device", "cpu"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The same thread count as the forked trainers, and no OpenMP threads fighting over 2 shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class ForkServer:
+    """Client of tests/forkserver.py: start jobs (each a fresh process), poll, wait, kill -9."""
+
+    def __init__(self, logs: Path):
+        self.logs = logs
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        self.proc = subprocess.Popen([sys.executable, str(FORKSERVER)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        self.running: set[int] = set()
+        self.log_of: dict[int, Path] = {}
+        self._ask(None)
+
+    def _ask(self, request: dict | None) -> dict:
+        if request is not None:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, f"the fork server died (exit {self.proc.poll()})"
+        return json.loads(line)
+
+    def start(self, job: str, **options) -> int:
+        log = self.logs / f"{job}-{len(list(self.logs.iterdir()))}.log"
+        pid = self._ask({"op": "start", "job": job, "log": str(log), **options})["pid"]
+        self.running.add(pid)
+        self.log_of[pid] = log
+        return pid
+
+    def poll(self, pid: int) -> int | None:
+        status = self._ask({"op": "poll", "pid": pid})["status"]
+        if status is not None:
+            self.running.discard(pid)
+        return status
+
+    def wait(self, pid: int) -> int:
+        self.running.discard(pid)
+        return self._ask({"op": "wait", "pid": pid})["status"]
+
+    def kill(self, pid: int) -> int:
+        os.kill(pid, signal.SIGKILL)
+        return self.wait(pid)
+
+    def run(self, job: str, **options) -> tuple[int, str]:
+        """Start a job, wait for it; its exit code and everything it printed."""
+        pid = self.start(job, **options)
+        return self.wait(pid), self.log_of[pid].read_text()
+
+    def close(self) -> None:
+        for pid in list(self.running):
+            self.kill(pid)
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def forks(tmp_path_factory):
+    server = ForkServer(tmp_path_factory.mktemp("fork-logs"))
+    yield server
+    server.close()
+
+
+def _until(condition: Callable[[], bool], *, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.0005)
+
+
+def _metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _comparable(entry: dict) -> tuple:
+    """A metrics entry without its wall-clock field."""
+    return tuple(sorted((k, v) for k, v in entry.items() if k != "tok_per_s"))
+
+
+# --- kill -9 -----------------------------------------------------------------------------------
+
+
+def _temp_files(directory: Path, name: str = "") -> list[str]:
+    return [n for n in os.listdir(directory) if n.startswith(f".{name}") and n.endswith(".tmp")]
+
+
+def _assert_resumable(paths: RunPaths) -> int:
+    """What a kill left loads: X.last with the train state resume picks for it (one step), and X."""
+    last = load_checkpoint(paths.last)
+    load_checkpoint(paths.best)
+    _, state = load_train_state(resume_state_path(paths), make_optimizer(last.model, lr=1e-3))
+    assert state["step"] == last.train["step"]
+    return state["step"]
+
+
+def test_kill_9_at_any_moment_keeps_the_last_checkpoint_and_resume_matches_an_uninterrupted_run(forks, tmp_path):
+    flags = [*TINY, "--max-iters", "40", "--eval-interval", "1", "--warmup-iters", "5", "--dropout", "0.1"]
+    straight = RunPaths.from_out(tmp_path / "straight" / "run.safetensors")
+    assert forks.run("train", argv=[*flags, "--out", str(straight.best)])[0] == 0
+    paths = RunPaths.from_out(tmp_path / "killed" / "run.safetensors")
+    resume = ["--resume", "--out", str(paths.best)]
+    rng = random.Random(5)
+    lines = lambda: len(paths.metrics.read_text().splitlines()) if paths.metrics.exists() else 0
+
+    def random_kill(argv: list[str]) -> None:
+        """Kill at a random moment once the run has trained a step (and has a checkpoint to resume)."""
+        before = lines()
+        pid = forks.start("train", argv=argv)
+        _until(lambda: lines() > before and paths.train_state.exists(), what="a trained step")
+        time.sleep(rng.uniform(0, 0.1))
+        assert forks.kill(pid) == -signal.SIGKILL
+
+    last_temps = lambda: set(_temp_files(paths.best.parent, paths.last.name + "."))
+
+    def kill_writing_last(*, after_rename: bool) -> bool:
+        """Kill while X.last is written, or just after it is renamed into place but before its train
+        state is (each fsync slowed to 50 ms); True if the kill landed there."""
+        older = last_temps()
+        pid = forks.start("train", argv=resume, slow_fsync=0.05)
+        _until(lambda: last_temps() - older, what="a write of X.last")
+        writing = last_temps() - older
+        if after_rename:
+            _until(lambda: not last_temps() & writing, what="X.last renamed into place")
+        assert forks.kill(pid) == -signal.SIGKILL
+        if after_rename:
+            return resume_state_path(paths) == paths.pending_train_state
+        return bool(last_temps() & writing)
+
+    random_kill([*flags, "--out", str(paths.best)])
+    steps = [_assert_resumable(paths)]
+    for after_rename in (False, True):
+        for _attempt in range(4):  # on a busy machine a kill can miss a 50 ms window; the run goes on
+            hit = kill_writing_last(after_rename=after_rename)
+            steps.append(_assert_resumable(paths))
+            if hit:
+                break
+        assert hit, f"no kill landed {'between the renames' if after_rename else 'inside the write'}"
+    random_kill(resume)
+    steps.append(_assert_resumable(paths))
+    code, log = forks.run("train", argv=resume)
+    assert code == 0, log
+
+    assert steps[-1] < 39 and "Traceback" not in log
+    assert sorted(os.listdir(paths.best.parent)) == sorted(os.listdir(straight.best.parent))  # no temp, no pending
+    key = lambda entry: (entry["step"], "val_loss" in entry)  # a step's training line, or its evaluation
+    reference = {key(e): _comparable(e) for e in _metrics(straight.metrics)}
+    entries = _metrics(paths.metrics)  # every step logged by any of the runs, some more than once
+    assert {key(e) for e in entries} == set(reference) and len(reference) == 80
+    for entry in entries:
+        assert _comparable(entry) == reference[key(entry)]
+    ours, theirs = load_checkpoint(paths.last).model.state_dict(), load_checkpoint(straight.last).model.state_dict()
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+
+def test_a_temp_file_left_by_a_killed_writer_is_removed_by_the_next_save(forks, tmp_path):
+    path = tmp_path / "m.safetensors"
+    pid = forks.start("save_loop", path=str(path), writer=1, count=10**6, slow_fsync=0.05)
+    _until(path.exists, what="a first save")
+    _until(lambda: bool(_temp_files(tmp_path, path.name + ".")), what="a write in progress")
+    assert forks.kill(pid) == -signal.SIGKILL
+    left = _temp_files(tmp_path, path.name + ".")
+    assert left and str(pid) in left[0]
+    assert load_checkpoint(path).train["writer"] == 1  # the kill cost the write in progress only
+    live = tmp_path / f".{path.name}.{os.getpid()}@{socket.gethostname()}.abcdefgh.tmp"  # a live writer's
+    live.write_bytes(b"partial")
+    tokenizer = fit_tokenizer("char", ["abc"])
+    save_checkpoint(path, build_model(GPTConfig(vocab_size=tokenizer.vocab_size, n_layer=1, n_head=1, n_embd=8,
+                                                block_size=8)), tokenizer)  # fmt: skip
+    assert sorted(os.listdir(tmp_path)) == sorted([path.name, live.name])
+
+
+# --- two writers -------------------------------------------------------------------------------
+
+
+def test_two_processes_saving_to_one_path_always_leave_one_whole_checkpoint(forks, tmp_path):
+    path = tmp_path / "shared.safetensors"
+    writers = [forks.start("save_loop", path=str(path), writer=w, count=120) for w in (1, 2)]
+    exits: dict[int, int] = {}
+    seen: set[int] = set()
+    reads = 0
+    while len(exits) < len(writers):
+        exits |= {pid: code for pid in writers if pid not in exits and (code := forks.poll(pid)) is not None}
+        if not path.exists():
+            continue
+        ckpt = load_checkpoint(path)  # never a part of a file, never a mix of two
+        value = ckpt.train["writer"] * 1000 + ckpt.train["version"]
+        bad = [(n, p.flatten()[:2].tolist()) for n, p in ckpt.model.named_parameters() if not torch.all(p == value)]
+        assert not bad, f"weights of another save than its metadata (version {value}): {bad}"
+        seen.add(ckpt.train["writer"])
+        reads += 1
+    assert list(exits.values()) == [0, 0] and reads > 10 and seen == {1, 2}
+    final = load_checkpoint(path)
+    assert final.train["version"] == 119 and all(torch.all(p == final.train["writer"] * 1000 + 119)
+                                                 for p in final.model.parameters())  # fmt: skip
+    assert os.listdir(tmp_path) == [path.name]
+
+
+# --- disk full, read-only ----------------------------------------------------------------------
+
+RUNS_AS_ROOT = os.geteuid() == 0  # root writes into a chmod 0555 directory anyway: simulate it there
+
+
+def _make_read_only(directory: Path, monkeypatch) -> None:
+    """New files in directory fail as on a read-only disk: chmod 0555, or for root EROFS from open()."""
+    if not RUNS_AS_ROOT:
+        directory.chmod(0o555)
+        return
+    real_open, creating = os.open, os.O_CREAT | getattr(os, "O_TMPFILE", 0)
+
+    def read_only_open(path, flags, *args, **kwargs):
+        if flags & creating and Path(os.path.abspath(path)).parent == directory.resolve():
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+
+
+def _fill_disk(directory: Path, monkeypatch, *, only: str = "") -> list[str]:
+    """fsync of a temp file in directory (whose name starts with `.only`) fails with ENOSPC, as on a
+    full disk; returns the list the names of failed files go into."""
+    real_fsync, failed = os.fsync, []
+
+    def full_fsync(fd: int) -> None:
+        name = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        if name.parent == directory.resolve() and name.name.startswith(f".{only}"):
+            failed.append(name.name)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_fsync)
+    return failed
+
+
+@pytest.fixture
+def writable_again():
+    made: list[Path] = []
+    yield made
+    for directory in made:
+        directory.chmod(0o755)
+
+
+@pytest.mark.parametrize("fault, target", [("disk full", "run.safetensors"),
+                                           ("disk full", "run.last.optim.pending.safetensors"),
+                                           ("disk full", "run.last.safetensors"), ("read-only", "")])  # fmt: skip
+def test_a_save_failing_mid_run_is_one_error_line_and_leaves_the_previous_checkpoint_alone(
+    tmp_path, monkeypatch, capsys, writable_again, fault, target
+):
+    out = tmp_path / "run.safetensors"
+    before: dict[str, bytes] = {}
+    failed: list[list[str]] = []
+    real_step = TrainProgress.step
+
+    def step(self, step, loss, tokens):  # after the save at step 2: the disk fills up, or turns read-only
+        real_step(self, step, loss, tokens)
+        if step + 1 == 3:
+            before.update({p.name: p.read_bytes() for p in tmp_path.iterdir()})
+            if fault == "disk full":
+                failed.append(_fill_disk(tmp_path, monkeypatch, only=target))
+            else:
+                writable_again.append(tmp_path)
+                _make_read_only(tmp_path, monkeypatch)
+
+    monkeypatch.setattr(TrainProgress, "step", step)
+    code = train_cli([*TINY, "--max-iters", "4", "--eval-interval", "2", "--lr", "1e-2", "--warmup-iters", "1",
+                      "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith(f"error: could not write {tmp_path}")
+    expected = "No space left on device" if fault == "disk full" else "Read-only" if RUNS_AS_ROOT else "Permission"
+    assert expected in err
+    if fault == "disk full":
+        assert failed[0] and failed[0][0].startswith(f".{target}.")  # the write meant to fail did
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)  # no temp or pending file left
+    paths = RunPaths.from_out(out)
+    kept = [paths.last, paths.train_state] + ([paths.best] if target in ("", paths.best.name) else [])
+    assert all((tmp_path / p.name).read_bytes() == before[p.name] for p in kept)  # the writes before the failing
+    assert _assert_resumable(paths) == 1  # one may have replaced X.safetensors (a better model) completely
+
+
+def test_training_into_a_read_only_directory_fails_at_once_in_one_line(tmp_path, monkeypatch, capsys, writable_again):
+    writable_again.append(tmp_path)
+    _make_read_only(tmp_path, monkeypatch)
+    code = train_cli([*TINY, "--max-iters", "4", "--out", str(tmp_path / "run.safetensors")])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == "" and os.listdir(tmp_path) == []
+    assert captured.err.count("\n") == 1 and captured.err.startswith(f"error: cannot write to {tmp_path}")
+
+
+def _repl(session, *lines: str) -> tuple[int, str]:
+    """Type lines into a REPL over session, then Ctrl-D; its exit code and what it printed."""
+    from prompt_toolkit.history import InMemoryHistory
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from scratchgpt.repl.app import Repl, make_console
+
+    buffer = io.StringIO()
+    with create_pipe_input() as pipe:
+        repl = Repl(session, input=pipe, output=DummyOutput(), console=make_console(buffer),
+                    history=InMemoryHistory())  # fmt: skip
+        for line in lines:
+            pipe.send_text(line + "\r")
+        pipe.close()
+        code = repl.run()
+    return code, buffer.getvalue()
+
+
+@pytest.mark.parametrize("fault", ["disk full", "read-only"])
+def test_repl_save_onto_a_full_or_read_only_disk_is_an_error_line_and_the_session_goes_on(
+    tmp_path, monkeypatch, writable_again, fault
+):
+    from scratchgpt.repl.session import Session, Settings
+
+    tokenizer = fit_tokenizer("char", ["ROMEO: hello there\n"])
+    torch.manual_seed(0)
+    model = build_model(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    target = save_checkpoint(tmp_path / "saves" / "mine.safetensors", model, tokenizer)
+    before = target.read_bytes()
+    session = Session(load_checkpoint(target), settings=Settings(seed=1, max_new_tokens=5))
+    with torch.no_grad():
+        next(session.ckpt.model.parameters()).add_(1.0)  # what /save would write differs from the file
+    if fault == "disk full":
+        _fill_disk(target.parent, monkeypatch)
+    else:
+        writable_again.append(target.parent)
+        _make_read_only(target.parent, monkeypatch)
+    elsewhere = tmp_path / "elsewhere.safetensors"
+    code, out = _repl(session, f"/save {target}", "ROMEO:", f"/save {elsewhere}")
+    assert code == 0 and "Traceback" not in out
+    errors = [line for line in out.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"error: could not write {target}")
+    assert target.read_bytes() == before and os.listdir(target.parent) == [target.name]
+    assert f"saved {elsewhere}" in out and load_checkpoint(elsewhere).train == {}
+
+
+# --- out of memory -----------------------------------------------------------------------------
+
+MEMORY = 768 * 2**20  # address space a trainer may add to the imports' in the tests below
+
+
+def _one_error_line(log: str) -> str:
+    assert "Traceback" not in log
+    errors = [line for line in log.splitlines() if line.startswith("error")]
+    assert len(errors) == 1, log
+    return errors[0]
+
+
+def test_a_model_too_large_for_memory_names_its_width_and_depth(forks, tmp_path):
+    big = ["--n-layer", "16", "--n-head", "8", "--n-embd", "1024"]  # 201M parameters, 0.8 GB in fp32
+    code, log = forks.run("train", argv=[*TINY, *big, "--out", str(tmp_path / "x.safetensors")], memory_limit=MEMORY)
+    assert code == 1
+    assert _one_error_line(log) == (
+        "error: out of memory building the model (0.8 GB of fp32 weights); reduce --n-embd or --n-layer"
+    )
+
+
+def test_a_batch_too_large_for_memory_names_batch_and_block_size(forks, tmp_path):
+    big = ["--batch-size", "4096", "--block-size", "256", "--max-iters", "2"]  # ~1 GB of activations a step
+    code, log = forks.run("train", argv=[*TINY, *big, "--out", str(tmp_path / "x.safetensors")], memory_limit=MEMORY)
+    assert code == 1
+    error = _one_error_line(log)
+    assert error.startswith("error: out of memory training on 4096 sequences of 256 tokens at a time; reduce")
+    assert "--batch-size" in error and "--block-size" in error
+
+
+def test_one_matrix_larger_than_memory_is_refused_in_one_line(forks, tmp_path):
+    huge = ["--n-embd", "65536", "--n-head", "1024"]  # its first attention matrix alone is 51.5 GB
+    code, log = forks.run("train", argv=[*TINY, *huge, "--out", str(tmp_path / "x.safetensors")], memory_limit=MEMORY)
+    assert code == 1
+    assert _one_error_line(log) == (
+        "error: out of memory building the model (206.2 GB of fp32 weights); reduce --n-embd or --n-layer"
+    )
+
+
+def test_cuda_out_of_memory_is_one_line_too(capsys):
+    def main(argv):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.1 GiB total)")
+
+    assert run_entry_point(main, []) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: out of memory; reduce --batch-size")
+    with pytest.raises(torch.OutOfMemoryError):
+        run_entry_point(main, ["--debug"])
+    with pytest.raises(RuntimeError, match="unrelated"):
+        run_entry_point(lambda argv: (_ for _ in ()).throw(RuntimeError("unrelated bug")), [])
