@@ -14,6 +14,7 @@ import torch
 
 from ..tokenizers import StreamDecoder, Tokenizer
 from .gpt import GPTConfig
+from .quant import int8_supported, quantize_int8
 
 
 def sample_next(
@@ -45,19 +46,22 @@ class KVCache:
     """Static key/value buffers, one (k, v) pair per layer, each (B, nh, block_size, hs).
 
     `tokens` are the ids whose keys and values the buffers hold; the model writes at `pos` and
-    calls `advance`. Nothing is reallocated while generating.
+    calls `advance`. Nothing is reallocated while generating. Each layer has tensors of its own,
+    so a compiled decode step updates them in place rather than copying one big buffer.
     """
 
     def __init__(self, config: GPTConfig, *, device: torch.device, dtype: torch.dtype, batch_size: int = 1):
         n_layer = config.n_layer if config.arch == "gpt" else 0
-        shape = (n_layer, batch_size, config.n_head, config.block_size, config.head_size)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        shape = (batch_size, config.n_head, config.block_size, config.head_size)
+        self.layers = [
+            (torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+            for _ in range(n_layer)
+        ]
         self.pos = 0
         self.tokens: list[int] = []
 
     def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.k[i], self.v[i]
+        return self.layers[i]
 
     def advance(self, n: int) -> None:
         self.pos += n
@@ -81,15 +85,40 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class Engine:
-    """Owns a model in eval mode and its KV cache; generation continues from whatever it last saw."""
+    """Owns a model in eval mode and its KV cache; generation continues from whatever it last saw.
 
-    def __init__(self, model: torch.nn.Module, *, dtype: torch.dtype | None = None):
+    Prompts are prefilled by the model itself. Each new token after that goes through the decode
+    step: the model's own `decode_step`, optionally with int8 weights (`quantize="int8"`, CPU) and
+    compiled (`compile=True`: one static-shape graph, built on first use, a few seconds once
+    inductor's cache is warm).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        dtype: torch.dtype | None = None,
+        compile: bool = False,
+        quantize: str | None = None,
+    ):
         self.model = model.eval()
         self.config: GPTConfig = model.config
         param = next(model.parameters())
         self.device = param.device
         self.cache = KVCache(self.config, device=self.device, dtype=dtype or param.dtype)
         self._last_logits: torch.Tensor | None = None  # (1, V) after the last cached token
+        self._step = None  # the one-token forward, when the model has one
+        if hasattr(model, "decode_step"):
+            decoder = model
+            if quantize == "int8" and int8_supported(self.device):
+                decoder = quantize_int8(model)
+            elif quantize not in (None, "none", "int8"):
+                raise ValueError(f"unknown quantization {quantize!r}")
+            self._step = (
+                torch.compile(decoder.decode_step, fullgraph=True, dynamic=False) if compile else decoder.decode_step
+            )
+            self._token = torch.zeros((1, 1), dtype=torch.long, device=self.device)
+            self._pos = torch.zeros((), dtype=torch.long, device=self.device)
 
     def reset(self) -> None:
         self.cache.reset()
@@ -100,14 +129,20 @@ class Engine:
         """Run ids through the model at the end of the cache, keeping the last position's logits."""
         start = self.cache.pos
         try:
-            x = torch.tensor([list(ids)], dtype=torch.long, device=self.device)  # (1, T)
-            logits, _ = self.model(x, kv_cache=self.cache, last_only=True)  # (1, 1, V)
+            if len(ids) == 1 and self._step is not None:
+                self._token.fill_(ids[0])
+                self._pos.fill_(start)
+                logits = self._step(self._token, self._pos, self.cache.layers)  # (1, V)
+                self.cache.advance(1)
+            else:
+                x = torch.tensor([list(ids)], dtype=torch.long, device=self.device)  # (1, T)
+                logits = self.model(x, kv_cache=self.cache, last_only=True)[0][:, -1, :]  # (1, V)
         except BaseException:  # Ctrl-C mid-forward: leave the cache as it was, then re-raise
             self.cache.truncate(start)
             self._last_logits = None
             raise
         self.cache.tokens.extend(ids)
-        self._last_logits = logits[:, -1, :]
+        self._last_logits = logits
 
     def _window(self, context: Sequence[int]) -> list[int]:
         """The tail of context to attend over: at most block_size tokens, aligned with the cache

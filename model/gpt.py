@@ -39,9 +39,7 @@ class GPTConfig:
             if getattr(self, name) < 1:
                 raise ScratchGPTError(f"--{name.replace('_', '-')} must be at least 1")
         if self.arch == "gpt" and self.n_embd % self.n_head:
-            raise ScratchGPTError(
-                f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head}; pick a multiple"
-            )
+            raise ScratchGPTError(f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head}; pick a multiple")
         if self.arch == "gpt" and self.rope and self.head_size % 2:
             raise ScratchGPTError(f"RoPE needs an even head size, got {self.head_size}; change --n-embd")
         if self.activation not in ("relu2", "gelu"):
@@ -103,7 +101,7 @@ class CausalSelfAttention(nn.Module):
         """x: (B, T, C). kv: this layer's (k, v) cache buffers, each (B, nh, block_size, hs), or None.
 
         With a cache, the new keys and values are written at [pos, pos + T) and the queries attend
-        over everything cached up to pos + T.
+        over everything cached up to pos + T. pos may be a 0-d tensor when T == 1 (`GPT.decode_step`).
         """
         B, T, C = x.shape
         qkv = self.c_attn(x).view(B, T, 3, self.n_head, self.head_size)  # (B, T, 3, nh, hs)
@@ -116,7 +114,14 @@ class CausalSelfAttention(nn.Module):
         v = qkv[:, :, 2].transpose(1, 2)  # (B, nh, T, hs)
 
         mask, causal = None, True
-        if kv is not None:
+        if isinstance(pos, torch.Tensor):  # decode step: one token at a tensor position
+            k_buf, v_buf = kv  # static shapes, so a compiled step never recompiles as pos moves
+            k_buf.index_copy_(2, pos.view(1), k.to(k_buf.dtype))
+            v_buf.index_copy_(2, pos.view(1), v.to(v_buf.dtype))
+            # attend over the whole buffer; the mask hides the slots past pos
+            mask = (torch.arange(k_buf.size(2), device=x.device) <= pos).view(1, 1, 1, -1)
+            q, k, v, causal = q.to(k_buf.dtype), k_buf, v_buf, False
+        elif kv is not None:
             k_buf, v_buf = kv
             k_buf[:, :, pos : pos + T] = k
             v_buf[:, :, pos : pos + T] = v
@@ -139,7 +144,7 @@ class CausalSelfAttention(nn.Module):
                 ).to(x.dtype)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout_p)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
+        y = y.to(x.dtype).transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y))
 
 
@@ -237,6 +242,25 @@ class GPT(nn.Module):
             x = x[:, -1:, :]  # (B, 1, C): the head is the costliest matmul for big vocabularies
         logits = self.lm_head(x)  # (B, T, V)
         return logits, None if targets is None else lm_loss(logits, targets)
+
+    def decode_step(self, idx, pos, caches):
+        """The one-token forward that `Engine` compiles: idx (B, 1) at position pos, a 0-d long
+        tensor, with caches one (k, v) buffer pair per block. Returns the logits (B, V) in fp32.
+
+        Every shape is fixed and pos is data, so one compiled graph serves the whole generation;
+        the caller advances its own count of cached positions.
+        """
+        x = self.wte(idx)  # (B, 1, C)
+        if self.wpe is not None:
+            x = x + self.wpe(pos.view(1))
+        rope = None
+        if self.config.rope:  # (1, 1, 1, hs/2): this position's angles
+            rope = tuple(
+                t.index_select(0, pos.view(1))[:, None, None, :].to(x.dtype) for t in (self.rope_cos, self.rope_sin)
+            )
+        for block, kv in zip(self.blocks, caches, strict=True):
+            x = block(x, rope, kv, pos)
+        return self.lm_head(self.ln_f(x))[:, -1].float()
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, *, temperature=1.0, top_k=None, generator=None):

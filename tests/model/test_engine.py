@@ -111,3 +111,43 @@ def test_stop_escapes_are_understood():
     assert parse_stop(r"\n\n") == "\n\n"
     assert parse_stop(r"a\tb") == "a\tb"
     assert parse_stop("ROMEO:") == "ROMEO:"
+
+
+def test_compiled_decode_step_matches_eager_and_never_recompiles(model):
+    import torch._dynamo
+
+    torch._dynamo.reset()  # another model compiled earlier in this process is a legitimate recompile
+    eager, compiled = Engine(model), Engine(model, compile=True)
+    context, gen = [1, 2, 3], dict(max_new_tokens=2 * BLOCK, temperature=0)  # crosses the window twice
+    with torch._dynamo.config.patch(error_on_recompile=True):  # pos is data: one graph for every step
+        compiled_ids = []
+        for token in compiled.generate(context, **gen):
+            compiled_ids.append(token)
+            torch.testing.assert_close(compiled._last_logits[0], full_forward_last(model, compiled.cache.tokens),
+                                       atol=1e-4, rtol=1e-4)
+    assert compiled_ids == list(eager.generate(context, **gen))
+
+
+def test_int8_weights_keep_the_logits_close():
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=40, block_size=32, n_layer=2, n_head=2, n_embd=64)
+    model = build_model(config).eval()
+    with torch.no_grad():  # sharper than at init, so that agreeing on the argmax means something
+        model.lm_head.weight.mul_(20)
+    engine, quantized = Engine(model), Engine(model, quantize="int8")
+    assert quantized._step.__self__ is not model  # decoding runs on a copy...
+    assert model.lm_head.weight.dtype == torch.float32  # ...and the model itself is untouched
+    context = torch.randint(0, 40, (20,)).tolist()
+    agree = 0
+    for i in range(1, len(context)):
+        engine.prefill(context[:i])
+        quantized.prefill(context[:i])
+        exact, approx = engine._last_logits[0], quantized._last_logits[0]
+        assert (exact - approx).abs().max() < 0.05 * exact.abs().max()
+        agree += int(exact.argmax() == approx.argmax())
+    assert agree >= len(context) - 3
+
+
+def test_an_unknown_quantization_is_refused(model):
+    with pytest.raises(ValueError, match="quantization"):
+        Engine(model, quantize="int3")
