@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import sys
@@ -9,15 +10,30 @@ from collections.abc import Sequence
 
 from .cliutil import (
     EXIT_USAGE,
+    LEN_MAX,
+    SEED_MAX,
+    TEMP_MAX,
+    TEMP_MIN,
+    TOPK_MAX,
+    Number,
     Parser,
-    finite_float,
-    non_negative_float,
-    non_negative_int,
-    positive_int,
+    real,
     run_entry_point,
+    shown,
+    whole,
 )
 
 COMMANDS = ("train", "sample", "eval", "plot")
+
+
+def stop_text(text: str) -> str:
+    """--stop: the text with its escapes (\\n, \\t, \\\\) turned into the characters they stand for."""
+    from .model.engine import parse_stop
+
+    try:
+        return parse_stop(text)
+    except (UnicodeError, ValueError):
+        raise argparse.ArgumentTypeError(rf"has a broken escape in {shown(text)}; write \n, \t or \\") from None
 
 
 def sample_parser() -> Parser:
@@ -25,12 +41,14 @@ def sample_parser() -> Parser:
     a = p.add_argument
     a("--checkpoint", help="a .safetensors checkpoint (default: the shipped char model)")
     a("--prompt", default="", help="text to continue (default: a new line)")
-    a("--len", type=positive_int, default=500, help="new tokens to generate (default 500)")
-    a("--temp", type=non_negative_float, default=0.8, help="temperature; 0 = greedy (default 0.8)")
-    a("--top-k", type=positive_int, default=None, help="sample among the k likeliest tokens")
-    a("--top-p", type=finite_float, default=None, help="nucleus sampling: smallest set with mass p")
-    a("--seed", type=non_negative_int, default=None, help="random seed (default: a fresh one)")
-    a("--stop", action="append", default=[], help=r"stop at this text (escapes like \n\n work); repeatable")
+    a("--len", type=whole(1, LEN_MAX), default=500, help="new tokens to generate (default 500)")
+    a("--temp", type=Number(False, TEMP_MIN, TEMP_MAX, or_zero=True), default=0.8,
+      help="temperature; 0 = greedy (default 0.8)")  # fmt: skip
+    a("--top-k", type=whole(1, TOPK_MAX), default=None, help="sample among the k likeliest tokens")
+    a("--top-p", type=real(0, 1, low_open=True), default=None, help="nucleus sampling: smallest set with mass p")
+    a("--seed", type=whole(0, SEED_MAX), default=None, help="random seed (default: a fresh one)")
+    a("--stop", type=stop_text, action="append", default=[],
+      help=r"stop at this text (escapes like \n\n work); repeatable")  # fmt: skip
     a("--device", default="auto", help="auto, cpu, cuda or mps")
     a("--debug", action="store_true", help="show tracebacks")
     return p
@@ -41,9 +59,10 @@ def eval_parser() -> Parser:
     a = p.add_argument
     a("--checkpoint", help="a .safetensors checkpoint (default: the shipped char model)")
     a("--corpus", help="evaluate on this corpus instead of the one the checkpoint was trained on")
-    a("--batch-size", type=positive_int, default=16, help="windows per forward pass")
+    a("--batch-size", type=whole(1, 65_536), default=16, help="windows per forward pass")
     a("--amp", default="fp32", choices=("auto", "bf16", "fp32"), help="precision (default fp32: exact)")
     a("--device", default="auto", help="auto, cpu, cuda or mps")
+    a("--lossy", action="store_true", help="read a corpus that is not valid UTF-8, replacing bad bytes")
     a("--json", action="store_true", help="print one JSON object instead of a table")
     a("--debug", action="store_true", help="show tracebacks")
     return p
@@ -57,14 +76,21 @@ def plot_parser() -> Parser:
     return p
 
 
+def parsers() -> dict[str, Parser]:
+    """Every command's parser, by command: what `COMMAND --help` shows and what the flag tests walk."""
+    from .train import build_parser
+
+    return {"train": build_parser(), "sample": sample_parser(), "eval": eval_parser(), "plot": plot_parser()}
+
+
 def cmd_sample(argv: Sequence[str]) -> int:
+    args = sample_parser().parse_args(argv)  # before importing torch: a bad flag is told at once
     import torch
 
     from .model.checkpoint import load_checkpoint, resolve_checkpoint
     from .model.device import pick_device
-    from .model.engine import Completion, Engine, parse_stop
+    from .model.engine import Completion, Engine
 
-    args = sample_parser().parse_args(argv)
     ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint), device=pick_device(args.device))
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     context = ckpt.tokenizer.encode(args.prompt or "\n") or [0]
@@ -72,7 +98,7 @@ def cmd_sample(argv: Sequence[str]) -> int:
     completion = Completion(
         engine, ckpt.tokenizer, context, max_new_tokens=args.len, temperature=args.temp, top_k=args.top_k,
         top_p=args.top_p, generator=torch.Generator(engine.device).manual_seed(seed),
-        stop=[parse_stop(s) for s in args.stop],
+        stop=args.stop,
     )  # fmt: skip
     out = sys.stdout
     out.write(args.prompt)
@@ -84,12 +110,13 @@ def cmd_sample(argv: Sequence[str]) -> int:
 
 
 def cmd_eval(argv: Sequence[str]) -> int:
+    args = eval_parser().parse_args(argv)
     from .model.evaluate import evaluate_checkpoint
 
-    args = eval_parser().parse_args(argv)
     result = evaluate_checkpoint(
-        args.checkpoint, corpus=args.corpus, batch_size=args.batch_size, amp=args.amp, device=args.device
-    )
+        args.checkpoint, corpus=args.corpus, batch_size=args.batch_size, amp=args.amp, device=args.device,
+        lossy=args.lossy,
+    )  # fmt: skip
     if args.json:
         print(json.dumps(result))
         return 0
@@ -108,9 +135,9 @@ def cmd_eval(argv: Sequence[str]) -> int:
 
 
 def cmd_plot(argv: Sequence[str]) -> int:
+    args = plot_parser().parse_args(argv)
     from .plot import plot_run
 
-    args = plot_parser().parse_args(argv)
     print(plot_run(args.run, png=args.png))
     return 0
 

@@ -3,54 +3,134 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from .errors import ScratchGPTError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+SHOWN_MAX = 40  # characters of a bad value quoted back in an error
+# bounds the sampling flags share with the REPL's commands
+TEMP_MIN, TEMP_MAX = 1e-6, 10.0  # below 1e-6 the logits overflow when divided; 0 itself means greedy
+LEN_MAX = 100_000
+TOPK_MAX = 1_000_000
+SEED_MAX = 2**32 - 1
 
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad flag prints one line (what is wrong, where to look) and exits 2."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        missing = re.fullmatch(r"argument (\S+): expected one argument", message)
+        number = self._numeric_flags().get(missing.group(1)) if missing else None
+        if number is not None:
+            message += f" ({number.describe()})"
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {escape_controls(message)} (see {self.prog} --help)\n")
+
+    def _numeric_flags(self) -> dict[str, Number]:
+        return {s: a.type for a in self._actions if isinstance(a.type, Number) for s in a.option_strings}
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        args = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(self._negative_values_joined(args), namespace)
+
+    def _negative_values_joined(self, args: list[str]) -> list[str]:
+        """`--lr -1e-3` as `--lr=-1e-3`, so the value reaches its type and the error says what is wrong.
+
+        argparse takes any argument that starts with "-" and is not a plain negative integer for
+        a flag, and would only say "expected one argument".
+        """
+        numeric = self._numeric_flags()
+        joined, i = [], 0
+        while i < len(args):
+            if args[i] == "--":
+                return joined + args[i:]
+            if args[i] in numeric and i + 1 < len(args) and args[i + 1].startswith("-") and _is_float(args[i + 1]):
+                joined.append(f"{args[i]}={args[i + 1]}")
+                i += 2
+            else:
+                joined.append(args[i])
+                i += 1
+        return joined
 
 
-def _int(text: str, minimum: int) -> int:
+def _is_float(text: str) -> bool:
     try:
-        value = int(text)
+        float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-    return value
+        return False
+    return True
 
 
-def positive_int(text: str) -> int:
-    return _int(text, 1)
+def escape_controls(text: str) -> str:
+    """text with every non-printable character (newline, escape, ...) written as its escape: one safe line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def non_negative_int(text: str) -> int:
-    return _int(text, 0)
+def shown(text: str) -> str:
+    """A user's value as it goes into an error message: quoted, one printable line, not too long."""
+    text = escape_controls(text)
+    return "'" + (text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 1] + "…") + "'"
 
 
-def finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
-    return value
+@dataclass(frozen=True)
+class Number:
+    """The type of a numeric flag: plain ASCII digits (no "1_000", no "５"), finite, within bounds.
+
+    The bounds are part of a flag's meaning (a probability lies in [0, 1]) or keep absurd values
+    away from code that would overflow or allocate without end. Every error names the range.
+    """
+
+    whole: bool  # an int, else a float
+    low: float
+    high: float
+    low_open: bool = False  # low itself not allowed (a learning rate of 0 trains nothing)
+    high_open: bool = False  # high itself not allowed (a dropout of 1 drops everything)
+    or_zero: bool = False  # 0 allowed as well, below low (temperature 0 = greedy)
+
+    def __call__(self, text: str) -> int | float:
+        value = self._parse(text)
+        if value is None or not self.allows(value):
+            raise argparse.ArgumentTypeError(f"expected {self.describe()}, got {shown(text)}")
+        return value
+
+    def _parse(self, text: str) -> int | float | None:
+        if not text.isascii() or "_" in text:
+            return None
+        try:
+            value = int(text) if self.whole else float(text)
+        except ValueError:  # not a number, or an int of more than 4300 digits
+            return None
+        return value if math.isfinite(value) else None
+
+    def allows(self, value: float) -> bool:
+        if self.or_zero and value == 0:
+            return True
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def describe(self) -> str:
+        """The allowed values in words, e.g. "a whole number from 1 to 65536"."""
+        if self.whole:
+            return f"a whole number from {int(self.low)} to {int(self.high)}"
+        below = "below " if self.high_open else ""
+        if self.low_open:
+            span = f"above {self.low:g} and {below or 'at most '}{self.high:g}"
+        else:
+            span = f"from {self.low:g} to {below}{self.high:g}"
+        return ("0 or " if self.or_zero else "") + f"a number {span}"
 
 
-def non_negative_float(text: str) -> float:
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
+def whole(low: int, high: int) -> Number:
+    return Number(whole=True, low=low, high=high)
+
+
+def real(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Number:
+    return Number(whole=False, low=low, high=high, low_open=low_open, high_open=high_open)
 
 
 OUT_OF_MEMORY_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")

@@ -22,15 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .cliutil import (
-    Parser,
-    finite_float,
-    is_out_of_memory,
-    non_negative_float,
-    non_negative_int,
-    positive_int,
-    run_entry_point,
-)
+from .cliutil import SEED_MAX, Parser, is_out_of_memory, real, run_entry_point, shown, whole
 from .data import Batches, Corpus, iter_text, load_tokens, resolve_corpus
 from .errors import ScratchGPTError
 from .loggers import MetricsLog, check_installed, open_metrics_log
@@ -50,42 +42,56 @@ from .model.trainer import InterruptFlag, Schedule, StepInfo, estimate_loss, mak
 from .progress import TrainProgress
 from .tokenizers import TOKENIZER_NAMES, fit_tokenizer
 
+# Far beyond what a run on one machine uses, and small enough that nothing overflows or allocates
+# without end before the run can say what is wrong (a block size past the corpus is caught later).
+WIDTH_MAX = 65_536  # --n-embd, --block-size, --batch-size, --grad-accum
+DEPTH_MAX = 1024  # --n-layer, --n-head
+STEPS_MAX = 10**9  # --max-iters and the other step counts: years of training
+VOCAB_MAX = 1 << 20  # --vocab-size
+
+
+def out_path(text: str) -> str:
+    """--out: a file path (its parent is created), not an existing directory."""
+    if not text or Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"expected a checkpoint file path, got the directory {shown(text or '.')}")
+    return text
+
 
 def build_parser() -> Parser:
     p = Parser(prog="scratchgpt train", description="Train a GPT (or the bigram baseline) on a text corpus.")
     a = p.add_argument
     a("--corpus", default="tinyshakespeare", help="registered corpus name or path to a UTF-8 text file")
     a("--tokenizer", default="char", choices=TOKENIZER_NAMES, help="vocabulary (default: char)")
-    a("--vocab-size", type=positive_int, default=None, help="word tokenizer: words kept (default 8192)")
+    a("--vocab-size", type=whole(2, VOCAB_MAX), default=None, help="word tokenizer: words kept (default 8192)")
     a("--arch", default="gpt", choices=("gpt", "bigram"), help="model: transformer or bigram baseline")
-    a("--n-layer", type=positive_int, default=6, help="transformer blocks (default 6)")
-    a("--n-head", type=positive_int, default=6, help="attention heads (default 6)")
-    a("--n-embd", type=positive_int, default=384, help="model width (default 384)")
-    a("--block-size", type=positive_int, default=256, help="context length in tokens (default 256)")
+    a("--n-layer", type=whole(1, DEPTH_MAX), default=6, help="transformer blocks (default 6)")
+    a("--n-head", type=whole(1, DEPTH_MAX), default=6, help="attention heads (default 6)")
+    a("--n-embd", type=whole(1, WIDTH_MAX), default=384, help="model width (default 384)")
+    a("--block-size", type=whole(1, WIDTH_MAX), default=256, help="context length in tokens (default 256)")
     a("--no-rope", dest="rope", action="store_false", help="learned absolute positions instead of RoPE")
     a("--no-qk-norm", dest="qk_norm", action="store_false", help="no RMS norm on queries and keys")
     a("--activation", default="relu2", choices=("relu2", "gelu"), help="MLP activation (default relu2)")
     a("--tie-embeddings", action="store_true", help="share token embedding and LM head weights")
     a("--bias", action="store_true", help="biases in Linear layers")
-    a("--dropout", type=non_negative_float, default=0.0, help="dropout probability (default 0)")
-    a("--batch-size", type=positive_int, default=64, help="sequences per micro-batch (default 64)")
-    a("--grad-accum", type=positive_int, default=1, help="micro-batches per step, summed over ranks")
-    a("--max-iters", type=positive_int, default=5000, help="optimizer steps in the whole run")
-    a("--lr", type=finite_float, default=1e-3, help="peak learning rate (default 1e-3)")
-    a("--lr-decay-iters", type=positive_int, default=None, help="steps the lr schedule spans (default --max-iters)")
-    a("--min-lr-ratio", type=non_negative_float, default=0.1, help="final lr as a fraction of --lr")
-    a("--warmup-iters", type=non_negative_int, default=100, help="linear warmup steps (default 100)")
+    a("--dropout", type=real(0, 1, high_open=True), default=0.0, help="dropout probability (default 0)")
+    a("--batch-size", type=whole(1, WIDTH_MAX), default=64, help="sequences per micro-batch (default 64)")
+    a("--grad-accum", type=whole(1, WIDTH_MAX), default=1, help="micro-batches per step, summed over ranks")
+    a("--max-iters", type=whole(1, STEPS_MAX), default=5000, help="optimizer steps in the whole run")
+    a("--lr", type=real(0, 10, low_open=True), default=1e-3, help="peak learning rate (default 1e-3)")
+    a("--lr-decay-iters", type=whole(1, STEPS_MAX), help="steps the lr schedule spans (default --max-iters)")
+    a("--min-lr-ratio", type=real(0, 1), default=0.1, help="final lr as a fraction of --lr")
+    a("--warmup-iters", type=whole(0, STEPS_MAX), default=100, help="linear warmup steps (default 100)")
     a("--schedule", default="cosine", choices=("cosine", "wsd"), help="lr decay after warmup")
-    a("--weight-decay", type=non_negative_float, default=0.1, help="AdamW weight decay on matrices")
-    a("--beta2", type=finite_float, default=0.99, help="AdamW beta2 (default 0.99)")
-    a("--grad-clip", type=non_negative_float, default=1.0, help="clip gradient norm (0 = off)")
-    a("--eval-interval", type=positive_int, default=250, help="steps between evaluations")
-    a("--eval-iters", type=positive_int, default=20, help="batches per split in each evaluation")
-    a("--log-interval", type=positive_int, default=10, help="steps between metrics lines")
+    a("--weight-decay", type=real(0, 10), default=0.1, help="AdamW weight decay on matrices")
+    a("--beta2", type=real(0, 1, high_open=True), default=0.99, help="AdamW beta2 (default 0.99)")
+    a("--grad-clip", type=real(0, 1e6), default=1.0, help="clip gradient norm (0 = off)")
+    a("--eval-interval", type=whole(1, STEPS_MAX), default=250, help="steps between evaluations")
+    a("--eval-iters", type=whole(1, 100_000), default=20, help="batches per split in each evaluation")
+    a("--log-interval", type=whole(1, STEPS_MAX), default=10, help="steps between metrics lines")
     a("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     a("--amp", default="auto", choices=("auto", "bf16", "fp32"), help="autocast: auto = bf16 where fast")
-    a("--seed", type=non_negative_int, default=1337, help="random seed (default 1337)")
-    a("--out", default="out/ckpt.safetensors", help="checkpoint path; siblings hold resume state")
+    a("--seed", type=whole(0, SEED_MAX), default=1337, help="random seed (default 1337)")
+    a("--out", type=out_path, default="out/ckpt.safetensors", help="checkpoint path; siblings hold resume state")
     a("--resume", action="store_true", help="continue the run saved at --out (X.last.*)")
     a("--init-from", metavar="CHECKPOINT", help="fine-tune this checkpoint (grows a char vocabulary)")
     a("--lossy", action="store_true", help="read a corpus that is not valid UTF-8, replacing bad bytes")

@@ -13,12 +13,13 @@ from .trainer import evaluate_windows
 
 def evaluate_checkpoint(
     checkpoint: str | None, *, corpus: str | None = None, batch_size: int = 16, amp: str = "fp32",
-    device: str | None = None,
+    device: str | None = None, lossy: bool = False,
 ) -> dict:
     """Every non-overlapping block_size window of the val split (last 10%) through the model.
 
     nats/char divides the same summed loss by the characters the predicted tokens spell, so
-    char, word and BPE models compare on one scale.
+    char, word and BPE models compare on one scale. lossy reads a corpus that is not UTF-8 (bad
+    bytes become U+FFFD), as `train --lossy` does.
     """
     path = resolve_checkpoint(checkpoint)
     dev = pick_device(device)
@@ -27,7 +28,7 @@ def evaluate_checkpoint(
     if not source:
         raise ScratchGPTError(f"{path} does not record its corpus; pass --corpus")
     data = resolve_corpus(source)
-    _, val = split_tokens(load_tokens(data, ckpt.tokenizer))
+    _, val = split_tokens(load_tokens(data, ckpt.tokenizer, lossy=lossy))
     amp_dtype = {"bf16": torch.bfloat16, "fp32": None}.get(amp, autocast_dtype(dev))
     total, count = evaluate_windows(
         ckpt.model, val_windows(val, ckpt.config.block_size, batch_size), amp_dtype=amp_dtype

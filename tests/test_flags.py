@@ -1,0 +1,322 @@
+"""Every numeric flag of `scratchgpt` (train, sample, eval, plot), walked from the parsers themselves.
+
+A bad value is one line naming the flag and the values it takes, exit 2, never a traceback; the
+ends of each range parse; and the largest values that parse do not crash a run. A flag added to
+any parser is covered here without editing this file, except that the last group asks where its
+largest value is exercised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scratchgpt.cli import COMMANDS, main, parsers
+from scratchgpt.cliutil import Number, run_entry_point
+
+PARSERS = parsers()
+NUMERIC = [
+    (command, action.option_strings[-1], action.type)
+    for command, parser in PARSERS.items()
+    for action in parser._actions
+    if isinstance(action.type, Number)
+]
+IDS = [f"{command} {flag}" for command, flag, _ in NUMERIC]
+
+# Values no numeric flag takes: words, emptiness, Unicode digits and symbols, Python-only spellings,
+# non-finite and overflowing numbers, negatives (no flag takes one), control characters and a
+# 5,000-digit number (past Python's int() limit).
+BAD_VALUES = [
+    "abc", "", " ", "🙂", "５", "٣", "½", "1_0", "0x10", "1,5", "1e", "--",
+    "nan", "NaN", "inf", "-inf", "Infinity", "1e400", "-1e400",
+    "-1", "-0.5", "-1e-3",
+    "\x1b[31m1", "1\n2", "\u202e5", "9" * 5000,
+]  # fmt: skip
+
+
+def scratchgpt(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run `scratchgpt ARGV` in this process: (exit code, stdout, stderr)."""
+    try:
+        code = run_entry_point(main, list(argv))
+    except SystemExit as e:  # argparse's usage errors and --help
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_usage_error(code: int, out: str, err: str, command: str, flag: str, *words: str) -> None:
+    assert code == 2, err
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, repr(err)  # one line
+    assert err.startswith(f"scratchgpt {command}: error: argument {flag}: "), err
+    assert f"(see scratchgpt {command} --help)" in err
+    assert "Traceback" not in err and "\x1b" not in err and "\u202e" not in err
+    assert len(err) < 300, err  # a 5,000-digit value is quoted cut short
+    for word in words:
+        assert word in err, err
+
+
+def parse(command: str, *argv: str) -> argparse.Namespace:
+    positionals = ["x" for a in PARSERS[command]._actions if not a.option_strings]
+    return parsers()[command].parse_args([*positionals, *argv])
+
+
+def test_every_command_has_a_parser():
+    assert set(PARSERS) == set(COMMANDS)
+    assert len(NUMERIC) >= 20  # train alone has 20 numeric flags
+
+
+def test_every_flag_that_takes_a_number_has_a_bounded_numeric_type():
+    for command, parser in PARSERS.items():
+        for action in parser._actions:
+            takes_value = action.nargs != 0 and not action.choices and action.option_strings
+            numeric_default = isinstance(action.default, (int, float)) and not isinstance(action.default, bool)
+            if takes_value and (numeric_default or action.type in (int, float)):
+                assert isinstance(action.type, Number), f"scratchgpt {command} {action.option_strings}"
+    for command, flag, number in NUMERIC:
+        assert number.low >= 0, f"{command} {flag}: BAD_VALUES assumes no flag takes a negative value"
+        assert number.high < 1e300, f"{command} {flag}: give it a finite upper bound"
+
+
+@pytest.mark.parametrize("command, flag, number", NUMERIC, ids=IDS)
+def test_a_missing_value_is_one_line_naming_the_flag_and_its_range(capsys, command, flag, number):
+    for argv in ([flag], [flag, "--debug"]):
+        code, out, err = scratchgpt(capsys, command, *argv)
+        assert_usage_error(code, out, err, command, flag, "expected one argument", number.describe())
+
+
+@pytest.mark.parametrize("command, flag, number", NUMERIC, ids=IDS)
+@pytest.mark.parametrize("value", BAD_VALUES, ids=[ascii(v)[:12] for v in BAD_VALUES])
+def test_a_bad_value_is_one_line_naming_the_flag_and_its_range(capsys, command, flag, number, value):
+    code, out, err = scratchgpt(capsys, command, flag, value)
+    if value == "--":  # taken for the end of the flags: the value is missing
+        assert_usage_error(code, out, err, command, flag, "expected one argument")
+    else:
+        assert_usage_error(code, out, err, command, flag, f"expected {number.describe()}, got '")
+
+
+def just_outside(number: Number) -> list[str]:
+    """Values just past each end of number's range, and far past its top."""
+    below = number.low if number.low_open else number.low - (1 if number.whole else max(number.low * 1e-6, 1e-12))
+    above = number.high if number.high_open else number.high + (1 if number.whole else number.high * 1e-6)
+    values = [repr(above), "1" + "0" * 30, "1e30"]
+    if below > 0 or (below == 0 and not number.or_zero):  # negatives are among BAD_VALUES
+        values.append(repr(below))
+    if not number.allows(0):
+        values.append("0")
+    return values
+
+
+@pytest.mark.parametrize("command, flag, number", NUMERIC, ids=IDS)
+def test_values_just_outside_the_range_are_refused(capsys, command, flag, number):
+    for value in just_outside(number):
+        code, out, err = scratchgpt(capsys, command, flag, value)
+        assert_usage_error(code, out, err, command, flag, number.describe())
+
+
+@pytest.mark.parametrize("command, flag, number", NUMERIC, ids=IDS)
+def test_the_ends_of_the_range_parse_to_themselves(command, flag, number):
+    low = number.low + (1 if number.whole else number.high * 1e-6) if number.low_open else number.low
+    high = number.high - (1 if number.whole else number.high * 1e-6) if number.high_open else number.high
+    dest = flag.removeprefix("--").replace("-", "_")
+    for value in (low, high, *([0] if number.or_zero else [])):
+        text = str(int(value)) if number.whole else repr(float(value))
+        parsed = getattr(parse(command, flag, text), dest)
+        assert parsed == value and type(parsed) is (int if number.whole else float)
+        assert getattr(parse(command, f"{flag}={text}"), dest) == value
+
+
+def test_a_negative_number_reaches_the_flag_whatever_its_spelling(capsys):
+    # argparse alone takes "-1e-3" and "-inf" for flags and says only "expected one argument"
+    for value in ("-1e-3", "-inf", "-.5", "-1"):
+        code, out, err = scratchgpt(capsys, "train", "--lr", value)
+        assert_usage_error(code, out, err, "train", "--lr", "expected a number above 0 and at most 10", f"'{value}'")
+    assert parse("train", "--lr", "1e-3", "--min-lr-ratio", "0").min_lr_ratio == 0
+
+
+def test_a_value_that_looks_negative_is_still_a_flag_after_a_text_option():
+    args = parse("train", "--corpus", "-1", "--lr", "0.5")  # --corpus takes text: "-1" is its value
+    assert args.corpus == "-1" and args.lr == 0.5
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_unknown_argument_with_control_characters_is_still_one_line(capsys, command):
+    positionals = ["x" for a in PARSERS[command]._actions if not a.option_strings]
+    code, out, err = scratchgpt(capsys, command, *positionals, "--no-such-flag", "a\nb\x1b[2J\u202e")
+    assert code == 2 and out == "" and err.count("\n") == 1, repr(err)
+    assert "\x1b" not in err and "\u202e" not in err and "a\\nb\\x1b[2J\\u202e" in err
+
+
+def test_an_out_path_that_is_a_directory_is_refused_before_training(capsys, tmp_path):
+    for out in (str(tmp_path), ""):
+        code, stdout, err = scratchgpt(capsys, "train", "--out", out)
+        assert_usage_error(code, stdout, err, "train", "--out", "expected a checkpoint file path, got the directory")
+
+
+@pytest.mark.parametrize("stop", ["\\x", "\\N", "\\u12", "\\"])
+def test_a_stop_string_with_a_broken_escape_is_refused(capsys, stop):
+    code, out, err = scratchgpt(capsys, "sample", "--stop", stop)
+    assert_usage_error(code, out, err, "sample", "--stop", "has a broken escape in", "write \\n, \\t or \\\\")
+
+
+# --- the largest values that parse -------------------------------------------------------------
+# Where each numeric flag's largest accepted value is exercised. "run": in one of the tests below.
+# Otherwise why running it here would only take long; the bound itself is tested above.
+AT_MAXIMUM = {
+    ("train", "--vocab-size"): "run",
+    ("train", "--n-layer"): "run",
+    ("train", "--n-head"): "run",
+    ("train", "--n-embd"): "a 51-GB layer: running out of memory is the faults tests' case",
+    ("train", "--block-size"): "run",
+    ("train", "--dropout"): "run",
+    ("train", "--batch-size"): "run",
+    ("train", "--grad-accum"): "65,536 micro-batches make each step that much longer",
+    ("train", "--max-iters"): "run",
+    ("train", "--lr"): "run",
+    ("train", "--lr-decay-iters"): "run",
+    ("train", "--min-lr-ratio"): "run",
+    ("train", "--warmup-iters"): "run",
+    ("train", "--weight-decay"): "run",
+    ("train", "--beta2"): "run",
+    ("train", "--grad-clip"): "run",
+    ("train", "--eval-interval"): "run",
+    ("train", "--eval-iters"): "100,000 batches make each evaluation that much longer",
+    ("train", "--log-interval"): "run",
+    ("train", "--seed"): "run",
+    ("sample", "--len"): "run",
+    ("sample", "--temp"): "run",
+    ("sample", "--top-k"): "run",
+    ("sample", "--top-p"): "run",
+    ("sample", "--seed"): "run",
+    ("eval", "--batch-size"): "run",
+}
+TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2",
+        "--eval-iters", "1"]  # fmt: skip
+
+
+def top(flag: str, command: str = "train") -> str:
+    """The largest value flag accepts (just below it when the range is open there)."""
+    number = next(n for c, f, n in NUMERIC if (c, f) == (command, flag))
+    if number.whole:
+        return str(int(number.high))
+    return repr(number.high * (1 - 1e-6) if number.high_open else number.high)
+
+
+def test_every_numeric_flag_says_where_its_largest_value_is_exercised():
+    assert set(AT_MAXIMUM) == {(command, flag) for command, flag, _ in NUMERIC}
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory, shakespeare_text) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "tiny.txt"
+    path.write_text(shakespeare_text[:20_000], encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, tiny_corpus) -> Path:
+    """A 1-layer char model trained 2 steps on tiny_corpus, with its token cache in a module directory."""
+    out = tmp_path_factory.mktemp("run") / "tiny.safetensors"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(out.parent / "cache"))
+        code = run_entry_point(main, ["train", "--corpus", str(tiny_corpus), *TINY, "--max-iters", "2",
+                                      "--out", str(out)])  # fmt: skip
+    assert code == 0
+    return out
+
+
+def test_train_at_the_largest_schedule_seed_and_optimizer_values_runs(capsys, tmp_path, tiny_corpus):
+    maxed = ("--seed", "--lr", "--weight-decay", "--grad-clip", "--min-lr-ratio", "--beta2", "--dropout",
+             "--warmup-iters", "--lr-decay-iters", "--eval-interval", "--log-interval", "--vocab-size")  # fmt: skip
+    argv = [x for flag in maxed for x in (flag, top(flag))]
+    code, _, err = scratchgpt(capsys, "train", "--corpus", str(tiny_corpus), "--tokenizer", "word", *TINY,
+                              *argv, "--max-iters", "2", "--out", str(tmp_path / "m.safetensors"))  # fmt: skip
+    assert code == 0, err
+    assert "Traceback" not in err and (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize("shape", [["--batch-size", top("--batch-size")],
+                                   ["--n-layer", top("--n-layer"), "--n-embd", "8", "--n-head", "2"],
+                                   ["--n-head", top("--n-head"), "--n-embd", top("--n-head"), "--no-rope"]],
+                         ids=["batch-size", "n-layer", "n-head"])  # fmt: skip
+def test_train_at_the_largest_shapes_runs(capsys, tmp_path, tiny_corpus, shape):
+    code, _, err = scratchgpt(capsys, "train", "--corpus", str(tiny_corpus), *TINY, *shape, "--max-iters", "1",
+                              "--out", str(tmp_path / "m.safetensors"))  # fmt: skip
+    assert code == 0, err
+    assert "Traceback" not in err
+
+
+def test_the_largest_block_size_on_a_small_corpus_is_one_line_naming_the_flag(capsys, tmp_path, tiny_corpus):
+    code, out, err = scratchgpt(capsys, "train", "--corpus", str(tiny_corpus), *TINY, "--block-size",
+                                top("--block-size"), "--out", str(tmp_path / "m.safetensors"))  # fmt: skip
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("error: ") and "too short" in err and "--block-size" in err
+
+
+def test_sample_at_the_largest_values_runs(capsys, tiny_checkpoint):
+    ckpt = ["--checkpoint", str(tiny_checkpoint), "--prompt", "ROMEO:"]
+    for argv in (["--top-k", top("--top-k", "sample"), "--top-p", top("--top-p", "sample"),
+                  "--temp", top("--temp", "sample"), "--seed", top("--seed", "sample"), "--len", "50"],
+                 ["--temp", "1e-06", "--len", "50"],  # the smallest temperature above greedy: no overflow
+                 ["--len", top("--len", "sample"), "--stop", "e", "--seed", "1"]):  # fmt: skip
+        code, out, err = scratchgpt(capsys, "sample", *ckpt, *argv)
+        assert code == 0 and err == "", err
+        assert out.startswith("ROMEO:")
+    assert len(out) < 1000  # --len 100000 allocated nothing up front, and the stop string ended it
+
+
+def test_eval_at_the_largest_batch_size_runs(capsys, tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tiny_checkpoint.parent / "cache"))
+    code, out, err = scratchgpt(capsys, "eval", "--checkpoint", str(tiny_checkpoint), "--json",
+                                "--batch-size", top("--batch-size", "eval"))  # fmt: skip
+    assert code == 0, err
+    assert '"val_nats_per_token"' in out
+
+
+# --- through real processes ----------------------------------------------------------------------
+
+
+def run_cli(*argv: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def test_bad_flags_through_real_processes_are_one_line_and_exit_2():
+    for argv, flag in [(["scratchgpt.train", "--lr", "-1e-3"], "--lr"),
+                       (["scratchgpt", "train", "--batch-size", "５"], "--batch-size"),
+                       (["scratchgpt", "sample", "--top-p", "nan"], "--top-p"),
+                       (["scratchgpt", "eval", "--batch-size"], "--batch-size")]:  # fmt: skip
+        proc = run_cli(*argv)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+        assert f"argument {flag}: expected" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_run_of_the_largest_max_iters_and_saves_it(tmp_path, tiny_corpus):
+    out = tmp_path / "m.safetensors"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scratchgpt.train", "--corpus", str(tiny_corpus), *TINY,
+         "--max-iters", top("--max-iters"), "--log-interval", "1", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        metrics = tmp_path / "m.metrics.jsonl"
+        while not (metrics.exists() and metrics.stat().st_size) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert f"continue with --resume --out {out}" in stdout + stderr
+    assert out.exists() and (tmp_path / "m.last.safetensors").exists()
