@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from scratchgpt import paths
 from scratchgpt.cli import main
 from scratchgpt.cliutil import run_entry_point
 
@@ -134,3 +136,67 @@ def test_the_console_script_prints_no_traceback_and_exits_1(tmp_path):
     debug = subprocess.run([sys.executable, "-m", "scratchgpt", "sample", "--debug", "--checkpoint",
                             str(tmp_path / "x")], capture_output=True, text=True, env=env)
     assert "Traceback" in debug.stderr
+
+
+TINY_RUN = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2",
+            "--max-iters", "2", "--eval-iters", "1"]  # fmt: skip
+GOOD = "naïve café\n"  # 13 bytes of UTF-8 before the bad byte below
+
+
+BAD_CORPORA = {  # what the file holds (None: no file, "dir": a directory) and what the error must say
+    "missing": (None, ["nope.txt", "neither a file nor a registered corpus", "check the path"]),
+    "directory": ("dir", ["is a directory", "give a UTF-8 text file"]),
+    "empty": (b"", ["c.txt", "is empty", "give a UTF-8 text file"]),
+    "latin-1": ((GOOD * 40).encode() + "déjà vu\n".encode("latin-1"),
+                ["c.txt", "not UTF-8", f"offset {13 * 40 + 1}", "--lossy"]),
+    "utf-16": ("ROMEO: hello\n".encode("utf-16"), ["c.txt", "not UTF-8", "offset 0", "--lossy"]),
+    "binary": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, ["c.txt", "not UTF-8", "offset 0", "--lossy"]),
+    "shorter than a block": ((GOOD * 3).encode(), ["'c'", "too short", "block_size+1=9", "--block-size"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_CORPORA)
+def test_each_bad_corpus_is_one_line_that_says_what_to_do_and_exit_1(capsys, tmp_path, case):
+    content, words = BAD_CORPORA[case]
+    path = tmp_path / ("nope.txt" if content is None else "c.txt")
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    code, out, err = scratchgpt(capsys, "train", "--corpus", str(path), *TINY_RUN,
+                                "--out", str(tmp_path / "o.safetensors"))  # fmt: skip
+    assert code == 1
+    assert_one_line_error(code, err, "error: ", *words)
+    assert not (tmp_path / "o.safetensors").exists() and not list(tmp_path.glob("o.*"))
+
+
+def test_a_corpus_that_is_not_utf8_trains_and_evaluates_with_lossy(capsys, tmp_path):
+    corpus = tmp_path / "legacy.txt"
+    corpus.write_bytes((GOOD * 200).encode() + b"caf\xe9\n" + (GOOD * 20).encode())
+    out = str(tmp_path / "o.safetensors")
+    code, _, err = scratchgpt(capsys, "train", "--corpus", str(corpus), *TINY_RUN, "--out", out)
+    assert_one_line_error(code, err, str(corpus), f"offset {13 * 200 + 3}", "--lossy")
+    code, _, err = scratchgpt(capsys, "train", "--corpus", str(corpus), *TINY_RUN, "--out", out, "--lossy")
+    assert code == 0, err
+    from scratchgpt.model.checkpoint import load_checkpoint
+
+    assert "\ufffd" in load_checkpoint(out).tokenizer.chars  # the bad byte became U+FFFD, a character like any
+    # eval reads the corpus afresh (no token cache): it too says where, and takes --lossy
+    shutil.rmtree(paths.cache_dir() / "tokens")
+    code, _, err = scratchgpt(capsys, "eval", "--checkpoint", out, "--json")
+    assert_one_line_error(code, err, str(corpus), "not UTF-8", "--lossy")
+    code, result, err = scratchgpt(capsys, "eval", "--checkpoint", out, "--json", "--lossy")
+    assert code == 0, err
+    assert json.loads(result)["tokens"] > 0
+
+
+def test_a_bad_corpus_through_the_real_command_prints_no_traceback_unless_debug(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(b"abc\xff\n" * 100)
+    argv = [sys.executable, "-m", "scratchgpt", "train", "--corpus", str(corpus), "--out", str(tmp_path / "o")]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr == f"error: {corpus} is not UTF-8 text (bad byte at offset 3); convert it to UTF-8, " \
+                          "or pass --lossy to replace bad bytes with U+FFFD\n"  # fmt: skip
+    debug = subprocess.run([*argv, "--debug"], capture_output=True, text=True)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "ScratchGPTError" in debug.stderr
