@@ -23,11 +23,10 @@ import numpy as np
 from .. import paths
 from ..tokenizers import Tokenizer
 from ..tokenizers.base import batched
-from .corpus import Corpus, iter_text
+from .corpus import CHUNK_BYTES, Corpus, iter_text
 
 TRAIN_FRACTION = 0.9  # the first 90% of the tokens train, the last 10% validate (as nanoGPT)
 STALE_TMP_S = 3600  # a temporary token file untouched this long belongs to a run that died
-CHUNK_BYTES = 1 << 20  # corpus bytes read at a time; a stable piece is about this long
 PIECES_PER_BATCH = os.cpu_count() or 1  # pieces given to one encode_batch call: one per thread
 # "\n" between two non-space characters: no token of the char, word or GPT-2 BPE tokenizers spans it,
 # and the whitespace run it belongs to is that one "\n", so text cut just after it encodes the same in pieces.

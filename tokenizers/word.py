@@ -23,6 +23,8 @@ from .base import SPEC_VERSION, Tokenizer, check_spec, utf8_encodable
 
 UNK = "<unk>"
 DEFAULT_VOCAB_SIZE = 8192
+MAX_COUNTED = 1 << 18  # distinct pieces counted while fitting (tens of MB); see _count_pieces
+MAX_PIECE = 1 << 20  # characters of one piece; a longer run is counted in parts
 _PIECE = re.compile(r"\w+|\s+|[^\w\s]")
 
 
@@ -31,21 +33,41 @@ def split(text: str) -> list[str]:
     return _PIECE.findall(text)
 
 
-def _count_pieces(chunks: Iterable[str]) -> Counter[str]:
-    """Piece counts over a corpus given in chunks, as if it were one string.
+def _count_pieces(chunks: Iterable[str], *, max_distinct: int = MAX_COUNTED) -> Counter[str]:
+    """Piece counts over a corpus given in chunks, as if it were one string, in bounded memory.
 
     A chunk's last piece may continue into the next chunk (a word cut in two), so it is
-    carried over and split again with the next one.
+    carried over and split again with the next one (unless it is already MAX_PIECE long).
+    When more than max_distinct pieces are counted, the rarest are forgotten until at most
+    max_distinct // 2 remain, so a corpus with millions of distinct words (numbers, names, typos)
+    fits in memory. The counts are exact until that happens, and afterwards still for any piece
+    frequent enough never to be forgotten: in natural text, the few thousand a vocabulary keeps.
     """
     counts: Counter[str] = Counter()
     carry = ""
     for chunk in chunks:
         pieces = split(carry + chunk)
         carry = pieces.pop() if pieces else ""
+        if len(carry) >= MAX_PIECE:
+            pieces.append(carry)
+            carry = ""
         counts.update(pieces)
+        if len(counts) > max_distinct:
+            counts = _most_frequent(counts, max_distinct // 2)
     if carry:
         counts[carry] += 1
     return counts
+
+
+def _most_frequent(counts: Counter[str], n: int) -> Counter[str]:
+    """The entries of counts whose count is above some level, as many as fit in n (order kept)."""
+    kept, level = 0, 0
+    for count, pieces in sorted(Counter(counts.values()).items(), reverse=True):
+        if kept + pieces > n:
+            level = count
+            break
+        kept += pieces
+    return Counter({piece: count for piece, count in counts.items() if count > level})
 
 
 class WordTokenizer(Tokenizer):
@@ -70,7 +92,7 @@ class WordTokenizer(Tokenizer):
         vocab_size = DEFAULT_VOCAB_SIZE if vocab_size is None else vocab_size
         if vocab_size < 2:
             raise ScratchGPTError(f"word vocab_size must be at least 2, got {vocab_size}; raise it")
-        counts = _count_pieces(chunks)
+        counts = _count_pieces(chunks, max_distinct=max(MAX_COUNTED, 16 * vocab_size))
         if not counts:
             raise ScratchGPTError("cannot fit a word tokenizer on an empty corpus; give it some text")
         # most_common sorts stably, so equal counts stay in order of first appearance

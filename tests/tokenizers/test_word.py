@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
 from scratchgpt.errors import ScratchGPTError
-from scratchgpt.tokenizers import WordTokenizer, fit_tokenizer
-from scratchgpt.tokenizers.word import split
+from scratchgpt.tokenizers import WordTokenizer, fit_tokenizer, word
+from scratchgpt.tokenizers.word import _count_pieces, split
 
 
 def test_pieces_are_words_single_punctuation_and_whitespace_runs():
@@ -63,3 +65,23 @@ def test_vocab_size_below_two_is_a_user_error():
 def test_spec_without_leading_unk_is_rejected():
     with pytest.raises(ScratchGPTError, match="<unk>"):
         WordTokenizer.from_spec({"name": "word", "version": 1, "tokens": ["a", "b"]})
+
+
+def test_counts_are_exact_below_the_cap(shakespeare_text):
+    chunks = [shakespeare_text[i : i + 997] for i in range(0, len(shakespeare_text), 997)]
+    assert _count_pieces(chunks) == Counter(split(shakespeare_text))
+
+
+def test_a_corpus_of_distinct_words_is_counted_in_bounded_memory_keeping_the_frequent_ones():
+    # 200 chunks, each with 300 words never seen again and "the"/"cat" many times
+    chunks = [" ".join([f"w{c}x{i}" for i in range(300)] + ["the"] * 40 + ["cat"] * 7) + "\n" for c in range(200)]
+    counts = _count_pieces(chunks, max_distinct=1000)
+    assert len(counts) <= 1000 + 350  # at most one chunk's pieces over the cap
+    assert counts["the"] == 40 * 200 and counts["cat"] == 7 * 200 and counts[" "] == 346 * 200
+    assert fit_tokenizer("word", chunks, vocab_size=4).tokens == ("<unk>", " ", "the", "cat")
+
+
+def test_a_run_without_a_break_is_counted_in_parts(monkeypatch):
+    monkeypatch.setattr(word, "MAX_PIECE", 100)
+    counts = _count_pieces(["a" * 30] * 1000)  # one 30,000-letter word
+    assert max(map(len, counts)) < 200 and sum(len(p) * n for p, n in counts.items()) == 30_000
