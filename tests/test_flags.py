@@ -242,6 +242,7 @@ def test_train_at_the_largest_schedule_seed_and_optimizer_values_runs(capsys, tm
     assert "Traceback" not in err and (tmp_path / "m.safetensors").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [["--batch-size", top("--batch-size")],
                                    ["--n-layer", top("--n-layer"), "--n-embd", "8", "--n-head", "2"],
                                    ["--n-head", top("--n-head"), "--n-embd", top("--n-head"), "--no-rope"]],
@@ -287,6 +288,7 @@ def run_cli(*argv: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=120, **kwargs)
 
 
+@pytest.mark.slow
 def test_bad_flags_through_real_processes_are_one_line_and_exit_2():
     for argv, flag in [(["scratchgpt.train", "--lr", "-1e-3"], "--lr"),
                        (["scratchgpt", "train", "--batch-size", "５"], "--batch-size"),
