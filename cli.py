@@ -50,8 +50,17 @@ def sample_parser() -> Parser:
     a("--stop", type=stop_text, action="append", default=[],
       help=r"stop at this text (escapes like \n\n work); repeatable")  # fmt: skip
     a("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_engine_flags(p)
     a("--debug", action="store_true", help="show tracebacks")
     return p
+
+
+def add_engine_flags(p: argparse.ArgumentParser) -> None:
+    """How the engine decodes: shared by `scratchgpt sample` and `scratchgpt-repl`."""
+    p.add_argument("--compile", action="store_true",
+                   help="compile the one-token decode step (seconds once, then faster tokens)")  # fmt: skip
+    p.add_argument("--quantize", choices=("none", "int8"), default="none",
+                   help="decode with int8 weights (CPU; see scratchgpt eval --quantize)")  # fmt: skip
 
 
 def eval_parser() -> Parser:
@@ -63,6 +72,7 @@ def eval_parser() -> Parser:
     a("--amp", default="fp32", choices=("auto", "bf16", "fp32"), help="precision (default fp32: exact)")
     a("--device", default="auto", help="auto, cpu, cuda or mps")
     a("--lossy", action="store_true", help="read a corpus that is not valid UTF-8, replacing bad bytes")
+    a("--quantize", choices=("none", "int8"), default="none", help="evaluate int8 weights, as the engine uses them")
     a("--json", action="store_true", help="print one JSON object instead of a table")
     a("--debug", action="store_true", help="show tracebacks")
     return p
@@ -94,7 +104,7 @@ def cmd_sample(argv: Sequence[str]) -> int:
     ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint), device=pick_device(args.device))
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     context = ckpt.tokenizer.encode(args.prompt or "\n") or [0]
-    engine = Engine(ckpt.model)
+    engine = Engine(ckpt.model, compile=args.compile, quantize=args.quantize)
     completion = Completion(
         engine, ckpt.tokenizer, context, max_new_tokens=args.len, temperature=args.temp, top_k=args.top_k,
         top_p=args.top_p, generator=torch.Generator(engine.device).manual_seed(seed),
@@ -115,7 +125,7 @@ def cmd_eval(argv: Sequence[str]) -> int:
 
     result = evaluate_checkpoint(
         args.checkpoint, corpus=args.corpus, batch_size=args.batch_size, amp=args.amp, device=args.device,
-        lossy=args.lossy,
+        lossy=args.lossy, quantize=args.quantize,
     )  # fmt: skip
     if args.json:
         print(json.dumps(result))

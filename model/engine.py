@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from ..errors import ScratchGPTError
 from ..tokenizers import StreamDecoder, Tokenizer
 from .gpt import GPTConfig
 from .quant import int8_supported, quantize_int8
@@ -110,9 +111,11 @@ class Engine:
         self._step = None  # the one-token forward, when the model has one
         if hasattr(model, "decode_step"):
             decoder = model
-            if quantize == "int8" and int8_supported(self.device):
+            if quantize == "int8":
+                if not int8_supported(self.device):
+                    raise ScratchGPTError(f"--quantize int8 decodes on the CPU only, not {self.device.type}; drop it")
                 decoder = quantize_int8(model)
-            elif quantize not in (None, "none", "int8"):
+            elif quantize not in (None, "none"):
                 raise ValueError(f"unknown quantization {quantize!r}")
             self._step = (
                 torch.compile(decoder.decode_step, fullgraph=True, dynamic=False) if compile else decoder.decode_step

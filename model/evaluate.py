@@ -8,18 +8,20 @@ from ..data import load_tokens, resolve_corpus, split_tokens, val_char_count, va
 from ..errors import ScratchGPTError
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .device import autocast_dtype, pick_device
+from .quant import quantize_int8
 from .trainer import evaluate_windows
 
 
 def evaluate_checkpoint(
     checkpoint: str | None, *, corpus: str | None = None, batch_size: int = 16, amp: str = "fp32",
-    device: str | None = None, lossy: bool = False,
+    device: str | None = None, lossy: bool = False, quantize: str | None = None,
 ) -> dict:
     """Every non-overlapping block_size window of the val split (last 10%) through the model.
 
     nats/char divides the same summed loss by the characters the predicted tokens spell, so
     char, word and BPE models compare on one scale. lossy reads a corpus that is not UTF-8 (bad
-    bytes become U+FFFD), as `train --lossy` does.
+    bytes become U+FFFD), as `train --lossy` does. quantize="int8" measures the weights the
+    engine decodes with under `--quantize int8`.
     """
     path = resolve_checkpoint(checkpoint)
     dev = pick_device(device)
@@ -30,8 +32,9 @@ def evaluate_checkpoint(
     data = resolve_corpus(source)
     _, val = split_tokens(load_tokens(data, ckpt.tokenizer, lossy=lossy))
     amp_dtype = {"bf16": torch.bfloat16, "fp32": None}.get(amp, autocast_dtype(dev))
+    model = quantize_int8(ckpt.model) if quantize == "int8" else ckpt.model
     total, count = evaluate_windows(
-        ckpt.model, val_windows(val, ckpt.config.block_size, batch_size), amp_dtype=amp_dtype
+        model, val_windows(val, ckpt.config.block_size, batch_size), amp_dtype=amp_dtype
     )
     chars = val_char_count(ckpt.tokenizer, val[1:])
     return {
@@ -45,4 +48,5 @@ def evaluate_checkpoint(
         "chars": chars,
         "val_nats_per_token": total / count,
         "val_nats_per_char": total / chars,
+        "quantize": quantize or "none",
     }

@@ -127,6 +127,17 @@ def test_eval_json_reports_the_whole_val_split_per_token_and_per_char(capsys):
     assert result["val_nats_per_char"] < 1.9
 
 
+def test_int8_decoding_costs_the_shipped_model_almost_nothing(capsys):
+    _, exact, _ = scratchgpt(capsys, "eval", "--json")
+    _, int8, _ = scratchgpt(capsys, "eval", "--json", "--quantize", "int8")
+    exact, int8 = json.loads(exact), json.loads(int8)
+    assert int8["quantize"] == "int8" and exact["quantize"] == "none"
+    assert int8["val_nats_per_char"] != exact["val_nats_per_char"]  # the weights really changed...
+    assert abs(int8["val_nats_per_char"] - exact["val_nats_per_char"]) < 0.005  # ...and barely matter
+    code, out, _ = scratchgpt(capsys, "sample", "--len", "40", "--seed", "1", "--quantize", "int8")
+    assert code == 0 and len(out.strip()) > 10
+
+
 def test_the_console_script_prints_no_traceback_and_exits_1(tmp_path):
     env = {**os.environ, "SCRATCHGPT_DATA": os.environ["SCRATCHGPT_DATA"]}
     proc = subprocess.run([sys.executable, "-m", "scratchgpt", "sample", "--checkpoint", str(tmp_path / "x")],
