@@ -23,7 +23,7 @@ from .cliutil import (
     whole,
 )
 
-COMMANDS = ("train", "sample", "eval", "plot")
+COMMANDS = ("train", "sample", "eval", "plot", "export")
 
 
 def stop_text(text: str) -> str:
@@ -86,11 +86,28 @@ def plot_parser() -> Parser:
     return p
 
 
+def export_parser() -> Parser:
+    p = Parser(
+        prog="scratchgpt export", description="Re-save a checkpoint with smaller weights (how checkpoints/ ships)."
+    )
+    p.add_argument("checkpoint", help="the .safetensors checkpoint to read")
+    p.add_argument("out", help="the .safetensors file to write (atomically)")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="weight type (default bf16)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
 def parsers() -> dict[str, Parser]:
     """Every command's parser, by command: what `COMMAND --help` shows and what the flag tests walk."""
     from .train import build_parser
 
-    return {"train": build_parser(), "sample": sample_parser(), "eval": eval_parser(), "plot": plot_parser()}
+    return {
+        "train": build_parser(),
+        "sample": sample_parser(),
+        "eval": eval_parser(),
+        "plot": plot_parser(),
+        "export": export_parser(),
+    }
 
 
 def cmd_sample(argv: Sequence[str]) -> int:
@@ -152,15 +169,30 @@ def cmd_plot(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_export(argv: Sequence[str]) -> int:
+    args = export_parser().parse_args(argv)
+    import torch
+
+    from .model.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+    train = {**(ckpt.train or {}), "exported_from": str(args.checkpoint), "dtype": args.dtype}
+    out = save_checkpoint(args.out, ckpt.model, ckpt.tokenizer, corpus=ckpt.corpus, train=train, dtype=dtype)
+    print(f"{out}: {ckpt.model.num_params():,} parameters as {args.dtype}, {out.stat().st_size / 1e6:.1f} MB")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            "usage: scratchgpt {train,sample,eval,plot} [flags]\n\n"
+            "usage: scratchgpt {train,sample,eval,plot,export} [flags]\n\n"
             "  train   train a GPT or the bigram baseline on a corpus\n"
             "  sample  continue a prompt with a checkpoint, streaming to stdout\n"
             "  eval    loss over the whole validation split, in nats per token and per char\n"
-            "  plot    draw a run's loss curves into a PNG\n\n"
+            "  plot    draw a run's loss curves into a PNG\n"
+            "  export  re-save a checkpoint with bf16 (or fp16) weights\n\n"
             "`scratchgpt COMMAND --help` lists a command's flags; `scratchgpt-repl` talks to a model."
         )
         return 0 if argv else EXIT_USAGE
@@ -169,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .train import main as train_main
 
         return train_main(rest)
-    handlers = {"sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot}
+    handlers = {"sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot, "export": cmd_export}
     if command not in handlers:
         print(f"scratchgpt: error: unknown command '{command}'; use one of {', '.join(COMMANDS)}", file=sys.stderr)
         return EXIT_USAGE

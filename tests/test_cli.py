@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from scratchgpt import paths
 from scratchgpt.cli import main
@@ -136,6 +137,23 @@ def test_int8_decoding_costs_the_shipped_model_almost_nothing(capsys):
     assert abs(int8["val_nats_per_char"] - exact["val_nats_per_char"]) < 0.005  # ...and barely matter
     code, out, _ = scratchgpt(capsys, "sample", "--len", "40", "--seed", "1", "--quantize", "int8")
     assert code == 0 and len(out.strip()) > 10
+
+
+def test_export_halves_the_file_and_keeps_the_model(capsys, tmp_path):
+    from scratchgpt.model.checkpoint import load_checkpoint, resolve_checkpoint
+
+    full = tmp_path / "full.safetensors"
+    assert scratchgpt(capsys, "export", str(resolve_checkpoint(None)), str(full), "--dtype", "fp32")[0] == 0
+    half = tmp_path / "half.safetensors"
+    code, out, _ = scratchgpt(capsys, "export", str(full), str(half))
+    assert code == 0 and "as bf16" in out
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    a, b = load_checkpoint(full), load_checkpoint(half)
+    assert b.train["dtype"] == "bf16" and b.corpus == a.corpus
+    ids = torch.tensor([a.tokenizer.encode("ROMEO: Is it so?")])
+    torch.testing.assert_close(a.model.eval()(ids)[0], b.model.eval()(ids)[0], atol=0.1, rtol=0.05)
+    code, _, err = scratchgpt(capsys, "export", str(tmp_path / "nope.safetensors"), str(half))
+    assert_one_line_error(code, err, "nope.safetensors")
 
 
 def test_the_console_script_prints_no_traceback_and_exits_1(tmp_path):
