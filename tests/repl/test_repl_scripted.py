@@ -277,7 +277,8 @@ def test_no_color_means_no_ansi_codes_even_on_a_terminal(monkeypatch):
 
 
 def test_ctrl_c_while_generating_keeps_the_printed_text_and_returns_to_the_prompt(drive, session, monkeypatch):
-    forward, calls = session.ckpt.model.forward, []
+    last_block = session.ckpt.model.blocks[-1]  # every forward passes it: prefill and each decode step
+    forward, calls = last_block.forward, []
 
     def interrupted_forward(*args, **kwargs):  # Ctrl-C arriving inside the model, as it mostly does
         calls.append(1)
@@ -285,7 +286,7 @@ def test_ctrl_c_while_generating_keeps_the_printed_text_and_returns_to_the_promp
             raise KeyboardInterrupt
         return forward(*args, **kwargs)
 
-    monkeypatch.setattr(session.ckpt.model, "forward", interrupted_forward)
+    monkeypatch.setattr(last_block, "forward", interrupted_forward)
     session.settings.max_new_tokens = 30
     d = drive("ROMEO:\r", "/len 3\r")
     reply = session.last_reply
