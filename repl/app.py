@@ -23,8 +23,10 @@ from .commands import (
     execute,
     is_command,
     length_arg,
+    one_line,
     parse,
     printable,
+    quoted,
     seed_arg,
     stop_arg,
     temperature_arg,
@@ -55,8 +57,15 @@ def _flag(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse_flag
 
 
+class ReplParser(Parser):
+    """cliutil's parser, with what the user typed made one printable line in its errors."""
+
+    def error(self, message: str):  # type: ignore[override]
+        super().error(one_line(message))
+
+
 def build_parser() -> Parser:
-    p = Parser(
+    p = ReplParser(
         prog="scratchgpt-repl",
         description="Talk to a model: type text and it continues it. Piped stdin: continue it once and exit.",
     )
@@ -159,6 +168,12 @@ def stats_line(session: Session, reply: Reply, *, verbose: bool) -> str:
     return " · ".join(parts)
 
 
+def os_error_message(e: OSError) -> str:
+    """What went wrong with a file, in words: "File name too long: '9999…'"."""
+    where = f": {quoted(str(e.filename))}" if e.filename is not None else ""
+    return f"{e.strerror or type(e).__name__}{where}; check the path"
+
+
 def make_console(file=None, **options: Any) -> Console:
     """A rich console that prints text as it is: no markup, highlighting or emoji; no ANSI codes at all
     under NO_COLOR or when the output is not a terminal. options go to rich's Console."""
@@ -224,7 +239,7 @@ class Repl:
         self.console.print(printable(text), style=style)  # paths and names the user typed may hold escapes
 
     def error(self, text: str) -> None:
-        self.say(text, style="red")
+        self.say(one_line(text), style="red")
 
     def notices(self) -> None:
         for note in self.session.take_notices():
@@ -297,6 +312,8 @@ class Repl:
             self.error("interrupted")
         except MemoryError:
             self.error("error: out of memory; try a smaller /len or a smaller model")
+        except OSError as e:  # a file the user named: too long a name, no permission, disk full
+            self.error(f"error: {os_error_message(e)}")
         except Exit:
             raise
         except Exception as e:  # a bug: say so in one line and keep the session (--debug: the traceback)
@@ -346,8 +363,19 @@ def _main(argv: Sequence[str] | None) -> int:
     return Repl(session, debug=args.debug).run(note=note)
 
 
+def _main_printable_errors(argv: Sequence[str] | None) -> int:
+    """_main, its user errors made one printable line (they quote paths and names as typed), and
+    an OSError on a file the user named (a name too long, no permission) one of them."""
+    try:
+        return _main(argv)
+    except ScratchGPTError as e:
+        raise ScratchGPTError(one_line(str(e))) from e
+    except OSError as e:
+        raise ScratchGPTError(os_error_message(e)) from e
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_entry_point(_main, argv)
+    return run_entry_point(_main_printable_errors, argv)
 
 
 if __name__ == "__main__":

@@ -41,9 +41,14 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
+def one_line(text: str) -> str:
+    """text as one printable line: control characters dropped, newlines and tabs made spaces."""
+    return printable(text).replace("\n", " ").replace("\t", " ")
+
+
 def quoted(text: str) -> str:
     """A user's argument as it goes into an error message: printable, one line, not too long."""
-    text = printable(text).replace("\n", " ").replace("\t", " ")
+    text = one_line(text)
     return "'" + (text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 1] + "…") + "'"
 
 
@@ -308,6 +313,8 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
     if report.before and report.after:
         b, a = report.before, report.after
         host.say(f"train {b['train']:.4f} → {a['train']:.4f}, val {b['val']:.4f} → {a['val']:.4f}")
+    else:
+        host.say("the losses before and after were not measured (interrupted)", style="dim")
     host.say(f"loss per step {sparkline(report.losses)}")
     host.say("the weights changed in memory only; /save writes them", style="dim")
 
