@@ -9,8 +9,10 @@ imported on the interactive path only, so a piped prompt starts as fast as torch
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -322,9 +324,20 @@ class Repl:
             else:
                 self.error(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)")
 
+    def warm_up(self) -> threading.Thread:
+        """Import what the first /train needs in the background while the banner is read: the first
+        use of a torch optimizer imports torch._dynamo, about 2 s here, which would otherwise come
+        before /train's first step. Started once per REPL; the thread is returned for tests and bench/."""
+        thread = threading.Thread(
+            target=importlib.import_module, args=("torch._dynamo",), daemon=True, name="scratchgpt-warm-up"
+        )
+        thread.start()
+        return thread
+
     def run(self, *, note: str | None = None) -> int:
         """Read and handle inputs until Ctrl-D or /bye; returns the exit code."""
         self.banner(note)
+        self.warm_up()
         while True:
             try:
                 line = self.prompt_session.prompt(self.prompt_text())

@@ -308,3 +308,18 @@ def test_the_prompt_completes_from_the_command_table(drive):
     assert texts("/le") == ["/len"]
     assert texts("/tokenizer ti") == ["tiktoken"]
     assert texts("hello") == []
+
+
+def test_the_repl_imports_what_train_needs_in_the_background_at_start(drive, monkeypatch):
+    import threading
+    import types
+
+    from scratchgpt.repl import app
+
+    imported = []
+    monkeypatch.setattr(app, "importlib", types.SimpleNamespace(import_module=imported.append))
+    d = drive("\x04")
+    for thread in threading.enumerate():
+        if thread.name == "scratchgpt-warm-up":
+            thread.join()
+    assert d.code == 0 and imported == ["torch._dynamo"]  # the optimizer's first use imports it (~2 s)
