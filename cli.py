@@ -56,7 +56,7 @@ def sample_parser() -> Parser:
 
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
-    """How the engine decodes (`scratchgpt sample`; the REPL decodes eagerly, since /train changes its weights)."""
+    """How the engine decodes: shared by `scratchgpt sample` and `scratchgpt-repl`."""
     p.add_argument("--compile", action="store_true",
                    help="compile the one-token decode step (seconds once, then faster tokens)")  # fmt: skip
     p.add_argument("--quantize", choices=("none", "int8"), default="none",

@@ -109,12 +109,14 @@ class Engine:
         self.cache = KVCache(self.config, device=self.device, dtype=dtype or param.dtype)
         self._last_logits: torch.Tensor | None = None  # (1, V) after the last cached token
         self._step = None  # the one-token forward, when the model has one
+        self.copies_weights = False  # True when decoding reads a copy (int8) that training does not update
         if hasattr(model, "decode_step"):
             decoder = model
             if quantize == "int8":
                 if not int8_supported(self.device):
                     raise ScratchGPTError(f"--quantize int8 decodes on the CPU only, not {self.device.type}; drop it")
                 decoder = quantize_int8(model)
+                self.copies_weights = True
             elif quantize not in (None, "none"):
                 raise ValueError(f"unknown quantization {quantize!r}")
             self._step = (

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..cli import add_engine_flags
 from ..cliutil import EXIT_OK, Parser, run_entry_point
 from ..errors import ScratchGPTError
 from .commands import (
@@ -81,6 +82,7 @@ def build_parser() -> Parser:
     a("--seed", type=_flag(seed_arg), help="random seed (default: a fresh one per session)")
     a("--stop", type=_flag(stop_arg), action="append", default=[], help=r"stop at this text (\n\n works); repeatable")
     a("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    add_engine_flags(p)
     a("-p", "--prompt", help="text to continue once, then exit (after piped stdin, if any)")
     a("--prompt-file", help="a UTF-8 file whose text to continue once, then exit")
     a("--echo", action="store_true", help="write the prompt before its continuation")
@@ -102,7 +104,7 @@ def open_session(args: argparse.Namespace) -> tuple[Session, str | None]:
         temperature=args.temp, max_new_tokens=args.len, top_k=args.top_k, top_p=args.top_p,
         seed=fresh_seed() if args.seed is None else args.seed, stop=list(args.stop), verbose=args.verbose,
     )  # fmt: skip
-    session = Session(ckpt, settings=settings)
+    session = Session(ckpt, settings=settings, engine_options={"compile": args.compile, "quantize": args.quantize})
     note = None
     if args.tokenizer and args.tokenizer != ckpt.tokenizer.name:
         note = session.switch_tokenizer(args.tokenizer)

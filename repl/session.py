@@ -195,8 +195,9 @@ def human_count(n: int) -> str:
 class Session:
     """The state of one conversation with a model, and everything the slash commands do to it."""
 
-    def __init__(self, ckpt: Checkpoint, *, settings: Settings | None = None):
+    def __init__(self, ckpt: Checkpoint, *, settings: Settings | None = None, engine_options: dict | None = None):
         self.settings = settings or Settings()
+        self.engine_options = dict(engine_options or {})  # Engine's compile= and quantize=, for every model used
         self.conversation: list[int] = []  # every turn's prompt and reply, as ids of the current tokenizer
         self.chat: tuple[str, str] | None = None  # (the user's speaker, the model's speaker) in /chat mode
         self.corpus: str | None = corpus_source(ckpt)  # what /train and /tokenizer fit to (a name or a path)
@@ -215,7 +216,7 @@ class Session:
 
     def _use(self, ckpt: Checkpoint) -> None:
         self.ckpt = ckpt
-        self.engine = Engine(ckpt.model)
+        self.engine = Engine(ckpt.model, **self.engine_options)
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -452,7 +453,8 @@ class Session:
 
         Whatever ends training (Ctrl-C, an error, out of memory), the weights are those after the
         last whole step: an optimizer step cut short is undone (see `_whole_steps`), no gradients are
-        left behind, and the KV cache of the old weights is dropped, so a reply can follow at once.
+        left behind, and the KV cache of the old weights is dropped (an int8 engine is rebuilt from the new
+        ones), so a reply can follow at once.
         """
         from ..data import Batches, load_tokens, resolve_corpus
         from ..model.device import autocast_dtype
@@ -504,7 +506,10 @@ class Session:
             seconds = time.perf_counter() - t0
             optimizer.zero_grad(set_to_none=True)  # a step cut short leaves no gradient for the next /train
             model.eval()
-            self.engine.reset()  # the cached keys and values belong to the old weights
+            if self.engine.copies_weights:  # an int8 copy of the old weights: quantize the new ones
+                self._use(self.ckpt)
+            else:
+                self.engine.reset()  # the cached keys and values belong to the old weights
             self.steps_trained += len(losses)
             del optimizer
 

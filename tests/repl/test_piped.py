@@ -153,3 +153,18 @@ def test_one_shot_runs_let_idle_openmp_threads_sleep_unless_told_otherwise(piped
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert piped(b"ROMEO:", "--len", "2")[0] == 0
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_engine_flags_reach_every_engine_the_session_makes(piped, monkeypatch):
+    from scratchgpt.repl import session as session_module
+
+    made, engine = [], session_module.Engine
+
+    def spy(model, **options):
+        made.append(options)
+        return engine(model, **options)
+
+    monkeypatch.setattr(session_module, "Engine", spy)
+    code, out, _ = piped(b"ROMEO:", "--len", "6", "--quantize", "int8")
+    assert code == 0 and len(out) == 6
+    assert made == [{"compile": False, "quantize": "int8"}]

@@ -427,3 +427,23 @@ def test_ctrl_c_while_measuring_the_losses_skips_them_and_keeps_the_trained_weig
         assert_weights(model, state)
         assert all(torch.equal(state[k], trained[-1][k]) for k in state)
     run(session.reply("ROMEO:"))
+
+
+def test_an_int8_session_decodes_with_the_weights_train_left(tiny_checkpoint):
+    from scratchgpt.model.engine import Engine
+
+    session = Session(load_checkpoint(tiny_checkpoint), settings=Settings(seed=1), engine_options={"quantize": "int8"})
+    ids = session.tokenizer.encode("ROMEO: and")
+
+    def last_logits(engine: Engine) -> torch.Tensor:  # the last id goes through the one-token decode step
+        engine.reset()
+        engine.prefill(ids[:-1])
+        engine.prefill(ids)
+        return engine._last_logits[0]
+
+    old = last_logits(Engine(copy.deepcopy(session.ckpt.model)))
+    session.train(10)
+    new = last_logits(Engine(session.ckpt.model))
+    decoded = last_logits(session.engine)
+    assert session.engine.copies_weights
+    assert (decoded - new).abs().max() < (decoded - old).abs().max()  # not the int8 copy of the old weights
