@@ -82,7 +82,9 @@ def build_parser() -> Parser:
     a("--min-lr-ratio", type=real(0, 1), default=0.1, help="final lr as a fraction of --lr")
     a("--warmup-iters", type=whole(0, STEPS_MAX), default=100, help="linear warmup steps (default 100)")
     a("--schedule", default="cosine", choices=("cosine", "wsd"), help="lr decay after warmup")
-    a("--weight-decay", type=real(0, 10), default=0.1, help="AdamW weight decay on matrices")
+    a("--optimizer", default="adamw", choices=("adamw", "muon"),
+      help="adamw, or muon for the blocks' matrices (AdamW for the rest)")  # fmt: skip
+    a("--weight-decay", type=real(0, 10), default=0.1, help="weight decay on matrices")
     a("--beta2", type=real(0, 1, high_open=True), default=0.99, help="AdamW beta2 (default 0.99)")
     a("--grad-clip", type=real(0, 1e6), default=1.0, help="clip gradient norm (0 = off)")
     a("--eval-interval", type=whole(1, STEPS_MAX), default=250, help="steps between evaluations")
@@ -248,7 +250,9 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
 
     tokens = load_tokens(corpus, tokenizer, lossy=args.lossy)
     batches = Batches(tokens, config.block_size, args.batch_size, device=device, name=corpus.name)
-    optimizer = make_optimizer(model, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, args.beta2))
+    optimizer = make_optimizer(
+        model, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, args.beta2), kind=args.optimizer
+    )
     if args.resume:
         state_path = resume_state_path(paths)
         rng, train_state = load_train_state(state_path, optimizer)

@@ -44,9 +44,23 @@ class Schedule:
 
 
 def make_optimizer(
-    model: torch.nn.Module, *, lr: float, weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.99)
+    model: torch.nn.Module,
+    *,
+    lr: float,
+    weight_decay: float = 0.1,
+    betas: tuple[float, float] = (0.9, 0.99),
+    kind: str = "adamw",
 ) -> torch.optim.Optimizer:
-    """AdamW, decaying only matrices (not norms or biases), fused where this PyTorch supports it."""
+    """AdamW, decaying only matrices (not norms or biases), fused where this PyTorch supports it.
+
+    kind="muon": Muon for the blocks' matrices, AdamW for the rest (see model/muon.py).
+    """
+    if kind == "muon":
+        from .muon import Muon, muon_groups
+
+        return Muon(muon_groups(model, weight_decay), lr=lr, betas=betas)
+    if kind != "adamw":
+        raise ValueError(f"unknown optimizer {kind!r}")
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},

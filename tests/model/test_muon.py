@@ -1,0 +1,127 @@
+"""Muon: the orthogonalisation, which parameters it takes, and that it trains and resumes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from scratchgpt.model.checkpoint import load_train_state, save_train_state
+from scratchgpt.model.gpt import GPTConfig, build_model
+from scratchgpt.model.muon import Muon, muon_groups, orthogonalize
+from scratchgpt.model.trainer import make_optimizer
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (48, 160), (160, 48)])
+def test_orthogonalize_pushes_every_singular_value_near_one_and_keeps_the_directions(shape):
+    torch.manual_seed(0)
+    k = min(shape)
+    u, _ = torch.linalg.qr(torch.randn(shape[0], k))
+    v, _ = torch.linalg.qr(torch.randn(shape[1], k))
+    g = u @ torch.diag(torch.logspace(-2, 0, k)) @ v.T  # singular values from 0.01 to 1
+    o = orthogonalize(g)
+    s = torch.linalg.svdvals(o)
+    assert s.min() > 0.5 and s.max() < 1.3, s
+    u, _, vh = torch.linalg.svd(g, full_matrices=False)
+    polar = u @ vh  # the exact nearest semi-orthogonal matrix
+    cosine = (o * polar).sum() / (o.norm() * polar.norm())
+    assert cosine > 0.9
+
+
+def test_orthogonalize_treats_a_stack_as_separate_matrices():
+    torch.manual_seed(1)
+    stack = torch.randn(3, 32, 32)
+    stack[1] *= 100  # a large block must not shrink the others' update
+    together = orthogonalize(stack)
+    for i in range(3):
+        torch.testing.assert_close(together[i], orthogonalize(stack[i]), atol=1e-4, rtol=1e-4)
+
+
+def test_muon_takes_the_blocks_matrices_and_leaves_embeddings_head_and_norms_to_adamw():
+    model = build_model(GPTConfig(vocab_size=65, block_size=16, n_layer=2, n_head=2, n_embd=32, tie_embeddings=True))
+    groups = muon_groups(model, weight_decay=0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_kind = {
+        (g["muon"], g.get("split", 1), g["weight_decay"]): sorted(names[id(p)] for p in g["params"]) for g in groups
+    }
+    assert by_kind[(True, 3, 0.1)] == ["blocks.0.attn.c_attn.weight", "blocks.1.attn.c_attn.weight"]
+    assert len(by_kind[(True, 1, 0.1)]) == 6  # attn.c_proj, mlp.c_fc, mlp.c_proj per block
+    assert by_kind[(False, 1, 0.1)] == ["wte.weight"]  # the tied head is the embedding, listed once
+    assert all("ln" in n for n in by_kind[(False, 1, 0.0)])
+    in_groups = sum(len(g["params"]) for g in groups)
+    assert in_groups == len(list(model.parameters()))
+
+
+def test_a_muon_step_changes_a_matrix_by_an_orthogonal_update_of_the_promised_size():
+    lin = torch.nn.Linear(32, 128, bias=False)
+    before = lin.weight.detach().clone()
+    opt = Muon([{"params": [lin.weight], "muon": True}], lr=0.01, momentum=0.0)
+    lin.weight.grad = torch.randn(128, 32)
+    opt.step()
+    delta = (before - lin.weight.detach()) / 0.01  # = 0.2·√128 · orthogonalize(grad)
+    s = torch.linalg.svdvals(delta / (0.2 * 128**0.5))
+    assert s.min() > 0.5 and s.max() < 1.3
+
+
+def _train(model, optimizer, steps, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        x = torch.randint(0, 8, (8, 16), generator=g)
+        y = (x + 1) % 8  # next token = this one + 1: learnable from the current token alone
+        _, loss = model(x, y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    return losses
+
+
+def test_muon_trains_a_small_gpt():
+    torch.manual_seed(0)
+    model = build_model(GPTConfig(vocab_size=8, block_size=16, n_layer=2, n_head=2, n_embd=32))
+    losses = _train(model, make_optimizer(model, lr=3e-3, kind="muon"), 60)
+    assert losses[0] > 1.8  # ~ln 8
+    assert losses[-1] < 0.2
+
+
+def test_muon_state_round_trips_through_a_train_state_file(tmp_path):
+    """Resume is exact: saving after 5 steps, loading into a fresh optimizer and taking 5 more
+    gives the same weights as 10 steps in one go."""
+
+    def fresh():
+        torch.manual_seed(0)
+        model = build_model(GPTConfig(vocab_size=8, block_size=16, n_layer=1, n_head=2, n_embd=16, tie_embeddings=True))
+        return model, make_optimizer(model, lr=3e-3, kind="muon")
+
+    straight, opt = fresh()
+    _train(straight, opt, 10)
+
+    model, opt = fresh()
+    _train(model, opt, 5)
+    save_train_state(tmp_path / "s.safetensors", opt, rng={}, state={"step": 4})
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    resumed, opt2 = fresh()
+    resumed.load_state_dict(weights)
+    load_train_state(tmp_path / "s.safetensors", opt2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):  # the batches the first run drew before saving
+        torch.randint(0, 8, (8, 16), generator=g)
+    for _ in range(5):
+        x = torch.randint(0, 8, (8, 16), generator=g)
+        _, loss = resumed(x, (x + 1) % 8)
+        loss.backward()
+        opt2.step()
+        opt2.zero_grad(set_to_none=True)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
+
+
+def test_an_adamw_run_does_not_resume_with_muon(tmp_path):
+    from scratchgpt.errors import ScratchGPTError
+
+    model = build_model(GPTConfig(vocab_size=8, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    adamw = make_optimizer(model, lr=1e-3)
+    _train(model, adamw, 1)
+    save_train_state(tmp_path / "s.safetensors", adamw, rng={}, state={})
+    with pytest.raises(ScratchGPTError, match="does not fit"):
+        load_train_state(tmp_path / "s.safetensors", make_optimizer(model, lr=1e-3, kind="muon"))
