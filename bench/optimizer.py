@@ -1,6 +1,6 @@
 """AdamW against Muon: the same model, batches, steps and learning rate; val loss and speed.
 
-    SCRATCHGPT_DATA=../shared/data python bench/optimizer.py [--steps 400] [--n-embd 128] [--lr 2e-3]
+    SCRATCHGPT_DATA=../shared/data OMP_NUM_THREADS=1 python bench/optimizer.py [--steps 400] [--n-embd 128] [--lr 2e-3]
 
 Both runs go through `scratchgpt train` (in this process, one after the other) with one seed, so
 they see exactly the same batches; only `--optimizer` differs. Muon's updates are scaled to

@@ -78,17 +78,17 @@ class Muon(torch.optim.Optimizer):
     def _adamw_update(self, p: torch.Tensor, group: dict) -> None:
         state = self.state[p]
         if "step" not in state:
-            state["step"] = torch.zeros((), dtype=torch.float32)
+            state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
             state["exp_avg"] = torch.zeros_like(p)
             state["exp_avg_sq"] = torch.zeros_like(p)
         beta1, beta2 = group["betas"]
         state["step"] += 1
-        t = state["step"].item()
+        t = state["step"]  # a tensor: the bias corrections stay on the device, no host sync
         state["exp_avg"].lerp_(p.grad, 1 - beta1)
         state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
         denom = (state["exp_avg_sq"] / (1 - beta2**t)).sqrt_().add_(group["eps"])
         p.mul_(1 - group["lr"] * group["weight_decay"])
-        p.addcdiv_(state["exp_avg"], denom, value=-group["lr"] / (1 - beta1**t))
+        p.sub_(group["lr"] * state["exp_avg"] / ((1 - beta1**t) * denom))
 
 
 def muon_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

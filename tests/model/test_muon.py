@@ -62,8 +62,8 @@ def test_a_muon_step_changes_a_matrix_by_an_orthogonal_update_of_the_promised_si
     assert s.min() > 0.5 and s.max() < 1.3
 
 
-def _train(model, optimizer, steps, seed=0):
-    g = torch.Generator().manual_seed(seed)
+def _train(model, optimizer, steps, generator=None):
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
     losses = []
     for _ in range(steps):
         x = torch.randint(0, 8, (8, 16), generator=g)
@@ -97,21 +97,14 @@ def test_muon_state_round_trips_through_a_train_state_file(tmp_path):
     _train(straight, opt, 10)
 
     model, opt = fresh()
-    _train(model, opt, 5)
+    batches = torch.Generator().manual_seed(0)
+    _train(model, opt, 5, batches)
     save_train_state(tmp_path / "s.safetensors", opt, rng={}, state={"step": 4})
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     resumed, opt2 = fresh()
     resumed.load_state_dict(weights)
     load_train_state(tmp_path / "s.safetensors", opt2)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(5):  # the batches the first run drew before saving
-        torch.randint(0, 8, (8, 16), generator=g)
-    for _ in range(5):
-        x = torch.randint(0, 8, (8, 16), generator=g)
-        _, loss = resumed(x, (x + 1) % 8)
-        loss.backward()
-        opt2.step()
-        opt2.zero_grad(set_to_none=True)
+    _train(resumed, opt2, 5, batches)  # the next 5 batches, as the straight run saw them
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
 
