@@ -29,7 +29,7 @@ from scratchgpt.model.checkpoint import load_checkpoint, shipped_checkpoint
 from scratchgpt.model.device import autocast_dtype
 from scratchgpt.model.trainer import Schedule, StepInfo, make_optimizer, train_loop
 from scratchgpt.repl.app import Repl, make_console
-from scratchgpt.repl.session import FINE_TUNE_LR, TRAIN_BATCH_SIZE, Session, Settings, corpus_source
+from scratchgpt.repl.session import FINE_TUNE_LR, Session, Settings, corpus_source, train_batch_size
 
 
 def main() -> None:
@@ -42,7 +42,8 @@ def main() -> None:
     ckpt = load_checkpoint(args.checkpoint or shipped_checkpoint("char"))
     session = Session(ckpt, settings=Settings(seed=1))
     corpus = resolve_corpus(corpus_source(ckpt))
-    batches = Batches(load_tokens(corpus, ckpt.tokenizer), ckpt.config.block_size, TRAIN_BATCH_SIZE)
+    batch_size = train_batch_size(ckpt.config.block_size)  # what /train uses
+    batches = Batches(load_tokens(corpus, ckpt.tokenizer), ckpt.config.block_size, batch_size)
     amp = autocast_dtype(torch.device("cpu"))
 
     first_step: list[float] = []
@@ -77,7 +78,7 @@ def main() -> None:
                 on_step=lambda info: cli_tps.append(info.tokens / info.seconds),
             )  # fmt: skip
 
-    print(f"model: {session.describe_model()}; batch {TRAIN_BATCH_SIZE}; threads {torch.get_num_threads()}")
+    print(f"model: {session.describe_model()}; batch {batch_size}; threads {torch.get_num_threads()}")
     print(f"REPL warm-up in the background after the banner: {warm_up_s:.2f} s")
     print(f"/train {args.steps}, {args.rounds} rounds: command to end of first step "
           f"median {statistics.median(first_step):.2f} s, max {max(first_step):.2f} s")  # fmt: skip

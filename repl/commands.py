@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..tokenizers import TOKENIZER_NAMES
+from .session import TRAIN_BATCH_TOKENS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -425,8 +426,9 @@ COMMANDS: tuple[Command, ...] = (
             "The conversation carries over, re-encoded.", _optional(tokenizer_arg), do_tokenizer, "tokenizer"),
     Command("train", (), "N [CORPUS]", "fine-tune for N steps, here and now",
             f"Trains the loaded model for N steps (1 to {TRAIN_MAX}) on the current corpus or CORPUS (a name or "
-            "a path; new characters grow a char vocabulary). Ctrl-C stops early and keeps the steps done. "
-            "Weights change in memory only: /save writes them.", train_arg, do_train, "corpus"),
+            f"a path; new characters grow a char vocabulary), {TRAIN_BATCH_TOKENS:,} tokens a step. Ctrl-C stops "
+            "early and keeps the steps done. Weights change in memory only: /save writes them.",
+            train_arg, do_train, "corpus"),
     Command("corpus", (), "[NAME|PATH]", "the corpus /train and /tokenizer use",
             "A registered corpus name (tinyshakespeare) or the path of a UTF-8 text file.",
             _optional(path_arg), do_corpus, "corpus"),

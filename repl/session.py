@@ -37,11 +37,16 @@ if TYPE_CHECKING:
     from ..model.trainer import InterruptFlag, StepInfo
 
 FINE_TUNE_LR = 3e-4  # low enough not to wreck a trained model in a few hundred steps
-TRAIN_BATCH_SIZE = 16
+TRAIN_BATCH_TOKENS = 2048  # tokens per /train step: about a second on a 2-core CPU at any context length
 EVAL_ITERS = 10  # batches per split for the before/after losses of /train
 UNKNOWN_SHOWN = 8  # unknown characters or words named in one notice
 KEPT_WINDOWS = 4  # windows of tokens the conversation keeps; older ones can never reach the model again
 PROMPT_MARGIN = 16  # tokens encoded beyond the window from a long prompt, so the cut's edge stays out of sight
+
+
+def train_batch_size(block_size: int) -> int:
+    """Sequences per /train step: TRAIN_BATCH_TOKENS tokens, so a longer context does not slow each step."""
+    return max(1, TRAIN_BATCH_TOKENS // block_size)
 
 
 def fresh_seed() -> int:
@@ -440,16 +445,18 @@ class Session:
         on_step: Callable[[StepInfo], None] | None = None,
         interrupt: InterruptFlag | None = None,
         eval_iters: int = EVAL_ITERS,
-        batch_size: int = TRAIN_BATCH_SIZE,
+        batch_size: int | None = None,
     ) -> TrainReport:
         """Fine-tune the loaded model for `steps` steps on corpus (default: the session's corpus).
 
-        A char model meeting new characters grows its vocabulary first. on_start is called when the
-        corpus is ready and the first step is about to run, on_step after each step (a StepInfo). The
-        weights change in memory only. Ctrl-C (through `interrupt`, a trainer.InterruptFlag) stops between steps and
-        keeps the ones done. The losses before and after are measured on the same batches, the
-        "before" ones from a copy of the old model, so the first step starts at once and the live
-        weights are never swapped out; Ctrl-C during that measurement skips it.
+        A step takes batch_size sequences, by default `train_batch_size(block_size)`, about
+        TRAIN_BATCH_TOKENS tokens. A char model meeting new characters grows its vocabulary first.
+        on_start is called when the corpus is ready and the first step is about to run, on_step
+        after each step (a StepInfo). The weights change in memory only. Ctrl-C (through
+        `interrupt`, a trainer.InterruptFlag) stops between steps and keeps the ones done. The
+        losses before and after are measured on the same batches, the "before" ones from a copy of
+        the old model, so the first step starts at once and the live weights are never swapped out;
+        Ctrl-C during that measurement skips it.
 
         Whatever ends training (Ctrl-C, an error, out of memory), the weights are those after the
         last whole step: an optimizer step cut short is undone (see `_whole_steps`), no gradients are
@@ -476,8 +483,9 @@ class Session:
         model, tokenizer = self.ckpt.model, self.tokenizer
         device = self.device
         amp = autocast_dtype(device)
-        batches = Batches(load_tokens(resolved, tokenizer), model.config.block_size, batch_size, device=device,
-                          name=resolved.name)  # fmt: skip
+        block_size = model.config.block_size
+        batches = Batches(load_tokens(resolved, tokenizer), block_size, batch_size or train_batch_size(block_size),
+                          device=device, name=resolved.name)  # fmt: skip
         before_model = copy.deepcopy(model)
         optimizer = _whole_steps(make_optimizer(model, lr=FINE_TUNE_LR))
         schedule = Schedule(FINE_TUNE_LR, steps, warmup=min(20, steps // 10))

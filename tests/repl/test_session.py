@@ -189,6 +189,14 @@ def test_train_changes_the_weights_and_reports_losses_before_and_after(session):
     run(session.reply(" and"))  # the session goes on with the new weights
 
 
+def test_train_steps_take_the_same_tokens_whatever_the_context_length(session):
+    steps = []
+    session.train(1, on_step=steps.append)
+    assert session.block_size == 32 and steps[0].tokens == session_module.TRAIN_BATCH_TOKENS  # 64 windows
+    assert session_module.train_batch_size(256) == 8 and session_module.train_batch_size(128) == 16
+    assert session_module.train_batch_size(4096) == 1  # a context longer than the budget: one window
+
+
 def test_train_stops_between_steps_when_interrupted(session):
     from scratchgpt.model.trainer import InterruptFlag
 
