@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..model.trainer import InterruptFlag, StepInfo
 
 FINE_TUNE_LR = 3e-4  # low enough not to wreck a trained model in a few hundred steps
-TRAIN_BATCH_TOKENS = 2048  # tokens per /train step: about a second on a 2-core CPU at any context length
+TRAIN_BATCH_TOKENS = 2048  # tokens per /train step: about a second for the shipped char model on 2 cores
 EVAL_ITERS = 10  # batches per split for the before/after losses of /train
 UNKNOWN_SHOWN = 8  # unknown characters or words named in one notice
 KEPT_WINDOWS = 4  # windows of tokens the conversation keeps; older ones can never reach the model again
