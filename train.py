@@ -82,6 +82,8 @@ def build_parser() -> Parser:
     a("--min-lr-ratio", type=real(0, 1), default=0.1, help="final lr as a fraction of --lr")
     a("--warmup-iters", type=whole(0, STEPS_MAX), default=100, help="linear warmup steps (default 100)")
     a("--schedule", default="cosine", choices=("cosine", "wsd"), help="lr decay after warmup")
+    a("--decay-frac", type=real(0, 1, low_open=True), default=0.2,
+      help="wsd: the last fraction of steps, where lr decays (default 0.2)")  # fmt: skip
     a("--optimizer", default="adamw", choices=("adamw", "muon"),
       help="adamw, or muon for the blocks' matrices (AdamW for the rest)")  # fmt: skip
     a("--weight-decay", type=real(0, 10), default=0.1, help="weight decay on matrices")
@@ -265,7 +267,7 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
     tokens_seen = train_state.get("tokens_seen", 0)
     schedule = Schedule(
         args.lr, args.lr_decay_iters or args.max_iters, warmup=args.warmup_iters, min_lr_ratio=args.min_lr_ratio,
-        kind=args.schedule,
+        kind=args.schedule, decay_frac=args.decay_frac,
     )  # fmt: skip
     ddp_model = dist.wrap(model, device)
     own_batches = dist.own_micro_batches(lambda: batches.get("train", generator), args.grad_accum, rank)

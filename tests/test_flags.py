@@ -183,6 +183,7 @@ AT_MAXIMUM = {
     ("train", "--lr-decay-iters"): "run",
     ("train", "--min-lr-ratio"): "run",
     ("train", "--warmup-iters"): "run",
+    ("train", "--decay-frac"): "run",
     ("train", "--weight-decay"): "run",
     ("train", "--beta2"): "run",
     ("train", "--grad-clip"): "run",
@@ -234,7 +235,8 @@ def tiny_checkpoint(tmp_path_factory, tiny_corpus) -> Path:
 
 def test_train_at_the_largest_schedule_seed_and_optimizer_values_runs(capsys, tmp_path, tiny_corpus):
     maxed = ("--seed", "--lr", "--weight-decay", "--grad-clip", "--min-lr-ratio", "--beta2", "--dropout",
-             "--warmup-iters", "--lr-decay-iters", "--eval-interval", "--log-interval", "--vocab-size")  # fmt: skip
+             "--warmup-iters", "--lr-decay-iters", "--decay-frac", "--eval-interval", "--log-interval",
+             "--vocab-size")  # fmt: skip
     argv = [x for flag in maxed for x in (flag, top(flag))]
     code, _, err = scratchgpt(capsys, "train", "--corpus", str(tiny_corpus), "--tokenizer", "word", *TINY,
                               *argv, "--max-iters", "2", "--out", str(tmp_path / "m.safetensors"))  # fmt: skip
