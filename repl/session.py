@@ -445,12 +445,11 @@ class Session:
         on_step: Callable[[StepInfo], None] | None = None,
         interrupt: InterruptFlag | None = None,
         eval_iters: int = EVAL_ITERS,
-        batch_size: int | None = None,
     ) -> TrainReport:
         """Fine-tune the loaded model for `steps` steps on corpus (default: the session's corpus).
 
-        A step takes batch_size sequences, by default `train_batch_size(block_size)`, about
-        TRAIN_BATCH_TOKENS tokens. A char model meeting new characters grows its vocabulary first.
+        A step takes `train_batch_size(block_size)` sequences, about TRAIN_BATCH_TOKENS tokens,
+        whatever the context length. A char model meeting new characters grows its vocabulary first.
         on_start is called when the corpus is ready and the first step is about to run, on_step
         after each step (a StepInfo). The weights change in memory only. Ctrl-C (through
         `interrupt`, a trainer.InterruptFlag) stops between steps and keeps the ones done. The
@@ -484,8 +483,8 @@ class Session:
         device = self.device
         amp = autocast_dtype(device)
         block_size = model.config.block_size
-        batches = Batches(load_tokens(resolved, tokenizer), block_size, batch_size or train_batch_size(block_size),
-                          device=device, name=resolved.name)  # fmt: skip
+        batches = Batches(load_tokens(resolved, tokenizer), block_size, train_batch_size(block_size), device=device,
+                          name=resolved.name)  # fmt: skip
         before_model = copy.deepcopy(model)
         optimizer = _whole_steps(make_optimizer(model, lr=FINE_TUNE_LR))
         schedule = Schedule(FINE_TUNE_LR, steps, warmup=min(20, steps // 10))
