@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from scratchgpt.model.checkpoint import load_checkpoint
 from scratchgpt.model.trainer import InterruptFlag
@@ -73,3 +74,20 @@ def test_plot_draws_a_png_from_the_metrics_of_a_run(tmp_path):
     train(tmp_path, "--max-iters", "10", "--eval-interval", "5")
     png = plot_run(tmp_path / "run.safetensors")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_compile_trains_like_eager_with_one_graph_for_all_blocks(tmp_path):
+    import torch._dynamo
+
+    flags = ["--max-iters", "6", "--eval-interval", "3", "--dropout", "0"]
+    eager = train(tmp_path / "a", *flags)
+    torch._dynamo.reset()  # a graph compiled earlier in this process would count as a recompile
+    # the blocks share one graph, and evaluation (no grad) runs eager rather than compiling another
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        compiled = train(tmp_path / "b", *flags, "--compile")
+    assert compiled["train_losses"] == pytest.approx(eager["train_losses"], abs=1e-4)
+    assert compiled["val"] == pytest.approx(eager["val"], abs=1e-4)
+    a, b = (load_checkpoint(tmp_path / d / "run.safetensors").model.state_dict() for d in "ab")
+    assert a.keys() == b.keys()  # nothing renamed: the checkpoint loads like any other
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
