@@ -1,12 +1,13 @@
 """Training throughput: ScratchGPT's training step against a plain fp32 eager PyTorch loop.
 
-    python bench/train_speed.py [--steps 12] [--rounds 3] [--small]
+    python bench/train_speed.py [--steps 12] [--rounds 3] [--small] [--compile]
 
 Both train the same model on the same batches. The baseline is what nanoGPT's trainer does on a
 CPU: fp32 forward, backward, gradient clipping, a default AdamW step. Ours is `train_loop` with
 the settings `scratchgpt train` picks on this machine (bf16 autocast where the CPU has native
-bf16, fused AdamW). Rounds alternate between the two so machine noise hits both alike; figures
-are medians of per-step times. The last line is `train_speedup=<ratio>`.
+bf16, fused AdamW); with --compile, as `scratchgpt train --compile` (its blocks compiled during
+the untimed warm-up steps). Rounds alternate between the two so machine noise hits both alike;
+figures are medians of per-step times. The last line is `train_speedup=<ratio>`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import torch
 
 from scratchgpt.model.device import autocast_dtype
-from scratchgpt.model.gpt import GPTConfig, build_model
+from scratchgpt.model.gpt import GPTConfig, build_model, compile_blocks
 from scratchgpt.model.trainer import Schedule, make_optimizer, train_loop
 
 
@@ -53,6 +54,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12, help="timed steps per round and path")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--small", action="store_true", help="nanoGPT's CPU recipe shape (4x128, block 64, batch 12)")
+    ap.add_argument("--compile", action="store_true", help="ours with --compile (compiled blocks)")
     args = ap.parse_args()
     if args.small:
         config, batch = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12
@@ -68,7 +70,9 @@ def main() -> None:
     torch.manual_seed(0)
     ours, plain = build_model(config), build_model(config)
     plain.load_state_dict(ours.state_dict())
-    scratchgpt_steps(ours, batches(), 2)  # warm up allocators and kernels
+    if args.compile:
+        compile_blocks(ours)
+    scratchgpt_steps(ours, batches(), 2)  # warm up allocators and kernels (and compile)
     plain_fp32_steps(plain, batches(), 2)
     ours_t, plain_t = [], []
     for _ in range(args.rounds):
@@ -77,7 +81,7 @@ def main() -> None:
     tokens = batch * config.block_size
     ours_tps, plain_tps = tokens / statistics.median(ours_t), tokens / statistics.median(plain_t)
     print(f"model: {config.n_layer}x{config.n_embd}, block {config.block_size}, batch {batch}, "
-          f"threads {torch.get_num_threads()}, amp {autocast_dtype(torch.device('cpu'))}")
+          f"threads {torch.get_num_threads()}, amp {autocast_dtype(torch.device('cpu'))}, compile {args.compile}")
     print(f"scratchgpt_train: {ours_tps:9.0f} tok/s")
     print(f"plain_fp32_loop:  {plain_tps:9.0f} tok/s")
     print(f"train_speedup={ours_tps / plain_tps:.2f}")
