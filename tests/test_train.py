@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from scratchgpt.model.checkpoint import load_checkpoint
 from scratchgpt.model.trainer import InterruptFlag
