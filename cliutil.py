@@ -145,9 +145,16 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and any(marker in first_line for marker in OUT_OF_MEMORY_MARKERS)
 
 
+def is_compile_failure(error: BaseException) -> bool:
+    """An error raised by torch.compile's machinery (Dynamo, Inductor): no C++ compiler, say.
+    Judged by the module of its type, so that recognising one does not import torch._dynamo."""
+    return type(error).__module__.startswith(("torch._dynamo", "torch._inductor"))
+
+
 def run_entry_point(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Call main; a ScratchGPTError becomes `error: <message>` on stderr and exit 1, so does running
-    out of memory, Ctrl-C exits 130, and only `--debug` lets a traceback through."""
+    """Call main; a ScratchGPTError becomes `error: <message>` on stderr and exit 1, so do running
+    out of memory and a failed torch.compile, Ctrl-C exits 130, and only `--debug` lets a traceback
+    through."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
@@ -162,8 +169,14 @@ def run_entry_point(main: Callable[[Sequence[str] | None], int], argv: Sequence[
             raise
         print("interrupted", file=sys.stderr)
         return 130
-    except (MemoryError, RuntimeError) as e:
-        if debug or not is_out_of_memory(e):
+    except Exception as e:
+        if debug:
             raise
-        print("error: out of memory; reduce --batch-size, --block-size, --n-embd or --n-layer", file=sys.stderr)
+        if is_out_of_memory(e):
+            print("error: out of memory; reduce --batch-size, --block-size, --n-embd or --n-layer", file=sys.stderr)
+        elif is_compile_failure(e):
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"error: torch.compile failed ({reason}); drop --compile, or see --debug", file=sys.stderr)
+        else:
+            raise
         return EXIT_ERROR

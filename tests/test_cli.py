@@ -229,3 +229,15 @@ def test_a_bad_corpus_through_the_real_command_prints_no_traceback_unless_debug(
                           "or pass --lossy to replace bad bytes with U+FFFD\n"  # fmt: skip
     debug = subprocess.run([*argv, "--debug"], capture_output=True, text=True)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "ScratchGPTError" in debug.stderr
+
+
+@pytest.mark.slow
+def test_train_compile_without_a_cxx_compiler_is_one_line_and_exit_1(tmp_path):
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-g++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+    out = str(tmp_path / "c.safetensors")
+    argv = [sys.executable, "-m", "scratchgpt", "train", *TINY_RUN, "--compile", "--out", out]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+    assert_one_line_error(proc.returncode, proc.stderr, "torch.compile failed", "C++ compiler", "drop --compile")
+    assert proc.returncode == 1
+    debug = subprocess.run([*argv, "--debug"], capture_output=True, text=True, env=env)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
