@@ -11,6 +11,15 @@ DATA_DIR = Path(os.environ.get("SCRATCHGPT_DATA", Path(__file__).resolve().paren
 SHAKESPEARE = DATA_DIR / "tinyshakespeare.txt"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir_for_child_processes():
+    """Processes that module fixtures start (tests/forkserver.py) come before any per-test
+    monkeypatch, so the corpus directory is in the environment for the whole session too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SCRATCHGPT_DATA", str(DATA_DIR.resolve()))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Keep caches, history and saved checkpoints out of the real home directory."""
