@@ -95,7 +95,7 @@ def build_parser() -> Parser:
     a("--log-interval", type=whole(1, STEPS_MAX), default=10, help="steps between metrics lines")
     a("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     a("--amp", default="auto", choices=("auto", "bf16", "fp32"), help="autocast: auto = bf16 where fast")
-    a("--compile", action="store_true", help="torch.compile the blocks: ~15 s once, then faster steps")
+    a("--compile", action="store_true", help="torch.compile the blocks: ~30 s once, then faster steps")
     a("--seed", type=whole(0, SEED_MAX), default=1337, help="random seed (default 1337)")
     a("--out", type=out_path, default="out/ckpt.safetensors", help="checkpoint path; siblings hold resume state")
     a("--resume", action="store_true", help="continue the run saved at --out (X.last.*)")
