@@ -175,8 +175,8 @@ def resume_state_path(paths: RunPaths) -> Path:
 
     A save writes the train state to the pending path, then X.last, then renames the pending file
     over X.last.optim. Killed after X.last was written but before the rename, the pending file is
-    the one whose step matches X.last; killed earlier, X.last.optim still matches (and the next
-    save overwrites the pending file). Nothing is renamed here, so every rank picks the same file.
+    the one whose step matches X.last; killed earlier, X.last.optim still matches. Nothing is
+    renamed here, so every rank picks the same file; the resumed run's first save does the rename.
     """
     pending = paths.pending_train_state
     if pending.exists() and paths.last.exists():
@@ -291,6 +291,10 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
         nonlocal best_val
         if not rank.is_main:
             return
+        if resume_state_path(paths) == paths.pending_train_state:
+            # the run resumed here was killed between its last two renames; finish that save first,
+            # or the pending file written below would replace the only train state matching X.last
+            os.replace(paths.pending_train_state, paths.train_state)
         meta = {"step": step, "tokens_seen": tokens_seen, "max_iters": args.max_iters, **last_losses}
         meta["val_loss"] = last_losses.get("val")
         record_corpus = corpus_record(corpus, source)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from scratchgpt.model.checkpoint import load_checkpoint
@@ -90,3 +92,32 @@ def test_compile_trains_like_eager_with_one_graph_for_all_blocks(tmp_path):
     a, b = (load_checkpoint(tmp_path / d / "run.safetensors").model.state_dict() for d in "ab")
     assert a.keys() == b.keys()  # nothing renamed: the checkpoint loads like any other
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+
+
+def test_a_resumed_run_first_finishes_a_save_killed_between_its_renames(tmp_path, monkeypatch):
+    import shutil
+
+    from scratchgpt import train as train_module
+    from scratchgpt.model.checkpoint import checkpoint_metadata
+    from scratchgpt.train import resume_state_path
+
+    paths = RunPaths.from_out(tmp_path / "run.safetensors")
+    train(tmp_path, "--max-iters", "2", "--eval-interval", "1")
+    shutil.copy(paths.train_state, tmp_path / "step1.optim")
+    run(parse_args(["--resume", "--max-iters", "3", "--out", str(paths.best)]))
+    # as a kill -9 leaves it after X.last (step 2) was renamed into place but not its train state
+    shutil.move(paths.train_state, paths.pending_train_state)
+    shutil.copy(tmp_path / "step1.optim", paths.train_state)
+
+    real_save = train_module.save_checkpoint
+
+    def save_checkpoint(path, *args, **kwargs):
+        if Path(path) == paths.last:  # a kill here must leave a train state that matches X.last
+            state = train_module._saved_state(resume_state_path(paths))
+            assert state["step"] == checkpoint_metadata(paths.last)["train"]["step"]
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_checkpoint)
+    run(parse_args(["--resume", "--max-iters", "5", "--out", str(paths.best)]))
+    assert train_module._saved_state(paths.train_state)["step"] == 4
+    assert not paths.pending_train_state.exists()
