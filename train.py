@@ -273,6 +273,9 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
     )  # fmt: skip
     ddp_model = dist.wrap(model, device)
     if args.compile:
+        if not hasattr(torch.compiler, "set_stance"):  # new in PyTorch 2.6; evaluation needs it
+            raise ScratchGPTError(f"--compile needs PyTorch 2.6 or newer, this is {torch.__version__}; "
+                                  "upgrade torch or drop --compile")  # fmt: skip
         compile_blocks(model)
     own_batches = dist.own_micro_batches(lambda: batches.get("train", generator), args.grad_accum, rank)
     grad_accum = dist.local_grad_accum(args.grad_accum, rank)

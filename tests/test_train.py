@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from scratchgpt.model.checkpoint import load_checkpoint
 from scratchgpt.model.trainer import InterruptFlag
@@ -121,3 +122,13 @@ def test_a_resumed_run_first_finishes_a_save_killed_between_its_renames(tmp_path
     run(parse_args(["--resume", "--max-iters", "5", "--out", str(paths.best)]))
     assert train_module._saved_state(paths.train_state)["step"] == 4
     assert not paths.pending_train_state.exists()
+
+
+def test_compile_on_a_pytorch_without_set_stance_is_one_line_naming_the_version(tmp_path, monkeypatch, capsys):
+    from scratchgpt.cliutil import run_entry_point
+    from scratchgpt.train import main
+
+    monkeypatch.delattr(torch.compiler, "set_stance")  # as on PyTorch 2.5 and older
+    code = run_entry_point(main, [*TINY, "--max-iters", "1", "--compile", "--out", str(tmp_path / "r.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "PyTorch 2.6" in err and "drop --compile" in err
