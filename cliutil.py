@@ -175,7 +175,7 @@ def run_entry_point(main: Callable[[Sequence[str] | None], int], argv: Sequence[
         if is_out_of_memory(e):
             print("error: out of memory; reduce --batch-size, --block-size, --n-embd or --n-layer", file=sys.stderr)
         elif is_compile_failure(e):
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            reason = next(iter(str(e).strip().splitlines()), type(e).__name__)
             print(f"error: torch.compile failed ({reason}); drop --compile, or see --debug", file=sys.stderr)
         else:
             raise
