@@ -113,15 +113,20 @@ class CausalSelfAttention(nn.Module):
         q, k = qk.transpose(1, 3).unbind(2)  # each (B, nh, T, hs)
         v = qkv[:, :, 2].transpose(1, 2)  # (B, nh, T, hs)
 
-        mask, causal = None, True
         if isinstance(pos, torch.Tensor):  # decode step: one token at a tensor position
             k_buf, v_buf = kv  # static shapes, so a compiled step never recompiles as pos moves
             k_buf.index_copy_(2, pos.view(1), k.to(k_buf.dtype))
             v_buf.index_copy_(2, pos.view(1), v.to(v_buf.dtype))
-            # attend over the whole buffer; the mask hides the slots past pos
-            mask = (torch.arange(k_buf.size(2), device=x.device) <= pos).view(1, 1, 1, -1)
-            q, k, v, causal = q.to(k_buf.dtype), k_buf, v_buf, False
-        elif kv is not None:
+            # one query against the whole buffer, the slots past pos masked out. Spelled out rather
+            # than SDPA: compiled, these few ops fuse into one loop, while the flash kernel's setup
+            # alone cost more than all of them (6x384 int8 step: 1.7 -> 1.1 ms on an idle machine)
+            att = (q.to(k_buf.dtype) @ k_buf.transpose(-2, -1)) * self.head_size**-0.5  # (B, nh, 1, block)
+            att = att.masked_fill(torch.arange(k_buf.size(2), device=x.device) > pos, float("-inf"))
+            y = att.softmax(dim=-1) @ v_buf  # (B, nh, 1, hs)
+            return self._merge_heads(y.to(x.dtype), B, T, C)
+
+        mask, causal = None, True
+        if kv is not None:
             k_buf, v_buf = kv
             k_buf[:, :, pos : pos + T] = k
             v_buf[:, :, pos : pos + T] = v
@@ -144,7 +149,10 @@ class CausalSelfAttention(nn.Module):
                 ).to(x.dtype)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout_p)
-        y = y.to(x.dtype).transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side
+        return self._merge_heads(y.to(x.dtype), B, T, C)
+
+    def _merge_heads(self, y, B, T, C):
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y))
 
 
