@@ -138,11 +138,12 @@ def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool
         out.reconfigure(errors="replace")
     tty = out.isatty()
     clean = printable if tty else (lambda text: text)
+    last = "\n"  # the last character on the terminal's line
     try:
         if echo:
             out.write(clean(prompt))
+            last = prompt[-1:] or last
         reply = session.reply(prompt)
-        last = prompt[-1:] if echo else ""
         for piece in reply:
             out.write(clean(piece))
             out.flush()
@@ -154,6 +155,11 @@ def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, out.fileno())
         return EXIT_OK
+    except BaseException:  # failed mid-reply (a compile error, Ctrl-C): the error line starts a line of its own
+        if tty and last != "\n":
+            out.write("\n")
+            out.flush()
+        raise
     if verbose:
         for note in session.take_notices():
             print(f"note: {note}", file=sys.stderr)

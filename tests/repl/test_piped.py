@@ -168,3 +168,31 @@ def test_engine_flags_reach_every_engine_the_session_makes(piped, monkeypatch):
     code, out, _ = piped(b"ROMEO:", "--len", "6", "--quantize", "int8")
     assert code == 0 and len(out) == 6
     assert made == [{"compile": False, "quantize": "int8"}]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class _FailingSession:
+    """A session whose reply streams one piece and then fails, as a failed compile does after the
+    eager prefill's first token."""
+
+    def reply(self, prompt):
+        yield "T"
+        raise RuntimeError("compile failed")
+
+
+def test_an_error_mid_reply_on_a_terminal_leaves_the_error_a_line_of_its_own(monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    with pytest.raises(RuntimeError):
+        app.run_once(_FailingSession(), "ROMEO:")
+    assert terminal.getvalue() == "T\n"  # not "T" followed directly by "error: ..." on stderr
+
+    pipe = io.StringIO()  # a file or a pipe gets the bytes as generated, nothing added
+    monkeypatch.setattr(sys, "stdout", pipe)
+    with pytest.raises(RuntimeError):
+        app.run_once(_FailingSession(), "ROMEO:")
+    assert pipe.getvalue() == "T"
