@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scratchgpt.model.engine import Engine, parse_stop, sample_next
+from scratchgpt.model.engine import Engine, parse_stop, pick, sample_next
 from scratchgpt.model.gpt import GPTConfig, build_model
 
 BLOCK = 16
@@ -107,6 +107,44 @@ def test_top_k_never_samples_outside_the_k_likeliest():
     assert picks <= {7, 8, 9} and len(picks) == 3
 
 
+def test_sample_next_draws_tokens_as_often_as_their_probability():
+    probs = torch.tensor([0.5, 0.0, 0.3, 0.15, 0.05])
+    logits = probs.log().unsqueeze(0).expand(4, -1)  # four rows per call: every row draws its own
+    g = torch.Generator().manual_seed(0)
+    picks = torch.cat([sample_next(logits, temperature=1.0, generator=g) for _ in range(5000)]).flatten()
+    freq = torch.bincount(picks, minlength=5).float() / picks.numel()
+    assert freq[1] == 0  # probability 0: never
+    torch.testing.assert_close(freq, probs, atol=0.01, rtol=0)  # 20,000 draws: sd <= 0.0036
+
+
+def test_pick_never_lands_on_a_zero_probability_token_even_at_the_ends_of_u():
+    probs = torch.tensor([[0.0, 0.0, 0.6, 0.0, 0.4, 0.0, 0.0]])
+    lowest, highest = torch.zeros(1, 1), torch.full((1, 1), 1 - 2**-24)  # torch.rand's range
+    assert int(pick(probs, lowest)) == 2 and int(pick(probs, highest)) == 4
+    assert int(pick(probs, torch.full((1, 1), 0.59))) == 2 and int(pick(probs, torch.full((1, 1), 0.61))) == 4
+    unnormalised = probs * 7  # a top-k/top-p cut leaves rows that do not sum to 1
+    assert int(pick(unnormalised, torch.full((1, 1), 0.61))) == 4
+
+
+def test_compiled_sampling_draws_what_eager_sampling_draws(model):
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    gen = dict(max_new_tokens=2 * BLOCK, temperature=1.3)  # crosses the window twice
+    runs = []
+    for engine in (Engine(model), Engine(model, compile=True)):
+        g = torch.Generator().manual_seed(5)
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            runs.append(list(engine.generate([1, 2, 3], generator=g, **gen)))
+        runs.append(float(torch.rand((), generator=g)))  # and leaves the generator where eager does
+    assert runs[0] == runs[2] and runs[1] == runs[3]
+    # and what the reference sampler draws (sample_next per token) while the window has room
+    n = BLOCK - 3
+    g = torch.Generator().manual_seed(5)
+    reference = model.generate(torch.tensor([[1, 2, 3]]), n, temperature=1.3, generator=g)
+    assert runs[0][:n] == reference[0, 3:].tolist()
+
+
 def test_stop_escapes_are_understood():
     assert parse_stop(r"\n\n") == "\n\n"
     assert parse_stop(r"a\tb") == "a\tb"
@@ -135,7 +173,7 @@ def test_int8_weights_keep_the_logits_close():
     with torch.no_grad():  # sharper than at init, so that agreeing on the argmax means something
         model.lm_head.weight.mul_(20)
     engine, quantized = Engine(model), Engine(model, quantize="int8")
-    assert quantized._step.__self__ is not model  # decoding runs on a copy...
+    assert quantized._decoder is not model  # decoding runs on a copy...
     assert model.lm_head.weight.dtype == torch.float32  # ...and the model itself is untouched
     context = torch.randint(0, 40, (20,)).tolist()
     agree = 0
