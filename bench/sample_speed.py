@@ -5,7 +5,8 @@
 Model: 6 layers, 6 heads, 384 wide, 256 context (random weights: speed does not depend on them).
 Full recompute is what the seeds do per token: crop the context to block_size, run the whole
 window, take the last logits. The engine is timed three ways: the eager decode step, compiled,
-and compiled with int8 weights (what `--compile --quantize int8` gives). Prints medians; the last
+and compiled with int8 weights (what `--compile --quantize int8` gives). Also times picking one
+token from GPT-2-sized logits, our sampler against torch.multinomial. Prints medians; the last
 line is `kv_speedup=<ratio>` for the fastest engine.
 """
 
@@ -78,6 +79,18 @@ def main() -> None:
         next(engine.generate(prompt, max_new_tokens=1, temperature=1.0))
         ttft.append(time.perf_counter() - t0)
 
+    # picking one token from GPT-2-sized logits: ours (one uniform, inverse CDF) vs torch.multinomial
+    big = torch.randn(1, 50257)
+    pick_us = {"inverse_cdf": [], "multinomial": []}
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        t0 = time.perf_counter()
+        int(sample_next(big, temperature=1.0, generator=g))
+        t1 = time.perf_counter()
+        int(torch.multinomial(torch.softmax(big, dim=-1), 1, generator=g))
+        pick_us["inverse_cdf"].append(t1 - t0)
+        pick_us["multinomial"].append(time.perf_counter() - t1)
+
     print(f"model: {model.num_params() / 1e6:.2f}M params, {config.n_layer}x{config.n_embd}, block {config.block_size}")
     print(f"threads: {torch.get_num_threads()}  new tokens: {n}  repeats: {args.repeats} (medians)")
     for name in engines:
@@ -88,6 +101,8 @@ def main() -> None:
     print(f"full_recompute:    {n / median['full']:8.1f} tok/s  ({median['full']:.2f} s)")
     print(f"kv_speedup_eager={median['full'] / median['eager']:.1f}")
     print(f"kv_speedup_compiled={median['full'] / median['compiled']:.1f}")
+    for name, t in pick_us.items():
+        print(f"sample_one_of_50257_{name}_us={statistics.median(t) * 1e6:.1f}")
     print(f"time_to_first_token_256_prompt_ms={statistics.median(ttft) * 1e3:.1f}")
     print(f"kv_speedup={median['full'] / min(median[name] for name in engines):.1f}")
 

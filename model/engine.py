@@ -25,8 +25,8 @@ def pick(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     Returns (B, 1). A token of probability 0 is never picked, whatever u is.
 
     A handful of elementwise ops and two sums, so it compiles into the decode step; and with one
-    uniform per token instead of torch.multinomial it is several times faster at GPT-2's 50,257
-    tokens (bench/sample_speed.py).
+    uniform per token it is several times faster than torch.multinomial at GPT-2's 50,257 tokens
+    (bench/sample_speed.py prints both).
     """
     cdf = probs.cumsum(dim=-1)
     total = cdf[:, -1:]
@@ -159,7 +159,7 @@ class Engine:
             step = functools.partial(_decode_and_sample, decoder.decode_step)
             if compile:
                 # on the CPU the graph's wrapper (~30 kernel and int8 matmul calls) runs as C++ rather
-                # than Python: 9% off a 6x384 step, at the same compile time (bench/sample_speed.py)
+                # than Python: 9% off a 6x384 step, measured interleaved, at the same compile time
                 options = {"cpp_wrapper": True} if self.device.type == "cpu" else None
                 step = torch.compile(step, fullgraph=True, dynamic=False, options=options)
             self._step = step
