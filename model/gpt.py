@@ -117,20 +117,22 @@ class CausalSelfAttention(nn.Module):
             k_buf, v_buf = kv  # static shapes, so a compiled step never recompiles as pos moves
             k_buf.index_copy_(2, pos.view(1), k.to(k_buf.dtype))
             v_buf.index_copy_(2, pos.view(1), v.to(v_buf.dtype))
-            # one query against the whole buffer, the slots past pos masked out. Spelled out rather
-            # than SDPA: compiled, these few ops fuse into one loop, while the flash kernel's setup
-            # alone cost more than all of them (6x384 int8 step: 1.7 -> 1.1 ms on an idle machine)
-            att = (q.to(k_buf.dtype) @ k_buf.transpose(-2, -1)) * self.head_size**-0.5  # (B, nh, 1, block)
+            # one query against the whole buffer, the slots past pos masked out, in q's dtype (a
+            # narrower cache is widened as it is read; compiled, that fuses in and copies nothing).
+            # Spelled out rather than SDPA: compiled, these few ops fuse into one loop, while the
+            # flash kernel's setup alone cost more than all of them (6x384 int8 step: 1.7 -> 1.1 ms)
+            k_all, v_all = k_buf.to(q.dtype), v_buf.to(q.dtype)
+            att = (q @ k_all.transpose(-2, -1)) * self.head_size**-0.5  # (B, nh, 1, block)
             att = att.masked_fill(torch.arange(k_buf.size(2), device=x.device) > pos, float("-inf"))
-            y = att.softmax(dim=-1) @ v_buf  # (B, nh, 1, hs)
-            return self._merge_heads(y.to(x.dtype), B, T, C)
+            y = att.softmax(dim=-1) @ v_all  # (B, nh, 1, hs)
+            return self._merge_heads(y, B, T, C)
 
         mask, causal = None, True
         if kv is not None:
             k_buf, v_buf = kv
             k_buf[:, :, pos : pos + T] = k
             v_buf[:, :, pos : pos + T] = v
-            k, v = k_buf[:, :, : pos + T], v_buf[:, :, : pos + T]  # (B, nh, pos+T, hs)
+            k, v = k_buf[:, :, : pos + T].to(q.dtype), v_buf[:, :, : pos + T].to(q.dtype)  # (B, nh, pos+T, hs)
             if T == 1:
                 causal = False  # one new query may see every cached key
             elif pos > 0:
