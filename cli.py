@@ -117,6 +117,7 @@ def cmd_sample(argv: Sequence[str]) -> int:
     from .model.checkpoint import load_checkpoint, resolve_checkpoint
     from .model.device import pick_device
     from .model.engine import Completion, Engine
+    from .model.trainer import InterruptFlag
 
     ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint), device=pick_device(args.device))
     seed = args.seed if args.seed is not None else random.randrange(2**31)
@@ -129,9 +130,11 @@ def cmd_sample(argv: Sequence[str]) -> int:
     )  # fmt: skip
     out = sys.stdout
     out.write(args.prompt)
-    for piece in completion:
-        out.write(piece)
-        out.flush()
+    with InterruptFlag().active(raise_now=True) as ctrl_c:
+        for piece in completion:
+            ctrl_c.check()
+            out.write(piece)
+            out.flush()
     out.write("\n")
     return 0
 

@@ -139,15 +139,19 @@ def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool
     tty = out.isatty()
     clean = printable if tty else (lambda text: text)
     last = "\n"  # the last character on the terminal's line
+    from ..model.trainer import InterruptFlag
+
     try:
         if echo:
             out.write(clean(prompt))
             last = prompt[-1:] or last
         reply = session.reply(prompt)
-        for piece in reply:
-            out.write(clean(piece))
-            out.flush()
-            last = piece[-1:] or last
+        with InterruptFlag().active(raise_now=True) as ctrl_c:
+            for piece in reply:
+                ctrl_c.check()
+                out.write(clean(piece))
+                out.flush()
+                last = piece[-1:] or last
         if tty and last != "\n":
             out.write("\n")
         out.flush()
@@ -277,11 +281,14 @@ class Repl:
         self.notices()
         if reply.header:
             self.say(reply.header, style="bold")
+        from ..model.trainer import InterruptFlag
+
         pending: list[str] = []  # pieces not yet printed: one print per frame, not per token
         last, shown = "\n", 0.0  # the first piece shows at once
         try:
-            with reply:
+            with InterruptFlag().active(raise_now=True) as ctrl_c, reply:
                 for piece in reply:
+                    ctrl_c.check()
                     pending.append(piece)
                     if time.perf_counter() - shown >= FRAME_SECONDS:
                         last = self._print_pieces(pending) or last

@@ -3,9 +3,11 @@ shell sees (bytes, exit codes, stderr); `main()` in-process for the finer points
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -196,3 +198,25 @@ def test_an_error_mid_reply_on_a_terminal_leaves_the_error_a_line_of_its_own(mon
     with pytest.raises(RuntimeError):
         app.run_once(_FailingSession(), "ROMEO:")
     assert pipe.getvalue() == "T"
+
+
+class _SwallowingSession:
+    """A session whose reply loses the KeyboardInterrupt of a Ctrl-C pressed mid-reply, as a call
+    into torch.compile'd code sometimes does, and would then run on for 1,000 pieces."""
+
+    def reply(self, prompt):
+        for i in range(1000):
+            if i == 3:
+                with contextlib.suppress(KeyboardInterrupt):  # the exception is lost here...
+                    signal.raise_signal(signal.SIGINT)
+            yield "x"
+
+
+def test_ctrl_c_stops_a_reply_even_when_its_keyboard_interrupt_got_lost(monkeypatch):
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", pipe)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):  # ...and raised again before the next piece is written
+        app.run_once(_SwallowingSession(), "ROMEO:")
+    assert pipe.getvalue() == "xxx"
+    assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C behaves as before afterwards
