@@ -175,7 +175,7 @@ def test_int8_weights_keep_the_logits_close():
     engine, quantized = Engine(model), Engine(model, quantize="int8")
     assert quantized._decoder is not model  # decoding runs on a copy...
     assert model.lm_head.weight.dtype == torch.float32  # ...and the model itself is untouched
-    assert quantized.cache.layers[0][0].dtype == torch.float16  # keys and values too: half the bytes
+    assert quantized.cache.layers[0][0].dtype == torch.bfloat16  # keys and values too: half the bytes
     context = torch.randint(0, 40, (20,)).tolist()
     agree = 0
     for i in range(1, len(context)):
