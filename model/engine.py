@@ -161,6 +161,7 @@ class Engine:
             elif quantize not in (None, "none"):
                 raise ValueError(f"unknown quantization {quantize!r}")
             self._decoder = decoder
+            self._compiled = compile
             step = functools.partial(_decode_and_sample, decoder.decode_step)
             if compile:
                 # on the CPU the graph's wrapper (~30 kernel and int8 matmul calls) runs as C++ rather
@@ -180,23 +181,25 @@ class Engine:
 
     @torch.inference_mode()
     def _extend(
-        self, ids: Sequence[int], *, temperature: float = 0.0, generator: torch.Generator | None = None
+        self, ids: Sequence[int], *, pick_next: bool = False, generator: torch.Generator | None = None
     ) -> int | None:
         """Run ids through the model at the end of the cache, keeping the last position's logits.
 
-        With one id and temperature > 0, the decode step also samples the token after it, as
-        sample_next would (no top-k/top-p), and returns it: no sampling ops run outside the graph.
+        With one id and pick_next, the decode step also samples the token after it at
+        `self._temperature`, as sample_next would (no top-k/top-p), and returns it.
         """
         start, nxt = self.cache.pos, None
         try:
             if len(ids) == 1 and self._step is not None:
                 self._token.fill_(ids[0])
                 self._pos.fill_(start)
-                if temperature > 0:
-                    self._temperature.fill_(temperature)
+                if pick_next:
                     torch.rand(self._u.shape, generator=generator, out=self._u)
-                logits, picked = self._step(self._token, self._pos, self.cache.layers, self._temperature, self._u)
-                if temperature > 0:
+                if pick_next or self._compiled:  # compiled: one graph, its pick unused when not wanted
+                    logits, picked = self._step(self._token, self._pos, self.cache.layers, self._temperature, self._u)
+                else:
+                    logits = self._decoder.decode_step(self._token, self._pos, self.cache.layers)
+                if pick_next:
                     nxt = int(picked)  # the one host sync per token: the caller wants the id now
                 self.cache.advance(1)
             else:
@@ -250,6 +253,8 @@ class Engine:
         block = self.config.block_size
         # plain sampling happens inside the decode step; top-k/top-p and greedy pick outside it
         fused = temperature > 0 and top_k is None and top_p is None
+        if fused and self._step is not None:
+            self._temperature.fill_(temperature)
         nxt = None  # the next token, when the decode step has already picked it
         for i in range(max_new_tokens):
             if nxt is None:
@@ -260,7 +265,7 @@ class Engine:
             if self.cache.pos < block:
                 # the last token goes into the cache too, for the next turn, without drawing a pick
                 last = i == max_new_tokens - 1
-                nxt = self._extend([token], temperature=temperature if fused and not last else 0.0, generator=generator)
+                nxt = self._extend([token], pick_next=fused and not last, generator=generator)
             else:  # window full: keep the newest half and prefill it once
                 keep = self.cache.tokens[-(block // 2 - 1) :] + [token] if block > 2 else [token]
                 self.reset()

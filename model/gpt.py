@@ -125,7 +125,7 @@ class CausalSelfAttention(nn.Module):
             att = (q @ k_all.transpose(-2, -1)) * self.head_size**-0.5  # (B, nh, 1, block)
             att = att.masked_fill(torch.arange(k_buf.size(2), device=x.device) > pos, float("-inf"))
             y = att.softmax(dim=-1) @ v_all  # (B, nh, 1, hs)
-            return self._merge_heads(y, B, T, C)
+            return self._merge_heads(y)
 
         mask, causal = None, True
         if kv is not None:
@@ -151,10 +151,11 @@ class CausalSelfAttention(nn.Module):
                 ).to(x.dtype)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout_p)
-        return self._merge_heads(y.to(x.dtype), B, T, C)
+        return self._merge_heads(y.to(x.dtype))
 
-    def _merge_heads(self, y, B, T, C):
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side
+    def _merge_heads(self, y):
+        B, nh, T, hs = y.shape
+        y = y.transpose(1, 2).reshape(B, T, nh * hs)  # (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y))
 
 
