@@ -58,9 +58,9 @@ def sample_parser() -> Parser:
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
     """How the engine decodes: shared by `scratchgpt sample` and `scratchgpt-repl`."""
     p.add_argument("--compile", action="store_true",
-                   help="compile the one-token decode step (seconds once, then faster tokens)")  # fmt: skip
+                   help="compile the one-token decode step (~30 s the first time, then faster tokens)")  # fmt: skip
     p.add_argument("--quantize", choices=("none", "int8"), default="none",
-                   help="decode with int8 weights (CPU; see scratchgpt eval --quantize)")  # fmt: skip
+                   help="int8 weights and a bf16 KV cache for decoding (CPU; see eval --quantize)")  # fmt: skip
 
 
 def eval_parser() -> Parser:
