@@ -73,6 +73,9 @@ def eval_parser() -> Parser:
     a("--device", default="auto", help="auto, cpu, cuda or mps")
     a("--lossy", action="store_true", help="read a corpus that is not valid UTF-8, replacing bad bytes")
     a("--quantize", choices=("none", "int8"), default="none", help="evaluate int8 weights, as the engine uses them")
+    a("--stride", type=whole(1, 1 << 20),
+      help="windows this many tokens apart, each scoring only tokens not yet scored, so every token has at "
+           "least block_size - stride of context (default: block_size, non-overlapping windows)")  # fmt: skip
     a("--json", action="store_true", help="print one JSON object instead of a table")
     a("--debug", action="store_true", help="show tracebacks")
     return p
@@ -145,7 +148,7 @@ def cmd_eval(argv: Sequence[str]) -> int:
 
     result = evaluate_checkpoint(
         args.checkpoint, corpus=args.corpus, batch_size=args.batch_size, amp=args.amp, device=args.device,
-        lossy=args.lossy, quantize=args.quantize,
+        lossy=args.lossy, quantize=args.quantize, stride=args.stride,
     )  # fmt: skip
     if args.json:
         print(json.dumps(result))
@@ -153,7 +156,8 @@ def cmd_eval(argv: Sequence[str]) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{result['checkpoint']} on {result['corpus']} (val split)")
+    windows = f", windows {result['stride']} apart" if args.stride else ""
+    table = Table(title=f"{result['checkpoint']} on {result['corpus']} (val split{windows})")
     for col in ("tokenizer", "params", "tokens", "nats/token", "nats/char"):
         table.add_column(col, justify="right")
     table.add_row(

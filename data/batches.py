@@ -12,6 +12,7 @@ from ..tokenizers import Tokenizer
 from .tokens import split_tokens
 
 DECODE_CHUNK = 1 << 16  # tokens decoded at a time by val_char_count
+IGNORE = -100  # a target val_windows has already scored: cross_entropy's default ignore_index
 
 
 class Batches:
@@ -67,27 +68,47 @@ class Batches:
 
 
 def val_windows(
-    tokens_val: np.ndarray, block_size: int, batch_size: int
+    tokens_val: np.ndarray, block_size: int, batch_size: int, stride: int | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Every non-overlapping block_size window of tokens_val as (x, y) batches on the CPU, int64.
+    """block_size windows of tokens_val, stride apart, as (x, y) batches on the CPU, int64.
 
-    Window i predicts tokens_val[i*T + 1 : (i+1)*T + 1] from the T tokens before each; the windows
-    are yielded batch_size at a time as (B, T), then the remainder shorter than T, if any, as one
-    (1, r) window. So the targets, concatenated, are exactly tokens_val[1:]: every token but the
-    first is predicted once (each window from its own context only).
+    The window at s predicts tokens_val[s+1 : s+T+1] from the tokens before each. Every target
+    is scored exactly once: a window's targets that an earlier window already scored are set to
+    IGNORE (-100, cross_entropy's ignore_index). With stride = block_size (the default) the
+    windows do not overlap and each token sees only its own window's context, T/2 on average;
+    a smaller stride gives every token after the first window at least T - stride tokens of
+    context (the sliding-window perplexity of Hugging Face's docs and llama.cpp's perplexity
+    tool), at T/stride times the compute. Full windows come batch_size at a time as (B, T),
+    then the last one, if shorter, as (1, r). Concatenated, the scored targets are exactly
+    tokens_val[1:].
     """
-    if block_size < 1 or batch_size < 1:
-        raise ValueError("block_size and batch_size must be positive")
+    stride = block_size if stride is None else stride
+    if block_size < 1 or batch_size < 1 or not 1 <= stride <= block_size:
+        raise ValueError("block_size and batch_size must be positive, stride between 1 and block_size")
     n_targets = max(len(tokens_val) - 1, 0)
-    full, rest = divmod(n_targets, block_size)
-    for first in range(0, full, batch_size):
-        last = min(first + batch_size, full)
-        x = tokens_val[first * block_size : last * block_size].reshape(-1, block_size)  # (B, T)
-        y = tokens_val[first * block_size + 1 : last * block_size + 1].reshape(-1, block_size)  # (B, T)
-        yield _tensor(x), _tensor(y)
-    if rest:
-        start = full * block_size
-        yield _tensor(tokens_val[start : start + rest][None]), _tensor(tokens_val[start + 1 : start + rest + 1][None])
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    scored = 0  # targets 0 .. scored-1 (tokens_val[1 : scored+1]) have been scored
+    short = None  # the last window, when it is shorter than block_size
+    for start in range(0, n_targets, stride):
+        end = min(start + block_size, n_targets)
+        x, y = tokens_val[start:end], tokens_val[start + 1 : end + 1].astype(np.int64)
+        y[: scored - start] = IGNORE
+        scored = end
+        if end - start < block_size:
+            short = x[None], y[None]
+            break
+        xs.append(x)
+        ys.append(y)
+        if len(xs) == batch_size:
+            yield _tensor(np.stack(xs)), _tensor(np.stack(ys))
+            xs, ys = [], []
+        if end == n_targets:
+            break
+    if xs:
+        yield _tensor(np.stack(xs)), _tensor(np.stack(ys))
+    if short is not None:
+        yield _tensor(short[0]), _tensor(short[1])
 
 
 def val_char_count(tokenizer: Tokenizer, tokens_val: np.ndarray) -> int:

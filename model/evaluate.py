@@ -14,9 +14,13 @@ from .trainer import evaluate_windows
 
 def evaluate_checkpoint(
     checkpoint: str | None, *, corpus: str | None = None, batch_size: int = 16, amp: str = "fp32",
-    device: str | None = None, lossy: bool = False, quantize: str | None = None,
+    device: str | None = None, lossy: bool = False, quantize: str | None = None, stride: int | None = None,
 ) -> dict:
-    """Every non-overlapping block_size window of the val split (last 10%) through the model.
+    """Every val token (the last 10%) scored once, by block_size windows stride apart.
+
+    The default stride is block_size: non-overlapping windows, as nanoGPT's estimate averages
+    over every position of a window. A smaller stride scores each token with at least
+    block_size - stride tokens of context (see val_windows), so it gives a lower loss.
 
     nats/char divides the same summed loss by the characters the predicted tokens spell, so
     char, word and BPE models compare on one scale. lossy reads a corpus that is not UTF-8 (bad
@@ -33,8 +37,12 @@ def evaluate_checkpoint(
     _, val = split_tokens(load_tokens(data, ckpt.tokenizer, lossy=lossy))
     amp_dtype = {"bf16": torch.bfloat16, "fp32": None}.get(amp, autocast_dtype(dev))
     model = quantize_int8(ckpt.model) if quantize == "int8" else ckpt.model
+    block_size = ckpt.config.block_size
+    if stride is not None and not 1 <= stride <= block_size:
+        raise ScratchGPTError(f"--stride {stride} is outside 1..{block_size}, this model's context; "
+                              f"pass a stride of at most {block_size}")  # fmt: skip
     total, count = evaluate_windows(
-        model, val_windows(val, ckpt.config.block_size, batch_size), amp_dtype=amp_dtype
+        model, val_windows(val, block_size, batch_size, stride), amp_dtype=amp_dtype
     )
     chars = val_char_count(ckpt.tokenizer, val[1:])
     return {
@@ -49,4 +57,5 @@ def evaluate_checkpoint(
         "val_nats_per_token": total / count,
         "val_nats_per_char": total / chars,
         "quantize": quantize or "none",
+        "stride": stride or block_size,
     }

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data import IGNORE
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -206,7 +208,10 @@ def evaluate_windows(
     *,
     amp_dtype: torch.dtype | None = None,
 ) -> tuple[float, int]:
-    """Summed loss (nats) and number of predicted tokens over every window given."""
+    """Summed loss (nats) and number of predicted tokens over every window given.
+
+    Targets equal to IGNORE (-100: scored by an earlier, overlapping window) count in neither.
+    """
     device = next(model.parameters()).device
     model.eval()
     total, count = 0.0, 0
@@ -215,7 +220,7 @@ def evaluate_windows(
         with autocast_context(device, amp_dtype):
             logits, _ = model(x)
         total += torch.nn.functional.cross_entropy(
-            logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum"
+            logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum", ignore_index=IGNORE
         ).item()
-        count += y.numel()
+        count += int((y != IGNORE).sum())
     return total, count

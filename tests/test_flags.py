@@ -9,6 +9,7 @@ largest value is exercised.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -197,6 +198,7 @@ AT_MAXIMUM = {
     ("sample", "--top-p"): "run",
     ("sample", "--seed"): "run",
     ("eval", "--batch-size"): "run",
+    ("eval", "--stride"): "run",
 }
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2",
         "--eval-iters", "1"]  # fmt: skip
@@ -281,6 +283,26 @@ def test_eval_at_the_largest_batch_size_runs(capsys, tiny_checkpoint, monkeypatc
                                 "--batch-size", top("--batch-size", "eval"))  # fmt: skip
     assert code == 0, err
     assert '"val_nats_per_token"' in out
+
+
+def test_eval_stride_scores_every_val_token_once_and_refuses_a_stride_past_the_context(
+    capsys, tiny_checkpoint, monkeypatch
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tiny_checkpoint.parent / "cache"))
+    ckpt = ["--checkpoint", str(tiny_checkpoint), "--json"]
+    results = {}
+    for stride in (None, "8", "3"):  # the tiny model's context is 8 tokens
+        code, out, err = scratchgpt(capsys, "eval", *ckpt, *(["--stride", stride] if stride else []))
+        assert code == 0, err
+        results[stride] = json.loads(out)
+    assert results[None]["stride"] == results["8"]["stride"] == 8 and results["3"]["stride"] == 3
+    assert results[None]["val_nats_per_token"] == results["8"]["val_nats_per_token"]  # the default: block_size
+    assert results["3"]["tokens"] == results[None]["tokens"]  # every val token scored once either way
+    assert results["3"]["val_nats_per_token"] != results[None]["val_nats_per_token"]
+    for stride in ("9", top("--stride", "eval")):
+        code, out, err = scratchgpt(capsys, "eval", *ckpt, "--stride", stride)
+        assert code == 1 and out == ""
+        assert err.strip().count("\n") == 0 and "outside 1..8" in err and "Traceback" not in err
 
 
 # --- through real processes ----------------------------------------------------------------------

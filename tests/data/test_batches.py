@@ -8,6 +8,7 @@ import torch
 
 from scratchgpt.data import Batches, iter_text, load_tokens, resolve_corpus, split_tokens, val_char_count, val_windows
 from scratchgpt.data import batches as batches_module
+from scratchgpt.data.batches import IGNORE
 from scratchgpt.errors import ScratchGPTError
 from scratchgpt.tokenizers import fit_tokenizer
 
@@ -78,6 +79,30 @@ def test_val_windows_predict_every_val_token_but_the_first_exactly_once(length):
         assert torch.equal(y, x + 1)  # each window predicts its own next tokens
         assert x.shape[0] <= 3 and x.shape[1] <= 8
     assert all(x.shape[1] == 8 for x, _ in windows[:-1])  # only the last window may be short
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 8, 9, 10, 12, 25, 49, 50])
+@pytest.mark.parametrize("stride", [1, 3, 4, 7])
+def test_strided_val_windows_score_every_token_once_with_at_least_block_minus_stride_context(length, stride):
+    val = np.arange(100, 100 + length, dtype=np.uint16)
+    windows = list(val_windows(val, block_size=8, batch_size=3, stride=stride))
+    scored = [y[y != IGNORE] for _, y in windows]
+    assert (torch.cat(scored) if scored else torch.empty(0)).tolist() == val[1:].tolist()
+    for x, y in windows:
+        assert x.shape == y.shape and x.shape[0] <= 3 and x.shape[1] <= 8
+        keep = y != IGNORE
+        assert torch.equal(y[keep], (x + 1)[keep])  # each window predicts its own next tokens
+        for row in range(x.shape[0]):
+            first_scored = int(keep[row].int().argmax())
+            if x[row, 0] != 100:  # past the first window: the context the stride promises
+                assert first_scored >= 8 - stride
+    assert all(x.shape[1] == 8 for x, _ in windows[:-1])  # only the last window may be short
+
+
+def test_val_windows_reject_a_stride_outside_one_to_block_size():
+    for stride in (0, 9):
+        with pytest.raises(ValueError, match="stride"):
+            list(val_windows(np.arange(20, dtype=np.uint16), block_size=8, batch_size=2, stride=stride))
 
 
 def test_val_char_count_is_the_length_of_the_decoded_val_split(shakespeare_text):
