@@ -74,7 +74,8 @@ def build_parser() -> Parser:
     a("--activation", default="relu2", choices=("relu2", "gelu"), help="MLP activation (default relu2)")
     a("--tie-embeddings", action="store_true", help="share token embedding and LM head weights")
     a("--bias", action="store_true", help="biases in Linear layers")
-    a("--dropout", type=real(0, 1, high_open=True), default=0.0, help="dropout probability (default 0)")
+    a("--dropout", type=real(0, 1, high_open=True), default=0.0,
+      help="dropout probability (default 0; with --init-from, the checkpoint's)")  # fmt: skip
     a("--batch-size", type=whole(1, WIDTH_MAX), default=64, help="sequences per micro-batch (default 64)")
     a("--grad-accum", type=whole(1, WIDTH_MAX), default=1, help="micro-batches per step, summed over ranks")
     a("--max-iters", type=whole(1, STEPS_MAX), default=5000, help="optimizer steps in the whole run")
@@ -233,6 +234,8 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
         ckpt = load_checkpoint(args.init_from, device=device)
         corpus, source = corpus_of(ckpt, args.corpus if args.corpus != "tinyshakespeare" else None)
         ckpt = adapt_to_corpus(ckpt, corpus, lossy=args.lossy)
+        if "dropout" in (getattr(args, "given", None) or ()) and ckpt.config.arch == "gpt":  # else the checkpoint's
+            ckpt.model.set_dropout(args.dropout)
     else:
         corpus, source = resolve_corpus(args.corpus), args.corpus
         tokenizer = fit_tokenizer(args.tokenizer, iter_text(corpus, lossy=args.lossy), vocab_size=args.vocab_size)

@@ -8,7 +8,7 @@ so the engine, the trainer and `scratchgpt eval` treat them alike.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn as nn
@@ -224,6 +224,15 @@ class GPT(nn.Module):
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def set_dropout(self, p: float) -> None:
+        """Train on with another dropout (a fine-tune's regularisation; the weights are unchanged)."""
+        self.config = replace(self.config, dropout=p)  # validated there
+        for module in self.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = p
+            elif isinstance(module, CausalSelfAttention):
+                module.dropout = p  # SDPA's dropout_p on the attention weights
 
     def forward(self, idx, targets=None, *, kv_cache=None, last_only=False):
         """idx: (B, T) token ids. Returns (logits, loss): logits (B, T, V), or (B, 1, V) with
