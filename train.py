@@ -68,7 +68,8 @@ def build_parser() -> Parser:
     a("--n-layer", type=whole(1, DEPTH_MAX), default=6, help="transformer blocks (default 6)")
     a("--n-head", type=whole(1, DEPTH_MAX), default=6, help="attention heads (default 6)")
     a("--n-embd", type=whole(1, WIDTH_MAX), default=384, help="model width (default 384)")
-    a("--block-size", type=whole(1, WIDTH_MAX), default=256, help="context length in tokens (default 256)")
+    a("--block-size", type=whole(1, WIDTH_MAX), default=256,
+      help="context length in tokens (default 256; with --init-from, the checkpoint's)")  # fmt: skip
     a("--no-rope", dest="rope", action="store_false", help="learned absolute positions instead of RoPE")
     a("--no-qk-norm", dest="qk_norm", action="store_false", help="no RMS norm on queries and keys")
     a("--activation", default="relu2", choices=("relu2", "gelu"), help="MLP activation (default relu2)")
@@ -234,8 +235,12 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
         ckpt = load_checkpoint(args.init_from, device=device)
         corpus, source = corpus_of(ckpt, args.corpus if args.corpus != "tinyshakespeare" else None)
         ckpt = adapt_to_corpus(ckpt, corpus, lossy=args.lossy)
-        if "dropout" in (getattr(args, "given", None) or ()) and ckpt.config.arch == "gpt":  # else the checkpoint's
-            ckpt.model.set_dropout(args.dropout)
+        given = getattr(args, "given", None) or ()
+        if ckpt.config.arch == "gpt":  # only what is given again overrides the checkpoint's
+            if "dropout" in given:
+                ckpt.model.set_dropout(args.dropout)
+            if "block_size" in given:
+                ckpt.model.set_block_size(args.block_size)
     else:
         corpus, source = resolve_corpus(args.corpus), args.corpus
         tokenizer = fit_tokenizer(args.tokenizer, iter_text(corpus, lossy=args.lossy), vocab_size=args.vocab_size)

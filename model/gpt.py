@@ -234,6 +234,21 @@ class GPT(nn.Module):
             elif isinstance(module, CausalSelfAttention):
                 module.dropout = p  # SDPA's dropout_p on the attention weights
 
+    def set_block_size(self, n: int) -> None:
+        """Attend over n tokens from now on: a fine-tune that lengthens (or shortens) the context.
+
+        RoPE encodes positions by rotation, with no weights of their own, so only the angle tables
+        change. Learned positions have one embedding per position and cannot be extended.
+        """
+        if not self.config.rope:
+            if n == self.config.block_size:
+                return
+            raise ScratchGPTError(f"this model learned one embedding per position (--no-rope), so its context "
+                                  f"stays {self.config.block_size}; drop --block-size")  # fmt: skip
+        self.config = replace(self.config, block_size=n)  # validated there
+        cos, sin = rope_tables(self.config)
+        self.rope_cos, self.rope_sin = cos.to(self.rope_cos.device), sin.to(self.rope_sin.device)
+
     def forward(self, idx, targets=None, *, kv_cache=None, last_only=False):
         """idx: (B, T) token ids. Returns (logits, loss): logits (B, T, V), or (B, 1, V) with
         last_only; loss is the mean cross-entropy against targets (B, T), or None.

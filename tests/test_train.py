@@ -66,6 +66,34 @@ def test_init_from_continues_from_the_checkpoint_with_its_dropout_unless_one_is_
         assert {m.dropout for m in model.modules() if hasattr(m, "resid_dropout")} == {dropout}
 
 
+def test_init_from_with_a_block_size_lengthens_a_rope_models_context_and_refuses_learned_positions(tmp_path):
+    from scratchgpt.errors import ScratchGPTError
+    from scratchgpt.model.gpt import rope_tables
+
+    def tune(source, name, *extra):
+        out = str(tmp_path / name / "run.safetensors")
+        return run(parse_args(["--init-from", source, "--max-iters", "2", "--eval-interval", "2", "--lr", "1e-4",
+                               "--warmup-iters", "1", "--device", "cpu", "--batch-size", "4", *extra,
+                               "--out", out])), out  # fmt: skip
+
+    base = train(tmp_path / "base", "--max-iters", "40", "--eval-interval", "40", "--lr", "3e-3")
+    source = str(tmp_path / "base" / "run.safetensors")
+    kept, kept_out = tune(source, "kept")
+    assert load_checkpoint(kept_out).config.block_size == 32  # without the flag, the checkpoint's context
+    longer, longer_out = tune(source, "longer", "--block-size", "96")
+    assert longer["train_losses"][0] < base["train_losses"][0] - 0.5  # the trained weights, not a fresh model
+    model = load_checkpoint(longer_out).model
+    assert model.config.block_size == 96
+    cos, sin = rope_tables(model.config)
+    assert model.rope_cos.shape == (96, 8) and torch.equal(model.rope_cos, cos) and torch.equal(model.rope_sin, sin)
+    logits, _ = model(torch.zeros(1, 96, dtype=torch.long))  # a whole 96-token window runs
+    assert logits.shape == (1, 96, 65)
+
+    train(tmp_path / "learned", "--max-iters", "2", "--eval-interval", "2", "--no-rope")
+    with pytest.raises(ScratchGPTError, match="learned one embedding per position"):
+        tune(str(tmp_path / "learned" / "run.safetensors"), "learned-longer", "--block-size", "96")
+
+
 def test_run_paths_sit_beside_the_best_checkpoint(tmp_path):
     paths = RunPaths.from_out(tmp_path / "x.safetensors")
     assert paths.last.name == "x.last.safetensors"
