@@ -91,9 +91,11 @@ def plot_parser() -> Parser:
 
 def export_parser() -> Parser:
     p = Parser(
-        prog="scratchgpt export", description="Re-save a checkpoint with smaller weights (how checkpoints/ ships)."
+        prog="scratchgpt export",
+        description="Re-save a checkpoint with smaller weights (how checkpoints/ ships); given several, "
+        "save the average of their weights.",
     )
-    p.add_argument("checkpoint", help="the .safetensors checkpoint to read")
+    p.add_argument("checkpoint", nargs="+", help="the .safetensors checkpoint(s) to read; several are averaged")
     p.add_argument("out", help="the .safetensors file to write (atomically)")
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="weight type (default bf16)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -180,13 +182,15 @@ def cmd_export(argv: Sequence[str]) -> int:
     args = export_parser().parse_args(argv)
     import torch
 
-    from .model.checkpoint import load_checkpoint, save_checkpoint
+    from .model.checkpoint import average_checkpoints, save_checkpoint
 
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = average_checkpoints(args.checkpoint)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
-    train = {**(ckpt.train or {}), "exported_from": str(args.checkpoint), "dtype": args.dtype}
+    sources = [str(p) for p in args.checkpoint]
+    train = {**(ckpt.train or {}), "exported_from": sources[0] if len(sources) == 1 else sources, "dtype": args.dtype}
     out = save_checkpoint(args.out, ckpt.model, ckpt.tokenizer, corpus=ckpt.corpus, train=train, dtype=dtype)
-    print(f"{out}: {ckpt.model.num_params():,} parameters as {args.dtype}, {out.stat().st_size / 1e6:.1f} MB")
+    averaged = f"the average of {len(sources)} checkpoints, " if len(sources) > 1 else ""
+    print(f"{out}: {averaged}{ckpt.model.num_params():,} parameters as {args.dtype}, {out.stat().st_size / 1e6:.1f} MB")
     return 0
 
 
@@ -199,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "  sample  continue a prompt with a checkpoint, streaming to stdout\n"
             "  eval    loss over the whole validation split, in nats per token and per char\n"
             "  plot    draw a run's loss curves into a PNG\n"
-            "  export  re-save a checkpoint with bf16 (or fp16) weights\n\n"
+            "  export  re-save a checkpoint with bf16 (or fp16) weights, or average several\n\n"
             "`scratchgpt COMMAND --help` lists a command's flags; `scratchgpt-repl` talks to a model."
         )
         return 0 if argv else EXIT_USAGE

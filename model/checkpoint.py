@@ -251,6 +251,25 @@ def load_checkpoint(
     return Checkpoint(model=model, tokenizer=tokenizer, path=path, corpus=meta["corpus"], train=meta["train"])
 
 
+def average_checkpoints(paths: list[str | Path]) -> Checkpoint:
+    """One model whose every weight is the mean of the same weight in each checkpoint.
+
+    Averaging the ends of runs that share an ancestor (a run and its fine-tunes) often lands lower
+    than any of them (weight averaging: SWA, model soups); unrelated runs do not average. They must
+    share architecture and tokenizer; dropout may differ. The first one gives config and provenance.
+    """
+    ckpts = [load_checkpoint(p) for p in paths]
+    first = ckpts[0]
+    shape = {**first.config.to_dict(), "dropout": None}
+    for other in ckpts[1:]:
+        if {**other.config.to_dict(), "dropout": None} != shape or other.tokenizer.spec() != first.tokenizer.spec():
+            raise ScratchGPTError(f"{other.path} is another architecture or vocabulary than {first.path}; "
+                                  "only checkpoints of one model can be averaged")  # fmt: skip
+    states = [c.model.state_dict() for c in ckpts]
+    first.model.load_state_dict({k: sum(s[k] for s in states) / len(states) for k in states[0]})
+    return first
+
+
 def save_train_state(
     path: str | Path, optimizer: torch.optim.Optimizer, *, rng: dict[str, torch.Tensor], state: dict
 ) -> None:

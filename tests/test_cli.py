@@ -156,6 +156,37 @@ def test_export_halves_the_file_and_keeps_the_model(capsys, tmp_path):
     assert_one_line_error(code, err, "nope.safetensors")
 
 
+def test_export_of_several_checkpoints_saves_the_mean_of_their_weights(capsys, tmp_path):
+    from dataclasses import replace
+
+    from scratchgpt.model.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+    from scratchgpt.model.gpt import GPT
+
+    a = load_checkpoint(resolve_checkpoint(None))
+    b = load_checkpoint(resolve_checkpoint(None))
+    with torch.no_grad():
+        for p in b.model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    b.model.set_dropout(0.0)  # dropout is not the architecture: it may differ
+    paths_ab = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
+    for path, ckpt in zip(paths_ab, (a, b), strict=True):
+        save_checkpoint(path, ckpt.model, ckpt.tokenizer, corpus=ckpt.corpus, train=ckpt.train)
+    mean = tmp_path / "mean.safetensors"
+    code, out, _ = scratchgpt(capsys, "export", *map(str, paths_ab), str(mean), "--dtype", "fp32")
+    assert code == 0 and "the average of 2 checkpoints" in out
+    got = load_checkpoint(mean)
+    wa, wb, wm = (m.state_dict() for m in (a.model, b.model, got.model))
+    assert all(torch.allclose(wm[k], (wa[k] + wb[k]) / 2, atol=1e-7) for k in wa)
+    assert not torch.equal(wm["wte.weight"], wa["wte.weight"])
+    assert got.train["exported_from"] == list(map(str, paths_ab)) and got.corpus == a.corpus
+
+    other = tmp_path / "other.safetensors"
+    small = GPT(replace(a.config, n_layer=1))
+    save_checkpoint(other, small, a.tokenizer, corpus=a.corpus)
+    code, _, err = scratchgpt(capsys, "export", str(paths_ab[0]), str(other), str(tmp_path / "x.safetensors"))
+    assert_one_line_error(code, err, "other.safetensors", "another architecture", "averaged")
+
+
 def test_the_console_script_prints_no_traceback_and_exits_1(tmp_path):
     env = {**os.environ, "SCRATCHGPT_DATA": os.environ["SCRATCHGPT_DATA"]}
     proc = subprocess.run([sys.executable, "-m", "scratchgpt", "sample", "--checkpoint", str(tmp_path / "x")],
