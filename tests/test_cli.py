@@ -113,8 +113,10 @@ def test_sample_with_no_flags_uses_the_shipped_model_and_a_seed_repeats(capsys):
 def test_sample_stops_at_a_stop_string(capsys):
     code, out, _ = scratchgpt(capsys, "sample", "--len", "400", "--seed", "3", "--prompt", "ROMEO:\n",
                               "--stop", r"\n\n")
-    assert code == 0
-    assert "\n\n" not in out.rstrip("\n")
+    assert code == 0 and out.startswith("ROMEO:\n")
+    reply = out[len("ROMEO:\n") :].rstrip("\n")  # a stop string ends the reply; the prompt is not searched
+    assert "\n\n" not in reply
+    assert len(reply) < 399  # stopped before --len's 400 characters
 
 
 def test_eval_json_reports_the_whole_val_split_per_token_and_per_char(capsys):
