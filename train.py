@@ -187,15 +187,19 @@ def resume_state_path(paths: RunPaths) -> Path:
     return paths.train_state
 
 
+def given_flags(args) -> set[str]:
+    """The flags typed on the command line (see parse_args); parsed without it, every flag counts."""
+    given = getattr(args, "given", None)
+    return set(vars(args)) if given is None else given
+
+
 def with_saved_flags(args, paths: RunPaths):
     """For --resume: the flags the run was started with, except those given again now."""
     train_state = resume_state_path(paths)
     if not train_state.exists():
         raise ScratchGPTError(f"nothing to resume: {train_state} does not exist; drop --resume to start")
     saved = _saved_state(train_state).get("args", {})
-    given = getattr(args, "given", None)
-    if given is None:  # parsed without parse_args() below: every flag counts as given
-        return args
+    given = given_flags(args)
     merged = {**vars(args), **{k: v for k, v in saved.items() if k not in given and k not in NOT_RESUMED}}
     return argparse.Namespace(**merged)
 
@@ -235,7 +239,7 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
         ckpt = load_checkpoint(args.init_from, device=device)
         corpus, source = corpus_of(ckpt, args.corpus if args.corpus != "tinyshakespeare" else None)
         ckpt = adapt_to_corpus(ckpt, corpus, lossy=args.lossy)
-        given = getattr(args, "given", None) or ()
+        given = given_flags(args)
         if ckpt.config.arch == "gpt":  # only what is given again overrides the checkpoint's
             if "dropout" in given:
                 ckpt.model.set_dropout(args.dropout)
