@@ -260,9 +260,11 @@ def average_checkpoints(paths: list[str | Path]) -> Checkpoint:
     """
     ckpts = [load_checkpoint(p) for p in paths]
     first = ckpts[0]
-    shape = {**first.config.to_dict(), "dropout": None}
+    def architecture(c: Checkpoint) -> tuple:
+        return {**c.config.to_dict(), "dropout": None}, c.tokenizer.spec()  # dropout is training, not architecture
+
     for other in ckpts[1:]:
-        if {**other.config.to_dict(), "dropout": None} != shape or other.tokenizer.spec() != first.tokenizer.spec():
+        if architecture(other) != architecture(first):
             raise ScratchGPTError(f"{other.path} is another architecture or vocabulary than {first.path}; "
                                   "only checkpoints of one model can be averaged")  # fmt: skip
     states = [c.model.state_dict() for c in ckpts]
