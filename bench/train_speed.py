@@ -1,13 +1,14 @@
 """Training throughput: ScratchGPT's training step against a plain fp32 eager PyTorch loop.
 
-    python bench/train_speed.py [--steps 12] [--rounds 3] [--small] [--compile]
+    python bench/train_speed.py [--steps 12] [--rounds 3] [--small] [--compile] [--device cuda --batch 64]
 
 Both train the same model on the same batches. The baseline is what nanoGPT's trainer does on a
 CPU: fp32 forward, backward, gradient clipping, a default AdamW step. Ours is `train_loop` with
 the settings `scratchgpt train` picks on this machine (bf16 autocast where the CPU has native
 bf16, fused AdamW); with --compile, as `scratchgpt train --compile` (its blocks compiled during
 the untimed warm-up steps). Rounds alternate between the two so machine noise hits both alike;
-figures are medians of per-step times. The last line is `train_speedup=<ratio>`.
+figures are medians of per-step times (each step ends with a host sync, so on a GPU too a step's
+time is its work). The last line is `train_speedup=<ratio>`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 
 import torch
 
-from scratchgpt.model.device import autocast_dtype
+from scratchgpt.model.device import autocast_dtype, pick_device
 from scratchgpt.model.gpt import GPTConfig, build_model, compile_blocks
 from scratchgpt.model.trainer import Schedule, make_optimizer, train_loop
 
@@ -44,7 +45,7 @@ def scratchgpt_steps(model, batches, steps: int) -> list[float]:
     times = []
     train_loop(
         model, optimizer, lambda: next(batches), steps=range(steps), schedule=Schedule(1e-3, steps, warmup=1),
-        amp_dtype=autocast_dtype(torch.device("cpu")), on_step=lambda info: times.append(info.seconds),
+        amp_dtype=autocast_dtype(next(model.parameters()).device), on_step=lambda info: times.append(info.seconds),
     )  # fmt: skip
     return times
 
@@ -55,20 +56,24 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--small", action="store_true", help="nanoGPT's CPU recipe shape (4x128, block 64, batch 12)")
     ap.add_argument("--compile", action="store_true", help="ours with --compile (compiled blocks)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: both paths run there")
+    ap.add_argument("--batch", type=int, help="sequences per step (default 16; 12 with --small)")
     args = ap.parse_args()
+    device = pick_device(args.device)
     if args.small:
         config, batch = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12
     else:
         config, batch = GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384), 16
+    batch = args.batch or batch
 
     def batches():
         g = torch.Generator().manual_seed(0)
         while True:
-            x = torch.randint(0, config.vocab_size, (batch, config.block_size), generator=g)
+            x = torch.randint(0, config.vocab_size, (batch, config.block_size), generator=g).to(device)
             yield x, torch.roll(x, -1, dims=1)
 
     torch.manual_seed(0)
-    ours, plain = build_model(config), build_model(config)
+    ours, plain = build_model(config).to(device), build_model(config).to(device)
     plain.load_state_dict(ours.state_dict())
     if args.compile:
         compile_blocks(ours)
@@ -80,8 +85,8 @@ def main() -> None:
         plain_t += plain_fp32_steps(plain, batches(), args.steps)
     tokens = batch * config.block_size
     ours_tps, plain_tps = tokens / statistics.median(ours_t), tokens / statistics.median(plain_t)
-    print(f"model: {config.n_layer}x{config.n_embd}, block {config.block_size}, batch {batch}, "
-          f"threads {torch.get_num_threads()}, amp {autocast_dtype(torch.device('cpu'))}, compile {args.compile}")
+    print(f"model: {config.n_layer}x{config.n_embd}, block {config.block_size}, batch {batch}, device {device}, "
+          f"threads {torch.get_num_threads()}, amp {autocast_dtype(device)}, compile {args.compile}")
     print(f"scratchgpt_train: {ours_tps:9.0f} tok/s")
     print(f"plain_fp32_loop:  {plain_tps:9.0f} tok/s")
     print(f"train_speedup={ours_tps / plain_tps:.2f}")
