@@ -77,6 +77,8 @@ def build_parser() -> Parser:
     a("--bias", action="store_true", help="biases in Linear layers")
     a("--dropout", type=real(0, 1, high_open=True), default=0.0,
       help="dropout probability (default 0; with --init-from, the checkpoint's)")  # fmt: skip
+    a("--attn-dropout", type=real(0, 1, high_open=True), default=None,
+      help="dropout on attention weights (default: --dropout's; 0 keeps CPU attention on its fast kernel)")  # fmt: skip
     a("--batch-size", type=whole(1, WIDTH_MAX), default=64, help="sequences per micro-batch (default 64)")
     a("--grad-accum", type=whole(1, WIDTH_MAX), default=1, help="micro-batches per step, summed over ranks")
     a("--max-iters", type=whole(1, STEPS_MAX), default=5000, help="optimizer steps in the whole run")
@@ -241,8 +243,9 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
         ckpt = adapt_to_corpus(ckpt, corpus, lossy=args.lossy)
         given = given_flags(args)
         if ckpt.config.arch == "gpt":  # only what is given again overrides the checkpoint's
-            if "dropout" in given:
-                ckpt.model.set_dropout(args.dropout)
+            changes = {name: getattr(args, name) for name in ("dropout", "attn_dropout") if name in given}
+            if changes:
+                ckpt.model.set_dropout(**changes)
             if "block_size" in given:
                 ckpt.model.set_block_size(args.block_size)
     else:
@@ -250,8 +253,9 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
         tokenizer = fit_tokenizer(args.tokenizer, iter_text(corpus, lossy=args.lossy), vocab_size=args.vocab_size)
         config = GPTConfig(
             vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
-            n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, bias=args.bias, arch=args.arch,
-            rope=args.rope, qk_norm=args.qk_norm, activation=args.activation, tie_embeddings=args.tie_embeddings,
+            n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, attn_dropout=args.attn_dropout,
+            bias=args.bias, arch=args.arch, rope=args.rope, qk_norm=args.qk_norm, activation=args.activation,
+            tie_embeddings=args.tie_embeddings,
         )  # fmt: skip
         try:
             ckpt = Checkpoint(model=build_model(config).to(device), tokenizer=tokenizer)

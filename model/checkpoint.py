@@ -261,7 +261,8 @@ def average_checkpoints(paths: list[str | Path]) -> Checkpoint:
     ckpts = [load_checkpoint(p) for p in paths]
     first = ckpts[0]
     def architecture(c: Checkpoint) -> tuple:
-        return {**c.config.to_dict(), "dropout": None}, c.tokenizer.spec()  # dropout is training, not architecture
+        training = {"dropout": None, "attn_dropout": None}  # dropout is training, not architecture
+        return {**c.config.to_dict(), **training}, c.tokenizer.spec()
 
     for other in ckpts[1:]:
         if architecture(other) != architecture(first):

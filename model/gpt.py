@@ -24,7 +24,10 @@ class GPTConfig:
     n_layer: int = 6  # transformer blocks
     n_head: int = 6  # attention heads per block; n_embd must divide evenly
     n_embd: int = 384  # width of the residual stream
-    dropout: float = 0.0  # on attention weights and residual branches, training only
+    dropout: float = 0.0  # on residual branches (and attention weights, unless attn_dropout), training only
+    # on the attention weights; None = dropout. On the CPU, any > 0 takes SDPA off its flash kernel
+    # onto one that builds every T x T weight: twice the step time at a 512 context.
+    attn_dropout: float | None = None
     bias: bool = False  # biases in Linear layers (nanoGPT: False is a little better and faster)
     arch: str = "gpt"  # "gpt" or "bigram" (the baseline: a V x V logit table)
     rope: bool = True  # rotary position embeddings; False = learned absolute positions
@@ -46,6 +49,12 @@ class GPTConfig:
             raise ScratchGPTError(f"unknown activation '{self.activation}'; use relu2 or gelu")
         if not 0.0 <= self.dropout < 1.0:
             raise ScratchGPTError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.attn_dropout is not None and not 0.0 <= self.attn_dropout < 1.0:
+            raise ScratchGPTError(f"--attn-dropout must be in [0, 1), got {self.attn_dropout}")
+
+    @property
+    def attention_dropout(self) -> float:
+        return self.dropout if self.attn_dropout is None else self.attn_dropout
 
     @property
     def head_size(self) -> int:
@@ -59,7 +68,10 @@ class GPTConfig:
         return 12 * self.n_layer * self.n_embd**2 + 2 * (self.vocab_size + self.block_size) * self.n_embd
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["attn_dropout"] is None:  # the default: left out, so earlier versions read the checkpoint
+            del d["attn_dropout"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> GPTConfig:
@@ -94,7 +106,7 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v at once
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.qk_norm = config.qk_norm
-        self.dropout = config.dropout
+        self.dropout = config.attention_dropout  # SDPA's dropout_p on the attention weights
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x, rope=None, kv=None, pos=0):
@@ -225,14 +237,15 @@ class GPT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def set_dropout(self, p: float) -> None:
-        """Train on with another dropout (a fine-tune's regularisation; the weights are unchanged)."""
-        self.config = replace(self.config, dropout=p)  # validated there
+    def set_dropout(self, **changes: float | None) -> None:
+        """Train on with another `dropout` and/or `attn_dropout` (a fine-tune's regularisation;
+        the weights are unchanged). Attention keeps following dropout while attn_dropout is None."""
+        self.config = replace(self.config, **changes)  # validated there
         for module in self.modules():
             if isinstance(module, nn.Dropout):
-                module.p = p
+                module.p = self.config.dropout
             elif isinstance(module, CausalSelfAttention):
-                module.dropout = p  # SDPA's dropout_p on the attention weights
+                module.dropout = self.config.attention_dropout
 
     def set_block_size(self, n: int) -> None:
         """Attend over n tokens from now on: a fine-tune that lengthens (or shortens) the context.

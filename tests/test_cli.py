@@ -169,7 +169,7 @@ def test_export_of_several_checkpoints_saves_the_mean_of_their_weights(capsys, t
     with torch.no_grad():
         for p in b.model.parameters():
             p.add_(torch.randn_like(p) * 0.01)
-    b.model.set_dropout(0.0)  # dropout is not the architecture: it may differ
+    b.model.set_dropout(dropout=0.0, attn_dropout=0.1)  # dropout is not the architecture: it may differ
     paths_ab = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
     for path, ckpt in zip(paths_ab, (a, b), strict=True):
         save_checkpoint(path, ckpt.model, ckpt.tokenizer, corpus=ckpt.corpus, train=ckpt.train)

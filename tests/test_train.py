@@ -52,18 +52,19 @@ def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp
     assert first["train_losses"] + resumed["train_losses"] == pytest.approx(straight, abs=1e-6)
 
 
-def test_init_from_continues_from_the_checkpoint_with_its_dropout_unless_one_is_given(tmp_path):
+def test_init_from_continues_from_the_checkpoint_with_its_dropouts_unless_one_is_given(tmp_path):
     base = train(tmp_path / "base", "--max-iters", "40", "--eval-interval", "40", "--lr", "3e-3", "--dropout", "0.1")
     source = str(tmp_path / "base" / "run.safetensors")
-    for extra, dropout in [([], 0.1), (["--dropout", "0.3"], 0.3)]:
-        out = str(tmp_path / f"tune{dropout}" / "run.safetensors")
+    for extra, dropout, attention in [([], 0.1, 0.1), (["--dropout", "0.3"], 0.3, 0.3),
+                                      (["--attn-dropout", "0"], 0.1, 0.0)]:  # fmt: skip
+        out = str(tmp_path / f"tune{dropout}-{attention}" / "run.safetensors")
         tuned = run(parse_args(["--init-from", source, "--max-iters", "2", "--eval-interval", "2", "--lr", "1e-4",
                                 "--warmup-iters", "1", "--device", "cpu", *extra, "--out", out]))  # fmt: skip
         assert tuned["train_losses"][0] < base["train_losses"][0] - 0.5  # the trained weights, not a fresh model
         model = load_checkpoint(out).model
         assert model.config.dropout == dropout
         assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {dropout}
-        assert {m.dropout for m in model.modules() if hasattr(m, "resid_dropout")} == {dropout}
+        assert {m.dropout for m in model.modules() if hasattr(m, "resid_dropout")} == {attention}
 
 
 def test_init_from_with_a_block_size_lengthens_a_rope_models_context_and_refuses_learned_positions(tmp_path):

@@ -65,7 +65,8 @@ def test_resize_vocab_keeps_old_token_logits(arch):
 
 @pytest.mark.parametrize(
     "kw, flag",
-    [(dict(n_embd=10, n_head=3), "--n-embd"), (dict(n_layer=0), "--n-layer"), (dict(dropout=1.5), "--dropout")],
+    [(dict(n_embd=10, n_head=3), "--n-embd"), (dict(n_layer=0), "--n-layer"), (dict(dropout=1.5), "--dropout"),
+     (dict(attn_dropout=-0.1), "--attn-dropout")],
 )
 def test_bad_configs_are_user_errors_naming_the_flag(kw, flag):
     with pytest.raises(ScratchGPTError, match=flag):
@@ -75,5 +76,28 @@ def test_bad_configs_are_user_errors_naming_the_flag(kw, flag):
 def test_config_round_trips_through_a_dict_and_rejects_unknown_fields():
     c = tiny(rope=False)
     assert GPTConfig.from_dict(c.to_dict()) == c
+    assert "attn_dropout" not in c.to_dict()  # unset, it is left out: earlier versions read the checkpoint
+    c = tiny(dropout=0.2, attn_dropout=0.0)
+    assert GPTConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ScratchGPTError, match="unknown fields"):
         GPTConfig.from_dict({**c.to_dict(), "n_experts": 8})
+
+
+def test_attention_dropout_follows_dropout_unless_set_apart():
+    x = torch.randint(0, 17, (2, 16))
+
+    def attention_is_random(model) -> bool:
+        model.train()
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0  # the residual dropouts off: only the attention weights' can vary a forward
+        return not torch.equal(model(x)[0], model(x)[0])
+
+    assert attention_is_random(build_model(tiny(dropout=0.4)))
+    assert not attention_is_random(build_model(tiny(dropout=0.4, attn_dropout=0.0)))
+    assert attention_is_random(build_model(tiny(attn_dropout=0.4)))
+    model = build_model(tiny(dropout=0.4))
+    model.set_dropout(attn_dropout=0.0)  # a fine-tune's --attn-dropout 0
+    assert model.config.dropout == 0.4 and not attention_is_random(model)
+    model.set_dropout(dropout=0.1)  # attention keeps its own setting
+    assert model.config.attention_dropout == 0.0 and not attention_is_random(model)
