@@ -26,7 +26,7 @@ class GPTConfig:
     n_embd: int = 384  # width of the residual stream
     dropout: float = 0.0  # on residual branches (and attention weights, unless attn_dropout), training only
     # on the attention weights; None = dropout. On the CPU, any > 0 takes SDPA off its flash kernel
-    # onto one that builds every T x T weight: twice the step time at a 512 context.
+    # onto one that builds every T x T weight: 1.5x the step time at a 512 context (bench/attn_dropout.py).
     attn_dropout: float | None = None
     bias: bool = False  # biases in Linear layers (nanoGPT: False is a little better and faster)
     arch: str = "gpt"  # "gpt" or "bigram" (the baseline: a V x V logit table)
