@@ -177,6 +177,7 @@ AT_MAXIMUM = {
     ("train", "--n-embd"): "a 51-GB layer: running out of memory is the faults tests' case",
     ("train", "--block-size"): "run",
     ("train", "--dropout"): "run",
+    ("train", "--attn-dropout"): "run",
     ("train", "--batch-size"): "run",
     ("train", "--grad-accum"): "65,536 micro-batches make each step that much longer",
     ("train", "--max-iters"): "run",
@@ -237,8 +238,8 @@ def tiny_checkpoint(tmp_path_factory, tiny_corpus) -> Path:
 
 def test_train_at_the_largest_schedule_seed_and_optimizer_values_runs(capsys, tmp_path, tiny_corpus):
     maxed = ("--seed", "--lr", "--weight-decay", "--grad-clip", "--min-lr-ratio", "--beta2", "--dropout",
-             "--warmup-iters", "--lr-decay-iters", "--decay-frac", "--eval-interval", "--log-interval",
-             "--vocab-size")  # fmt: skip
+             "--attn-dropout", "--warmup-iters", "--lr-decay-iters", "--decay-frac", "--eval-interval",
+             "--log-interval", "--vocab-size")  # fmt: skip
     argv = [x for flag in maxed for x in (flag, top(flag))]
     code, _, err = scratchgpt(capsys, "train", "--corpus", str(tiny_corpus), "--tokenizer", "word", *TINY,
                               *argv, "--max-iters", "2", "--out", str(tmp_path / "m.safetensors"))  # fmt: skip
