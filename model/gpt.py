@@ -26,7 +26,7 @@ class GPTConfig:
     n_embd: int = 384  # width of the residual stream
     dropout: float = 0.0  # on residual branches (and attention weights, unless attn_dropout), training only
     # on the attention weights; None = dropout. On the CPU, any > 0 takes SDPA off its flash kernel
-    # onto one that builds every T x T weight: 1.5x the step time at a 512 context (bench/attn_dropout.py).
+    # onto one that builds every T x T weight: 1.5-1.75x the step time at 512 context (bench/attn_dropout.py).
     attn_dropout: float | None = None
     bias: bool = False  # biases in Linear layers (nanoGPT: False is a little better and faster)
     arch: str = "gpt"  # "gpt" or "bigram" (the baseline: a V x V logit table)
@@ -240,6 +240,8 @@ class GPT(nn.Module):
     def set_dropout(self, **changes: float | None) -> None:
         """Train on with another `dropout` and/or `attn_dropout` (a fine-tune's regularisation;
         the weights are unchanged). Attention keeps following dropout while attn_dropout is None."""
+        if not set(changes) <= {"dropout", "attn_dropout"}:  # any other field would need a new model
+            raise TypeError(f"set_dropout changes dropout and attn_dropout only, not {sorted(changes)}")
         self.config = replace(self.config, **changes)  # validated there
         for module in self.modules():
             if isinstance(module, nn.Dropout):
