@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
 from scratchgpt.model.gpt import GPTConfig, build_model, compile_blocks
-from scratchgpt.model.trainer import make_optimizer
+from scratchgpt.model.trainer import make_optimizer, train_loop
 
 TOKENS = 4096
 
@@ -41,16 +40,17 @@ def main() -> None:
             variants[(block, attn)] = (model, make_optimizer(model, lr=1e-4, kind="muon"))
 
     def step(key) -> float:
+        """One step of `scratchgpt train`'s loop (clipping, Muon, one sync), timed by the loop itself."""
         model, optimizer = variants[key]
-        block = key[0]
-        x = torch.randint(0, 65, (TOKENS // block, block))
-        t0 = time.perf_counter()
-        _, loss = model(x, torch.roll(x, -1, dims=1))
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss.item()
-        return time.perf_counter() - t0
+        block, times = key[0], []
+
+        def batch():
+            x = torch.randint(0, 65, (TOKENS // block, block))
+            return x, torch.roll(x, -1, dims=1)
+
+        train_loop(model, optimizer, batch, steps=range(1), schedule=lambda _: 1e-4,
+                   on_step=lambda info: times.append(info.seconds))  # fmt: skip
+        return times[0]
 
     for key in variants:  # warm up (and compile)
         step(key), step(key)
