@@ -39,7 +39,7 @@ def stop_text(text: str) -> str:
 def sample_parser() -> Parser:
     p = Parser(prog="scratchgpt sample", description="Continue a prompt with a trained model, streaming.")
     a = p.add_argument
-    a("--checkpoint", help="a .safetensors checkpoint (default: the shipped char model)")
+    p.add_checkpoint_arguments("a .safetensors checkpoint (default: the shipped char model)")
     a("--prompt", default="", help="text to continue (default: a new line)")
     a("--len", type=whole(1, LEN_MAX), default=500, help="new tokens to generate (default 500)")
     a("--temp", type=Number(False, TEMP_MIN, TEMP_MAX, or_zero=True), default=0.8,
@@ -66,7 +66,7 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
 def eval_parser() -> Parser:
     p = Parser(prog="scratchgpt eval", description="Loss over the whole validation split (last 10%).")
     a = p.add_argument
-    a("--checkpoint", help="a .safetensors checkpoint (default: the shipped char model)")
+    p.add_checkpoint_arguments("a .safetensors checkpoint (default: the shipped char model)")
     a("--corpus", help="evaluate on this corpus instead of the one the checkpoint was trained on")
     a("--batch-size", type=whole(1, 65_536), default=16, help="windows per forward pass")
     a("--amp", default="fp32", choices=("auto", "bf16", "fp32"), help="precision (default fp32: exact)")

@@ -33,9 +33,20 @@ class Parser(argparse.ArgumentParser):
     def _numeric_flags(self) -> dict[str, Number]:
         return {s: a.type for a in self._actions if isinstance(a.type, Number) for s in a.option_strings}
 
+    def add_checkpoint_arguments(self, help: str) -> None:
+        """--checkpoint PATH, or PATH alone as the one positional (as export and plot take theirs)."""
+        self.add_argument("checkpoint_path", nargs="?", metavar="CHECKPOINT", help=f"{help}; or as --checkpoint")
+        self.add_argument("--checkpoint", help=help)
+
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
         args = list(sys.argv[1:] if args is None else args)
-        return super().parse_known_args(self._negative_values_joined(args), namespace)
+        parsed, extras = super().parse_known_args(self._negative_values_joined(args), namespace)
+        if "checkpoint_path" in vars(parsed):  # the two spellings of one argument become args.checkpoint
+            path = vars(parsed).pop("checkpoint_path")
+            if path and parsed.checkpoint and path != parsed.checkpoint:
+                self.error("two checkpoints given, one as CHECKPOINT and another as --checkpoint; give one")
+            parsed.checkpoint = parsed.checkpoint or path
+        return parsed, extras
 
     def _negative_values_joined(self, args: list[str]) -> list[str]:
         """`--lr -1e-3` as `--lr=-1e-3`, so the value reaches its type and the error says what is wrong.

@@ -73,7 +73,7 @@ def build_parser() -> Parser:
         description="Talk to a model: type text and it continues it. Piped stdin: continue it once and exit.",
     )
     a = p.add_argument
-    a("--checkpoint", help="a .safetensors checkpoint (default: the shipped model)")
+    p.add_checkpoint_arguments("a .safetensors checkpoint (default: the shipped model)")
     a("--tokenizer", type=_flag(tokenizer_arg), help="vocabulary: char, tiktoken or word (as /tokenizer)")
     a("--temp", type=_flag(temperature_arg), default=0.8, help="temperature; 0 = greedy (default 0.8)")
     a("--len", type=_flag(length_arg), default=500, help="longest reply in tokens (default 500)")

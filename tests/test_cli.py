@@ -274,3 +274,22 @@ def test_train_compile_without_a_cxx_compiler_is_one_line_and_exit_1(tmp_path):
     assert proc.returncode == 1
     debug = subprocess.run([*argv, "--debug"], capture_output=True, text=True, env=env)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_a_checkpoint_may_be_named_without_its_flag_as_export_and_plot_take_theirs(capsys, tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(GOOD * 200, encoding="utf-8")
+    out = str(tmp_path / "o.safetensors")
+    assert scratchgpt(capsys, "train", "--corpus", str(corpus), *TINY_RUN, "--out", out)[0] == 0
+    flagged = json.loads(scratchgpt(capsys, "eval", "--checkpoint", out, "--json")[1])
+    code, bare, err = scratchgpt(capsys, "eval", out, "--json")
+    assert code == 0, err
+    assert json.loads(bare) == flagged and flagged["checkpoint"] == out  # the run's model, not the shipped one
+    code, text, err = scratchgpt(capsys, "sample", out, "--len", "20", "--seed", "3", "--prompt", "to")
+    assert code == 0, err
+    assert text == scratchgpt(capsys, "sample", "--checkpoint", out, "--len", "20", "--seed", "3", "--prompt", "to")[1]
+    assert scratchgpt(capsys, "eval", out, "--checkpoint", out, "--json")[0] == 0  # the same path twice is one
+    with pytest.raises(SystemExit) as e:
+        scratchgpt(capsys, "eval", out, "--checkpoint", str(tmp_path / "other.safetensors"))
+    assert e.value.code == 2
+    assert_one_line_error(2, capsys.readouterr().err, "two checkpoints given", "give one")

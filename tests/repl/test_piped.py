@@ -45,6 +45,13 @@ def test_piped_prompt_at_temperature_zero_is_the_same_for_any_seed(tiny_checkpoi
     assert code1 == code2 == 0 and out1 == out2 and out1
 
 
+def test_the_checkpoint_may_be_named_without_its_flag(tiny_checkpoint):
+    runs = [start(*flag, str(tiny_checkpoint), "--len", "20", "--seed", "2") for flag in (["--checkpoint"], [])]
+    (code1, flagged, _), (code2, bare, err) = map(finish, runs)
+    assert code1 == code2 == 0, err
+    assert bare == flagged and len(bare.decode()) == 20  # the tiny model's reply both times, not the shipped one's
+
+
 def test_unreadable_checkpoint_exits_1_with_one_line_and_no_traceback(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"garbage")
