@@ -256,13 +256,17 @@ def average_checkpoints(paths: list[str | Path]) -> Checkpoint:
 
     Averaging the ends of runs that share an ancestor (a run and its fine-tunes) often lands lower
     than any of them (weight averaging: SWA, model soups); unrelated runs do not average. They must
-    share architecture and tokenizer; dropout may differ. The first one gives config and provenance.
+    share architecture and tokenizer; dropout may differ, and so may the context length where no
+    weight depends on it (RoPE, or the bigram): a run and its fine-tune at a longer context average
+    well. The first one gives config (its block_size too) and provenance.
     """
     ckpts = [load_checkpoint(p) for p in paths]
     first = ckpts[0]
     def architecture(c: Checkpoint) -> tuple:
-        training = {"dropout": None, "attn_dropout": None}  # dropout is training, not architecture
-        return {**c.config.to_dict(), **training}, c.tokenizer.spec()
+        free = {"dropout": None, "attn_dropout": None}  # dropout is training, not architecture
+        if c.config.arch == "bigram" or c.config.rope:  # no position table: block_size is only a setting
+            free["block_size"] = None
+        return {**c.config.to_dict(), **free}, c.tokenizer.spec()
 
     for other in ckpts[1:]:
         if architecture(other) != architecture(first):

@@ -170,9 +170,11 @@ def test_export_of_several_checkpoints_saves_the_mean_of_their_weights(capsys, t
         for p in b.model.parameters():
             p.add_(torch.randn_like(p) * 0.01)
     b.model.set_dropout(dropout=0.0, attn_dropout=0.1)  # dropout is not the architecture: it may differ
+    longer = GPT(replace(b.config, block_size=2 * a.config.block_size))  # nor, with RoPE, the context length
+    longer.load_state_dict(b.model.state_dict())
     paths_ab = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
-    for path, ckpt in zip(paths_ab, (a, b), strict=True):
-        save_checkpoint(path, ckpt.model, ckpt.tokenizer, corpus=ckpt.corpus, train=ckpt.train)
+    for path, ckpt, model in zip(paths_ab, (a, b), (a.model, longer), strict=True):
+        save_checkpoint(path, model, ckpt.tokenizer, corpus=ckpt.corpus, train=ckpt.train)
     mean = tmp_path / "mean.safetensors"
     code, out, _ = scratchgpt(capsys, "export", *map(str, paths_ab), str(mean), "--dtype", "fp32")
     assert code == 0 and "the average of 2 checkpoints" in out
@@ -181,12 +183,21 @@ def test_export_of_several_checkpoints_saves_the_mean_of_their_weights(capsys, t
     assert all(torch.allclose(wm[k], (wa[k] + wb[k]) / 2, atol=1e-7) for k in wa)
     assert not torch.equal(wm["wte.weight"], wa["wte.weight"])
     assert got.train["exported_from"] == list(map(str, paths_ab)) and got.corpus == a.corpus
+    assert got.config.block_size == a.config.block_size  # the first checkpoint's context
 
     other = tmp_path / "other.safetensors"
     small = GPT(replace(a.config, n_layer=1))
     save_checkpoint(other, small, a.tokenizer, corpus=a.corpus)
     code, _, err = scratchgpt(capsys, "export", str(paths_ab[0]), str(other), str(tmp_path / "x.safetensors"))
     assert_one_line_error(code, err, "other.safetensors", "another architecture", "averaged")
+    for block_size in (64, 128):  # learned positions: a table as long as the context, so the lengths must match
+        torch.manual_seed(0)
+        save_checkpoint(tmp_path / f"learned{block_size}.safetensors",
+                        GPT(replace(small.config, rope=False, block_size=block_size)), a.tokenizer, corpus=a.corpus)
+    learned = [str(tmp_path / f"learned{n}.safetensors") for n in (64, 128)]
+    code, _, err = scratchgpt(capsys, "export", *learned, str(tmp_path / "x.safetensors"))
+    assert_one_line_error(code, err, "learned128.safetensors", "another architecture", "averaged")
+    assert scratchgpt(capsys, "export", learned[0], learned[0], str(tmp_path / "x.safetensors"))[0] == 0
 
 
 def test_the_console_script_prints_no_traceback_and_exits_1(tmp_path):
