@@ -23,6 +23,8 @@ SEED_MAX = 2**32 - 1
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad flag prints one line (what is wrong, where to look) and exits 2."""
 
+    BARE_CHECKPOINT = "checkpoint_path"  # dest of the positional spelling of --checkpoint
+
     def error(self, message: str):  # type: ignore[override]
         missing = re.fullmatch(r"argument (\S+): expected one argument", message)
         number = self._numeric_flags().get(missing.group(1)) if missing else None
@@ -35,14 +37,14 @@ class Parser(argparse.ArgumentParser):
 
     def add_checkpoint_arguments(self, help: str) -> None:
         """--checkpoint PATH, or PATH alone as the one positional (as export and plot take theirs)."""
-        self.add_argument("checkpoint_path", nargs="?", metavar="CHECKPOINT", help=f"{help}; or as --checkpoint")
+        self.add_argument(self.BARE_CHECKPOINT, nargs="?", metavar="CHECKPOINT", help=f"{help}; or as --checkpoint")
         self.add_argument("--checkpoint", help=help)
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
         args = list(sys.argv[1:] if args is None else args)
         parsed, extras = super().parse_known_args(self._negative_values_joined(args), namespace)
-        if "checkpoint_path" in vars(parsed):  # the two spellings of one argument become args.checkpoint
-            path = vars(parsed).pop("checkpoint_path")
+        if self.BARE_CHECKPOINT in vars(parsed):  # the two spellings of one argument become args.checkpoint
+            path = vars(parsed).pop(self.BARE_CHECKPOINT)
             if path and parsed.checkpoint and path != parsed.checkpoint:
                 self.error("two checkpoints given, one as CHECKPOINT and another as --checkpoint; give one")
             parsed.checkpoint = parsed.checkpoint or path
