@@ -184,6 +184,7 @@ def test_export_of_several_checkpoints_saves_the_mean_of_their_weights(capsys, t
     assert not torch.equal(wm["wte.weight"], wa["wte.weight"])
     assert got.train["exported_from"] == list(map(str, paths_ab)) and got.corpus == a.corpus
     assert got.config.block_size == a.config.block_size  # the first checkpoint's context
+    assert "val_loss" in a.train and "val_loss" not in got.train  # the first run's estimate is not the mean's
 
     other = tmp_path / "other.safetensors"
     small = GPT(replace(a.config, n_layer=1))
