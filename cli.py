@@ -182,14 +182,13 @@ def cmd_export(argv: Sequence[str]) -> int:
     args = export_parser().parse_args(argv)
     import torch
 
-    from .model.checkpoint import average_checkpoints, save_checkpoint
+    from .model.checkpoint import average_checkpoints, drop_estimates_of_averages, save_checkpoint
 
     ckpt = average_checkpoints(args.checkpoint)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     sources = [str(p) for p in args.checkpoint]
     train = {**(ckpt.train or {}), "exported_from": sources[0] if len(sources) == 1 else sources, "dtype": args.dtype}
-    if len(sources) > 1:  # the first run's loss estimates do not describe the average (scratchgpt eval does)
-        train = {k: v for k, v in train.items() if k not in ("train", "val", "val_loss")}
+    train = drop_estimates_of_averages(train)
     out = save_checkpoint(args.out, ckpt.model, ckpt.tokenizer, corpus=ckpt.corpus, train=train, dtype=dtype)
     averaged = f"the average of {len(sources)} checkpoints, " if len(sources) > 1 else ""
     print(f"{out}: {averaged}{ckpt.model.num_params():,} parameters as {args.dtype}, {out.stat().st_size / 1e6:.1f} MB")

@@ -179,8 +179,19 @@ def _decode_metadata(metadata: dict[str, str], path: Path) -> dict:
         "config": _json_field(metadata, "config", path),
         "tokenizer": _json_field(metadata, "tokenizer", path),
         "corpus": json.loads(metadata.get("corpus", "null")),
-        "train": json.loads(metadata.get("train", "{}")),
+        "train": drop_estimates_of_averages(json.loads(metadata.get("train", "{}"))),
     }
+
+
+def drop_estimates_of_averages(train: dict) -> dict:
+    """train metadata without the loss estimates when it describes an average of several checkpoints.
+
+    Those estimates were the first run's, not the average's (`scratchgpt eval` scores the average);
+    exports made before `export` dropped them still carry them, so loading drops them too.
+    """
+    if not isinstance(train, dict) or not isinstance(train.get("exported_from"), list):
+        return train
+    return {k: v for k, v in train.items() if k not in ("train", "val", "val_loss")}
 
 
 def save_checkpoint(

@@ -550,6 +550,8 @@ class Session:
         ckpt, config, s = self.ckpt, self.ckpt.config, self.settings
         dtype = next(ckpt.model.parameters()).dtype
         val = ckpt.train.get("val_loss")
+        sources = ckpt.train.get("exported_from")
+        no_val = f"none: an average of {len(sources)} checkpoints" if isinstance(sources, list) else "unknown"
         unsaved = " (changed since, unsaved)" if self.steps_trained else ""
         arch = f"{config.n_layer} layers, {config.n_head} heads, {config.n_embd} wide"
         arch = "bigram" if config.arch == "bigram" else arch
@@ -560,7 +562,7 @@ class Session:
             ("context", f"{config.block_size} tokens"),
             ("device", f"{self.device}, {str(dtype).removeprefix('torch.')}"),
             ("corpus", self.corpus or "none recorded"),
-            ("val loss", f"{val:.4f}" if isinstance(val, (int, float)) else "unknown"),
+            ("val loss", f"{val:.4f}" if isinstance(val, (int, float)) else no_val),
             ("temperature", f"{s.temperature:g}" + (" (greedy)" if s.temperature == 0 else "")),
             ("length", f"{s.max_new_tokens} tokens"),
             ("top-k", "off" if s.top_k is None else str(s.top_k)),

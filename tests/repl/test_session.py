@@ -259,6 +259,13 @@ def test_show_and_stats_describe_model_and_settings(session):
     assert stats["turns"] == "1" and stats["tokens generated"] == "20"
 
 
+def test_show_gives_an_average_of_checkpoints_no_val_loss_of_its_own(session, tmp_path):
+    ckpt = session.ckpt
+    train = {"val_loss": 1.4, "exported_from": ["a.safetensors", "b.safetensors", "c.safetensors"]}
+    session.load(save_checkpoint(tmp_path / "avg.safetensors", ckpt.model, ckpt.tokenizer, train=train))
+    assert dict(session.show())["val loss"] == "none: an average of 3 checkpoints"
+
+
 # --- long, odd and hostile prompts -----------------------------------------------------------------
 
 
