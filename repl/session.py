@@ -551,7 +551,9 @@ class Session:
         dtype = next(ckpt.model.parameters()).dtype
         val = ckpt.train.get("val_loss")
         sources = ckpt.train.get("exported_from")
-        no_val = f"none: an average of {len(sources)} checkpoints" if isinstance(sources, list) else "unknown"
+        no_val = "unknown"
+        if isinstance(sources, list):
+            no_val = f"not recorded for an average of {len(sources)} checkpoints; scratchgpt eval scores it"
         unsaved = " (changed since, unsaved)" if self.steps_trained else ""
         arch = f"{config.n_layer} layers, {config.n_head} heads, {config.n_embd} wide"
         arch = "bigram" if config.arch == "bigram" else arch

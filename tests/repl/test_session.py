@@ -263,7 +263,8 @@ def test_show_gives_an_average_of_checkpoints_no_val_loss_of_its_own(session, tm
     ckpt = session.ckpt
     train = {"val_loss": 1.4, "exported_from": ["a.safetensors", "b.safetensors", "c.safetensors"]}
     session.load(save_checkpoint(tmp_path / "avg.safetensors", ckpt.model, ckpt.tokenizer, train=train))
-    assert dict(session.show())["val loss"] == "none: an average of 3 checkpoints"
+    shown = dict(session.show())["val loss"]
+    assert shown == "not recorded for an average of 3 checkpoints; scratchgpt eval scores it"
 
 
 # --- long, odd and hostile prompts -----------------------------------------------------------------
