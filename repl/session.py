@@ -421,6 +421,8 @@ class Session:
         train = dict(self.ckpt.train)
         if self.steps_trained:
             train["step"] = train.get("step", 0) + self.steps_trained
+            for export_record in ("exported_from", "dtype"):  # fine-tuned since: no longer that export
+                train.pop(export_record, None)
         save_checkpoint(target, self.ckpt.model, self.tokenizer, corpus=self.ckpt.corpus, train=train)
         self.ckpt = replace(self.ckpt, path=target, train=train)
         self.steps_trained = 0

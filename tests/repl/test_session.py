@@ -265,6 +265,9 @@ def test_show_gives_an_average_of_checkpoints_no_val_loss_of_its_own(session, tm
     session.load(save_checkpoint(tmp_path / "avg.safetensors", ckpt.model, ckpt.tokenizer, train=train))
     shown = dict(session.show())["val loss"]
     assert shown == "not recorded for an average of 3 checkpoints; scratchgpt eval scores it"
+    session.train(1)
+    session.load(session.save(tmp_path / "tuned.safetensors"))  # a fine-tune of the average is not the average
+    assert "exported_from" not in session.ckpt.train and dict(session.show())["val loss"] == "unknown"
 
 
 # --- long, odd and hostile prompts -----------------------------------------------------------------
