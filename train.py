@@ -38,6 +38,7 @@ from .model.checkpoint import (
     save_train_state,
 )
 from .model.device import autocast_dtype, pick_device
+from .model.distill import Teacher, distillation
 from .model.gpt import GPTConfig, build_model, compile_blocks, resize_vocab
 from .model.trainer import InterruptFlag, Schedule, StepInfo, estimate_loss, make_optimizer, train_loop
 from .progress import TrainProgress
@@ -104,6 +105,10 @@ def build_parser() -> Parser:
     a("--out", type=out_path, default="out/ckpt.safetensors", help="checkpoint path; siblings hold resume state")
     a("--resume", action="store_true", help="continue the run saved at --out (X.last.*)")
     a("--init-from", metavar="CHECKPOINT", help="fine-tune this checkpoint (grows a char vocabulary)")
+    a("--teacher", metavar="CHECKPOINT", action="append",
+      help="distil: learn this model's next-token distribution; repeat to average several (one vocab)")  # fmt: skip
+    a("--distill-weight", type=real(0, 1), default=1.0,
+      help="with --teacher: the loss's share on the teachers' distribution, the rest on the text (1)")  # fmt: skip
     a("--lossy", action="store_true", help="read a corpus that is not valid UTF-8, replacing bad bytes")
     a("--wandb", action="store_true", help="also log to Weights & Biases (offline unless logged in and online)")
     a("--tensorboard", action="store_true", help="also write TensorBoard event files next to --out (X.tb/)")
@@ -160,6 +165,25 @@ def adapt_to_corpus(ckpt: Checkpoint, corpus: Corpus, *, lossy: bool = False) ->
         return ckpt
     model = resize_vocab(ckpt.model, grown.vocab_size)
     return Checkpoint(model=model, tokenizer=grown, path=ckpt.path, corpus=ckpt.corpus, train=ckpt.train)
+
+
+def load_teacher(paths: list[str], student: Checkpoint, device: torch.device) -> Teacher:
+    """--teacher: the checkpoints whose averaged next-token distribution the student learns.
+
+    They must share the student's vocabulary, and their context must cover its windows.
+    """
+    models = []
+    for path in paths:
+        ckpt = load_checkpoint(path, device=device)
+        if ckpt.tokenizer.spec() != student.tokenizer.spec():
+            raise ScratchGPTError(f"teacher {shown(path)} has another vocabulary than the model trained; "
+                                  "a teacher must use the same tokenizer and vocabulary")  # fmt: skip
+        reads, trains = ckpt.config.block_size, student.config.block_size
+        if reads < trains:
+            raise ScratchGPTError(f"teacher {shown(path)} reads {reads} tokens at most, the model trains on "
+                                  f"{trains}; pass --block-size {reads} or less")  # fmt: skip
+        models.append(ckpt.model)
+    return Teacher(models)
 
 
 def _rng_states(generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -222,6 +246,8 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
     if args.resume:
         args = with_saved_flags(args, RunPaths.from_out(args.out))
     check_installed(wandb=args.wandb, tensorboard=args.tensorboard)
+    if "distill_weight" in getattr(args, "given", ()) and not args.teacher:
+        raise ScratchGPTError("--distill-weight weighs a teacher's distribution; add --teacher CHECKPOINT")
     rank = dist.setup(args.device)
     device = dist.device_for_rank(pick_device(args.device))
     amp = {"bf16": torch.bfloat16, "fp32": None}.get(args.amp, autocast_dtype(device))
@@ -267,6 +293,7 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
                 "reduce --n-embd or --n-layer"
             ) from e
     model, tokenizer, config = ckpt.model, ckpt.tokenizer, ckpt.model.config
+    teacher = load_teacher(args.teacher, ckpt, device) if args.teacher else None
 
     tokens = load_tokens(corpus, tokenizer, lossy=args.lossy)
     batches = Batches(tokens, config.block_size, args.batch_size, device=device, name=corpus.name)
@@ -370,6 +397,7 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
                 steps=range(start, args.max_iters), schedule=schedule, grad_clip=args.grad_clip,
                 grad_accum=grad_accum, amp_dtype=amp, on_step=on_step, interrupt=flag,
                 backward_context=dist.no_sync_context(ddp_model, grad_accum),
+                loss_fn=distillation(teacher, args.distill_weight) if teacher else None,
             )  # fmt: skip
         except (MemoryError, RuntimeError) as e:
             if not is_out_of_memory(e):

@@ -134,11 +134,13 @@ def train_loop(
     on_step: Callable[[StepInfo], None] | None = None,
     interrupt: InterruptFlag | None = None,
     backward_context: Callable[[int], contextlib.AbstractContextManager] | None = None,
+    loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> int | None:
     """Train over `steps`; returns the last finished step (None if none finished).
 
     Each step: set the lr, accumulate gradients over grad_accum micro-batches, clip, update.
     backward_context(micro) lets DDP skip the gradient all-reduce on all but the last micro-batch.
+    loss_fn(model, x, y) replaces the model's own next-token loss (see model/distill.py).
     """
     device = next(model.parameters()).device
     model.train()
@@ -157,7 +159,7 @@ def train_loop(
             ctx = backward_context(micro) if backward_context else contextlib.nullcontext()
             with ctx:
                 with autocast_context(device, amp_dtype):
-                    _, loss = model(x, y)
+                    loss = model(x, y)[1] if loss_fn is None else loss_fn(model, x, y)
                 (loss / grad_accum).backward()
             loss_sum += loss.detach()
             tokens += y.numel()

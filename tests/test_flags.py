@@ -193,6 +193,7 @@ AT_MAXIMUM = {
     ("train", "--eval-iters"): "100,000 batches make each evaluation that much longer",
     ("train", "--log-interval"): "run",
     ("train", "--seed"): "run",
+    ("train", "--distill-weight"): "1 is its default: test_train.py's distilled student trains with it",
     ("sample", "--len"): "run",
     ("sample", "--temp"): "run",
     ("sample", "--top-k"): "run",

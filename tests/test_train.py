@@ -30,8 +30,12 @@ def test_a_tiny_model_takes_val_loss_from_about_4_2_below_2_5(tmp_path):
     assert ckpt.train["step"] == 299 and ckpt.corpus["name"] == "tinyshakespeare"
 
 
-def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp_path, monkeypatch):
+@pytest.mark.parametrize("distilled", [False, True], ids=["plain", "distilled"])
+def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp_path, monkeypatch, distilled):
     flags = ["--max-iters", "16", "--eval-interval", "8", "--dropout", "0.1"]
+    if distilled:  # the teacher comes back with the run's other flags
+        train(tmp_path / "teacher", "--max-iters", "2", "--eval-interval", "2")
+        flags += ["--teacher", str(tmp_path / "teacher" / "run.safetensors"), "--distill-weight", "0.7"]
     straight = train(tmp_path / "a", *flags)["train_losses"]
 
     flag = InterruptFlag()
@@ -50,6 +54,45 @@ def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp
     resumed = run(parse_args(["--resume", "--out", str(tmp_path / "b" / "run.safetensors")]))
     assert len(resumed["train_losses"]) == 10
     assert first["train_losses"] + resumed["train_losses"] == pytest.approx(straight, abs=1e-6)
+
+
+def test_a_student_distilled_from_a_teacher_ends_closer_to_it_than_one_trained_on_the_text(tmp_path):
+    from scratchgpt.data import load_tokens, resolve_corpus, split_tokens
+    from scratchgpt.model.distill import Teacher
+
+    train(tmp_path / "teacher", "--max-iters", "60", "--eval-interval", "60", "--lr", "3e-3")
+    teacher_path = str(tmp_path / "teacher" / "run.safetensors")
+    flags = ["--max-iters", "20", "--eval-interval", "20", "--lr", "3e-3", "--warmup-iters", "5", "--seed", "5"]
+    plain = train(tmp_path / "plain", *flags)["model"]
+    distilled = train(tmp_path / "distilled", *flags, "--teacher", teacher_path)["model"]
+    ckpt = load_checkpoint(teacher_path)
+    teacher = Teacher([ckpt.model])
+    _, val = split_tokens(load_tokens(resolve_corpus("tinyshakespeare"), ckpt.tokenizer))
+    x = torch.from_numpy(val[: 8 * 32].astype("int64")).view(8, 32)
+    t = teacher.log_probs(x)
+
+    def kl(model) -> float:
+        model.eval()
+        with torch.no_grad():
+            s = torch.log_softmax(model(x)[0], dim=-1)
+        return (t.exp() * (t - s)).sum(-1).mean().item()
+
+    assert kl(distilled) < 0.85 * kl(plain)  # 0.072 vs 0.099; the same run without the teacher: equal
+
+
+def test_a_teacher_of_another_vocabulary_or_a_shorter_context_is_refused(tmp_path):
+    from scratchgpt.errors import ScratchGPTError
+
+    train(tmp_path / "word", "--max-iters", "1", "--eval-interval", "1", "--tokenizer", "word")
+    train(tmp_path / "short", "--max-iters", "1", "--eval-interval", "1", "--block-size", "16")
+    for teacher, words in [("word", "another vocabulary"), ("short", "reads 16 tokens at most, the model trains on "
+                                                                     "32; pass --block-size 16 or less")]:  # fmt: skip
+        with pytest.raises(ScratchGPTError, match=words):
+            train(tmp_path / "student", "--max-iters", "1", "--teacher", str(tmp_path / teacher / "run.safetensors"))
+    with pytest.raises(ScratchGPTError, match="add --teacher CHECKPOINT"):
+        run(parse_args([*TINY, "--max-iters", "1", "--distill-weight", "0.5",
+                        "--out", str(tmp_path / "w" / "run.safetensors")]))  # fmt: skip
+    assert not (tmp_path / "student" / "run.safetensors").exists()
 
 
 def test_init_from_continues_from_the_checkpoint_with_its_dropouts_unless_one_is_given(tmp_path):
