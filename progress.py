@@ -34,6 +34,7 @@ class TrainProgress:
         self._bar: Progress | None = None
 
     def __enter__(self) -> TrainProgress:
+        self._t0 = time.perf_counter()  # tokens/s counts from here, not from what ran before
         if self.live:
             self._bar = Progress(
                 TextColumn("[bold]train"),

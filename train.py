@@ -50,6 +50,7 @@ WIDTH_MAX = 65_536  # --n-embd, --block-size, --batch-size, --grad-accum
 DEPTH_MAX = 1024  # --n-layer, --n-head
 STEPS_MAX = 10**9  # --max-iters and the other step counts: years of training
 VOCAB_MAX = 1 << 20  # --vocab-size
+SCORES_MAX = 4 << 30  # bytes of --teacher-pass once's table of scores
 
 
 def out_path(text: str) -> str:
@@ -107,6 +108,8 @@ def build_parser() -> Parser:
     a("--init-from", metavar="CHECKPOINT", help="fine-tune this checkpoint (grows a char vocabulary)")
     a("--teacher", metavar="CHECKPOINT", action="append",
       help="distil: learn this model's next-token distribution; repeat to average several (one vocab)")  # fmt: skip
+    a("--teacher-pass", default="online", choices=("online", "once"),
+      help="online: teachers read each training window; once: they score the training split first")  # fmt: skip
     a("--distill-weight", type=real(0, 1), default=1.0,
       help="with --teacher: the loss's share on the teachers' distribution, the rest on the text (1)")  # fmt: skip
     a("--lossy", action="store_true", help="read a corpus that is not valid UTF-8, replacing bad bytes")
@@ -297,6 +300,11 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
 
     tokens = load_tokens(corpus, tokenizer, lossy=args.lossy)
     batches = Batches(tokens, config.block_size, args.batch_size, device=device, name=corpus.name)
+    if teacher and args.teacher_pass == "once":
+        n, vocab = len(batches.train), config.vocab_size
+        if n * vocab * 2 > SCORES_MAX:  # fp16 scores
+            raise ScratchGPTError(f"--teacher-pass once would hold {n * vocab * 2 / 2**30:,.1f} GiB of scores "
+                                  f"({n:,} tokens x {vocab:,}); use --teacher-pass online")  # fmt: skip
     optimizer = make_optimizer(
         model, lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, args.beta2), kind=args.optimizer
     )
@@ -319,8 +327,10 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
         if not hasattr(torch.compiler, "set_stance"):  # new in PyTorch 2.6; evaluation needs it
             raise ScratchGPTError(f"--compile needs PyTorch 2.6 or newer, this is {torch.__version__}; "
                                   "upgrade torch or drop --compile")  # fmt: skip
-        compile_blocks(model)
-    own_batches = dist.own_micro_batches(lambda: batches.get("train", generator), args.grad_accum, rank)
+        for each in [model, *(teacher.models if teacher else [])]:
+            compile_blocks(each)
+    draw = batches.get_at if teacher and args.teacher_pass == "once" else batches.get  # once: the windows' offsets too
+    own_batches = dist.own_micro_batches(lambda: draw("train", generator), args.grad_accum, rank)
     grad_accum = dist.local_grad_accum(args.grad_accum, rank)
     last_losses: dict[str, float] = dict(train_state.get("last_eval", {}))
     train_losses: list[float] = []
@@ -374,9 +384,16 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
         progress.note(f"step {step + 1}: train {losses['train']:.4f}  val {losses['val']:.4f}")
         record({"step": step + 1, "tokens": tokens_seen, "train_loss": losses["train"], "val_loss": losses["val"]})
 
-    flag = interrupt or InterruptFlag()
     t0 = time.perf_counter()
     progress_bar = TrainProgress(args.max_iters, start=start, every=args.log_interval, quiet=not rank.is_main)
+    loss_fn = None
+    if teacher:
+        table = None
+        if args.teacher_pass == "once":  # before the bar starts its clock; Ctrl-C here just stops
+            progress_bar.note(f"{len(args.teacher)} teacher(s) scoring the {len(batches.train):,} training tokens once")
+            table = teacher.score(batches.train, config.block_size)
+        loss_fn = distillation(teacher, args.distill_weight, table)
+    flag = interrupt or InterruptFlag()
     with flag.active(), progress_bar as progress, metrics_log:
 
         def on_step(info: StepInfo) -> None:
@@ -397,7 +414,7 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
                 steps=range(start, args.max_iters), schedule=schedule, grad_clip=args.grad_clip,
                 grad_accum=grad_accum, amp_dtype=amp, on_step=on_step, interrupt=flag,
                 backward_context=dist.no_sync_context(ddp_model, grad_accum),
-                loss_fn=distillation(teacher, args.distill_weight) if teacher else None,
+                loss_fn=loss_fn,
             )  # fmt: skip
         except (MemoryError, RuntimeError) as e:
             if not is_out_of_memory(e):

@@ -12,9 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..data import val_windows
 
 
 class Teacher:
@@ -37,6 +40,21 @@ class Teacher:
         member = torch.stack([F.log_softmax(model(idx)[0].float(), dim=-1) for model in self.models])  # (K, B, T, V)
         return torch.logsumexp(member, dim=0) - math.log(len(self.models))
 
+    @torch.no_grad()
+    def score(self, tokens: np.ndarray, block_size: int, batch_size: int = 16) -> torch.Tensor:
+        """(N, V) fp16 log-probabilities over a whole split, read once in non-overlapping windows of
+        block_size (as `scratchgpt eval` reads val): row i is the teachers' distribution for tokens[i]
+        given the tokens before it in its window. Row 0, which nothing predicts, is uniform."""
+        device = next(self.models[0].parameters()).device
+        vocab = self.models[0].config.vocab_size
+        table = torch.full((len(tokens), vocab), -math.log(vocab), dtype=torch.float16, device=device)
+        row = 1
+        for x, _ in val_windows(tokens, block_size, batch_size):
+            scored = self.log_probs(x.to(device)).flatten(0, 1)  # (B*T, V)
+            table[row : row + len(scored)] = scored.half()
+            row += len(scored)
+        return table
+
 
 def distill_loss(
     logits: torch.Tensor, targets: torch.Tensor, teacher_log_probs: torch.Tensor, weight: float
@@ -55,11 +73,21 @@ def distill_loss(
     return (1.0 - weight) * hard + weight * soft
 
 
-def distillation(teacher: Teacher, weight: float):
-    """A train_loop loss_fn: the student's distill_loss against the teacher on each batch."""
+def distillation(teacher: Teacher, weight: float, table: torch.Tensor | None = None):
+    """A train_loop loss_fn: the student's distill_loss against the teacher on each batch.
 
-    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    Without a table the teachers read the student's own windows, a forward pass each per step.
+    With a table (Teacher.score of the training split), the loss_fn takes the batch's window
+    offsets too and looks each target's row up: no teacher runs during training, and each target's
+    soft label comes from a context other than the student's window, the same whatever window
+    it falls in.
+    """
+
+    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, offsets: torch.Tensor | None = None):
         logits, _ = model(x)
-        return distill_loss(logits, y, teacher.log_probs(x), weight)
+        if table is None:
+            return distill_loss(logits, y, teacher.log_probs(x), weight)
+        rows = offsets[:, None] + torch.arange(1, x.size(1) + 1, device=offsets.device)  # (B, T): y's positions
+        return distill_loss(logits, y, table[rows].float(), weight)
 
     return loss_fn

@@ -124,7 +124,7 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None):
 def train_loop(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    next_batch: Callable[[], tuple[torch.Tensor, ...]],
     *,
     steps: Iterable[int],
     schedule: Callable[[int], float],
@@ -134,13 +134,14 @@ def train_loop(
     on_step: Callable[[StepInfo], None] | None = None,
     interrupt: InterruptFlag | None = None,
     backward_context: Callable[[int], contextlib.AbstractContextManager] | None = None,
-    loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    loss_fn: Callable[..., torch.Tensor] | None = None,
 ) -> int | None:
     """Train over `steps`; returns the last finished step (None if none finished).
 
     Each step: set the lr, accumulate gradients over grad_accum micro-batches, clip, update.
     backward_context(micro) lets DDP skip the gradient all-reduce on all but the last micro-batch.
-    loss_fn(model, x, y) replaces the model's own next-token loss (see model/distill.py).
+    A batch is (x, y, *more); loss_fn(model, x, y, *more) replaces the model's own next-token loss
+    (see model/distill.py).
     """
     device = next(model.parameters()).device
     model.train()
@@ -155,11 +156,11 @@ def train_loop(
         loss_sum = torch.zeros((), device=device)
         tokens = 0
         for micro in range(grad_accum):
-            x, y = next_batch()
+            x, y, *more = next_batch()
             ctx = backward_context(micro) if backward_context else contextlib.nullcontext()
             with ctx:
                 with autocast_context(device, amp_dtype):
-                    loss = model(x, y)[1] if loss_fn is None else loss_fn(model, x, y)
+                    loss = model(x, y)[1] if loss_fn is None else loss_fn(model, x, y, *more)
                 (loss / grad_accum).backward()
             loss_sum += loss.detach()
             tokens += y.numel()

@@ -30,12 +30,13 @@ def test_a_tiny_model_takes_val_loss_from_about_4_2_below_2_5(tmp_path):
     assert ckpt.train["step"] == 299 and ckpt.corpus["name"] == "tinyshakespeare"
 
 
-@pytest.mark.parametrize("distilled", [False, True], ids=["plain", "distilled"])
-def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp_path, monkeypatch, distilled):
+@pytest.mark.parametrize("teacher_pass", [None, "online", "once"], ids=["plain", "distilled", "distilled-once"])
+def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp_path, monkeypatch, teacher_pass):
     flags = ["--max-iters", "16", "--eval-interval", "8", "--dropout", "0.1"]
-    if distilled:  # the teacher comes back with the run's other flags
+    if teacher_pass:  # the teacher comes back with the run's other flags
         train(tmp_path / "teacher", "--max-iters", "2", "--eval-interval", "2")
-        flags += ["--teacher", str(tmp_path / "teacher" / "run.safetensors"), "--distill-weight", "0.7"]
+        flags += ["--teacher", str(tmp_path / "teacher" / "run.safetensors"), "--distill-weight", "0.7",
+                  "--teacher-pass", teacher_pass]  # fmt: skip
     straight = train(tmp_path / "a", *flags)["train_losses"]
 
     flag = InterruptFlag()
@@ -80,7 +81,8 @@ def test_a_student_distilled_from_a_teacher_ends_closer_to_it_than_one_trained_o
     assert kl(distilled) < 0.85 * kl(plain)  # 0.072 vs 0.099; the same run without the teacher: equal
 
 
-def test_a_teacher_of_another_vocabulary_or_a_shorter_context_is_refused(tmp_path):
+def test_a_teacher_of_another_vocabulary_a_shorter_context_or_too_many_scores_is_refused(tmp_path, monkeypatch):
+    import scratchgpt.train as train_module
     from scratchgpt.errors import ScratchGPTError
 
     train(tmp_path / "word", "--max-iters", "1", "--eval-interval", "1", "--tokenizer", "word")
@@ -89,6 +91,10 @@ def test_a_teacher_of_another_vocabulary_or_a_shorter_context_is_refused(tmp_pat
                                                                      "32; pass --block-size 16 or less")]:  # fmt: skip
         with pytest.raises(ScratchGPTError, match=words):
             train(tmp_path / "student", "--max-iters", "1", "--teacher", str(tmp_path / teacher / "run.safetensors"))
+    monkeypatch.setattr(train_module, "SCORES_MAX", 64 << 20)  # 65 chars x 1M training tokens x 2 bytes: 124 MiB
+    with pytest.raises(ScratchGPTError, match=r"once would hold 0.1 GiB of scores \(1,003,854 tokens x 65\); use "):
+        train(tmp_path / "student", "--max-iters", "1", "--teacher", str(tmp_path / "short" / "run.safetensors"),
+              "--teacher-pass", "once", "--block-size", "16")  # fmt: skip
     with pytest.raises(ScratchGPTError, match="add --teacher CHECKPOINT"):
         run(parse_args([*TINY, "--max-iters", "1", "--distill-weight", "0.5",
                         "--out", str(tmp_path / "w" / "run.safetensors")]))  # fmt: skip
@@ -179,6 +185,17 @@ def test_compile_trains_like_eager_with_one_graph_for_all_blocks(tmp_path):
     a, b = (load_checkpoint(tmp_path / d / "run.safetensors").model.state_dict() for d in "ab")
     assert a.keys() == b.keys()  # nothing renamed: the checkpoint loads like any other
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+
+
+@pytest.mark.slow
+def test_compile_distils_like_eager(tmp_path):
+    train(tmp_path / "teacher", "--max-iters", "2", "--eval-interval", "2")
+    flags = ["--max-iters", "4", "--eval-interval", "4", "--dropout", "0", "--distill-weight", "0.5",
+             "--teacher", str(tmp_path / "teacher" / "run.safetensors")]  # fmt: skip
+    eager = train(tmp_path / "a", *flags)
+    compiled = train(tmp_path / "b", *flags, "--compile")  # the teacher's blocks compiled too, without grad
+    assert compiled["train_losses"] == pytest.approx(eager["train_losses"], abs=1e-4)
+    assert compiled["val"] == pytest.approx(eager["val"], abs=1e-4)
 
 
 def test_a_resumed_run_first_finishes_a_save_killed_between_its_renames(tmp_path, monkeypatch):

@@ -119,3 +119,12 @@ def test_val_char_count_never_splits_a_character_spread_over_tokens(monkeypatch,
     monkeypatch.setattr(batches_module, "DECODE_CHUNK", chunk)
     for start in range(4):  # a split that begins inside a character counts its stray bytes as decode does
         assert val_char_count(tokenizer, ids[start:]) == len(tokenizer.decode(ids[start:].tolist()))
+
+
+def test_get_at_draws_gets_batch_and_says_where_each_window_starts():
+    tokens = np.arange(1000, dtype=np.uint16)
+    batches = Batches(tokens, block_size=16, batch_size=4)
+    x, y = batches.get("train", torch.Generator().manual_seed(9))
+    x2, y2, offsets = batches.get_at("train", torch.Generator().manual_seed(9))
+    assert torch.equal(x, x2) and torch.equal(y, y2) and offsets.shape == (4,)
+    assert torch.equal(y, offsets[:, None] + torch.arange(1, 17))  # token i of this split is i

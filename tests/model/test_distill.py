@@ -92,3 +92,36 @@ def test_training_toward_a_teacher_brings_the_student_closer_to_it():
         opt.step()
         opt.zero_grad()
     assert kl() < before / 4
+
+
+def test_a_teachers_scores_of_a_split_sum_to_the_loss_eval_gives_it():
+    from scratchgpt.data import val_windows
+    from scratchgpt.model.trainer import evaluate_windows
+
+    model = tiny(1)
+    tokens = torch.randint(CONFIG.vocab_size, (53,), generator=torch.Generator().manual_seed(3)).numpy()
+    table = Teacher([model]).score(tokens, block_size=8, batch_size=2)
+    assert table.shape == (53, CONFIG.vocab_size) and table.dtype == torch.float16
+    assert torch.allclose(table[0].float().exp(), torch.full((CONFIG.vocab_size,), 1 / CONFIG.vocab_size), atol=1e-4)
+    total, count = evaluate_windows(model, val_windows(tokens, 8, 2))
+    rows = torch.arange(1, 53)
+    assert count == 52
+    assert -table[rows, torch.from_numpy(tokens[1:]).long()].float().sum().item() == pytest.approx(total, rel=1e-3)
+
+
+def test_scores_looked_up_for_windows_the_teacher_read_give_the_online_loss():
+    sharp = [tiny(1), tiny(2), tiny(3)]
+    for model in sharp:  # confident models, so another token's scores give another loss
+        model.lm_head.weight.data *= 50
+    student, teacher = sharp[0], Teacher(sharp[1:])
+    student.eval()
+    tokens = torch.randint(CONFIG.vocab_size, (4 * 8 + 1,), generator=torch.Generator().manual_seed(4))
+    table = teacher.score(tokens.numpy(), block_size=8)
+    offsets = torch.tensor([0, 16, 8])  # windows where the scoring pass had its own
+    windows = tokens[offsets[:, None] + torch.arange(9)]
+    x, y = windows[:, :-1], windows[:, 1:]
+    online = distillation(teacher, 0.5)(student, x, y)
+    looked_up = distillation(teacher, 0.5, table)(student, x, y, offsets)
+    assert looked_up.item() == pytest.approx(online.item(), rel=1e-3)
+    shifted = distillation(teacher, 0.5, table)(student, x, y, offsets + 1)  # another token's scores
+    assert abs(shifted.item() - online.item()) > 1e-2
