@@ -566,7 +566,8 @@ class Session:
             ("context", f"{config.block_size} tokens"),
             ("device", f"{self.device}, {str(dtype).removeprefix('torch.')}"),
             ("corpus", self.corpus or "none recorded"),
-            ("val loss", f"{val:.4f}" if isinstance(val, (int, float)) else no_val),
+            ("val loss", f"{val:.4f}, estimated while training; scratchgpt eval scores the whole split"
+             if isinstance(val, (int, float)) else no_val),  # fmt: skip
             ("temperature", f"{s.temperature:g}" + (" (greedy)" if s.temperature == 0 else "")),
             ("length", f"{s.max_new_tokens} tokens"),
             ("top-k", "off" if s.top_k is None else str(s.top_k)),

@@ -254,7 +254,8 @@ def test_show_and_stats_describe_model_and_settings(session):
     run(session.reply("ROMEO:"))
     shown = dict(session.show())
     assert shown["vocabulary"] == f"char, {session.tokenizer.vocab_size} tokens"
-    assert shown["context"] == "32 tokens" and shown["seed"] == "1" and shown["val loss"] == "4.0000"
+    assert shown["context"] == "32 tokens" and shown["seed"] == "1"
+    assert shown["val loss"] == "4.0000, estimated while training; scratchgpt eval scores the whole split"
     stats = dict(session.stats())
     assert stats["turns"] == "1" and stats["tokens generated"] == "20"
 
