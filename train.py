@@ -249,8 +249,9 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
     if args.resume:
         args = with_saved_flags(args, RunPaths.from_out(args.out))
     check_installed(wandb=args.wandb, tensorboard=args.tensorboard)
-    if "distill_weight" in getattr(args, "given", ()) and not args.teacher:
-        raise ScratchGPTError("--distill-weight weighs a teacher's distribution; add --teacher CHECKPOINT")
+    for name in ("distill_weight", "teacher_pass"):
+        if name in getattr(args, "given", ()) and not args.teacher:
+            raise ScratchGPTError(f"--{name.replace('_', '-')} sets how a teacher is used; add --teacher CHECKPOINT")
     rank = dist.setup(args.device)
     device = dist.device_for_rank(pick_device(args.device))
     amp = {"bf16": torch.bfloat16, "fp32": None}.get(args.amp, autocast_dtype(device))

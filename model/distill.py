@@ -1,7 +1,7 @@
 """Knowledge distillation: train a model toward the next-token distribution of others.
 
-A model trained for many passes over a small corpus memorises its training text: the shipped char
-model scores about 1.03 nats/char on the training split and 1.42 on val. One-hot targets keep
+A model trained for many passes over a small corpus memorises its training text: the 1.4215 char
+model's loss on its training batches was about 1.05 nats/char, on val 1.42. One-hot targets keep
 pushing it that way. The averaged distribution of several models (an ensemble) is a softer target
 that carries their uncertainty, and a student trained toward it generalises better than from the
 text alone (Hinton et al., 2015, "Distilling the Knowledge in a Neural Network").
@@ -23,7 +23,8 @@ from ..data import val_windows
 class Teacher:
     """Soft targets from one or more models: the mean of their next-token probabilities.
 
-    The models are frozen and run in eval mode (no dropout), on the same windows as the student.
+    The models are frozen and run in eval mode (no dropout): on the student's own windows
+    (log_probs), or once over a whole split (score).
     """
 
     def __init__(self, models: Sequence[nn.Module]):

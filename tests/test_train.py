@@ -95,9 +95,9 @@ def test_a_teacher_of_another_vocabulary_a_shorter_context_or_too_many_scores_is
     with pytest.raises(ScratchGPTError, match=r"once would hold 0.1 GiB of scores \(1,003,854 tokens x 65\); use "):
         train(tmp_path / "student", "--max-iters", "1", "--teacher", str(tmp_path / "short" / "run.safetensors"),
               "--teacher-pass", "once", "--block-size", "16")  # fmt: skip
-    with pytest.raises(ScratchGPTError, match="add --teacher CHECKPOINT"):
-        run(parse_args([*TINY, "--max-iters", "1", "--distill-weight", "0.5",
-                        "--out", str(tmp_path / "w" / "run.safetensors")]))  # fmt: skip
+    for flag, value in [("--distill-weight", "0.5"), ("--teacher-pass", "once")]:
+        with pytest.raises(ScratchGPTError, match=f"{flag} sets how a teacher is used; add --teacher CHECKPOINT"):
+            run(parse_args([*TINY, "--max-iters", "1", flag, value, "--out", str(tmp_path / "w" / "run.safetensors")]))
     assert not (tmp_path / "student" / "run.safetensors").exists()
 
 
