@@ -10,7 +10,7 @@ text alone (Hinton et al., 2015, "Distilling the Knowledge in a Neural Network")
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -74,7 +74,7 @@ def distill_loss(
     return (1.0 - weight) * hard + weight * soft
 
 
-def distillation(teacher: Teacher, weight: float, table: torch.Tensor | None = None):
+def distillation(teacher: Teacher, weight: float, table: torch.Tensor | None = None) -> Callable[..., torch.Tensor]:
     """A train_loop loss_fn: the student's distill_loss against the teacher on each batch.
 
     Without a table the teachers read the student's own windows, a forward pass each per step.
@@ -84,7 +84,9 @@ def distillation(teacher: Teacher, weight: float, table: torch.Tensor | None = N
     it falls in.
     """
 
-    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, offsets: torch.Tensor | None = None):
+    def loss_fn(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, offsets: torch.Tensor | None = None
+    ) -> torch.Tensor:
         logits, _ = model(x)
         if table is None:
             return distill_loss(logits, y, teacher.log_probs(x), weight)
