@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import re
 import sys
@@ -150,10 +151,13 @@ OUT_OF_MEMORY_MARKERS = ("out of memory", "can't allocate memory", "cannot alloc
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    """Whether error is an allocation failure: Python's MemoryError, or PyTorch's RuntimeError from its
-    CPU allocator ("DefaultCPUAllocator: can't allocate memory"), CUDA or MPS (torch.OutOfMemoryError)."""
+    """Whether error is an allocation failure: Python's MemoryError, an OSError with ENOMEM (mmap of
+    the token cache, a new thread), or PyTorch's RuntimeError from its CPU allocator
+    ("DefaultCPUAllocator: can't allocate memory"), CUDA or MPS (torch.OutOfMemoryError)."""
     if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
         return True
+    if isinstance(error, OSError):
+        return error.errno == errno.ENOMEM
     first_line = str(error).partition("\n")[0].lower()
     return isinstance(error, RuntimeError) and any(marker in first_line for marker in OUT_OF_MEMORY_MARKERS)
 

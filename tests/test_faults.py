@@ -387,11 +387,13 @@ def _one_error_line(log: str) -> str:
 
 
 def test_a_model_too_large_for_memory_names_its_width_and_depth(forks, tmp_path):
-    big = ["--n-layer", "16", "--n-head", "8", "--n-embd", "1024"]  # 201M parameters, 0.8 GB in fp32
+    # 315M parameters, 1.26 GB in fp32: well past the limit. A 0.8 GB model, 36 MB past it, was
+    # sometimes built out of heap the imports had mapped and freed, and failed later instead.
+    big = ["--n-layer", "16", "--n-head", "8", "--n-embd", "1280"]
     code, log = forks.run("train", argv=[*TINY, *big, "--out", str(tmp_path / "x.safetensors")], memory_limit=MEMORY)
     assert code == 1
     assert _one_error_line(log) == (
-        "error: out of memory building the model (0.8 GB of fp32 weights); reduce --n-embd or --n-layer"
+        "error: out of memory building the model (1.3 GB of fp32 weights); reduce --n-embd or --n-layer"
     )
 
 
@@ -411,6 +413,17 @@ def test_one_matrix_larger_than_memory_is_refused_in_one_line(forks, tmp_path):
     assert _one_error_line(log) == (
         "error: out of memory building the model (206.2 GB of fp32 weights); reduce --n-embd or --n-layer"
     )
+
+
+def test_an_mmap_or_thread_out_of_memory_is_one_line_too(capsys):
+    def main(argv):
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    assert run_entry_point(main, []) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: out of memory; reduce --batch-size")
+    with pytest.raises(FileNotFoundError):  # any other OSError is not memory
+        run_entry_point(lambda argv: (_ for _ in ()).throw(FileNotFoundError(errno.ENOENT, "gone")), [])
 
 
 def test_cuda_out_of_memory_is_one_line_too(capsys):
