@@ -59,17 +59,21 @@ class Batches:
 
     def get(self, split: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(x, y), each (batch_size, block_size) int64 on the device; y is x shifted one token left."""
-        return self.get_at(split, generator)[:2]
+        x, y, _ = self._draw(split, generator)
+        return x.to(self.device), y.to(self.device)
 
     def get_at(self, split: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x, y, offsets): get()'s batch, drawn the same way, and where in the split each window
         starts (B,), so y[b, t] is token offsets[b] + t + 1 of the split."""
+        return tuple(t.to(self.device) for t in self._draw(split, generator))
+
+    def _draw(self, split: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         data = self.split(split)
         offsets = torch.randint(len(data) - self.block_size, (self.batch_size,), generator=generator)  # (B,)
         windows = np.asarray(data[offsets.numpy()[:, None] + self._window], dtype=np.int64)  # (B, T+1)
         x = torch.from_numpy(np.ascontiguousarray(windows[:, :-1]))  # (B, T)
         y = torch.from_numpy(np.ascontiguousarray(windows[:, 1:]))  # (B, T)
-        return x.to(self.device), y.to(self.device), offsets.to(self.device)
+        return x, y, offsets
 
 
 def val_windows(
