@@ -9,6 +9,11 @@ bf16, fused AdamW); with --compile, as `scratchgpt train --compile` (its blocks 
 the untimed warm-up steps). Rounds alternate between the two so machine noise hits both alike;
 figures are medians of per-step times (each step ends with a host sync, so on a GPU too a step's
 time is its work). The last line is `train_speedup=<ratio>`.
+
+Before it, the same run times the step's matrix multiplies alone (every Linear's forward product
+and its two backward ones, over the same tokens) in fp32 and in bf16: `bf16_matmul_speedup` is
+what bf16 buys where it helps most, and `ceiling` is the plain loop's step time over those bf16
+matmuls alone, the train_speedup of a step that did nothing else.
 """
 
 from __future__ import annotations
@@ -50,6 +55,23 @@ def scratchgpt_steps(model, batches, steps: int) -> list[float]:
     return times
 
 
+def matmul_seconds(model, tokens: int, dtype: torch.dtype, device) -> float:
+    """Time of one step's Linear-layer GEMMs: y = x W^T, then dx = dy W and dW = dy^T x."""
+    operands = []
+    for layer in model.modules():
+        if isinstance(layer, torch.nn.Linear):
+            w = layer.weight.detach().to(dtype)
+            operands.append((w, torch.randn(tokens, w.shape[1], dtype=dtype, device=device)))
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
+    sync()
+    t0 = time.perf_counter()
+    for w, x in operands:
+        dy = x @ w.T
+        dy @ w, dy.T @ x
+    sync()
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=12, help="timed steps per round and path")
@@ -79,16 +101,23 @@ def main() -> None:
         compile_blocks(ours)
     scratchgpt_steps(ours, batches(), 2)  # warm up allocators and kernels (and compile)
     plain_fp32_steps(plain, batches(), 2)
-    ours_t, plain_t = [], []
+    tokens = batch * config.block_size
+    ours_t, plain_t, mm16_t, mm32_t = [], [], [], []
     for _ in range(args.rounds):
         ours_t += scratchgpt_steps(ours, batches(), args.steps)
         plain_t += plain_fp32_steps(plain, batches(), args.steps)
-    tokens = batch * config.block_size
+        for _ in range(args.steps):
+            mm16_t.append(matmul_seconds(plain, tokens, torch.bfloat16, device))
+            mm32_t.append(matmul_seconds(plain, tokens, torch.float32, device))
     ours_tps, plain_tps = tokens / statistics.median(ours_t), tokens / statistics.median(plain_t)
+    mm16, mm32 = statistics.median(mm16_t), statistics.median(mm32_t)
     print(f"model: {config.n_layer}x{config.n_embd}, block {config.block_size}, batch {batch}, device {device}, "
           f"threads {torch.get_num_threads()}, amp {autocast_dtype(device)}, compile {args.compile}")
     print(f"scratchgpt_train: {ours_tps:9.0f} tok/s")
     print(f"plain_fp32_loop:  {plain_tps:9.0f} tok/s")
+    print(f"a step's matmuls alone: bf16 {mm16 * 1e3:.0f} ms, fp32 {mm32 * 1e3:.0f} ms "
+          f"(bf16_matmul_speedup={mm32 / mm16:.2f}); ours spends {mm16 / (tokens / ours_tps):.0%} of its step there")
+    print(f"ceiling={statistics.median(plain_t) / mm16:.2f} (the plain loop's step over the bf16 matmuls alone)")
     print(f"train_speedup={ours_tps / plain_tps:.2f}")
 
 
