@@ -56,13 +56,17 @@ def scratchgpt_steps(model, batches, steps: int) -> list[float]:
     return times
 
 
-def matmul_seconds(model, tokens: int, dtype: torch.dtype, device) -> float:
+def gemm_operands(model, tokens: int, dtype: torch.dtype, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(weight, input) for each Linear of model, in dtype, over `tokens` rows."""
+    return [
+        (layer.weight.detach().to(dtype), torch.randn(tokens, layer.in_features, dtype=dtype, device=device))
+        for layer in model.modules()
+        if isinstance(layer, torch.nn.Linear)
+    ]
+
+
+def matmul_seconds(operands, device) -> float:
     """Time of one step's Linear-layer GEMMs: y = x W^T, then dx = dy W and dW = dy^T x."""
-    operands = []
-    for layer in model.modules():
-        if isinstance(layer, torch.nn.Linear):
-            w = layer.weight.detach().to(dtype)
-            operands.append((w, torch.randn(tokens, w.shape[1], dtype=dtype, device=device)))
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
     sync()
     t0 = time.perf_counter()
@@ -104,12 +108,13 @@ def main() -> None:
     plain_fp32_steps(plain, batches(), 2)
     tokens = batch * config.block_size
     ours_t, plain_t, mm16_t, mm32_t = [], [], [], []
+    bf16_gemms, fp32_gemms = (gemm_operands(plain, tokens, dtype, device) for dtype in (torch.bfloat16, torch.float32))
     for _ in range(args.rounds):
         ours_t += scratchgpt_steps(ours, batches(), args.steps)
         plain_t += plain_fp32_steps(plain, batches(), args.steps)
         for _ in range(args.steps):
-            mm16_t.append(matmul_seconds(plain, tokens, torch.bfloat16, device))
-            mm32_t.append(matmul_seconds(plain, tokens, torch.float32, device))
+            mm16_t.append(matmul_seconds(bf16_gemms, device))
+            mm32_t.append(matmul_seconds(fp32_gemms, device))
     ours_tps, plain_tps = tokens / statistics.median(ours_t), tokens / statistics.median(plain_t)
     mm16, mm32 = statistics.median(mm16_t), statistics.median(mm32_t)
     amp = autocast_dtype(device)
