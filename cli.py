@@ -119,10 +119,10 @@ def cmd_sample(argv: Sequence[str]) -> int:
     args = sample_parser().parse_args(argv)  # before importing torch: a bad flag is told at once
     import torch
 
+    from .interrupt import InterruptFlag
     from .model.checkpoint import load_checkpoint, resolve_checkpoint
     from .model.device import pick_device
     from .model.engine import Completion, Engine
-    from .model.trainer import InterruptFlag
 
     ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint), device=pick_device(args.device))
     seed = args.seed if args.seed is not None else random.randrange(2**31)
@@ -150,7 +150,7 @@ def cmd_eval(argv: Sequence[str]) -> int:
 
     result = evaluate_checkpoint(
         args.checkpoint, corpus=args.corpus, batch_size=args.batch_size, amp=args.amp, device=args.device,
-        lossy=args.lossy, quantize=args.quantize, stride=args.stride,
+        lossy=args.lossy, quantize=args.quantize, stride=args.stride, notify=lambda text: print(text, file=sys.stderr),
     )  # fmt: skip
     if args.json:
         print(json.dumps(result))

@@ -168,10 +168,12 @@ def is_compile_failure(error: BaseException) -> bool:
     return type(error).__module__.startswith(("torch._dynamo", "torch._inductor"))
 
 
-def run_entry_point(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+def run_entry_point(
+    main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None, *, quiet: bool = False
+) -> int:
     """Call main; a ScratchGPTError becomes `error: <message>` on stderr and exit 1, so do running
     out of memory and a failed torch.compile, Ctrl-C exits 130, and only `--debug` lets a traceback
-    through."""
+    through. quiet (a torchrun rank but the first) exits 1 on a user error without printing it."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
@@ -179,7 +181,8 @@ def run_entry_point(main: Callable[[Sequence[str] | None], int], argv: Sequence[
     except ScratchGPTError as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        if not quiet:
+            print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         if debug:

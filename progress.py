@@ -20,6 +20,14 @@ def sparkline(values: list[float], width: int = 40) -> str:
     return "".join(bars[int((v - lo) / (hi - lo) * 7) if hi > lo else 0] for v in values)
 
 
+def duration(seconds: float) -> str:
+    """seconds in words a person reads at a glance: "40 s", "14 min", "2 h 5 min"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"
+
+
 class TrainProgress:
     """Reports steps of one training run. Use as a context manager; call `step` and `note`."""
 

@@ -18,7 +18,7 @@ import statistics
 import torch
 
 from scratchgpt.model.gpt import GPTConfig, build_model, compile_blocks
-from scratchgpt.model.trainer import make_optimizer, train_loop
+from scratchgpt.training.loop import make_optimizer, train_loop
 
 TOKENS = 4096
 

@@ -27,9 +27,9 @@ from prompt_toolkit.output import DummyOutput
 from scratchgpt.data import Batches, load_tokens, resolve_corpus
 from scratchgpt.model.checkpoint import load_checkpoint, shipped_checkpoint
 from scratchgpt.model.device import autocast_dtype
-from scratchgpt.model.trainer import Schedule, StepInfo, make_optimizer, train_loop
 from scratchgpt.repl.app import Repl, make_console
 from scratchgpt.repl.session import FINE_TUNE_LR, Session, Settings, corpus_source, train_batch_size
+from scratchgpt.training.loop import Schedule, StepInfo, make_optimizer, train_loop
 
 
 def main() -> None:

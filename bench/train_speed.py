@@ -28,7 +28,7 @@ import torch
 
 from scratchgpt.model.device import autocast_dtype, pick_device
 from scratchgpt.model.gpt import GPTConfig, build_model, compile_blocks
-from scratchgpt.model.trainer import Schedule, make_optimizer, train_loop
+from scratchgpt.training.loop import Schedule, make_optimizer, train_loop
 
 
 def plain_fp32_steps(model, batches, steps: int) -> list[float]:

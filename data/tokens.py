@@ -3,6 +3,12 @@
 The file is named after the corpus's sha256 and the tokenizer spec's sha256, so a changed corpus
 or vocabulary never reads stale ids, and it is written to a temporary name and renamed into place,
 so a crashed run never leaves a half-written file under the final name.
+
+Beside it, NAME.bin.json records what was written: its length, a CRC-32 of its bytes, the vocabulary
+size, and the file's inode and modification time. Every use compares the length (a stat); the CRC
+and the id range are checked again only when the file is not the one recorded (another inode or
+mtime: something wrote it), at about 6 GB/s, so a multi-GB cache costs a stat on each use and a
+full read only after a change. A truncated, damaged or foreign file is rebuilt, with one notice.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +33,7 @@ from ..tokenizers.base import batched
 from .corpus import CHUNK_BYTES, Corpus, iter_text
 
 TRAIN_FRACTION = 0.9  # the first 90% of the tokens train, the last 10% validate (as nanoGPT)
+CRC_BLOCK = 8 << 20  # bytes read at a time when a token file is checked again
 STALE_TMP_S = 3600  # a temporary token file untouched this long belongs to a run that died
 PIECES_PER_BATCH = os.cpu_count() or 1  # pieces given to one encode_batch call: one per thread
 # "\n" between two non-space characters: no token of the char, word or GPT-2 BPE tokenizers spans it,
@@ -44,7 +52,59 @@ def token_file(corpus: Corpus, tokenizer: Tokenizer) -> Path:
     return paths.cache_dir() / "tokens" / f"{corpus.sha256[:16]}-{spec_hash[:16]}.bin"
 
 
-def load_tokens(corpus: Corpus, tokenizer: Tokenizer, *, lossy: bool = False) -> np.ndarray:
+def record_file(path: Path) -> Path:
+    """Where the record of token file path (its length, CRC and identity) is kept."""
+    return path.with_name(path.name + ".json")
+
+
+def _identity(st: os.stat_result) -> dict:
+    return {"bytes": st.st_size, "inode": st.st_ino, "mtime_ns": st.st_mtime_ns}
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with path.open("rb") as f:
+        while block := f.read(CRC_BLOCK):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def check_token_file(path: Path, vocab_size: int) -> str | None:
+    """None when path holds the ids its record says were written, else what is wrong with it."""
+    try:
+        record = json.loads(record_file(path).read_text())
+        st = path.stat()
+    except FileNotFoundError:
+        return "it has no record of what was written (made by an older version, or copied in)"
+    except (OSError, ValueError):
+        return "its record is unreadable"
+    if not isinstance(record, dict) or record.get("vocab_size") != vocab_size:
+        return "its record is for another vocabulary"
+    if st.st_size != record.get("bytes"):
+        return f"it has {st.st_size:,} bytes where {record.get('bytes'):,} were written"
+    if _identity(st) == {k: record.get(k) for k in ("bytes", "inode", "mtime_ns")}:
+        return None  # the very file written and checked: nothing has touched it since
+    if _crc32(path) != record.get("crc32"):
+        return "its bytes have changed since it was written"
+    ids = np.memmap(path, dtype=token_dtype(vocab_size), mode="r") if st.st_size else np.zeros(0)
+    if ids.size and int(ids.max()) >= vocab_size:
+        return "it holds ids outside the vocabulary"
+    _write_record(path, path, crc=record["crc32"], vocab_size=vocab_size)  # the same bytes, rewritten or copied
+    return None
+
+
+def _write_record(path: Path, written: Path, *, crc: int, vocab_size: int) -> None:
+    """Record for token file path that written (path itself, or the file about to be renamed to it) holds these ids."""
+    record = {**_identity(written.stat()), "crc32": crc, "vocab_size": vocab_size}
+    fd, tmp = tempfile.mkstemp(prefix=f"{record_file(path).name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+    os.replace(tmp, record_file(path))
+
+
+def load_tokens(
+    corpus: Corpus, tokenizer: Tokenizer, *, lossy: bool = False, notify: Callable[[str], None] | None = None
+) -> np.ndarray:
     """Every token id of corpus, as a read-only memory map of the cached token file (made on first use).
 
     The corpus is streamed: its text is cut into pieces at stable points (see _stable_pieces), and
@@ -55,9 +115,15 @@ def load_tokens(corpus: Corpus, tokenizer: Tokenizer, *, lossy: bool = False) ->
     The file is keyed by corpus and tokenizer, not by `lossy`: a token file made with lossy=True
     from a corpus that is not UTF-8 is reused by later calls without it (`scratchgpt eval` after
     `train --lossy`); for a UTF-8 corpus both give the same ids.
+
+    A cached file that fails `check_token_file` is rebuilt, and notify (if given) hears why.
     """
     path = token_file(corpus, tokenizer)
     dtype = token_dtype(tokenizer.vocab_size)
+    if path.is_file() and (problem := check_token_file(path, tokenizer.vocab_size)):
+        if notify is not None:
+            notify(f"the token cache {path} is rebuilt: {problem}")
+        path.unlink(missing_ok=True)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_tmp(path)
@@ -90,17 +156,22 @@ def _encoded(pieces: Iterable[str], tokenizer: Tokenizer) -> Iterator[np.ndarray
 
 
 def _write_tokens(path: Path, pieces: Iterable[str], tokenizer: Tokenizer, dtype: np.dtype) -> None:
-    """The ids of pieces, appended to a temporary file, fsynced and renamed to path."""
+    """The ids of pieces, appended to a temporary file, fsynced and renamed to path, with its record."""
     fd, tmp_name = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
+    crc = 0
     try:
         with os.fdopen(fd, "wb") as out:
             for ids in _encoded(pieces, tokenizer):
                 if ids.size and (ids.min() < 0 or ids.max() >= tokenizer.vocab_size):
                     raise ValueError(f"{tokenizer!r} produced ids outside range({tokenizer.vocab_size})")
-                out.write(ids.astype(dtype).tobytes())
+                data = ids.astype(dtype).tobytes()
+                crc = zlib.crc32(data, crc)
+                out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        # the record first: a rename keeps inode and mtime, so whoever sees the file sees its record
+        _write_record(path, tmp, crc=crc, vocab_size=tokenizer.vocab_size)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -183,6 +183,40 @@ def _decode_metadata(metadata: dict[str, str], path: Path) -> dict:
     }
 
 
+def check_replaceable(path: str | Path, *, force: bool, how: str, other: str = "choose another path") -> None:
+    """Refuse to write a checkpoint over path unless nothing is there, or a ScratchGPT checkpoint
+    is and force is given: how says how to force it, other what to do about a file that is not one.
+
+    Only the file's header is read: refusing costs nothing, whatever the file's size.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir():
+        raise ScratchGPTError(f"{path} is a directory; give a .safetensors file path")
+    if header_metadata(path).get("format") not in (FORMAT, FORMAT + ".train_state"):
+        raise ScratchGPTError(f"{path} exists and is not a ScratchGPT checkpoint, so it is left as it is; {other}")
+    if not force:
+        step = json.loads(header_metadata(path).get("train", "{}") or "{}").get("step")
+        at = f" (step {step + 1})" if isinstance(step, int) else ""
+        raise ScratchGPTError(f"{path} already holds a checkpoint{at}; {how}")
+
+
+def header_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata in a safetensors file's header, without reading its tensors; {} for a file that
+    is not safetensors (a text file, a truncated download)."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= 100_000_000:
+                return {}
+            header = json.loads(f.read(size))
+    except (OSError, ValueError):
+        return {}
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
 def drop_estimates_of_averages(train: dict) -> dict:
     """train metadata without the loss estimates when it describes an average of several checkpoints.
 

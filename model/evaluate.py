@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import torch
 
-from ..data import load_tokens, resolve_corpus, split_tokens, val_char_count, val_windows
+from ..data import IGNORE, load_tokens, resolve_corpus, split_tokens, val_char_count, val_windows
 from ..errors import ScratchGPTError
 from .checkpoint import load_checkpoint, resolve_checkpoint
-from .device import autocast_dtype, pick_device
+from .device import autocast_context, autocast_dtype, pick_device
 from .quant import quantize_int8
-from .trainer import evaluate_windows
 
 
 def evaluate_checkpoint(
     checkpoint: str | None, *, corpus: str | None = None, batch_size: int = 16, amp: str = "fp32",
     device: str | None = None, lossy: bool = False, quantize: str | None = None, stride: int | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> dict:
     """Every val token (the last 10%) scored once, by block_size windows stride apart.
 
@@ -25,7 +27,7 @@ def evaluate_checkpoint(
     nats/char divides the same summed loss by the characters the predicted tokens spell, so
     char, word and BPE models compare on one scale. lossy reads a corpus that is not UTF-8 (bad
     bytes become U+FFFD), as `train --lossy` does. quantize="int8" measures the weights the
-    engine decodes with under `--quantize int8`.
+    engine decodes with under `--quantize int8`. notify hears of a token cache rebuilt.
     """
     path = resolve_checkpoint(checkpoint)
     dev = pick_device(device)
@@ -34,7 +36,7 @@ def evaluate_checkpoint(
     if not source:
         raise ScratchGPTError(f"{path} does not record its corpus; pass --corpus")
     data = resolve_corpus(source)
-    _, val = split_tokens(load_tokens(data, ckpt.tokenizer, lossy=lossy))
+    _, val = split_tokens(load_tokens(data, ckpt.tokenizer, lossy=lossy, notify=notify))
     amp_dtype = {"bf16": torch.bfloat16, "fp32": None}.get(amp, autocast_dtype(dev))
     model = quantize_int8(ckpt.model) if quantize == "int8" else ckpt.model
     block_size = ckpt.config.block_size
@@ -59,3 +61,28 @@ def evaluate_checkpoint(
         "quantize": quantize or "none",
         "stride": stride or block_size,
     }
+
+
+@torch.no_grad()
+def evaluate_windows(
+    model: torch.nn.Module,
+    windows: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    amp_dtype: torch.dtype | None = None,
+) -> tuple[float, int]:
+    """Summed loss (nats) and number of predicted tokens over every window given.
+
+    Targets equal to IGNORE (-100: scored by an earlier, overlapping window) count in neither.
+    """
+    device = next(model.parameters()).device
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in windows:
+        x, y = x.to(device), y.to(device)
+        with autocast_context(device, amp_dtype):
+            logits, _ = model(x)
+        total += torch.nn.functional.cross_entropy(
+            logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum", ignore_index=IGNORE
+        ).item()
+        count += int((y != IGNORE).sum())
+    return total, count

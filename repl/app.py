@@ -139,7 +139,7 @@ def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool
     tty = out.isatty()
     clean = printable if tty else (lambda text: text)
     last = "\n"  # the last character on the terminal's line
-    from ..model.trainer import InterruptFlag
+    from ..interrupt import InterruptFlag
 
     try:
         if echo:
@@ -281,7 +281,7 @@ class Repl:
         self.notices()
         if reply.header:
             self.say(reply.header, style="bold")
-        from ..model.trainer import InterruptFlag
+        from ..interrupt import InterruptFlag
 
         pending: list[str] = []  # pieces not yet printed: one print per frame, not per token
         last, shown = "\n", 0.0  # the first piece shows at once

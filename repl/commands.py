@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..tokenizers import TOKENIZER_NAMES
-from .session import TRAIN_BATCH_TOKENS
+from ..training.config import FINE_TUNE_BATCH_TOKENS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -177,6 +177,14 @@ def path_arg(text: str) -> str:
     return path
 
 
+def save_arg(text: str) -> tuple[str | None, bool]:
+    """[PATH] [--force]: where to save, and whether a checkpoint already there may be replaced."""
+    words = text.rsplit(" ", 1)
+    force = words[-1] == "--force"
+    path = _path_text(words[0] if force and len(words) == 2 else "" if force else text)
+    return path or None, force
+
+
 def chat_arg(text: str) -> tuple[str, str] | str:
     if text.lower() == "off":
         return OFF
@@ -290,7 +298,7 @@ def do_tokenizer(host: Host, name: str | None) -> None:
 
 
 def do_train(host: Host, value: tuple[int, str | None]) -> None:
-    from ..model.trainer import InterruptFlag
+    from ..interrupt import InterruptFlag
     from ..progress import TrainProgress, sparkline
 
     steps, corpus = value
@@ -301,7 +309,7 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
         start = lambda: bar.append(stack.enter_context(TrainProgress(steps, console=host.console, every=every)))
         report = session.train(
             steps, corpus, on_start=start, on_step=lambda info: bar[0].step(info.step, info.loss, info.tokens),
-            interrupt=InterruptFlag(),
+            on_note=lambda text: host.say(text, style="dim"), interrupt=InterruptFlag(),
         )  # fmt: skip
     if report.grown_vocab:
         old, new = report.grown_vocab
@@ -328,8 +336,9 @@ def do_corpus(host: Host, source: str | None) -> None:
     host.say(f"corpus set to {session.set_corpus(source)}; /train and /tokenizer use it")
 
 
-def do_save(host: Host, path: str | None) -> None:
-    host.say(f"saved {host.session.save(path)}")
+def do_save(host: Host, value: tuple[str | None, bool]) -> None:
+    path, force = value
+    host.say(f"saved {host.session.save(path, force=force)}")
 
 
 def do_load(host: Host, path: str) -> None:
@@ -426,15 +435,16 @@ COMMANDS: tuple[Command, ...] = (
             "The conversation carries over, re-encoded.", _optional(tokenizer_arg), do_tokenizer, "tokenizer"),
     Command("train", (), "N [CORPUS]", "fine-tune for N steps, here and now",
             f"Trains the loaded model for N steps (1 to {TRAIN_MAX}) on the current corpus or CORPUS (a name or "
-            f"a path; new characters grow a char vocabulary), {TRAIN_BATCH_TOKENS:,} tokens a step. Ctrl-C stops "
-            "early and keeps the steps done. Weights change in memory only: /save writes them.",
+            f"a path; new characters grow a char vocabulary), about {FINE_TUNE_BATCH_TOKENS:,} tokens a step. "
+            "Ctrl-C stops early and keeps the steps done. Weights change in memory only: /save writes them.",
             train_arg, do_train, "corpus"),
     Command("corpus", (), "[NAME|PATH]", "the corpus /train and /tokenizer use",
             "A registered corpus name (tinyshakespeare) or the path of a UTF-8 text file.",
             _optional(path_arg), do_corpus, "corpus"),
-    Command("save", (), "[PATH]", "write the model to a checkpoint",
-            "Writes the weights as they are now, with vocabulary and corpus, atomically; without PATH, to a "
-            "timestamped file in your checkpoint directory.", _optional(path_arg), do_save, "path"),
+    Command("save", (), "[PATH] [--force]", "write the model to a checkpoint",
+            "Writes the weights as they are now, with vocabulary, corpus and val loss, atomically; without PATH, "
+            "to a timestamped file in your checkpoint directory. A checkpoint already at PATH is replaced only "
+            "with --force; any other file, never.", save_arg, do_save, "path"),
     Command("load", (), "PATH", "load a checkpoint", "Replaces model and vocabulary; the conversation carries over.",
             path_arg, do_load, "path"),
     Command("show", (), "", "the model and the settings", "Checkpoint, parameters, vocabulary, context, device, "

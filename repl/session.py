@@ -17,7 +17,6 @@ inputs in the same order replay a session exactly.
 
 from __future__ import annotations
 
-import copy
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -29,24 +28,24 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import ScratchGPTError
-from ..model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, shipped_checkpoint
+from ..model.checkpoint import (
+    Checkpoint,
+    check_replaceable,
+    load_checkpoint,
+    save_checkpoint,
+    shipped_checkpoint,
+)
 from ..model.engine import Completion, Engine
 from ..tokenizers import Tokenizer
 
 if TYPE_CHECKING:
-    from ..model.trainer import InterruptFlag, StepInfo
+    from ..interrupt import InterruptFlag
+    from ..training.loop import StepInfo
+    from ..training.run import FineTuneReport
 
-FINE_TUNE_LR = 3e-4  # low enough not to wreck a trained model in a few hundred steps
-TRAIN_BATCH_TOKENS = 2048  # tokens per /train step: about a second for the shipped char model on 2 cores
-EVAL_ITERS = 10  # batches per split for the before/after losses of /train
 UNKNOWN_SHOWN = 8  # unknown characters or words named in one notice
 KEPT_WINDOWS = 4  # windows of tokens the conversation keeps; older ones can never reach the model again
 PROMPT_MARGIN = 16  # tokens encoded beyond the window from a long prompt, so the cut's edge stays out of sight
-
-
-def train_batch_size(block_size: int) -> int:
-    """Sequences per /train step: TRAIN_BATCH_TOKENS tokens, so a longer context does not slow each step."""
-    return max(1, TRAIN_BATCH_TOKENS // block_size)
 
 
 def fresh_seed() -> int:
@@ -136,51 +135,6 @@ class Reply:
     def stop_reason(self) -> str | None:
         """Why it ended: "length", "stop", or None when it was interrupted."""
         return self.completion.stop_reason
-
-
-@dataclass(frozen=True)
-class TrainReport:
-    """What one /train did."""
-
-    steps: int  # steps finished
-    requested: int
-    corpus: str
-    losses: list[float]  # training loss of each finished step
-    before: dict[str, float] | None  # {"train", "val"} losses of the weights before; None if not evaluated
-    after: dict[str, float] | None
-    seconds: float
-    tokens_per_second: float
-    grown_vocab: tuple[int, int] | None  # (old, new) vocabulary size when the corpus brought new characters
-
-    @property
-    def interrupted(self) -> bool:
-        return self.steps < self.requested
-
-
-def _whole_steps(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """optimizer, its step made all or nothing: the parameters are copied before each step and put
-    back if the step raises (a KeyboardInterrupt between two parameter groups, out of memory), so
-    the weights are always those before or after a whole step. Costs one copy of the weights."""
-    step = optimizer.step
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    saved = [torch.empty_like(p) for p in params]
-
-    @torch.no_grad()
-    def whole_step(*args, **kwargs):
-        copied = False
-        try:
-            for s, p in zip(saved, params, strict=True):
-                s.copy_(p)
-            copied = True
-            return step(*args, **kwargs)
-        except BaseException:
-            if copied:
-                for s, p in zip(saved, params, strict=True):
-                    p.copy_(s)
-            raise
-
-    optimizer.step = whole_step
-    return optimizer
 
 
 def corpus_source(ckpt: Checkpoint) -> str | None:
@@ -413,18 +367,15 @@ class Session:
         stem = stem.split("+")[0]  # one timestamp, not one per generation of saves
         return user_checkpoint_dir() / f"{stem}+{datetime.now():%Y%m%d-%H%M%S}.safetensors"
 
-    def save(self, path: str | Path | None = None) -> Path:
-        """Write the model as it is now (atomically); None picks a timestamped name in the user's checkpoint dir."""
+    def save(self, path: str | Path | None = None, *, force: bool = False) -> Path:
+        """Write the model as it is now (atomically); None picks a timestamped name in the user's
+        checkpoint dir. A file that is not a checkpoint is never replaced, a checkpoint only with force."""
         target = Path(path).expanduser() if path else self.default_save_path()
         if target.is_dir():
             target = target / self.default_save_path().name
-        train = dict(self.ckpt.train)
-        if self.steps_trained:
-            train["step"] = train.get("step", 0) + self.steps_trained
-            for export_record in ("exported_from", "dtype"):  # fine-tuned since: no longer that export
-                train.pop(export_record, None)
-        save_checkpoint(target, self.ckpt.model, self.tokenizer, corpus=self.ckpt.corpus, train=train)
-        self.ckpt = replace(self.ckpt, path=target, train=train)
+        check_replaceable(target, force=force, how=f"/save {target} --force replaces it")
+        save_checkpoint(target, self.ckpt.model, self.tokenizer, corpus=self.ckpt.corpus, train=self.ckpt.train)
+        self.ckpt = replace(self.ckpt, path=target)
         self.steps_trained = 0
         return target
 
@@ -445,98 +396,59 @@ class Session:
         *,
         on_start: Callable[[], None] | None = None,
         on_step: Callable[[StepInfo], None] | None = None,
+        on_note: Callable[[str], None] | None = None,
         interrupt: InterruptFlag | None = None,
-        eval_iters: int = EVAL_ITERS,
-    ) -> TrainReport:
-        """Fine-tune the loaded model for `steps` steps on corpus (default: the session's corpus).
+    ) -> FineTuneReport:
+        """Fine-tune the loaded model for `steps` steps on corpus (default: the session's corpus);
+        see training.run.fine_tune, which does the work. on_start is called when the first step is
+        about to run, on_step after each, on_note with what takes a while (measuring the losses).
 
-        A step takes `train_batch_size(block_size)` sequences, about TRAIN_BATCH_TOKENS tokens,
-        whatever the context length. A char model meeting new characters grows its vocabulary first.
-        on_start is called when the corpus is ready and the first step is about to run, on_step
-        after each step (a StepInfo). The weights change in memory only. Ctrl-C (through
-        `interrupt`, a trainer.InterruptFlag) stops between steps and keeps the ones done. The
-        losses before and after are measured on the same batches, the "before" ones from a copy of
-        the old model, so the first step starts at once and the live weights are never swapped out;
-        Ctrl-C during that measurement skips it.
-
-        Whatever ends training (Ctrl-C, an error, out of memory), the weights are those after the
-        last whole step: an optimizer step cut short is undone (see `_whole_steps`), no gradients are
-        left behind, and the KV cache of the old weights is dropped (an int8 engine is rebuilt from the new
-        ones), so a reply can follow at once.
+        The weights change in memory only; the checkpoint's record (step, val loss, corpus, where
+        the weights came from) follows them, so /show and /save tell what was just measured.
+        Whatever ends training, the weights are those after the last whole step, and the KV cache
+        of the old weights is dropped (an int8 engine is rebuilt from the new ones), so a reply can
+        follow at once.
         """
-        from ..data import Batches, load_tokens, resolve_corpus
-        from ..model.device import autocast_dtype
-        from ..model.trainer import InterruptFlag, Schedule, estimate_loss, make_optimizer, train_loop
-        from ..train import adapt_to_corpus
+        from ..training.run import fine_tune, fine_tuned_record
 
         source = corpus or self.corpus
         if source is None:
             raise ScratchGPTError("no corpus to train on; give one: /train N CORPUS (a name or a path)")
-        resolved = resolve_corpus(source)
-        old_vocab = self.tokenizer.vocab_size
-        record = {"name": resolved.name, "sha256": resolved.sha256, "source": source}
-        adapted = adapt_to_corpus(replace(self.ckpt, corpus=record), resolved)
-        if adapted.model is not self.ckpt.model:
-            self._use(adapted)  # same ids for the old characters: the conversation stays valid
-        else:
-            self.ckpt = adapted
-        self.corpus = source
-        model, tokenizer = self.ckpt.model, self.tokenizer
-        device = self.device
-        amp = autocast_dtype(device)
-        block_size = model.config.block_size
-        batches = Batches(load_tokens(resolved, tokenizer), block_size, train_batch_size(block_size), device=device,
-                          name=resolved.name)  # fmt: skip
-        before_model = copy.deepcopy(model)
-        optimizer = _whole_steps(make_optimizer(model, lr=FINE_TUNE_LR))
-        schedule = Schedule(FINE_TUNE_LR, steps, warmup=min(20, steps // 10))
-        generator = torch.Generator().manual_seed(turn_seed(self.settings.seed, 10**6 + self.steps_trained))
-        losses: list[float] = []
-        tokens = 0
-        flag = interrupt if interrupt is not None else InterruptFlag()
+        start, done = self.ckpt, []
+
+        def ready(ckpt: Checkpoint) -> None:
+            if ckpt.model is not self.ckpt.model:
+                self._use(ckpt)  # a grown vocabulary keeps the old characters' ids: the conversation stays valid
+            else:
+                self.ckpt = ckpt
+            self.corpus = source
+            if on_start is not None:
+                on_start()
 
         def step_done(info: StepInfo) -> None:
-            nonlocal tokens
-            losses.append(info.loss)
-            tokens += info.tokens
+            done.append(info)
             if on_step is not None:
                 on_step(info)
 
-        if on_start is not None:
-            on_start()
-        t0 = time.perf_counter()
+        report = None
         try:
-            with flag.active():
-                train_loop(
-                    model, optimizer, lambda: batches.get("train", generator), steps=range(steps),
-                    schedule=schedule, amp_dtype=amp, on_step=step_done, interrupt=flag,
-                )  # fmt: skip
+            report = fine_tune(
+                self.ckpt, source, steps, seed=turn_seed(self.settings.seed, 10**6 + self.steps_trained),
+                on_ready=ready, on_step=step_done, on_note=on_note, interrupt=interrupt,
+            )  # fmt: skip
         finally:
-            seconds = time.perf_counter() - t0
-            optimizer.zero_grad(set_to_none=True)  # a step cut short leaves no gradient for the next /train
-            model.eval()
+            if report is not None:
+                self.ckpt = replace(self.ckpt, train=report.ckpt.train)
+            elif done:  # an error after some steps: they count, and no loss was measured for them
+                train = fine_tuned_record(self.ckpt.train, start=start, steps=len(done), corpus=self.ckpt.corpus,
+                                          after=None)  # fmt: skip
+                self.ckpt = replace(self.ckpt, train=train)
             if self.engine.copies_weights:  # an int8 copy of the old weights: quantize the new ones
                 self._use(self.ckpt)
             else:
                 self.engine.reset()  # the cached keys and values belong to the old weights
-            self.steps_trained += len(losses)
-            del optimizer
-
-        before = after = None
-        if losses:
-            get = lambda split, g: batches.get(split, g)
-            seed = self.settings.seed
-            try:
-                after = estimate_loss(model, get, iters=eval_iters, seed=seed, amp_dtype=amp)
-                before = estimate_loss(before_model, get, iters=eval_iters, seed=seed, amp_dtype=amp)
-            except KeyboardInterrupt:  # the user wants the prompt back; the losses are only a report
-                before = after = None
-        del before_model
-        return TrainReport(
-            steps=len(losses), requested=steps, corpus=resolved.name, losses=losses, before=before, after=after,
-            seconds=seconds, tokens_per_second=tokens / seconds if seconds > 0 else 0.0,
-            grown_vocab=(old_vocab, self.tokenizer.vocab_size) if self.tokenizer.vocab_size != old_vocab else None,
-        )  # fmt: skip
+            self.steps_trained += len(done)
+        return report
 
     # --- reports -------------------------------------------------------------------------------
 
@@ -553,9 +465,15 @@ class Session:
         dtype = next(ckpt.model.parameters()).dtype
         val = ckpt.train.get("val_loss")
         sources = ckpt.train.get("exported_from")
+        tuned = ckpt.train.get("fine_tunes")
         no_val = "unknown"
         if isinstance(sources, list):
             no_val = f"not recorded for an average of {len(sources)} checkpoints; scratchgpt eval scores it"
+        if tuned:
+            no_val = "not measured since /train; scratchgpt eval scores it"
+        how = "estimated while training"
+        if tuned and isinstance(tuned[-1], dict):
+            how = f"measured after /train on {tuned[-1].get('corpus')}"
         unsaved = " (changed since, unsaved)" if self.steps_trained else ""
         arch = f"{config.n_layer} layers, {config.n_head} heads, {config.n_embd} wide"
         arch = "bigram" if config.arch == "bigram" else arch
@@ -566,7 +484,7 @@ class Session:
             ("context", f"{config.block_size} tokens"),
             ("device", f"{self.device}, {str(dtype).removeprefix('torch.')}"),
             ("corpus", self.corpus or "none recorded"),
-            ("val loss", f"{val:.4f}, estimated while training; scratchgpt eval scores the whole split"
+            ("val loss", f"{val:.4f}, {how}; scratchgpt eval scores the whole split"
              if isinstance(val, (int, float)) else no_val),  # fmt: skip
             ("temperature", f"{s.temperature:g}" + (" (greedy)" if s.temperature == 0 else "")),
             ("length", f"{s.max_new_tokens} tokens"),

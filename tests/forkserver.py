@@ -28,8 +28,8 @@ import torch
 from scratchgpt import train
 from scratchgpt.model.checkpoint import save_checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
-from scratchgpt.model.trainer import make_optimizer
 from scratchgpt.tokenizers import fit_tokenizer
+from scratchgpt.training.loop import make_optimizer
 
 
 def _address_space() -> int:

@@ -22,11 +22,11 @@ import torch
 from scratchgpt.cliutil import run_entry_point
 from scratchgpt.model.checkpoint import load_checkpoint, load_train_state, save_checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
-from scratchgpt.model.trainer import make_optimizer
 from scratchgpt.progress import TrainProgress
 from scratchgpt.tokenizers import fit_tokenizer
-from scratchgpt.train import RunPaths, resume_state_path
 from scratchgpt.train import cli as train_cli
+from scratchgpt.training.loop import make_optimizer
+from scratchgpt.training.run import RunPaths, resume_state_path
 
 FORKSERVER = Path(__file__).with_name("forkserver.py")
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8",

@@ -13,7 +13,8 @@ from scratchgpt import loggers
 from scratchgpt.cli import main
 from scratchgpt.cliutil import run_entry_point
 from scratchgpt.errors import ScratchGPTError
-from scratchgpt.train import RunPaths, build_parser, run
+from scratchgpt.train import parse_args, run
+from scratchgpt.training.run import RunPaths
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
         "--eval-iters", "2", "--log-interval", "2", "--eval-interval", "4", "--max-iters", "8",
@@ -21,7 +22,7 @@ TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16
 
 
 def train(tmp_path, *extra):
-    return run(build_parser().parse_args([*TINY, "--out", str(tmp_path / "run.safetensors"), *extra]))
+    return run(parse_args([*TINY, "--out", str(tmp_path / "run.safetensors"), *extra]))
 
 
 def metrics(tmp_path) -> list[dict]:

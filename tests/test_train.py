@@ -7,17 +7,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from scratchgpt.interrupt import InterruptFlag
 from scratchgpt.model.checkpoint import load_checkpoint
-from scratchgpt.model.trainer import InterruptFlag
 from scratchgpt.progress import TrainProgress
-from scratchgpt.train import RunPaths, build_parser, parse_args, run
+from scratchgpt.train import parse_args, run
+from scratchgpt.training.run import RunPaths
 
 TINY = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "16",
         "--eval-iters", "5", "--log-interval", "5", "--device", "cpu"]
 
 
 def train(tmp_path, *extra, interrupt=None):
-    args = build_parser().parse_args([*TINY, "--out", str(tmp_path / "run.safetensors"), *extra])
+    args = parse_args([*TINY, "--out", str(tmp_path / "run.safetensors"), *extra])
     return run(args, interrupt=interrupt)
 
 
@@ -59,7 +60,7 @@ def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp
 
 def test_a_student_distilled_from_a_teacher_ends_closer_to_it_than_one_trained_on_the_text(tmp_path):
     from scratchgpt.data import load_tokens, resolve_corpus, split_tokens
-    from scratchgpt.model.distill import Teacher
+    from scratchgpt.training.distill import Teacher
 
     train(tmp_path / "teacher", "--max-iters", "60", "--eval-interval", "60", "--lr", "3e-3")
     teacher_path = str(tmp_path / "teacher" / "run.safetensors")
@@ -82,7 +83,7 @@ def test_a_student_distilled_from_a_teacher_ends_closer_to_it_than_one_trained_o
 
 
 def test_a_teacher_of_another_vocabulary_a_shorter_context_or_too_many_scores_is_refused(tmp_path, monkeypatch):
-    import scratchgpt.train as train_module
+    import scratchgpt.training.run as train_module
     from scratchgpt.errors import ScratchGPTError
 
     train(tmp_path / "word", "--max-iters", "1", "--eval-interval", "1", "--tokenizer", "word")
@@ -201,9 +202,9 @@ def test_compile_distils_like_eager(tmp_path):
 def test_a_resumed_run_first_finishes_a_save_killed_between_its_renames(tmp_path, monkeypatch):
     import shutil
 
-    from scratchgpt import train as train_module
     from scratchgpt.model.checkpoint import checkpoint_metadata
-    from scratchgpt.train import resume_state_path
+    from scratchgpt.training import run as train_module
+    from scratchgpt.training.run import resume_state_path
 
     paths = RunPaths.from_out(tmp_path / "run.safetensors")
     train(tmp_path, "--max-iters", "2", "--eval-interval", "1")

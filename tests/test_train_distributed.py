@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from scratchgpt.model.checkpoint import load_checkpoint
-from scratchgpt.train import build_parser, run
+from scratchgpt.train import parse_args, run
 
 FLAGS = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8",
          "--grad-accum", "2", "--max-iters", "12", "--eval-interval", "6", "--eval-iters", "2", "--dropout", "0",
@@ -20,8 +20,8 @@ FLAGS = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "3
 
 WORKER = """
 import hashlib, json, sys, torch
-from scratchgpt.train import build_parser, run
-summary = run(build_parser().parse_args(sys.argv[1:]))
+from scratchgpt.train import parse_args, run
+summary = run(parse_args(sys.argv[1:]))
 digest = hashlib.sha256()
 for name, p in sorted(summary["model"].state_dict().items()):
     digest.update(p.detach().cpu().contiguous().numpy().tobytes())
@@ -65,7 +65,7 @@ def test_two_gloo_ranks_end_identical_and_match_one_process_with_the_same_global
     ranks = launch(2, tmp_path / "ddp.safetensors")
     assert ranks[0]["digest"] == ranks[1]["digest"]
 
-    single = run(build_parser().parse_args([*FLAGS, "--out", str(tmp_path / "one.safetensors")]))
+    single = run(parse_args([*FLAGS, "--out", str(tmp_path / "one.safetensors")]))
     assert_same_weights(load_checkpoint(tmp_path / "ddp.safetensors").model, single["model"])
     assert ranks[0]["val"] == pytest.approx(single["val"], abs=1e-4)
 
@@ -74,8 +74,8 @@ def test_two_gloo_ranks_end_identical_and_match_one_process_with_the_same_global
 def test_a_two_process_run_resumes_exactly_in_one_process(tmp_path):
     out = tmp_path / "run.safetensors"
     launch(2, out, ["--max-iters", "6", "--lr-decay-iters", "12"])  # stops halfway through the schedule
-    resumed = run(build_parser().parse_args([*FLAGS, "--out", str(out), "--resume"]))
-    straight = run(build_parser().parse_args([*FLAGS, "--out", str(tmp_path / "straight.safetensors")]))
+    resumed = run(parse_args([*FLAGS, "--out", str(out), "--resume"]))
+    straight = run(parse_args([*FLAGS, "--out", str(tmp_path / "straight.safetensors")]))
     assert resumed["train_losses"] == pytest.approx(straight["train_losses"][6:], abs=1e-4)
     assert resumed["val"] == pytest.approx(straight["val"], abs=1e-4)
     assert_same_weights(resumed["model"], straight["model"])

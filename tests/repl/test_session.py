@@ -13,6 +13,8 @@ from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.repl import session as session_module
 from scratchgpt.repl.session import Session, Settings
 from scratchgpt.tokenizers import fit_tokenizer
+from scratchgpt.training.config import FINE_TUNE_BATCH_TOKENS
+from scratchgpt.training.run import batch_size_for
 
 
 def run(reply) -> str:
@@ -192,13 +194,13 @@ def test_train_changes_the_weights_and_reports_losses_before_and_after(session):
 def test_train_steps_take_the_same_tokens_whatever_the_context_length(session):
     steps = []
     session.train(1, on_step=steps.append)
-    assert session.block_size == 32 and steps[0].tokens == session_module.TRAIN_BATCH_TOKENS  # 64 windows
-    assert session_module.train_batch_size(256) == 8 and session_module.train_batch_size(128) == 16
-    assert session_module.train_batch_size(4096) == 1  # a context longer than the budget: one window
+    assert session.block_size == 32 and steps[0].tokens == FINE_TUNE_BATCH_TOKENS  # 64 windows
+    assert batch_size_for(256) == 8 and batch_size_for(128) == 16
+    assert batch_size_for(4096) == 1  # a context longer than the budget: one window
 
 
 def test_train_stops_between_steps_when_interrupted(session):
-    from scratchgpt.model.trainer import InterruptFlag
+    from scratchgpt.interrupt import InterruptFlag
 
     flag = InterruptFlag()
     report = session.train(50, on_step=lambda info: setattr(flag, "requested", info.step == 1), interrupt=flag)
@@ -268,7 +270,9 @@ def test_show_gives_an_average_of_checkpoints_no_val_loss_of_its_own(session, tm
     assert shown == "not recorded for an average of 3 checkpoints; scratchgpt eval scores it"
     session.train(1)
     session.load(session.save(tmp_path / "tuned.safetensors"))  # a fine-tune of the average is not the average
-    assert "exported_from" not in session.ckpt.train and dict(session.show())["val loss"] == "unknown"
+    assert "exported_from" not in session.ckpt.train  # its val loss is the one /train measured, on its corpus
+    val = session.ckpt.train["val_loss"]
+    assert dict(session.show())["val loss"].startswith(f"{val:.4f}, measured after /train on tiny-shakespeare")
 
 
 # --- long, odd and hostile prompts -----------------------------------------------------------------
@@ -409,7 +413,7 @@ def test_sigint_inside_a_step_finishes_that_step_and_stops(session, adam_calls):
     import os
     import signal
 
-    from scratchgpt.model.trainer import InterruptFlag
+    from scratchgpt.interrupt import InterruptFlag
 
     model = session.ckpt.model
     after_step: list[dict[str, torch.Tensor]] = []
@@ -428,7 +432,7 @@ def test_sigint_inside_a_step_finishes_that_step_and_stops(session, adam_calls):
 
 
 def test_ctrl_c_while_measuring_the_losses_skips_them_and_keeps_the_trained_weights(session, monkeypatch):
-    from scratchgpt.model import trainer
+    from scratchgpt.training import run as trainer
 
     model, real = session.ckpt.model, trainer.estimate_loss
     live: list[dict[str, torch.Tensor]] = []

@@ -7,8 +7,8 @@ import torch
 
 from scratchgpt.model.checkpoint import load_train_state, save_train_state
 from scratchgpt.model.gpt import GPTConfig, build_model
-from scratchgpt.model.muon import Muon, muon_groups, orthogonalize
-from scratchgpt.model.trainer import make_optimizer
+from scratchgpt.training.loop import make_optimizer
+from scratchgpt.training.muon import Muon, muon_groups, orthogonalize
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (48, 160), (160, 48)])

@@ -2,22 +2,22 @@
 
 `train_loop` knows nothing about files, terminals or corpora: it takes a model, an optimizer and a
 function that returns the next batch, and reports each finished step to `on_step`. Evaluation,
-checkpointing and progress are the caller's callbacks (see scratchgpt/train.py and the REPL's /train).
+checkpointing and progress are the caller's callbacks (see training/run.py, which `scratchgpt
+train` and the REPL's /train both call).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 
-from ..data import IGNORE
+from ..interrupt import InterruptFlag
+from ..model.device import autocast_context
 
 
 @dataclass(frozen=True)
@@ -78,47 +78,6 @@ class StepInfo:
     lr: float
     tokens: int  # tokens it trained on
     seconds: float  # wall time of the step
-
-
-class InterruptFlag:
-    """While active, Ctrl-C (SIGINT) only sets `requested`; the loop stops between two steps, so
-    a step is never half applied. Outside the main thread it does nothing.
-
-    With `active(raise_now=True)` Ctrl-C also raises KeyboardInterrupt at once, as Python does by
-    default, and a streaming loop calls `check()` per token. Some of those exceptions never reach
-    the loop: raised inside a torch.compile'd call, about 1 in 15 vanished in a stress test, and the
-    reply ran on. `check()` raises them again.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def _on_sigint(self, raise_now: bool) -> None:
-        self.requested = True
-        if raise_now:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def active(self, *, raise_now: bool = False):
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = signal.signal(signal.SIGINT, lambda *_: self._on_sigint(raise_now))
-        try:
-            yield self
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def check(self) -> None:
-        """Raise KeyboardInterrupt if Ctrl-C was pressed while active."""
-        if self.requested:
-            raise KeyboardInterrupt
-
-
-def autocast_context(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def train_loop(
@@ -202,28 +161,3 @@ def estimate_loss(
         out[split] = losses.mean().item()
     model.train(was_training)
     return out
-
-
-@torch.no_grad()
-def evaluate_windows(
-    model: torch.nn.Module,
-    windows: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    *,
-    amp_dtype: torch.dtype | None = None,
-) -> tuple[float, int]:
-    """Summed loss (nats) and number of predicted tokens over every window given.
-
-    Targets equal to IGNORE (-100: scored by an earlier, overlapping window) count in neither.
-    """
-    device = next(model.parameters()).device
-    model.eval()
-    total, count = 0.0, 0
-    for x, y in windows:
-        x, y = x.to(device), y.to(device)
-        with autocast_context(device, amp_dtype):
-            logits, _ = model(x)
-        total += torch.nn.functional.cross_entropy(
-            logits.float().view(-1, logits.size(-1)), y.reshape(-1), reduction="sum", ignore_index=IGNORE
-        ).item()
-        count += int((y != IGNORE).sum())
-    return total, count

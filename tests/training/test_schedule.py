@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scratchgpt.model.trainer import Schedule
+from scratchgpt.training.loop import Schedule
 
 
 @pytest.mark.parametrize("kind", ["cosine", "wsd"])

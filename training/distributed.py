@@ -15,6 +15,7 @@ import torch
 import torch.distributed as td
 
 from ..errors import ScratchGPTError
+from ..interrupt import InterruptFlag
 
 T = TypeVar("T")
 
@@ -67,7 +68,8 @@ def local_grad_accum(grad_accum: int, rank: Rank) -> int:
     """Micro-batches per rank, so that the global batch (batch x grad_accum) is the same for any N."""
     if grad_accum % rank.world_size:
         raise ScratchGPTError(
-            f"--grad-accum {grad_accum} is not divisible by {rank.world_size} processes; use a multiple"
+            f"--grad-accum {grad_accum} is not divisible by {rank.world_size} processes; use a multiple "
+            f"of {rank.world_size}, or leave it out for one micro-batch per process"
         )
     return grad_accum // rank.world_size
 
@@ -90,6 +92,25 @@ def no_sync_context(model: torch.nn.Module, grad_accum: int):
     if not hasattr(model, "no_sync"):
         return None
     return lambda micro: model.no_sync() if micro < grad_accum - 1 else contextlib.nullcontext()
+
+
+class AgreedInterrupt:
+    """An InterruptFlag as every process sees it: requested once any of them was signalled.
+
+    Each read is one all-reduce of a flag, so every rank stops after the same step and no rank is
+    left waiting in a gradient all-reduce the others never join. train_loop reads it once a step.
+    """
+
+    def __init__(self, flag: InterruptFlag, device: torch.device):
+        self.flag, self.device = flag, device
+
+    @property
+    def requested(self) -> bool:
+        if not td.is_initialized():
+            return self.flag.requested
+        asked = torch.tensor([int(self.flag.requested)], device=self.device)
+        td.all_reduce(asked, op=td.ReduceOp.MAX)
+        return bool(asked.item())
 
 
 def teardown() -> None:

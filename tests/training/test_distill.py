@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scratchgpt.model.distill import Teacher, distill_loss, distillation
 from scratchgpt.model.gpt import GPTConfig, build_model, lm_loss
+from scratchgpt.training.distill import Teacher, distill_loss, distillation
 
 CONFIG = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.3)
 
@@ -96,7 +96,7 @@ def test_training_toward_a_teacher_brings_the_student_closer_to_it():
 
 def test_a_teachers_scores_of_a_split_sum_to_the_loss_eval_gives_it():
     from scratchgpt.data import val_windows
-    from scratchgpt.model.trainer import evaluate_windows
+    from scratchgpt.model.evaluate import evaluate_windows
 
     model = tiny(1)
     tokens = torch.randint(CONFIG.vocab_size, (53,), generator=torch.Generator().manual_seed(3)).numpy()

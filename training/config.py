@@ -1,0 +1,241 @@
+"""`TrainConfig`: one training run's whole description, every setting defined once.
+
+Each field carries its help text and the type of its flag, so `scratchgpt train`'s flags, the
+defaults `--help` shows, a recipe file's keys (`recipes/*.toml`) and the config a run saves for
+`--resume` all derive from this one class. Precedence: the defaults here, then a recipe file
+(`--config`), then the flags typed (or, with `--resume`, the saved run's config, then the flags).
+
+A few defaults are None, meaning "decided when the run starts" (the help says how): the context
+length and dropout of a fine-tune are its checkpoint's, a fine-tune's batch holds about
+FINE_TUNE_BATCH_TOKENS tokens, and --grad-accum defaults to one micro-batch per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..cliutil import SEED_MAX, Number, real, shown, whole
+from ..errors import ScratchGPTError
+from ..tokenizers import TOKENIZER_NAMES
+
+# Far beyond what a run on one machine uses, and small enough that nothing overflows or allocates
+# without end before the run can say what is wrong (a block size past the corpus is caught later).
+WIDTH_MAX = 65_536  # --n-embd, --block-size, --batch-size, --grad-accum
+DEPTH_MAX = 1024  # --n-layer, --n-head
+STEPS_MAX = 10**9  # --max-iters and the other step counts: years of training
+VOCAB_MAX = 1 << 20  # --vocab-size
+MINUTES_MAX = 10**6  # --save-every
+
+FRESH_BLOCK_SIZE = 256  # a new model's context when --block-size is not given
+FRESH_BATCH_SIZE = 64  # a new model's sequences per micro-batch when --batch-size is not given
+FRESH_DROPOUT = 0.0
+# A fine-tune's default batch, in tokens: about a second a step for the shipped char model on 2
+# cores, whatever the context length (64 sequences of a 512-token context would be ~15 s a step).
+FINE_TUNE_BATCH_TOKENS = 2048
+
+
+def out_path(text: str) -> str:
+    """--out: a file path (its parent is created), not an existing directory."""
+    if not text or Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"expected a checkpoint file path, got the directory {shown(text or '.')}")
+    return text
+
+
+def setting(default: Any, help: str, *, type: Callable | None = None, choices: tuple | None = None,
+            flag: str | None = None, repeat: bool = False, show_default: bool = True) -> Any:  # fmt: skip
+    """A TrainConfig field: its default, help, and how its flag parses (type or choices)."""
+    meta = {"help": help, "type": type, "choices": choices, "flag": flag, "repeat": repeat,
+            "show_default": show_default}  # fmt: skip
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # --- data -------------------------------------------------------------------------------
+    corpus: str = setting("tinyshakespeare", "registered corpus name or path to a UTF-8 text file")
+    tokenizer: str = setting("char", "vocabulary", choices=TOKENIZER_NAMES)
+    vocab_size: int | None = setting(None, "word tokenizer: words kept (default 8192)", type=whole(2, VOCAB_MAX))
+    lossy: bool = setting(False, "read a corpus that is not valid UTF-8, replacing bad bytes")
+    # --- model (a fine-tune or a resumed run takes these from its checkpoint) ----------------
+    arch: str = setting("gpt", "model: transformer or bigram baseline", choices=("gpt", "bigram"))
+    n_layer: int = setting(6, "transformer blocks", type=whole(1, DEPTH_MAX))
+    n_head: int = setting(6, "attention heads", type=whole(1, DEPTH_MAX))
+    n_embd: int = setting(384, "model width", type=whole(1, WIDTH_MAX))
+    block_size: int | None = setting(None, f"context length in tokens (default {FRESH_BLOCK_SIZE}; with "
+                                     "--init-from, the checkpoint's)", type=whole(1, WIDTH_MAX))  # fmt: skip
+    rope: bool = setting(True, "rotary position embeddings (--no-rope: learned absolute positions)")
+    qk_norm: bool = setting(True, "RMS norm on queries and keys (--no-qk-norm: none)")
+    activation: str = setting("relu2", "MLP activation", choices=("relu2", "gelu"))
+    tie_embeddings: bool = setting(False, "share token embedding and LM head weights")
+    bias: bool = setting(False, "biases in Linear layers")
+    dropout: float | None = setting(None, f"dropout probability (default {FRESH_DROPOUT:g}; with --init-from, the "
+                                    "checkpoint's)", type=real(0, 1, high_open=True))  # fmt: skip
+    attn_dropout: float | None = setting(None, "dropout on attention weights (default: --dropout's; 0 keeps CPU "
+                                         "attention on its fast kernel)", type=real(0, 1, high_open=True))  # fmt: skip
+    # --- optimisation ------------------------------------------------------------------------
+    batch_size: int | None = setting(None, f"sequences per micro-batch (default {FRESH_BATCH_SIZE}; with "
+                                     f"--init-from, about {FINE_TUNE_BATCH_TOKENS} tokens a step)",
+                                     type=whole(1, WIDTH_MAX))  # fmt: skip
+    grad_accum: int | None = setting(None, "micro-batches per step, summed over processes (default: one per "
+                                     "process)", type=whole(1, WIDTH_MAX))  # fmt: skip
+    max_iters: int = setting(5000, "optimizer steps in the whole run", type=whole(1, STEPS_MAX))
+    lr: float = setting(1e-3, "peak learning rate", type=real(0, 10, low_open=True))
+    lr_decay_iters: int | None = setting(None, "steps the lr schedule spans (default --max-iters)",
+                                         type=whole(1, STEPS_MAX))  # fmt: skip
+    min_lr_ratio: float = setting(0.1, "final lr as a fraction of --lr", type=real(0, 1))
+    warmup_iters: int = setting(100, "linear warmup steps", type=whole(0, STEPS_MAX))
+    schedule: str = setting("cosine", "lr decay after warmup", choices=("cosine", "wsd"))
+    decay_frac: float = setting(0.2, "wsd: the last fraction of steps, where lr decays",
+                                type=real(0, 1, low_open=True))  # fmt: skip
+    optimizer: str = setting("adamw", "adamw, or muon for the blocks' matrices (AdamW for the rest)",
+                             choices=("adamw", "muon"))  # fmt: skip
+    weight_decay: float = setting(0.1, "weight decay on matrices", type=real(0, 10))
+    beta2: float = setting(0.99, "AdamW beta2", type=real(0, 1, high_open=True))
+    grad_clip: float = setting(1.0, "clip gradient norm (0 = off)", type=real(0, 1e6))
+    seed: int = setting(1337, "random seed", type=whole(0, SEED_MAX))
+    # --- distillation ------------------------------------------------------------------------
+    teacher: tuple[str, ...] = setting((), "distil: learn this checkpoint's next-token distribution; repeat to "
+                                       "average several (one vocabulary)", repeat=True, show_default=False)  # fmt: skip
+    teacher_pass: str | None = setting(None, "online (default): teachers read each training window; once: they "
+                                       "score the training split first", choices=("online", "once"))  # fmt: skip
+    distill_weight: float | None = setting(None, "with --teacher: the loss's share on the teachers' distribution, "
+                                           "the rest on the text (default 1)", type=real(0, 1))  # fmt: skip
+    # --- evaluation, saving and logging ------------------------------------------------------
+    eval_interval: int = setting(250, "steps between evaluations (each one saves)", type=whole(1, STEPS_MAX))
+    eval_iters: int = setting(20, "batches per split in each evaluation", type=whole(1, 100_000))
+    log_interval: int = setting(10, "steps between metrics lines", type=whole(1, STEPS_MAX))
+    save_every: float = setting(10.0, "also save the latest state every this many minutes, so a kill or a "
+                                "power cut loses at most that (0 = only at evaluations)",
+                                type=real(0, MINUTES_MAX))  # fmt: skip
+    out: str = setting("out/ckpt.safetensors", "checkpoint path; siblings hold resume state and metrics",
+                       type=out_path)  # fmt: skip
+    init_from: str | None = setting(None, "fine-tune this checkpoint (grows a char vocabulary)")
+    wandb: bool = setting(False, "also log to Weights & Biases (offline unless logged in and online)")
+    tensorboard: bool = setting(False, "also write TensorBoard event files next to --out (X.tb/)")
+    # --- how this process runs (not part of the run: --resume does not carry them over) ------
+    device: str = setting("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    amp: str = setting("auto", "autocast: auto = bf16 where fast", choices=("auto", "bf16", "fp32"))
+    compile: bool = setting(False, "torch.compile the blocks: ~30 s once, then faster steps")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["teacher"] = list(self.teacher)
+        return d
+
+    @classmethod
+    def from_dict(cls, values: dict, *, where: str = "the config") -> TrainConfig:
+        """A config from plain values (a recipe file, a saved run), each checked as its flag would be."""
+        return cls(**checked(values, where=where))
+
+
+# Settings of this process, not of the run: a resumed run takes them from its own command line.
+PROCESS_SETTINGS = ("device", "amp", "compile", "out")
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def checked(values: dict, *, where: str) -> dict:
+    """values with each one validated like its flag; an unknown key or bad value is one line."""
+    out = {}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name not in FIELDS:
+            raise ScratchGPTError(f"{where}: unknown setting '{key}'; see scratchgpt train --help for the settings")
+        out[name] = _checked_value(FIELDS[name], value, where)
+    return out
+
+
+def _checked_value(f, value: Any, where: str) -> Any:
+    meta, default = f.metadata, (f.default if f.default is not MISSING else f.default_factory())
+    problem = None
+    if value is None:
+        problem = None if default is None else "must be given a value"
+    elif meta["repeat"]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            problem = "must be a list of paths"
+        else:
+            value = tuple(value)
+    elif isinstance(default, bool):
+        if not isinstance(value, bool):
+            problem = "must be true or false"
+    elif meta["choices"]:
+        if value not in meta["choices"]:
+            problem = f"must be one of {', '.join(meta['choices'])}"
+    elif isinstance(meta["type"], Number):
+        number: Number = meta["type"]
+        ok = isinstance(value, int) if number.whole else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok or not number.allows(value):
+            problem = f"must be {number.describe()}"
+        elif not number.whole:
+            value = float(value)
+    elif meta["type"] is not None or isinstance(default, str) or default is None:
+        if not isinstance(value, str):
+            problem = "must be a string"
+        elif meta["type"] is not None:
+            try:
+                value = meta["type"](value)
+            except argparse.ArgumentTypeError as e:
+                problem = str(e)
+    if problem:
+        raise ScratchGPTError(f"{where}: {f.name} {problem}, got {shown(repr(value))}")
+    return value
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field. Defaults are SUPPRESSed, so parsing yields only the flags
+    typed; the defaults come from the dataclass (and `--help` shows them)."""
+    for f in fields(TrainConfig):
+        meta = f.metadata
+        default = f.default if f.default is not MISSING else f.default_factory()
+        help_text = meta["help"]
+        if meta["show_default"] and default is not None and not isinstance(default, bool):
+            help_text += f" (default {default})"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        if isinstance(default, bool):
+            if default:  # on by default: the flag turns it off
+                parser.add_argument(f"--no-{f.name.replace('_', '-')}", action="store_false", **kwargs)
+            else:
+                parser.add_argument(flag_name(f.name), action="store_true", **kwargs)
+            continue
+        if meta["repeat"]:
+            kwargs.update(action="append", metavar="CHECKPOINT")
+        if meta["choices"]:
+            kwargs["choices"] = meta["choices"]
+        if meta["type"] is not None:
+            kwargs["type"] = meta["type"]
+            if isinstance(meta["type"], Number):
+                kwargs["metavar"] = "N" if meta["type"].whole else "X"
+        if f.name == "init_from":
+            kwargs["metavar"] = "CHECKPOINT"
+        parser.add_argument(flag_name(f.name), **kwargs)
+
+
+def load_recipe(path: str | Path) -> dict:
+    """A recipe file's settings (TOML: `key = value`, keys as the flags without `--`)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    path = Path(path).expanduser()
+    try:
+        with path.open("rb") as f:
+            values = tomllib.load(f)
+    except FileNotFoundError:
+        raise ScratchGPTError(f"recipe {path} does not exist; see recipes/ for the shipped ones") from None
+    except IsADirectoryError:
+        raise ScratchGPTError(f"recipe {path} is a directory; give a .toml file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ScratchGPTError(f"recipe {path} is not valid TOML ({e}); fix the line it names") from None
+    return checked(values, where=f"recipe {path}")
