@@ -98,6 +98,7 @@ def export_parser() -> Parser:
     p.add_argument("checkpoint", nargs="+", help="the .safetensors checkpoint(s) to read; several are averaged")
     p.add_argument("out", help="the .safetensors file to write (atomically)")
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="weight type (default bf16)")
+    p.add_argument("--force", action="store_true", help="replace a checkpoint already at OUT (never another file)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -182,8 +183,9 @@ def cmd_export(argv: Sequence[str]) -> int:
     args = export_parser().parse_args(argv)
     import torch
 
-    from .model.checkpoint import average_checkpoints, drop_estimates_of_averages, save_checkpoint
+    from .model.checkpoint import average_checkpoints, check_replaceable, drop_estimates_of_averages, save_checkpoint
 
+    check_replaceable(args.out, force=args.force, how="add --force to replace it")
     ckpt = average_checkpoints(args.checkpoint)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     sources = [str(p) for p in args.checkpoint]

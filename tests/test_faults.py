@@ -366,7 +366,7 @@ def test_repl_save_onto_a_full_or_read_only_disk_is_an_error_line_and_the_sessio
         writable_again.append(target.parent)
         _make_read_only(target.parent, monkeypatch)
     elsewhere = tmp_path / "elsewhere.safetensors"
-    code, out = _repl(session, f"/save {target}", "ROMEO:", f"/save {elsewhere}")
+    code, out = _repl(session, f"/save {target} --force", "ROMEO:", f"/save {elsewhere}")
     assert code == 0 and "Traceback" not in out
     errors = [line for line in out.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith(f"error: could not write {target}")
@@ -437,3 +437,142 @@ def test_cuda_out_of_memory_is_one_line_too(capsys):
         run_entry_point(main, ["--debug"])
     with pytest.raises(RuntimeError, match="unrelated"):
         run_entry_point(lambda argv: (_ for _ in ()).throw(RuntimeError("unrelated bug")), [])
+
+
+# --- what a run may replace ----------------------------------------------------------------------
+
+
+def _one_error_line(err: str, *words: str) -> None:
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_out_onto_a_file_that_is_not_a_checkpoint_is_refused_and_the_file_untouched(tmp_path, capsys):
+    for name in ("notes.safetensors", "run.last.safetensors"):  # the checkpoint's place, or its resume state's
+        directory = tmp_path / name.replace(".", "-")
+        directory.mkdir()
+        notes = directory / name
+        notes.write_text("my notes, not a model\n")
+        for extra in ([], ["--overwrite"]):  # no flag replaces what is not a checkpoint
+            out = directory / ("notes.safetensors" if name.startswith("notes") else "run.safetensors")
+            code = train_cli([*TINY, "--max-iters", "2", "--out", str(out), *extra])
+            captured = capsys.readouterr()
+            assert code == 1 and captured.out == ""
+            _one_error_line(captured.err, str(notes), "is not a ScratchGPT checkpoint", "choose another --out")
+            assert notes.read_text() == "my notes, not a model\n"
+            assert sorted(os.listdir(directory)) == [name]
+
+
+def test_a_second_run_onto_an_existing_run_is_refused_naming_it_and_overwrite_starts_afresh(tmp_path, capsys):
+    paths = RunPaths.from_out(tmp_path / "run.safetensors")
+    first = [*TINY, "--max-iters", "3", "--eval-interval", "3", "--out", str(paths.best)]
+    assert train_cli(first) == 0
+    before = {p: p.read_bytes() for p in (paths.best, paths.last, paths.train_state, paths.metrics)}
+    val = load_checkpoint(paths.best).train["val_loss"]
+    capsys.readouterr()
+
+    second = [*TINY, "--max-iters", "2", "--eval-interval", "2", "--lr", "3e-3", "--out", str(paths.best)]
+    assert train_cli(second) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    _one_error_line(captured.err, f"{paths.best} already holds a run (step 3, val {val:.4f})", "--resume",
+                    "--overwrite")  # fmt: skip
+    assert {p: p.read_bytes() for p in before} == before  # nothing of the first run changed, metrics included
+
+    assert train_cli([*second, "--overwrite"]) == 0
+    assert load_checkpoint(paths.best).train["step"] == 1
+    steps = [e["step"] for e in _metrics(paths.metrics) if "loss" in e]
+    assert steps == [1, 2]  # the second run's lines alone: one metrics file never mixes two runs
+
+
+def test_init_from_a_checkpoint_onto_itself_is_refused_even_with_overwrite(tmp_path, capsys):
+    base = tmp_path / "base.safetensors"
+    assert train_cli([*TINY, "--max-iters", "1", "--out", str(base)]) == 0
+    kept = base.read_bytes()
+    capsys.readouterr()
+    assert train_cli(["--init-from", str(base), "--max-iters", "1", "--out", str(base), "--overwrite"]) == 1
+    _one_error_line(capsys.readouterr().err, "would replace the checkpoint --init-from starts from")
+    assert base.read_bytes() == kept
+
+
+def test_export_onto_a_text_file_is_refused_and_onto_a_checkpoint_needs_force(tmp_path, capsys):
+    from scratchgpt.cli import main as scratchgpt_main
+
+    source = save_checkpoint(tmp_path / "a.safetensors", *_tiny_model())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    assert run_entry_point(scratchgpt_main, ["export", str(source), str(notes), "--force"]) == 1
+    _one_error_line(capsys.readouterr().err, "is not a ScratchGPT checkpoint")
+    assert notes.read_text() == "keep me"
+    other = save_checkpoint(tmp_path / "b.safetensors", *_tiny_model())
+    kept = other.read_bytes()
+    assert run_entry_point(scratchgpt_main, ["export", str(source), str(other)]) == 1
+    _one_error_line(capsys.readouterr().err, "already holds a checkpoint", "--force")
+    assert other.read_bytes() == kept
+    assert run_entry_point(scratchgpt_main, ["export", str(source), str(other), "--force"]) == 0
+
+
+def _tiny_model():
+    tokenizer = fit_tokenizer("char", ["ROMEO: hello there\n"])
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    return build_model(config), tokenizer
+
+
+def test_repl_save_never_replaces_a_text_file_and_replaces_a_checkpoint_only_with_force(tmp_path):
+    from scratchgpt.repl.session import Session, Settings
+
+    model, tokenizer = _tiny_model()
+    mine = save_checkpoint(tmp_path / "mine.safetensors", model, tokenizer)
+    session = Session(load_checkpoint(mine), settings=Settings(seed=1, max_new_tokens=5))
+    with torch.no_grad():
+        next(session.ckpt.model.parameters()).add_(1.0)
+    notes, kept = tmp_path / "notes.txt", mine.read_bytes()
+    notes.write_text("keep me")
+    code, out = _repl(session, f"/save {notes}", f"/save {notes} --force", f"/save {mine}", "ROMEO:")
+    errors = [line for line in out.splitlines() if line.startswith("error")]
+    assert code == 0 and "Traceback" not in out and len(errors) == 3, out
+    assert all("is not a ScratchGPT checkpoint" in e for e in errors[:2]) and "--force replaces it" in errors[2]
+    assert notes.read_text() == "keep me" and mine.read_bytes() == kept
+    code, out = _repl(session, f"/save {mine} --force")
+    assert code == 0 and f"saved {mine}" in out and mine.read_bytes() != kept
+
+
+# --- signals and timed saves -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["TERM", "HUP", "INT"])
+def test_a_signal_mid_run_saves_it_exits_with_its_status_and_resume_matches_an_uninterrupted_run(
+    forks, tmp_path, sig
+):
+    flags = [*TINY, "--max-iters", "24", "--eval-interval", "1000", "--warmup-iters", "5", "--dropout", "0.1"]
+    straight = RunPaths.from_out(tmp_path / "straight" / "run.safetensors")
+    assert forks.run("train", argv=[*flags, "--out", str(straight.best)])[0] == 0
+    paths = RunPaths.from_out(tmp_path / "signalled" / "run.safetensors")
+    pid = forks.start("train", argv=[*flags, "--out", str(paths.best)])
+    _until(lambda: paths.metrics.exists() and len(paths.metrics.read_text().splitlines()) >= 3, what="3 steps")
+    os.kill(pid, sig)
+    assert forks.wait(pid) == 128 + sig  # the shell's convention: 143 for TERM, 129 for HUP, 130 for Ctrl-C
+    log = forks.log_of[pid].read_text()
+    step = _assert_resumable(paths)
+    assert f"interrupted after step {step + 1}; continue with --resume" in log and step < 23, log
+    code, log = forks.run("train", argv=["--resume", "--out", str(paths.best)])
+    assert code == 0 and "Traceback" not in log, log
+    steps = lambda run: {e["step"]: _comparable(e) for e in _metrics(run.metrics) if "loss" in e}
+    assert steps(paths) == steps(straight) and len(steps(straight)) == 24  # every step's loss as if never stopped
+
+
+def test_a_long_run_saves_on_a_timer_whatever_its_eval_interval_so_kill_9_loses_little(forks, tmp_path):
+    paths = RunPaths.from_out(tmp_path / "run.safetensors")
+    flags = [*TINY, "--max-iters", "100000", "--eval-interval", "100000", "--save-every", "0.002"]  # 0.12 s
+    pid = forks.start("train", argv=[*flags, "--out", str(paths.best)])
+    log = forks.log_of[pid]
+    _until(lambda: log.exists() and log.read_text().count("0.002-minute save") >= 2, what="two timed saves")
+    assert forks.kill(pid) == -signal.SIGKILL
+    assert not paths.best.exists()  # no evaluation ran: the timed saves keep the latest state, not a "best"
+    last = load_checkpoint(paths.last)
+    _, state = load_train_state(resume_state_path(paths), make_optimizer(last.model, lr=1e-3))
+    assert state["step"] == last.train["step"] >= 1
+    code, log = forks.run("train", argv=["--resume", "--max-iters", str(state["step"] + 3), "--out", str(paths.best)])
+    assert code == 0 and load_checkpoint(paths.best).train["step"] == state["step"] + 2, log

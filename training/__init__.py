@@ -10,7 +10,15 @@ distributed.py  torchrun: process group, DDP, micro-batches per rank, one agreed
 
 from __future__ import annotations
 
-from .config import TrainConfig
-from .run import FineTuneReport, fine_tune, train
+import importlib
 
-__all__ = ["FineTuneReport", "TrainConfig", "fine_tune", "train"]
+_EXPORTS = {"TrainConfig": "config", "train": "run", "fine_tune": "run", "FineTuneReport": "run"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """`from scratchgpt.training import train`, imported on first use: the REPL's slash commands
+    read training.config without paying for torch's training imports."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -222,13 +222,27 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag_name(f.name), **kwargs)
 
 
-def load_recipe(path: str | Path) -> dict:
+def recipe_path(name: str | Path) -> Path:
+    """A recipe file: the path given, else the shipped recipe of that name (`nanogpt-cpu`, `recipes/x.toml`)."""
+    from ..paths import PACKAGE_DIR
+
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    shipped = PACKAGE_DIR / "recipes" / Path(str(name).removeprefix("recipes/"))
+    for candidate in (shipped, shipped.with_name(shipped.name + ".toml")):
+        if candidate.is_file():
+            return candidate
+    return path
+
+
+def load_recipe(name: str | Path) -> dict:
     """A recipe file's settings (TOML: `key = value`, keys as the flags without `--`)."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
-    path = Path(path).expanduser()
+    path = recipe_path(name)
     try:
         with path.open("rb") as f:
             values = tomllib.load(f)

@@ -11,7 +11,7 @@ import pytest
 from scratchgpt import paths
 from scratchgpt.data import iter_text, load_tokens, resolve_corpus, split_tokens, token_dtype, token_file
 from scratchgpt.data import tokens as tokens_module
-from scratchgpt.data.tokens import _stable_pieces
+from scratchgpt.data.tokens import _stable_pieces, check_token_file, record_file
 from scratchgpt.tokenizers import bpe, fit_tokenizer
 
 
@@ -102,7 +102,7 @@ def test_the_token_file_is_keyed_by_corpus_and_tokenizer_spec(make_corpus):
     assert token_file(corpus, fit_tokenizer("char", ["abcde\n"])) != path
     assert token_file(corpus, fit_tokenizer("char", ["abcd\n"])) == path
     load_tokens(corpus, tokenizer)
-    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, record_file(path).name]
 
 
 def test_ids_above_uint16_are_stored_as_uint32(make_corpus):
@@ -135,7 +135,7 @@ def test_a_stale_temporary_file_from_a_killed_run_is_removed(make_corpus):
     hour_ago = time.time() - 2 * 3600
     os.utime(stale, (hour_ago, hour_ago))
     load_tokens(corpus, tokenizer)
-    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, record_file(path).name]
 
 
 def test_lossy_tokens_are_cached_for_a_corpus_that_is_not_utf8(make_corpus):
@@ -171,3 +171,66 @@ def test_split_is_the_first_90_percent_and_the_last_10():
     assert train.tolist() == list(range(900)) and val.tolist() == list(range(900, 1000))
     train, val = split_tokens(np.arange(11))
     assert len(train) == 9 and len(val) == 2  # n = int(0.9 * len)
+
+
+# --- a damaged cache is found and rebuilt --------------------------------------------------------
+
+
+def _damaged(path, how: str) -> None:
+    """Damage a token file as a full disk, a bad sector, or a copy from elsewhere would."""
+    data = bytearray(path.read_bytes())
+    if how == "truncated":
+        path.write_bytes(data[:1000])
+    elif how == "flipped":
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(data)
+    elif how == "foreign":  # another file in its place, without its record
+        record_file(path).unlink()
+        path.write_bytes(np.full(len(data) // 2, 60_000, dtype="<u2").tobytes())
+
+
+@pytest.mark.parametrize("how", ["truncated", "flipped", "foreign"])
+def test_a_damaged_token_cache_is_rebuilt_with_one_notice(make_corpus, shakespeare_head, how):
+    corpus = make_corpus(shakespeare_head)
+    tokenizer = fit_tokenizer("char", [shakespeare_head])
+    good = np.array(load_tokens(corpus, tokenizer))
+    path = token_file(corpus, tokenizer)
+    _damaged(path, how)
+    notices: list[str] = []
+    again = load_tokens(corpus, tokenizer, notify=notices.append)
+    assert np.array_equal(again, good)  # the corpus's every id, not what the damaged file held
+    assert len(notices) == 1 and str(path) in notices[0] and "rebuilt" in notices[0], notices
+    assert load_tokens(corpus, tokenizer, notify=notices.append).shape == good.shape and len(notices) == 1
+
+
+def test_ids_outside_the_vocabulary_are_caught_even_with_a_matching_checksum(make_corpus, shakespeare_head):
+    import json
+    import zlib
+
+    corpus = make_corpus(shakespeare_head)
+    tokenizer = fit_tokenizer("char", [shakespeare_head])
+    load_tokens(corpus, tokenizer)
+    path = token_file(corpus, tokenizer)
+    bad = np.full(path.stat().st_size // 2, tokenizer.vocab_size + 7, dtype="<u2").tobytes()
+    path.write_bytes(bad)
+    record = json.loads(record_file(path).read_text())
+    record_file(path).write_text(json.dumps({**record, "crc32": zlib.crc32(bad)}))
+    assert check_token_file(path, tokenizer.vocab_size) == "it holds ids outside the vocabulary"
+    assert int(load_tokens(corpus, tokenizer).max()) < tokenizer.vocab_size
+
+
+def test_an_unchanged_token_file_is_checked_by_a_stat_and_a_copy_by_its_checksum(make_corpus, monkeypatch):
+    import shutil
+
+    corpus = make_corpus("abc\n" * 1000)
+    tokenizer = fit_tokenizer("char", ["abc\n"])
+    load_tokens(corpus, tokenizer)
+    path = token_file(corpus, tokenizer)
+    reads: list[str] = []
+    real = tokens_module._crc32
+    monkeypatch.setattr(tokens_module, "_crc32", lambda p: reads.append(p.name) or real(p))
+    assert check_token_file(path, tokenizer.vocab_size) is None and reads == []  # the file written: no read
+    shutil.copy(path, path.with_suffix(".copy"))
+    os.replace(path.with_suffix(".copy"), path)  # the same bytes, another inode
+    assert check_token_file(path, tokenizer.vocab_size) is None and reads == [path.name]
+    assert check_token_file(path, tokenizer.vocab_size) is None and reads == [path.name]  # recorded anew
