@@ -25,8 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RECIPE = ["--corpus", "tinyshakespeare", "--tokenizer", "char", "--n-layer", "4", "--n-head", "4", "--n-embd", "128",
-          "--block-size", "64", "--batch-size", "12", "--max-iters", "2000", "--dropout", "0"]
+RECIPE = ["--config", "nanogpt-cpu", "--overwrite"]  # recipes/nanogpt-cpu.toml, each round over the last
 
 
 def baseline_worker(out_dir: Path) -> None:

@@ -28,8 +28,9 @@ from scratchgpt.data import Batches, load_tokens, resolve_corpus
 from scratchgpt.model.checkpoint import load_checkpoint, shipped_checkpoint
 from scratchgpt.model.device import autocast_dtype
 from scratchgpt.repl.app import Repl, make_console
-from scratchgpt.repl.session import FINE_TUNE_LR, Session, Settings, corpus_source, train_batch_size
+from scratchgpt.repl.session import Session, Settings, corpus_source
 from scratchgpt.training.loop import Schedule, StepInfo, make_optimizer, train_loop
+from scratchgpt.training.run import FINE_TUNE_LR, batch_size_for
 
 
 def main() -> None:
@@ -42,7 +43,7 @@ def main() -> None:
     ckpt = load_checkpoint(args.checkpoint or shipped_checkpoint("char"))
     session = Session(ckpt, settings=Settings(seed=1))
     corpus = resolve_corpus(corpus_source(ckpt))
-    batch_size = train_batch_size(ckpt.config.block_size)  # what /train uses
+    batch_size = batch_size_for(ckpt.config.block_size)  # what /train uses
     batches = Batches(load_tokens(corpus, ckpt.tokenizer), ckpt.config.block_size, batch_size)
     amp = autocast_dtype(torch.device("cpu"))
 

@@ -236,3 +236,21 @@ def test_compile_on_a_pytorch_without_set_stance_is_one_line_naming_the_version(
     code = run_entry_point(main, [*TINY, "--max-iters", "1", "--compile", "--out", str(tmp_path / "r.safetensors")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "PyTorch 2.6" in err and "drop --compile" in err
+
+
+def test_a_run_says_at_once_where_it_saves_what_it_trains_and_how_long_it_will_take(tmp_path, capsys):
+    out = tmp_path / "run.safetensors"
+    run(parse_args([*TINY, "--max-iters", "6", "--eval-interval", "6", "--amp", "fp32", "--out", str(out)]))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"training 28,896 parameters into {out}: 512 tokens a step (16 x 32), cpu, float32")
+    eta = [line for line in lines if "s a step: about" in line]
+    assert len(eta) == 1 and eta[0].endswith("for the 3 steps left")
+
+
+def test_a_fine_tune_takes_about_2048_tokens_a_step_whatever_the_checkpoints_context(tmp_path, capsys):
+    base = tmp_path / "base.safetensors"
+    run(parse_args([*TINY, "--max-iters", "1", "--block-size", "128", "--out", str(base)]))
+    capsys.readouterr()
+    run(parse_args(["--init-from", str(base), "--max-iters", "1", "--eval-iters", "1", "--out",
+                    str(tmp_path / "tuned.safetensors")]))  # fmt: skip
+    assert "2,048 tokens a step (16 x 128)" in capsys.readouterr().out.splitlines()[0]

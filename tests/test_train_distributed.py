@@ -79,3 +79,61 @@ def test_a_two_process_run_resumes_exactly_in_one_process(tmp_path):
     assert resumed["train_losses"] == pytest.approx(straight["train_losses"][6:], abs=1e-4)
     assert resumed["val"] == pytest.approx(straight["val"], abs=1e-4)
     assert_same_weights(resumed["model"], straight["model"])
+
+
+def torchrun(tmp_path, *argv: str) -> subprocess.Popen:
+    """`torchrun --standalone --nproc_per_node=2 -m scratchgpt.train ARGV`, one thread per process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "scratchgpt.train", *argv]  # fmt: skip
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+
+
+NO_ACCUM = [f for i, f in enumerate(FLAGS) if "--grad-accum" not in FLAGS[max(0, i - 1) : i + 1]]
+
+
+@pytest.mark.slow
+def test_torchrun_without_grad_accum_takes_one_micro_batch_per_process_and_says_so(tmp_path):
+    out = tmp_path / "run.safetensors"
+    proc = torchrun(tmp_path, *NO_ACCUM, "--max-iters", "2", "--eval-interval", "2", "--out", str(out))
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert stdout.count("--grad-accum 2: one micro-batch per process") == 1, stdout  # said once, by rank 0
+    assert "512 tokens a step (8 x 32 x 2)" in stdout and "2 processes" in stdout
+    assert load_checkpoint(out).train["step"] == 1
+
+
+@pytest.mark.slow
+def test_under_torchrun_a_user_error_is_one_line_printed_once(tmp_path):
+    proc = torchrun(tmp_path, *NO_ACCUM, "--grad-accum", "3", "--out", str(tmp_path / "run.safetensors"))
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode != 0
+    ours = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert ours == ["error: --grad-accum 3 is not divisible by 2 processes; use a multiple of 2, or leave it out "
+                    "for one micro-batch per process"], stderr[-3000:]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_torchrun_launcher_ends_in_one_complete_save_that_resumes(tmp_path):
+    import signal
+    import time
+
+    from scratchgpt.model.checkpoint import load_train_state
+    from scratchgpt.training.loop import make_optimizer
+    from scratchgpt.training.run import RunPaths, resume_state_path
+
+    paths = RunPaths.from_out(tmp_path / "run.safetensors")
+    proc = torchrun(tmp_path, *FLAGS, "--max-iters", "100000", "--eval-interval", "100000", "--log-interval", "1",
+                    "--out", str(paths.best))  # fmt: skip
+    deadline = time.monotonic() + 180
+    while not (paths.metrics.exists() and len(paths.metrics.read_text().splitlines()) >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert "interrupted after step" in stdout, stdout + stderr[-3000:]
+    last = load_checkpoint(paths.last)
+    _, state = load_train_state(resume_state_path(paths), make_optimizer(last.model, lr=1e-3))
+    assert state["step"] == last.train["step"] >= 2 and not paths.pending_train_state.exists()
+    resumed = run(parse_args(["--resume", "--max-iters", str(state["step"] + 3), "--out", str(paths.best)]))
+    assert resumed["steps"] == state["step"] + 3 and len(resumed["train_losses"]) == 2

@@ -71,7 +71,7 @@ class TrainConfig:
     block_size: int | None = setting(None, f"context length in tokens (default {FRESH_BLOCK_SIZE}; with "
                                      "--init-from, the checkpoint's)", type=whole(1, WIDTH_MAX))  # fmt: skip
     rope: bool = setting(True, "rotary position embeddings (--no-rope: learned absolute positions)")
-    qk_norm: bool = setting(True, "RMS norm on queries and keys (--no-qk-norm: none)")
+    qk_norm: bool = setting(True, "RMS norm on queries and keys")
     activation: str = setting("relu2", "MLP activation", choices=("relu2", "gelu"))
     tie_embeddings: bool = setting(False, "share token embedding and LM head weights")
     bias: bool = setting(False, "biases in Linear layers")
@@ -203,11 +203,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if meta["show_default"] and default is not None and not isinstance(default, bool):
             help_text += f" (default {default})"
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
-        if isinstance(default, bool):
-            if default:  # on by default: the flag turns it off
-                parser.add_argument(f"--no-{f.name.replace('_', '-')}", action="store_false", **kwargs)
-            else:
-                parser.add_argument(flag_name(f.name), action="store_true", **kwargs)
+        if isinstance(default, bool):  # --x and --no-x, so a flag can undo a recipe's setting either way
+            kwargs["help"] += f" (default: {'on' if default else 'off'})"
+            parser.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, **kwargs)
             continue
         if meta["repeat"]:
             kwargs.update(action="append", metavar="CHECKPOINT")

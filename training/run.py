@@ -301,6 +301,7 @@ def train(
     amp = {"bf16": torch.bfloat16, "fp32": None}.get(config.amp, autocast_dtype(device))
     paths = RunPaths.from_out(config.out)
     grad_accum_total = config.grad_accum or rank.world_size
+    accum_picked = config.grad_accum is None and rank.world_size > 1
     dist.local_grad_accum(grad_accum_total, rank)  # an indivisible --grad-accum fails before any work
     if rank.is_main:
         if not resume:
@@ -317,6 +318,8 @@ def train(
     teacher = load_teacher(config.teacher, ckpt, device) if config.teacher else None
     batch_size = config.batch_size or (batch_size_for(model_config.block_size) if config.init_from
                                        else FRESH_BATCH_SIZE)  # fmt: skip
+    # what was decided at the start is saved as given: a resume with another process count keeps the batch
+    config = replace(config, batch_size=batch_size, grad_accum=grad_accum_total)
 
     notices: list[str] = []  # said once the progress display is up
     tokens = load_tokens(corpus, tokenizer, lossy=config.lossy, notify=notices.append)
@@ -422,7 +425,7 @@ def train(
     )
     for notice in notices:
         progress_bar.note(notice)
-    if config.grad_accum is None and rank.world_size > 1:
+    if accum_picked:
         progress_bar.note(f"--grad-accum {grad_accum_total}: one micro-batch per process (give --grad-accum to change)")
     loss_fn = None
     if teacher:

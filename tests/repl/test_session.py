@@ -220,6 +220,23 @@ def test_train_on_a_new_corpus_grows_the_char_vocabulary(session, tmp_path, shak
     assert session.tokenizer.unknown("é å") == []
 
 
+def test_after_train_show_and_save_tell_the_val_loss_just_measured_on_the_corpus_trained_on(
+    session, tmp_path, shakespeare_text
+):
+    corpus = tmp_path / "other.txt"
+    corpus.write_text(shakespeare_text[-20_000:], encoding="utf-8")
+    assert session.ckpt.train["val_loss"] == 4.0  # the checkpoint's figure, on its own corpus
+    start = session.ckpt.path
+    notes: list[str] = []
+    report = session.train(2, str(corpus), on_note=notes.append)
+    assert notes == ["measuring the loss before and after on 10 batches per split (Ctrl-C skips it)"]
+    val = report.after["val"]
+    assert dict(session.show())["val loss"].startswith(f"{val:.4f}, measured after /train on other;")
+    saved = load_checkpoint(session.save(tmp_path / "tuned.safetensors"))
+    assert saved.train["val_loss"] == val and saved.train["step"] == 2 and saved.corpus["name"] == "other"
+    assert saved.train["fine_tunes"] == [{"from": str(start), "steps": 2, "corpus": "other"}]
+
+
 def test_save_then_load_gives_the_same_next_tokens_at_temperature_zero(session, tmp_path):
     session.settings.temperature = 0
     session.train(2)
