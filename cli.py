@@ -185,8 +185,8 @@ def cmd_export(argv: Sequence[str]) -> int:
 
     from .model.checkpoint import average_checkpoints, check_replaceable, drop_estimates_of_averages, save_checkpoint
 
-    check_replaceable(args.out, force=args.force, how="add --force to replace it")
     ckpt = average_checkpoints(args.checkpoint)
+    check_replaceable(args.out, force=args.force, how="add --force to replace it")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     sources = [str(p) for p in args.checkpoint]
     train = {**(ckpt.train or {}), "exported_from": sources[0] if len(sources) == 1 else sources, "dtype": args.dtype}

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-DATA_DIR = Path(os.environ.get("SCRATCHGPT_DATA", Path(__file__).resolve().parents[1] / "../shared/data"))
-SHAKESPEARE = DATA_DIR / "tinyshakespeare.txt"
+from scratchgpt.data import resolve_corpus
+from scratchgpt.errors import ScratchGPTError
+
+
+def _find_shakespeare():
+    """Tiny Shakespeare where ScratchGPT finds it: $SCRATCHGPT_DATA, then ~/.cache/scratchgpt/corpora,
+    downloading it there (hash-checked) when the network allows. Looked up once, before any test
+    points the cache elsewhere."""
+    try:
+        return resolve_corpus("tinyshakespeare").path
+    except ScratchGPTError as e:
+        pytest.exit(f"the tests train on Tiny Shakespeare and could not get it ({e}); put tinyshakespeare.txt "
+                    "in ~/.cache/scratchgpt/corpora or in a folder named by SCRATCHGPT_DATA", returncode=4)
+
+
+SHAKESPEARE = _find_shakespeare()
+DATA_DIR = SHAKESPEARE.parent
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,6 +44,4 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def shakespeare_text() -> str:
-    if not SHAKESPEARE.exists():
-        pytest.fail(f"Tiny Shakespeare not found at {SHAKESPEARE}; set SCRATCHGPT_DATA")
     return SHAKESPEARE.read_text(encoding="utf-8")

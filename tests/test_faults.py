@@ -442,7 +442,7 @@ def test_cuda_out_of_memory_is_one_line_too(capsys):
 # --- what a run may replace ----------------------------------------------------------------------
 
 
-def _one_error_line(err: str, *words: str) -> None:
+def _assert_one_line(err: str, *words: str) -> None:
     assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
     for word in words:
         assert word in err, (word, err)
@@ -459,7 +459,7 @@ def test_out_onto_a_file_that_is_not_a_checkpoint_is_refused_and_the_file_untouc
             code = train_cli([*TINY, "--max-iters", "2", "--out", str(out), *extra])
             captured = capsys.readouterr()
             assert code == 1 and captured.out == ""
-            _one_error_line(captured.err, str(notes), "is not a ScratchGPT checkpoint", "choose another --out")
+            _assert_one_line(captured.err, str(notes), "is not a ScratchGPT checkpoint", "choose another --out")
             assert notes.read_text() == "my notes, not a model\n"
             assert sorted(os.listdir(directory)) == [name]
 
@@ -476,7 +476,7 @@ def test_a_second_run_onto_an_existing_run_is_refused_naming_it_and_overwrite_st
     assert train_cli(second) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    _one_error_line(captured.err, f"{paths.best} already holds a run (step 3, val {val:.4f})", "--resume",
+    _assert_one_line(captured.err, f"{paths.best} already holds a run (step 3, val {val:.4f})", "--resume",
                     "--overwrite")  # fmt: skip
     assert {p: p.read_bytes() for p in before} == before  # nothing of the first run changed, metrics included
 
@@ -492,7 +492,7 @@ def test_init_from_a_checkpoint_onto_itself_is_refused_even_with_overwrite(tmp_p
     kept = base.read_bytes()
     capsys.readouterr()
     assert train_cli(["--init-from", str(base), "--max-iters", "1", "--out", str(base), "--overwrite"]) == 1
-    _one_error_line(capsys.readouterr().err, "would replace the checkpoint --init-from starts from")
+    _assert_one_line(capsys.readouterr().err, "would replace the checkpoint --init-from starts from")
     assert base.read_bytes() == kept
 
 
@@ -503,12 +503,12 @@ def test_export_onto_a_text_file_is_refused_and_onto_a_checkpoint_needs_force(tm
     notes = tmp_path / "notes.txt"
     notes.write_text("keep me")
     assert run_entry_point(scratchgpt_main, ["export", str(source), str(notes), "--force"]) == 1
-    _one_error_line(capsys.readouterr().err, "is not a ScratchGPT checkpoint")
+    _assert_one_line(capsys.readouterr().err, "is not a ScratchGPT checkpoint")
     assert notes.read_text() == "keep me"
     other = save_checkpoint(tmp_path / "b.safetensors", *_tiny_model())
     kept = other.read_bytes()
     assert run_entry_point(scratchgpt_main, ["export", str(source), str(other)]) == 1
-    _one_error_line(capsys.readouterr().err, "already holds a checkpoint", "--force")
+    _assert_one_line(capsys.readouterr().err, "already holds a checkpoint", "--force")
     assert other.read_bytes() == kept
     assert run_entry_point(scratchgpt_main, ["export", str(source), str(other), "--force"]) == 0
 
