@@ -15,8 +15,7 @@ def _find_shakespeare():
     try:
         return resolve_corpus("tinyshakespeare").path
     except ScratchGPTError as e:
-        pytest.exit(f"the tests train on Tiny Shakespeare and could not get it ({e}); put tinyshakespeare.txt "
-                    "in ~/.cache/scratchgpt/corpora or in a folder named by SCRATCHGPT_DATA", returncode=4)
+        pytest.exit(f"the tests train on Tiny Shakespeare: {e}", returncode=4)
 
 
 SHAKESPEARE = _find_shakespeare()
