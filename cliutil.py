@@ -14,11 +14,7 @@ from .errors import ScratchGPTError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 SHOWN_MAX = 40  # characters of a bad value quoted back in an error
-# bounds the sampling flags share with the REPL's commands
-TEMP_MIN, TEMP_MAX = 1e-6, 10.0  # below 1e-6 the logits overflow when divided; 0 itself means greedy
-LEN_MAX = 100_000
-TOPK_MAX = 1_000_000
-SEED_MAX = 2**32 - 1
+SEED_MAX = 2**32 - 1  # of training and of sampling
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,6 +23,7 @@ class Parser(argparse.ArgumentParser):
     BARE_CHECKPOINT = "checkpoint_path"  # dest of the positional spelling of --checkpoint
 
     def error(self, message: str):  # type: ignore[override]
+        message = re.sub(r"^argument -\w/(--\S+):", r"argument \1:", message)  # "-n/--len" named as "--len"
         missing = re.fullmatch(r"argument (\S+): expected one argument", message)
         number = self._numeric_flags().get(missing.group(1)) if missing else None
         if number is not None:
@@ -130,13 +127,17 @@ class Number:
     def describe(self) -> str:
         """The allowed values in words, e.g. "a whole number from 1 to 65536"."""
         if self.whole:
-            return f"a whole number from {int(self.low)} to {int(self.high)}"
+            return f"a whole number {self.span()}"
+        return ("0 or " if self.or_zero else "") + f"a number {self.span()}"
+
+    def span(self) -> str:
+        """The range alone, e.g. "from 1 to 65536" or "above 0 and at most 1"."""
+        if self.whole:
+            return f"from {int(self.low)} to {int(self.high)}"
         below = "below " if self.high_open else ""
         if self.low_open:
-            span = f"above {self.low:g} and {below or 'at most '}{self.high:g}"
-        else:
-            span = f"from {self.low:g} to {below}{self.high:g}"
-        return ("0 or " if self.or_zero else "") + f"a number {span}"
+            return f"above {self.low:g} and {below or 'at most '}{self.high:g}"
+        return f"from {self.low:g} to {below}{self.high:g}"
 
 
 def whole(low: int, high: int) -> Number:

@@ -19,18 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SettingError, stop_text
 from ..tokenizers import TOKENIZER_NAMES
 from .session import TRAIN_BATCH_TOKENS
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..cliutil import Number
     from .session import Reply, Session
 
-TEMP_MAX = 10.0
-LEN_MAX = 100_000
-TOPK_MAX = 1_000_000
-SEED_MAX = 2**32 - 1
+# the sampling bounds are sampling_settings.py's; these name them for the help texts
+TEMP_MAX, LEN_MAX, TOPK_MAX, SEED_MAX = TEMPERATURE.high, int(LENGTH.high), int(TOP_K.high), int(SEED.high)
 TRAIN_MAX = 100_000
 SHOWN_MAX = 40  # characters of a bad argument quoted back in an error
 OFF = "off"  # the value of "/topk off", "/topp off", "/stop off", "/chat off"
@@ -110,40 +110,35 @@ def _whole_in(lo: int, hi: int) -> Callable[[str], int]:
     return convert
 
 
+def _within(bound: Number, note: str = "") -> Callable[[str], float | int]:
+    """A number within one of sampling_settings.py's bounds (note: what an end means, e.g. 0 = greedy)."""
+
+    def convert(text: str) -> float | int:
+        value = _number(text, whole=bound.whole)
+        if not bound.allows(value):
+            raise ArgError(f"must be {bound.span()}{note}, got {quoted(text)}")
+        return value
+
+    return convert
+
+
 def _off_or(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argument that may also be "off" (or "none"), which the handler sees as OFF."""
     return lambda text: OFF if text.lower() in ("off", "none") else convert(text)
 
 
-def temperature_arg(text: str) -> float:
-    value = _number(text, whole=False)
-    if not 0 <= value <= TEMP_MAX:
-        raise ArgError(f"must be from 0 (greedy) to {TEMP_MAX:g}, got {quoted(text)}")
-    return value
-
-
-length_arg = _whole_in(1, LEN_MAX)
-top_k_arg = _whole_in(1, TOPK_MAX)
-seed_arg = _whole_in(0, SEED_MAX)
-
-
-def top_p_arg(text: str) -> float:
-    value = _number(text, whole=False)
-    if not 0 < value <= 1:
-        raise ArgError(f"must be above 0 and at most 1, got {quoted(text)}")
-    return value
+temperature_arg = _within(TEMPERATURE, " (0 = greedy)")
+length_arg = _within(LENGTH)
+top_k_arg = _within(TOP_K)
+seed_arg = _within(SEED)
+top_p_arg = _within(TOP_P)
 
 
 def stop_arg(text: str) -> str:
-    from ..model.engine import parse_stop
-
     try:
-        stop = parse_stop(text)
-    except (UnicodeError, ValueError):
-        raise ArgError(rf"has a broken escape in {quoted(text)}; write \n, \t or \\") from None
-    if not printable(stop.replace("\n", "x").replace("\t", "x")):
-        raise ArgError("needs some text to stop at")
-    return stop
+        return stop_text(text)
+    except SettingError as e:
+        raise ArgError(str(e)) from None
 
 
 def tokenizer_arg(text: str) -> str:

@@ -18,10 +18,9 @@ inputs in the same order replay a session exactly.
 from __future__ import annotations
 
 import copy
-import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ import torch
 from ..errors import ScratchGPTError
 from ..model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, shipped_checkpoint
 from ..model.engine import Completion, Engine
+from ..model.sampling_settings import SamplingSettings
 from ..tokenizers import Tokenizer
 
 if TYPE_CHECKING:
@@ -49,25 +49,15 @@ def train_batch_size(block_size: int) -> int:
     return max(1, TRAIN_BATCH_TOKENS // block_size)
 
 
-def fresh_seed() -> int:
-    return random.randrange(2**31)
-
-
 def turn_seed(seed: int, turn: int) -> int:
     """The generator seed of one turn: distinct per turn, the same for the same (seed, turn)."""
     return (seed * 1_000_003 + turn) % 2**63
 
 
 @dataclass
-class Settings:
-    """What the sampling commands (/temp, /len, ...) and their flags set."""
+class Settings(SamplingSettings):
+    """What the sampling commands (/temp, /len, ...) and their flags set, and /verbose."""
 
-    temperature: float = 0.8  # 0 = greedy
-    max_new_tokens: int = 500
-    top_k: int | None = None  # None = all tokens
-    top_p: float | None = None  # None = no nucleus cut
-    seed: int = field(default_factory=fresh_seed)
-    stop: list[str] = field(default_factory=list)  # stop strings, escapes already turned into characters
     verbose: bool = False  # stats lines also give prompt tokens and prefill time
 
 
@@ -337,11 +327,8 @@ class Session:
         self._note_window(len(context))
         generator = torch.Generator(device=self.device).manual_seed(turn_seed(s.seed, self.turn))
         self.turn += 1
-        stop = [*s.stop, "\n\n"] if self.chat else list(s.stop)
-        completion = Completion(
-            self.engine, self.tokenizer, context, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
-            top_k=s.top_k, top_p=s.top_p, generator=generator, stop=stop,
-        )  # fmt: skip
+        extra_stop = ["\n\n"] if self.chat else []  # a chat reply is one speech
+        completion = Completion(self.engine, self.tokenizer, context, s, generator=generator, extra_stop=extra_stop)
         return Reply(self, context, completion, header=f"{self.chat[1]}:" if self.chat else "")
 
     def _commit(self, reply: Reply) -> None:

@@ -133,15 +133,27 @@ def test_stop_flag_ends_the_continuation_before_it(piped):
     assert stopped == greedy[: greedy.index(stop)]
 
 
-def test_tokenizer_flag_switches_to_that_vocabulary(piped, monkeypatch):
+def test_tokenizer_flag_without_a_checkpoint_switches_to_that_vocabulary(monkeypatch, capsys, tiny_checkpoint):
     from scratchgpt.model import checkpoint
     from scratchgpt.repl import session
 
     for module in (checkpoint, session):  # no shipped word model, whatever checkpoints/ holds
         monkeypatch.setattr(module, "shipped_checkpoint", lambda name: None)
-    code, out, err = piped(b"First Citizen:", "--tokenizer", "word", "--len", "3", "--verbose")
+    monkeypatch.setattr(checkpoint, "resolve_checkpoint", lambda path: path or tiny_checkpoint)  # as if shipped
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"First Citizen:"), encoding="utf-8"))
+    code = app.main(["--tokenizer", "word", "--len", "3", "--verbose", "--seed", "3"])
+    err = capsys.readouterr().err
     assert code == 0 and "word vocabulary: a fresh model" in err and "untrained" in err
     assert "3 tokens · " in err and "prompt 4 tokens" in err  # "First", " ", "Citizen", ":": words, not characters
+
+
+def test_a_named_checkpoint_is_the_one_used_and_a_tokenizer_beside_it_must_agree(piped):
+    code, out, err = piped(b"ROMEO:", "--tokenizer", "word", "--len", "3")  # the tiny checkpoint is a char model
+    assert code == 1 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: ") and "has a char vocabulary, not word; drop --tokenizer" in err
+    code, agreeing, _ = piped(b"ROMEO:", "--tokenizer", "char", "--len", "3")
+    assert code == 0 and agreeing == piped(b"ROMEO:", "--len", "3")[1]  # the named model's reply either way
 
 
 def test_piped_use_never_imports_the_terminal_libraries(tiny_checkpoint):
