@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .cliutil import EXIT_USAGE, Parser, run_entry_point, whole
+from .cliutil import EXIT_USAGE, Parser, add_threads_flag, run_entry_point, use_threads, whole
 from .model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SamplingSettings, SettingError, stop_text
 from .tokenizers import TOKENIZER_NAMES
 
@@ -66,6 +66,7 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
                    help="compile the one-token decode step (~30 s the first time, then faster tokens)")  # fmt: skip
     p.add_argument("--quantize", choices=("none", "int8"), default="none",
                    help="int8 weights and a bf16 KV cache for decoding (CPU; see eval --quantize)")  # fmt: skip
+    add_threads_flag(p, decoding=True)
 
 
 def eval_parser() -> Parser:
@@ -82,6 +83,7 @@ def eval_parser() -> Parser:
       help="windows this many tokens apart, each scoring only tokens not yet scored, so every token has at "
            "least block_size - stride of context (default: block_size, non-overlapping windows)")  # fmt: skip
     a("--json", action="store_true", help="print one JSON object instead of a table")
+    add_threads_flag(p, decoding=False)
     a("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -128,6 +130,7 @@ def cmd_sample(argv: Sequence[str]) -> int:
     from .model.checkpoint import check_tokenizer, load_checkpoint, shipped_checkpoint
     from .model.device import pick_device
     from .model.engine import Completion, Engine
+    from .model.threads import choose_decode_threads
     from .model.trainer import InterruptFlag
 
     vocabulary = args.tokenizer or "char"
@@ -140,6 +143,7 @@ def cmd_sample(argv: Sequence[str]) -> int:
     settings = sampling_settings(args)
     context = ckpt.tokenizer.encode(args.prompt or "\n") or [0]
     engine = Engine(ckpt.model, compile=args.compile, quantize=args.quantize)
+    choose_decode_threads(engine, args.threads)
     generator = torch.Generator(engine.device).manual_seed(settings.seed)
     completion = Completion(engine, ckpt.tokenizer, context, settings, generator=generator)
     out = sys.stdout
@@ -155,6 +159,7 @@ def cmd_sample(argv: Sequence[str]) -> int:
 
 def cmd_eval(argv: Sequence[str]) -> int:
     args = eval_parser().parse_args(argv)
+    use_threads(args.threads)
     from .model.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(

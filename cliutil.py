@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -146,6 +147,29 @@ def whole(low: int, high: int) -> Number:
 
 def real(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Number:
     return Number(whole=False, low=low, high=high, low_open=low_open, high_open=high_open)
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on: the most threads --threads takes."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def add_threads_flag(p: argparse.ArgumentParser, *, decoding: bool) -> None:
+    """--threads N, for every command that runs the model; decoding ones measure when it is not given."""
+    default = "measured at load, 1 or one per core (see bench/threads.py)" if decoding else "one per core"
+    p.add_argument("--threads", type=whole(1, cpu_threads()), default=None,
+                   help=f"CPU threads torch uses (default: {default})")  # fmt: skip
+
+
+def use_threads(count: int | None) -> None:
+    """What --threads does for train and eval: torch's thread count, when given (else torch's default)."""
+    if count is not None:
+        import torch
+
+        torch.set_num_threads(count)
 
 
 OUT_OF_MEMORY_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")

@@ -23,7 +23,17 @@ from pathlib import Path
 
 import torch
 
-from .cliutil import SEED_MAX, Parser, is_out_of_memory, real, run_entry_point, shown, whole
+from .cliutil import (
+    SEED_MAX,
+    Parser,
+    add_threads_flag,
+    is_out_of_memory,
+    real,
+    run_entry_point,
+    shown,
+    use_threads,
+    whole,
+)
 from .data import Batches, Corpus, iter_text, load_tokens, resolve_corpus
 from .errors import ScratchGPTError
 from .loggers import MetricsLog, check_installed, open_metrics_log
@@ -115,6 +125,7 @@ def build_parser() -> Parser:
     a("--lossy", action="store_true", help="read a corpus that is not valid UTF-8, replacing bad bytes")
     a("--wandb", action="store_true", help="also log to Weights & Biases (offline unless logged in and online)")
     a("--tensorboard", action="store_true", help="also write TensorBoard event files next to --out (X.tb/)")
+    add_threads_flag(p, decoding=False)
     a("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -453,6 +464,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    use_threads(args.threads)
     run(args)
     return 0
 

@@ -137,6 +137,19 @@ class Engine:
         self.cache.reset()
         self._last_logits = None
 
+    @property
+    def can_probe(self) -> bool:
+        return self._step is not None
+
+    @torch.inference_mode()
+    def probe_step(self) -> None:
+        """One eager decode step at position 0, its logits thrown away: what threads.py times.
+        Empties the cache first (the step overwrites position 0)."""
+        self.reset()
+        self._token.zero_()
+        self._pos.zero_()
+        self._decoder.decode_step(self._token, self._pos, self.cache.layers)
+
     @torch.inference_mode()
     def _extend(
         self, ids: Sequence[int], *, pick_next: bool = False, generator: torch.Generator | None = None

@@ -68,7 +68,8 @@ def open_session(args: argparse.Namespace) -> tuple[Session, str | None]:
     if args.checkpoint:  # the checkpoint named is the one used
         check_tokenizer(ckpt, args.tokenizer)
     settings = sampling_settings(args, Settings, verbose=args.verbose)
-    session = Session(ckpt, settings=settings, engine_options={"compile": args.compile, "quantize": args.quantize})
+    engine_options = {"compile": args.compile, "quantize": args.quantize}
+    session = Session(ckpt, settings=settings, engine_options=engine_options, threads=args.threads)
     note = None
     if args.tokenizer and args.tokenizer != ckpt.tokenizer.name:  # none ships for it: a fresh model, as /tokenizer
         note = session.switch_tokenizer(args.tokenizer)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..cliutil import cpu_threads
 from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SettingError, stop_text
 from ..tokenizers import TOKENIZER_NAMES
 from .session import TRAIN_BATCH_TOKENS
@@ -34,6 +35,7 @@ TEMP_MAX, LEN_MAX, TOPK_MAX, SEED_MAX = TEMPERATURE.high, int(LENGTH.high), int(
 TRAIN_MAX = 100_000
 SHOWN_MAX = 40  # characters of a bad argument quoted back in an error
 OFF = "off"  # the value of "/topk off", "/topp off", "/stop off", "/chat off"
+AUTO = "auto"  # the value of "/threads auto"
 _CONTROL = {c: None for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if chr(c) not in "\n\t"}
 
 
@@ -139,6 +141,12 @@ def stop_arg(text: str) -> str:
         return stop_text(text)
     except SettingError as e:
         raise ArgError(str(e)) from None
+
+
+def threads_arg(text: str) -> int | str:
+    if text.lower() == AUTO:
+        return AUTO
+    return _whole_in(1, cpu_threads())(text)
 
 
 def tokenizer_arg(text: str) -> str:
@@ -276,6 +284,15 @@ def do_stop(host: Host, value: str | None) -> None:
         host.say(f"stop strings now: {show()}")
 
 
+def do_threads(host: Host, value: int | str | None) -> None:
+    session = host.session
+    if value is None:
+        host.say(f"threads: {session.threads.describe()}")
+    else:
+        choice = session.set_threads(None if value == AUTO else value)
+        host.say(f"threads set to {choice.describe()}")
+
+
 def do_tokenizer(host: Host, name: str | None) -> None:
     session = host.session
     if name is None:
@@ -285,6 +302,7 @@ def do_tokenizer(host: Host, name: str | None) -> None:
 
 
 def do_train(host: Host, value: tuple[int, str | None]) -> None:
+    from ..model.threads import using_threads
     from ..model.trainer import InterruptFlag
     from ..progress import TrainProgress, sparkline
 
@@ -294,6 +312,7 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
     every = max(1, steps // 10)  # plain progress lines when the console is not a terminal
     with contextlib.ExitStack() as stack:  # the bar starts with the first step: not before a corpus error
         start = lambda: bar.append(stack.enter_context(TrainProgress(steps, console=host.console, every=every)))
+        stack.enter_context(using_threads(session.train_threads))
         report = session.train(
             steps, corpus, on_start=start, on_step=lambda info: bar[0].step(info.step, info.loss, info.tokens),
             interrupt=InterruptFlag(),
@@ -416,6 +435,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("stop", (), "[TEXT|off]", r"stop a reply at TEXT (escapes like \n\n work)",
             r"Adds a stop string; a reply ends before it. Escapes: \n, \t, \\. /stop off removes them all.",
             _optional(_off_or(stop_arg)), do_stop),
+    Command("threads", (), "[N|auto]", "CPU threads for decoding",
+            f"Decode with N threads (1 to {cpu_threads()}); auto measures which count is fastest for this model, as "
+            "at load. /train uses N too, or torch's default under auto.", _optional(threads_arg), do_threads),
     Command("tokenizer", (), f"[{'|'.join(TOKENIZER_NAMES)}]", "switch vocabulary (and model)",
             "Loads the shipped model for that vocabulary, or makes a fresh untrained one fitted to the corpus. "
             "The conversation carries over, re-encoded.", _optional(tokenizer_arg), do_tokenizer, "tokenizer"),

@@ -31,6 +31,7 @@ from ..errors import ScratchGPTError
 from ..model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, shipped_checkpoint
 from ..model.engine import Completion, Engine
 from ..model.sampling_settings import SamplingSettings
+from ..model.threads import DEFAULT_THREADS, ThreadChoice, choose_decode_threads
 from ..tokenizers import Tokenizer
 
 if TYPE_CHECKING:
@@ -190,9 +191,13 @@ def human_count(n: int) -> str:
 class Session:
     """The state of one conversation with a model, and everything the slash commands do to it."""
 
-    def __init__(self, ckpt: Checkpoint, *, settings: Settings | None = None, engine_options: dict | None = None):
+    def __init__(
+        self, ckpt: Checkpoint, *, settings: Settings | None = None, engine_options: dict | None = None,
+        threads: int | None = None,
+    ):  # fmt: skip
         self.settings = settings or Settings()
         self.engine_options = dict(engine_options or {})  # Engine's compile= and quantize=, for every model used
+        self.requested_threads = threads  # --threads or /threads N; None: measured for each model (threads.py)
         self.conversation: list[int] = []  # every turn's prompt and reply, as ids of the current tokenizer
         self.chat: tuple[str, str] | None = None  # (the user's speaker, the model's speaker) in /chat mode
         self.corpus: str | None = corpus_source(ckpt)  # what /train and /tokenizer fit to (a name or a path)
@@ -212,6 +217,18 @@ class Session:
     def _use(self, ckpt: Checkpoint) -> None:
         self.ckpt = ckpt
         self.engine = Engine(ckpt.model, **self.engine_options)
+        self.threads = choose_decode_threads(self.engine, self.requested_threads)
+
+    def set_threads(self, count: int | None) -> ThreadChoice:
+        """Decode with count threads from now on; None measures again for this model (and empties the KV cache)."""
+        self.requested_threads = count
+        self.threads = choose_decode_threads(self.engine, count)
+        return self.threads
+
+    @property
+    def train_threads(self) -> int:
+        """/train's thread count: the user's, or torch's default (a measured count is for decoding only)."""
+        return self.threads.count if self.threads.fixed else DEFAULT_THREADS
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -563,6 +580,7 @@ class Session:
             ("stop", ", ".join(repr(x) for x in s.stop) or "none"),
             ("chat", " and ".join(self.chat) if self.chat else "off"),
             ("verbose", "on" if s.verbose else "off"),
+            ("threads", self.threads.describe()),
         ]
 
     def stats(self) -> list[tuple[str, str]]:

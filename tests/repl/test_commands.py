@@ -132,7 +132,7 @@ def test_printable_keeps_newlines_and_tabs_only():
 
 def test_tab_completes_command_names_from_the_table():
     got = [c.text for c in complete("/t")]
-    assert got == ["/temp", "/tokenizer", "/topk", "/topp", "/train"]
+    assert got == ["/temp", "/threads", "/tokenizer", "/topk", "/topp", "/train"]
     assert all(c.start == -2 for c in complete("/t"))
     assert [c.text for c in complete("/e")] == ["/exit"]
 

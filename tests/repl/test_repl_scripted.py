@@ -324,3 +324,40 @@ def test_the_repl_imports_what_train_needs_in_the_background_at_start(drive, mon
         if thread.name == "scratchgpt-warm-up":
             thread.join()
     assert d.code == 0 and imported == ["torch._dynamo"]  # the optimizer's first use imports it (~2 s)
+
+
+def test_threads_command_sets_shows_and_measures_the_decode_threads(drive, monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        d = drive("/threads 1\r", "/threads\r", "ROMEO:\r", "/threads 0\r", "/threads auto\r")
+        assert "threads set to 1 thread (chosen with --threads or /threads)" in d.out
+        assert "threads: 1 thread (chosen with --threads or /threads)" in d.out
+        assert "/threads must be from 1 to" in d.out and "Usage: /threads [N|auto]" in d.out
+        assert "threads set to " in d.out.split("/threads [N|auto]")[-1]  # auto: measured, or the environment's
+        assert d.session.requested_threads is None and d.session.last_reply.tokens == 20
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_repl_threads_flag_reaches_the_session(monkeypatch, capsys, tiny_checkpoint):
+    import io
+    import sys
+
+    import torch
+
+    from scratchgpt.repl import app
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ROMEO:"), encoding="utf-8"))
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    made = []
+    monkeypatch.setattr(app, "run_once", lambda session, prompt, **kw: made.append(session) or 0)
+    try:
+        assert app.main(["--checkpoint", str(tiny_checkpoint), "--threads", "1"]) == 0
+        (session,) = made
+        assert session.threads.count == 1 == torch.get_num_threads() and session.threads.fixed
+        assert ("threads", "1 thread (chosen with --threads or /threads)") in session.show()
+    finally:
+        torch.set_num_threads(before)
