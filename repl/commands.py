@@ -149,6 +149,42 @@ def threads_arg(text: str) -> int | str:
     return _whole_in(1, cpu_threads())(text)
 
 
+# ollama's parameter names (and llama.cpp's, which ollama follows) -> our command; ours work too
+OLLAMA_NAMES = {"temperature": "temp", "num_predict": "len", "n_predict": "len", "top_k": "topk", "top_p": "topp",
+                "seed": "seed", "stop": "stop"}  # fmt: skip
+SET_SWITCHES = {"verbose": True, "quiet": False}  # ollama's /set verbose and /set quiet
+
+
+def set_arg(text: str) -> tuple[Command, Any]:
+    """/set [parameter] NAME VALUE, as ollama spells it: the command it stands for and its checked value."""
+    words = text.split(None, 1)
+    if words and words[0].lower() == "parameter":
+        words = words[1].split(None, 1) if len(words) > 1 else []
+    if not words:
+        raise ArgError("needs a setting and a value, e.g. /set parameter temperature 0.7")
+    name, value = words[0].lower(), words[1].strip() if len(words) > 1 else ""
+    if name in SET_SWITCHES and not value:
+        return lookup("verbose"), SET_SWITCHES[name]
+    target = lookup(OLLAMA_NAMES.get(name, name))
+    if target is None or target.name not in OLLAMA_NAMES.values():
+        raise ArgError(f"cannot set {quoted(name)}; it sets {', '.join(OLLAMA_NAMES)} (or verbose, quiet)")
+    if not value:
+        raise ArgError(f"needs a value for {name}")
+    if target.name == "stop":
+        value = _path_text(value)  # a quoted stop string: the quotes are not part of it
+    try:
+        return target, target.convert(value)
+    except ArgError as e:
+        raise ArgError(f"{name} {e}") from None
+
+
+def show_arg(text: str) -> str | None:
+    text = _one_word(text).lower()
+    if text not in ("", "info", "parameters"):
+        raise ArgError(f"shows info or parameters (or both, without an argument), got {quoted(text)}")
+    return text or None
+
+
 def tokenizer_arg(text: str) -> str:
     text = _one_word(text)
     if text not in TOKENIZER_NAMES:
@@ -356,8 +392,13 @@ def _rows(host: Host, rows: list[tuple[str, str]]) -> None:
     host.say("\n".join(f"  {k:<{width}}  {printable(v)}" for k, v in rows))
 
 
-def do_show(host: Host, _: None) -> None:
-    _rows(host, host.session.show())
+def do_show(host: Host, part: str | None) -> None:
+    _rows(host, host.session.show(part))
+
+
+def do_set(host: Host, value: tuple[Command, Any]) -> None:
+    command, converted = value
+    command.handler(host, converted)
 
 
 def do_stats(host: Host, _: None) -> None:
@@ -454,8 +495,12 @@ COMMANDS: tuple[Command, ...] = (
             "timestamped file in your checkpoint directory.", _optional(path_arg), do_save, "path"),
     Command("load", (), "PATH", "load a checkpoint", "Replaces model and vocabulary; the conversation carries over.",
             path_arg, do_load, "path"),
-    Command("show", (), "", "the model and the settings", "Checkpoint, parameters, vocabulary, context, device, "
-            "corpus and validation loss, then every setting.", no_arg, do_show),
+    Command("show", (), "[info|parameters]", "the model and the settings", "Checkpoint, parameters, vocabulary, "
+            "context, device, corpus and validation loss (info), then every setting (parameters).", show_arg, do_show),
+    Command("set", (), "[parameter] NAME VALUE", "ollama's way to set temperature, num_predict, top_k, ...",
+            "As in ollama: /set parameter temperature 0.7 is /temp 0.7; num_predict is /len, top_k /topk, "
+            "top_p /topp, seed /seed, stop /stop. /set verbose and /set quiet are /verbose on and off.",
+            set_arg, do_set),
     Command("stats", (), "", "counters and the last reply's speed", "Turns, tokens, cache use, tokens/s.",
             no_arg, do_stats),
     Command("clear", ("reset",), "", "forget the conversation", "Empties the context; settings stay.",

@@ -551,8 +551,8 @@ class Session:
             f"{self.tokenizer.vocab_size:,}, {config.block_size}-token context"
         )
 
-    def show(self) -> list[tuple[str, str]]:
-        """The model, then the settings, as (name, value) rows."""
+    def show(self, part: str | None = None) -> list[tuple[str, str]]:
+        """The model (part "info"), then the settings ("parameters"), as (name, value) rows."""
         ckpt, config, s = self.ckpt, self.ckpt.config, self.settings
         dtype = next(ckpt.model.parameters()).dtype
         val = ckpt.train.get("val_loss")
@@ -563,7 +563,7 @@ class Session:
         unsaved = " (changed since, unsaved)" if self.steps_trained else ""
         arch = f"{config.n_layer} layers, {config.n_head} heads, {config.n_embd} wide"
         arch = "bigram" if config.arch == "bigram" else arch
-        return [
+        model = [
             ("checkpoint", (str(ckpt.path) if ckpt.path else "none: a fresh model, unsaved") + unsaved),
             ("parameters", f"{ckpt.model.num_params():,} ({arch})"),
             ("vocabulary", f"{self.tokenizer.name}, {self.tokenizer.vocab_size:,} tokens"),
@@ -572,6 +572,8 @@ class Session:
             ("corpus", self.corpus or "none recorded"),
             ("val loss", f"{val:.4f}, estimated while training; scratchgpt eval scores the whole split"
              if isinstance(val, (int, float)) else no_val),  # fmt: skip
+        ]
+        settings = [
             ("temperature", f"{s.temperature:g}" + (" (greedy)" if s.temperature == 0 else "")),
             ("length", f"{s.max_new_tokens} tokens"),
             ("top-k", "off" if s.top_k is None else str(s.top_k)),
@@ -582,6 +584,7 @@ class Session:
             ("verbose", "on" if s.verbose else "off"),
             ("threads", self.threads.describe()),
         ]
+        return {"info": model, "parameters": settings}.get(part, model + settings)
 
     def stats(self) -> list[tuple[str, str]]:
         """The session's counters and the last reply's speed, as (name, value) rows."""

@@ -62,7 +62,7 @@ def test_parse_never_raises_on_any_string(line):
         ('/chat "ROMEO A', "unclosed quote"),
         ("/chat RO:MEO JULIET", "without ':'"),
         ("/load", "needs a path"),
-        ("/show extra", "no arguments"),
+        ("/show extra", "info or parameters"),
         ("/bye now", "no arguments"),
         ("/verbose maybe", "on or off"),
         ("/stop \\x", "broken escape"),

@@ -361,3 +361,37 @@ def test_repl_threads_flag_reaches_the_session(monkeypatch, capsys, tiny_checkpo
         assert ("threads", "1 thread (chosen with --threads or /threads)") in session.show()
     finally:
         torch.set_num_threads(before)
+
+
+def test_ollama_spellings_set_our_settings(drive):
+    d = drive("/set parameter temperature 0.7\r", "/set num_predict 5\r", "/set parameter top_k 3\r",
+              "/set top_p 0.9\r", "/set parameter seed 7\r", '/set parameter stop "END"\r', "/set verbose\r",
+              "ROMEO:\r", "/set quiet\r")  # fmt: skip
+    s = d.session.settings
+    assert (s.temperature, s.max_new_tokens, s.top_k, s.top_p, s.seed, s.stop) == (0.7, 5, 3, 0.9, 7, ["END"])
+    assert "temperature set to 0.7" in d.out and "length set to 5 tokens" in d.out and "verbose on" in d.out
+    assert d.session.last_reply.tokens <= 5 and not s.verbose  # /set quiet turned it off again
+
+
+def test_ollama_set_refuses_what_it_cannot_set_in_one_line_and_help_lists_set(drive):
+    d = drive("/set parameter num_ctx 4096\r", "/set parameter temperature 99\r", "/set\r", "/help\r")
+    assert "/set cannot set 'num_ctx'; it sets temperature, num_predict" in d.out
+    assert "/set temperature must be from 0 to 10 (0 = greedy), got '99'" in d.out
+    assert "/set needs a setting and a value" in d.out
+    assert d.session.settings.temperature == 0.8
+    assert "/set [parameter] NAME VALUE" in d.out and "/temp [T]" in d.out  # /help lists ours and ollama's
+
+
+def test_show_info_and_parameters_show_each_half(drive):
+    d = drive("/show info\r")  # rows are "  NAME  VALUE"
+    assert "\n  parameters " in d.out and "\n  vocabulary " in d.out and "\n  temperature " not in d.out
+    d = drive("/show parameters\r")
+    assert "\n  temperature " in d.out and "\n  threads " in d.out and "\n  vocabulary " not in d.out
+    d = drive("/show license\r")
+    assert "/show shows info or parameters" in d.out
+
+
+def test_ollama_multiline_clear_and_bye_work_as_there(drive):
+    d = drive('"""ROMEO:\r', 'JULIET:"""\r', "/clear\r", "/bye\r")
+    assert d.code == 0 and "conversation cleared (settings kept)" in d.out and d.session.conversation == []
+    assert d.session.turn == 1  # the block was one prompt
