@@ -161,11 +161,13 @@ def cmd_eval(argv: Sequence[str]) -> int:
     args = eval_parser().parse_args(argv)
     use_threads(args.threads)
     from .model.evaluate import evaluate_checkpoint
+    from .progress import EvalProgress
 
-    result = evaluate_checkpoint(
-        args.checkpoint, corpus=args.corpus, batch_size=args.batch_size, amp=args.amp, device=args.device,
-        lossy=args.lossy, quantize=args.quantize, stride=args.stride,
-    )  # fmt: skip
+    with EvalProgress() as progress:
+        result = evaluate_checkpoint(
+            args.checkpoint, corpus=args.corpus, batch_size=args.batch_size, amp=args.amp, device=args.device,
+            lossy=args.lossy, quantize=args.quantize, stride=args.stride, on_progress=progress.update,
+        )  # fmt: skip
     if args.json:
         print(json.dumps(result))
         return 0

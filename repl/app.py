@@ -9,6 +9,7 @@ imported on the interactive path only, so a piped prompt starts as fast as torch
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -97,7 +98,8 @@ def one_shot_prompt(args: argparse.Namespace, stdin_is_tty: bool) -> str:
 
 
 def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool = False) -> int:
-    """Continue prompt once: the continuation (after the prompt with echo) on stdout, stats on stderr."""
+    """Continue prompt once: the continuation (after the prompt with echo) and a newline on stdout,
+    stats on stderr."""
     out = sys.stdout
     if hasattr(out, "reconfigure"):
         out.reconfigure(errors="replace")
@@ -117,8 +119,7 @@ def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool
                 out.write(clean(piece))
                 out.flush()
                 last = piece[-1:] or last
-        if tty and last != "\n":
-            out.write("\n")
+        out.write("\n")  # as `scratchgpt sample` does: the shell prompt, or a stats line, starts a line of its own
         out.flush()
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -195,7 +196,7 @@ class Repl:
         from prompt_toolkit.completion import Completer, Completion
 
         from .commands import complete
-        from .keys import TripleQuoteBlock, key_bindings
+        from .keys import TripleQuoteBlock, key_bindings, typeahead_kept
 
         class TableCompleter(Completer):
             def get_completions(self, document, complete_event):
@@ -205,6 +206,8 @@ class Repl:
         self.session = session
         self.console = console or make_console()
         self.debug = debug
+        # keys typed during a reply wait for the next prompt (only a real terminal needs holding)
+        self._keys_held = typeahead_kept if input is None else contextlib.nullcontext
         self.block = TripleQuoteBlock()
         self.prompt_session = PromptSession(
             input=input, output=output, history=history if history is not None else make_history(),
@@ -215,7 +218,8 @@ class Repl:
     # --- output ---------------------------------------------------------------------------------
 
     def say(self, text: str, *, style: str | None = None) -> None:
-        self.console.print(printable(text), style=style)  # paths and names the user typed may hold escapes
+        # paths and names the user typed may hold escapes; on a terminal long lines wrap between words
+        self.console.print(printable(text), style=style, soft_wrap=not self.console.is_terminal)
 
     def error(self, text: str) -> None:
         self.say(one_line(text), style="red")
@@ -251,7 +255,7 @@ class Repl:
         pending: list[str] = []  # pieces not yet printed: one print per frame, not per token
         last, shown = "\n", 0.0  # the first piece shows at once
         try:
-            with InterruptFlag().active(raise_now=True) as ctrl_c, reply:
+            with InterruptFlag().active(raise_now=True) as ctrl_c, self._keys_held(), reply:
                 for piece in reply:
                     ctrl_c.check()
                     pending.append(piece)
