@@ -2,13 +2,13 @@
 
 One token of a small model is a few small matrix-vector products. Splitting them over OpenMP
 threads pays a hand-off per op that can cost more than it saves, and when another process keeps a
-core busy a thread that waits for it stalls every op: bench/threads.py shows one thread beating
-torch's default of one per core for the shipped models, quiet and loaded. A large model on an idle
-machine can still gain from more threads, so rather than fix a number, `choose_decode_threads`
-times a few decode steps at each candidate count and keeps the fastest, preferring fewer threads
-unless more are clearly faster. An explicit choice (--threads, /threads N, OMP_NUM_THREADS) is
-always kept as given. Training is not measured: its batched matmuls use torch's default unless
-the user fixed a count.
+core busy a thread that waits for it stalls every op: bench/threads.py shows one thread many times
+faster than torch's default of one per core for the shipped models on a loaded machine, and about
+even on a quiet one. A large model on an idle machine can still gain from more threads, so rather
+than fix a number, `choose_decode_threads` times a few decode steps at each candidate count and
+keeps the fastest, preferring fewer threads unless more are clearly faster. An explicit choice
+(--threads, /threads N, OMP_NUM_THREADS) is always kept as given. Training is not measured: its
+batched matmuls use torch's default unless the user fixed a count.
 """
 
 from __future__ import annotations
