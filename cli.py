@@ -4,51 +4,56 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from .cliutil import (
-    EXIT_USAGE,
-    LEN_MAX,
-    SEED_MAX,
-    TEMP_MAX,
-    TEMP_MIN,
-    TOPK_MAX,
-    Number,
-    Parser,
-    real,
-    run_entry_point,
-    shown,
-    whole,
-)
+from . import __version__
+from .cliutil import EXIT_USAGE, Parser, add_threads_flag, run_entry_point, use_threads, whole
+from .model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SamplingSettings, SettingError, stop_text
+from .tokenizers import TOKENIZER_NAMES
 
 COMMANDS = ("train", "sample", "eval", "plot", "export")
 
 
-def stop_text(text: str) -> str:
-    """--stop: the text with its escapes (\\n, \\t, \\\\) turned into the characters they stand for."""
-    from .model.engine import parse_stop
-
+def stop_flag(text: str) -> str:
+    r"""--stop: the text with its escapes (\n, \t, \\) turned into the characters they stand for."""
     try:
-        return parse_stop(text)
-    except (UnicodeError, ValueError):
-        raise argparse.ArgumentTypeError(rf"has a broken escape in {shown(text)}; write \n, \t or \\") from None
+        return stop_text(text)
+    except SettingError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of SamplingSettings, and --tokenizer and --version: `scratchgpt sample` and
+    `scratchgpt-repl` spell them alike, with the bounds and defaults of model/sampling_settings.py."""
+    d = SamplingSettings
+    a = p.add_argument
+    a("--tokenizer", choices=TOKENIZER_NAMES,
+      help="vocabulary: the shipped model for it, or (with a checkpoint) a check that the checkpoint has it")
+    a("-n", "--len", type=LENGTH, default=d.max_new_tokens, help=f"new tokens to generate (default {d.max_new_tokens})")
+    a("--temp", type=TEMPERATURE, default=d.temperature, help=f"temperature; 0 = greedy (default {d.temperature:g})")
+    a("--top-k", type=TOP_K, default=None, help="sample among the k likeliest tokens (default: all)")
+    a("--top-p", type=TOP_P, default=None, help="nucleus sampling: the smallest set with mass p (default: off)")
+    a("--seed", type=SEED, default=None, help="random seed (default: a fresh one)")
+    a("--stop", type=stop_flag, action="append", default=[],
+      help=r"stop at this text (escapes like \n\n work); repeatable")  # fmt: skip
+    a("--version", action="version", version=f"scratchgpt {__version__}")
+
+
+def sampling_settings(args: argparse.Namespace, cls: type[SamplingSettings] = SamplingSettings, **extra):
+    """The settings add_sampling_flags' flags ask for (a fresh seed unless --seed), as cls."""
+    seed = {} if args.seed is None else {"seed": args.seed}
+    return cls(temperature=args.temp, max_new_tokens=args.len, top_k=args.top_k, top_p=args.top_p,
+               stop=list(args.stop), **seed, **extra)  # fmt: skip
 
 
 def sample_parser() -> Parser:
     p = Parser(prog="scratchgpt sample", description="Continue a prompt with a trained model, streaming.")
     a = p.add_argument
     p.add_checkpoint_arguments("a .safetensors checkpoint (default: the shipped char model)")
-    a("--prompt", default="", help="text to continue (default: a new line)")
-    a("--len", type=whole(1, LEN_MAX), default=500, help="new tokens to generate (default 500)")
-    a("--temp", type=Number(False, TEMP_MIN, TEMP_MAX, or_zero=True), default=0.8,
-      help="temperature; 0 = greedy (default 0.8)")  # fmt: skip
-    a("--top-k", type=whole(1, TOPK_MAX), default=None, help="sample among the k likeliest tokens")
-    a("--top-p", type=real(0, 1, low_open=True), default=None, help="nucleus sampling: smallest set with mass p")
-    a("--seed", type=whole(0, SEED_MAX), default=None, help="random seed (default: a fresh one)")
-    a("--stop", type=stop_text, action="append", default=[],
-      help=r"stop at this text (escapes like \n\n work); repeatable")  # fmt: skip
+    a("-p", "--prompt", default="", help="text to continue (default: a new line)")
+    add_sampling_flags(p)
     a("--device", default="auto", help="auto, cpu, cuda or mps")
     add_engine_flags(p)
     a("--debug", action="store_true", help="show tracebacks")
@@ -61,6 +66,7 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
                    help="compile the one-token decode step (~30 s the first time, then faster tokens)")  # fmt: skip
     p.add_argument("--quantize", choices=("none", "int8"), default="none",
                    help="int8 weights and a bf16 KV cache for decoding (CPU; see eval --quantize)")  # fmt: skip
+    add_threads_flag(p, decoding=True)
 
 
 def eval_parser() -> Parser:
@@ -77,6 +83,7 @@ def eval_parser() -> Parser:
       help="windows this many tokens apart, each scoring only tokens not yet scored, so every token has at "
            "least block_size - stride of context (default: block_size, non-overlapping windows)")  # fmt: skip
     a("--json", action="store_true", help="print one JSON object instead of a table")
+    add_threads_flag(p, decoding=False)
     a("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -120,20 +127,26 @@ def cmd_sample(argv: Sequence[str]) -> int:
     args = sample_parser().parse_args(argv)  # before importing torch: a bad flag is told at once
     import torch
 
+    from .errors import ScratchGPTError
     from .interrupt import InterruptFlag
-    from .model.checkpoint import load_checkpoint, resolve_checkpoint
+    from .model.checkpoint import check_tokenizer, load_checkpoint, shipped_checkpoint
     from .model.device import pick_device
     from .model.engine import Completion, Engine
+    from .model.threads import choose_decode_threads
 
-    ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint), device=pick_device(args.device))
-    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    vocabulary = args.tokenizer or "char"
+    path = args.checkpoint or shipped_checkpoint(vocabulary)
+    if path is None:
+        raise ScratchGPTError(f"no {vocabulary} model ships with ScratchGPT; train one "
+                              f"(scratchgpt train --tokenizer {vocabulary}) and pass its checkpoint")  # fmt: skip
+    ckpt = load_checkpoint(Path(path).expanduser(), device=pick_device(args.device))
+    check_tokenizer(ckpt, args.tokenizer)
+    settings = sampling_settings(args)
     context = ckpt.tokenizer.encode(args.prompt or "\n") or [0]
     engine = Engine(ckpt.model, compile=args.compile, quantize=args.quantize)
-    completion = Completion(
-        engine, ckpt.tokenizer, context, max_new_tokens=args.len, temperature=args.temp, top_k=args.top_k,
-        top_p=args.top_p, generator=torch.Generator(engine.device).manual_seed(seed),
-        stop=args.stop,
-    )  # fmt: skip
+    choose_decode_threads(engine, args.threads)
+    generator = torch.Generator(engine.device).manual_seed(settings.seed)
+    completion = Completion(engine, ckpt.tokenizer, context, settings, generator=generator)
     out = sys.stdout
     out.write(args.prompt)
     with InterruptFlag().active(raise_now=True) as ctrl_c:
@@ -147,12 +160,16 @@ def cmd_sample(argv: Sequence[str]) -> int:
 
 def cmd_eval(argv: Sequence[str]) -> int:
     args = eval_parser().parse_args(argv)
+    use_threads(args.threads)
     from .model.evaluate import evaluate_checkpoint
+    from .progress import EvalProgress
 
-    result = evaluate_checkpoint(
-        args.checkpoint, corpus=args.corpus, batch_size=args.batch_size, amp=args.amp, device=args.device,
-        lossy=args.lossy, quantize=args.quantize, stride=args.stride, notify=lambda text: print(text, file=sys.stderr),
-    )  # fmt: skip
+    with EvalProgress() as progress:
+        result = evaluate_checkpoint(
+            args.checkpoint, corpus=args.corpus, batch_size=args.batch_size, amp=args.amp, device=args.device,
+            lossy=args.lossy, quantize=args.quantize, stride=args.stride, on_progress=progress.update,
+            notify=lambda text: print(text, file=sys.stderr),
+        )  # fmt: skip
     if args.json:
         print(json.dumps(result))
         return 0

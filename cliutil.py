@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -14,11 +15,7 @@ from .errors import ScratchGPTError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 SHOWN_MAX = 40  # characters of a bad value quoted back in an error
-# bounds the sampling flags share with the REPL's commands
-TEMP_MIN, TEMP_MAX = 1e-6, 10.0  # below 1e-6 the logits overflow when divided; 0 itself means greedy
-LEN_MAX = 100_000
-TOPK_MAX = 1_000_000
-SEED_MAX = 2**32 - 1
+SEED_MAX = 2**32 - 1  # of training and of sampling
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,6 +24,7 @@ class Parser(argparse.ArgumentParser):
     BARE_CHECKPOINT = "checkpoint_path"  # dest of the positional spelling of --checkpoint
 
     def error(self, message: str):  # type: ignore[override]
+        message = re.sub(r"^argument -\w/(--\S+):", r"argument \1:", message)  # "-n/--len" named as "--len"
         missing = re.fullmatch(r"argument (\S+): expected one argument", message)
         number = self._numeric_flags().get(missing.group(1)) if missing else None
         if number is not None:
@@ -130,13 +128,17 @@ class Number:
     def describe(self) -> str:
         """The allowed values in words, e.g. "a whole number from 1 to 65536"."""
         if self.whole:
-            return f"a whole number from {int(self.low)} to {int(self.high)}"
+            return f"a whole number {self.span()}"
+        return ("0 or " if self.or_zero else "") + f"a number {self.span()}"
+
+    def span(self) -> str:
+        """The range alone, e.g. "from 1 to 65536" or "above 0 and at most 1"."""
+        if self.whole:
+            return f"from {int(self.low)} to {int(self.high)}"
         below = "below " if self.high_open else ""
         if self.low_open:
-            span = f"above {self.low:g} and {below or 'at most '}{self.high:g}"
-        else:
-            span = f"from {self.low:g} to {below}{self.high:g}"
-        return ("0 or " if self.or_zero else "") + f"a number {span}"
+            return f"above {self.low:g} and {below or 'at most '}{self.high:g}"
+        return f"from {self.low:g} to {below}{self.high:g}"
 
 
 def whole(low: int, high: int) -> Number:
@@ -145,6 +147,29 @@ def whole(low: int, high: int) -> Number:
 
 def real(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Number:
     return Number(whole=False, low=low, high=high, low_open=low_open, high_open=high_open)
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on: the most threads --threads takes."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def add_threads_flag(p: argparse.ArgumentParser, *, decoding: bool) -> None:
+    """--threads N, for every command that runs the model; decoding ones measure when it is not given."""
+    default = "measured at load, 1 or one per core (see bench/threads.py)" if decoding else "one per core"
+    p.add_argument("--threads", type=whole(1, cpu_threads()), default=None,
+                   help=f"CPU threads torch uses (default: {default})")  # fmt: skip
+
+
+def use_threads(count: int | None) -> None:
+    """What --threads does for train and eval: torch's thread count, when given (else torch's default)."""
+    if count is not None:
+        import torch
+
+        torch.set_num_threads(count)
 
 
 OUT_OF_MEMORY_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")

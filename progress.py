@@ -1,4 +1,4 @@
-"""Training progress for people: a rich bar on a terminal, plain lines in a log or a pipe."""
+"""Progress for people: training's rich bar on a terminal (plain lines in a log or a pipe), and eval's."""
 
 from __future__ import annotations
 
@@ -79,3 +79,29 @@ class TrainProgress:
         """A line that stays above the bar (evaluations, checkpoints); flushed, so logs are live."""
         self.console.print(text)
         self.console.file.flush()
+
+
+class EvalProgress:
+    """`scratchgpt eval`'s bar on stderr while the val split is scored; nothing when stderr is not a
+    terminal, so piped output and --json stay as they were. Call `update(scored, total)`."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True, highlight=False)
+        self._bar: Progress | None = None
+
+    def __enter__(self) -> EvalProgress:
+        if self.console.is_terminal:
+            columns = (TextColumn("[bold]scoring the val split"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("tokens"), TimeRemainingColumn())  # fmt: skip
+            self._bar = Progress(*columns, console=self.console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("eval", total=None)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self, scored: int, total: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=scored, total=total)

@@ -19,9 +19,10 @@ import time
 import torch
 
 from scratchgpt.model.device import pick_device
-from scratchgpt.model.engine import Engine, sample_next
+from scratchgpt.model.engine import Engine
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.model.quant import int8_supported
+from scratchgpt.model.sampling import sample_next
 
 
 @torch.inference_mode()

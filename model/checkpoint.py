@@ -399,3 +399,13 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
     if shipped is None:
         raise ScratchGPTError("no checkpoint given and no shipped model found; pass --checkpoint PATH")
     return shipped
+
+
+def check_tokenizer(ckpt: Checkpoint, tokenizer: str | None) -> None:
+    """--tokenizer beside a checkpoint the user named: it may only agree. The named checkpoint is
+    what gets loaded; it is never swapped for another model behind the user's back."""
+    if tokenizer and ckpt.tokenizer.name != tokenizer:
+        raise ScratchGPTError(
+            f"{ckpt.path} has a {ckpt.tokenizer.name} vocabulary, not {tokenizer}; drop --tokenizer to use it, "
+            f"or name a {tokenizer} checkpoint"
+        )

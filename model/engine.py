@@ -1,4 +1,4 @@
-"""Fast generation: a static KV cache, a pure sampling function, and generators of tokens and text.
+"""Fast generation: a static KV cache and generators of tokens and text (sampling itself: sampling.py).
 
 `Engine.generate` yields token ids one at a time. It keeps the cache between calls, so a caller
 that passes a growing conversation pays only for the tokens it has not seen. When the window is
@@ -17,66 +17,15 @@ from ..errors import ScratchGPTError
 from ..tokenizers import StreamDecoder, Tokenizer
 from .gpt import GPTConfig
 from .quant import int8_supported, quantize_int8
+from .sampling import next_token_probs, pick, sample_next
+from .sampling_settings import GREEDY_BELOW, SamplingSettings
 
 
-def pick(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF sampling: for each row of probs (B, V), which need not sum to 1, the first token
-    whose cumulative probability exceeds u (B, 1, uniform in [0, 1)) times the row's total.
-    Returns (B, 1). A token of probability 0 is never picked, whatever u is.
-
-    A handful of elementwise ops and two sums, so it compiles into the decode step; and with one
-    uniform per token it is several times faster than torch.multinomial at GPT-2's 50,257 tokens
-    (bench/sample_speed.py prints both).
-    """
-    cdf = probs.cumsum(dim=-1)
-    total = cdf[:, -1:]
-    idx = (cdf <= u * total).sum(dim=-1, keepdim=True)
-    last = (cdf < total).sum(dim=-1, keepdim=True)  # where cdf reaches its total: a token with p > 0
-    return torch.minimum(idx, last)  # u * total may round up to total
-
-
-def next_token_probs(
-    logits: torch.Tensor, temperature: float | torch.Tensor, top_k: int | None = None, top_p: float | None = None
-) -> torch.Tensor:
-    """The distribution (B, V) to sample the next token from: softmax(logits / temperature), cut to
-    the top_k likeliest tokens and then to the smallest set that covers top_p (None = no cut)."""
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    if top_p is not None and top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        # drop a token when the tokens ranked above it already cover top_p (the first always stays)
-        drop = sorted_probs.cumsum(dim=-1) - sorted_probs > top_p
-        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    return probs
-
-
-def sample_next(
-    logits: torch.Tensor,
-    *,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Pick the next token for each row of logits (B, V); returns (B, 1). temperature 0 = argmax.
-
-    One uniform per row from generator: the engine's compiled decode step draws the same ones in
-    the same order, so a seed gives the same tokens with and without --compile.
-    """
-    if temperature <= 0:
-        return logits.argmax(dim=-1, keepdim=True)
-    u = torch.rand((logits.size(0), 1), generator=generator, device=logits.device)
-    return pick(next_token_probs(logits, temperature, top_k, top_p), u)
-
-
-def _decode_and_sample(step, idx, pos, caches, temperature, u):
-    """One decode step and the pick of the token after it, in one graph when compiled."""
+def _decode_and_sample(step, idx, pos, caches, temperature, u, bias):
+    """One decode step and the pick of the token after it, in one graph when compiled. bias (1, V)
+    is 0, or -inf for the tokens never to sample."""
     logits = step(idx, pos, caches)
-    return logits, pick(next_token_probs(logits, temperature), u)
+    return logits, pick(next_token_probs(logits + bias, temperature), u)
 
 
 class KVCache:
@@ -174,10 +123,32 @@ class Engine:
             self._pos = torch.zeros((), dtype=torch.long, device=self.device)
             self._temperature = torch.ones((), device=self.device)  # data, so /temp never recompiles
             self._u = torch.zeros((1, 1), device=self.device)
+        self._bias = torch.zeros((1, self.config.vocab_size), device=self.device)  # see never_sample
+        self._never: tuple[int, ...] = ()
+
+    def never_sample(self, ids: Sequence[int]) -> None:
+        """Tokens generate never picks (a word vocabulary's <unk>); their logits stay as the model made them."""
+        self._never = tuple(sorted(set(ids)))
+        self._bias.zero_()
+        if self._never:
+            self._bias[0, list(self._never)] = float("-inf")
 
     def reset(self) -> None:
         self.cache.reset()
         self._last_logits = None
+
+    @property
+    def can_probe(self) -> bool:
+        return self._step is not None
+
+    @torch.inference_mode()
+    def probe_step(self) -> None:
+        """One eager decode step at position 0, its logits thrown away: what threads.py times.
+        Empties the cache first (the step overwrites position 0)."""
+        self.reset()
+        self._token.zero_()
+        self._pos.zero_()
+        self._decoder.decode_step(self._token, self._pos, self.cache.layers)
 
     @torch.inference_mode()
     def _extend(
@@ -196,7 +167,9 @@ class Engine:
                 if pick_next:
                     torch.rand(self._u.shape, generator=generator, out=self._u)
                 if pick_next or self._compiled:  # compiled: one graph, its pick unused when not wanted
-                    logits, picked = self._step(self._token, self._pos, self.cache.layers, self._temperature, self._u)
+                    logits, picked = self._step(
+                        self._token, self._pos, self.cache.layers, self._temperature, self._u, self._bias
+                    )
                 else:
                     logits = self._decoder.decode_step(self._token, self._pos, self.cache.layers)
                 if pick_next:
@@ -248,17 +221,17 @@ class Engine:
         top_p: float | None = None,
         generator: torch.Generator | None = None,
     ) -> Iterator[int]:
-        """Yield up to max_new_tokens sampled ids that continue context."""
+        """Yield up to max_new_tokens sampled ids that continue context (never one of never_sample's)."""
         self.prefill(context)
         block = self.config.block_size
         # plain sampling happens inside the decode step; top-k/top-p and greedy pick outside it
-        fused = temperature > 0 and top_k is None and top_p is None
+        fused = temperature >= GREEDY_BELOW and top_k is None and top_p is None
         if fused and self._step is not None:
             self._temperature.fill_(temperature)
         nxt = None  # the next token, when the decode step has already picked it
         for i in range(max_new_tokens):
             if nxt is None:
-                logits = self._last_logits
+                logits = self._last_logits + self._bias if self._never else self._last_logits
                 nxt = int(sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator))
             token, nxt = nxt, None
             yield token
@@ -272,16 +245,12 @@ class Engine:
                 self._extend(keep)
 
 
-def parse_stop(text: str) -> str:
-    r"""Turn the escapes a user types (\n, \t, \\) into the characters they stand for."""
-    return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
-
-
 class Completion:
     """One reply: iterate it for text pieces as they become final. Afterwards `text`, `ids` and
     `stop_reason` ("length", "stop", or None while running / when interrupted) describe it.
 
-    Text that could be the start of a stop string is held back until it cannot be.
+    Text that could be the start of a stop string is held back until it cannot be. The
+    tokenizer's `never_sampled` tokens (a word vocabulary's <unk>) are never sampled.
     """
 
     def __init__(
@@ -289,26 +258,19 @@ class Completion:
         engine: Engine,
         tokenizer: Tokenizer,
         context: Sequence[int],
+        settings: SamplingSettings,
         *,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
         generator: torch.Generator | None = None,
-        stop: Sequence[str] = (),
+        extra_stop: Sequence[str] = (),
     ):
         self.tokenizer = tokenizer
-        self.stop = [s for s in stop if s]
+        self.stop = [s for s in (*settings.stop, *extra_stop) if s]
         self.ids: list[int] = []
         self.text = ""
         self.stop_reason: str | None = None
+        engine.never_sample(tokenizer.never_sampled)
         self._tokens = engine.generate(
-            context,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            generator=generator,
+            context, max_new_tokens=settings.max_new_tokens, generator=generator, **settings.sampling_options()
         )
 
     def _held(self, pending: str) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
@@ -16,7 +16,7 @@ from .quant import quantize_int8
 def evaluate_checkpoint(
     checkpoint: str | None, *, corpus: str | None = None, batch_size: int = 16, amp: str = "fp32",
     device: str | None = None, lossy: bool = False, quantize: str | None = None, stride: int | None = None,
-    notify: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None, notify: Callable[[str], None] | None = None,
 ) -> dict:
     """Every val token (the last 10%) scored once, by block_size windows stride apart.
 
@@ -27,7 +27,8 @@ def evaluate_checkpoint(
     nats/char divides the same summed loss by the characters the predicted tokens spell, so
     char, word and BPE models compare on one scale. lossy reads a corpus that is not UTF-8 (bad
     bytes become U+FFFD), as `train --lossy` does. quantize="int8" measures the weights the
-    engine decodes with under `--quantize int8`. notify hears of a token cache rebuilt.
+    engine decodes with under `--quantize int8`. on_progress(scored, total) is called after each
+    batch with the val tokens scored so far and how many there are; notify hears of a token cache rebuilt.
     """
     path = resolve_checkpoint(checkpoint)
     dev = pick_device(device)
@@ -43,9 +44,10 @@ def evaluate_checkpoint(
     if stride is not None and not 1 <= stride <= block_size:
         raise ScratchGPTError(f"--stride {stride} is outside 1..{block_size}, this model's context; "
                               f"pass a stride of at most {block_size}")  # fmt: skip
-    total, count = evaluate_windows(
-        model, val_windows(val, block_size, batch_size, stride), amp_dtype=amp_dtype
-    )
+    windows = val_windows(val, block_size, batch_size, stride)
+    if on_progress is not None:
+        windows = _reporting(windows, max(len(val) - 1, 0), on_progress)
+    total, count = evaluate_windows(model, windows, amp_dtype=amp_dtype)
     chars = val_char_count(ckpt.tokenizer, val[1:])
     return {
         "checkpoint": str(path),
@@ -61,6 +63,17 @@ def evaluate_checkpoint(
         "quantize": quantize or "none",
         "stride": stride or block_size,
     }
+
+
+def _reporting(
+    windows: Iterable[tuple[torch.Tensor, torch.Tensor]], total: int, report: Callable[[int, int], None]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """windows as they are, calling report(scored, total) once each batch has been scored."""
+    scored = 0
+    for x, y in windows:
+        yield x, y  # the next one is asked for once this one is scored
+        scored += int((y >= 0).sum())  # targets an earlier window scored are IGNORE (-100)
+        report(scored, total)
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ScratchGPTError
+from .sampling import sample_next
 
 
 @dataclass(frozen=True)
@@ -319,8 +320,6 @@ class GPT(nn.Module):
         Slow on purpose (it recomputes everything per token); the engine is the fast path and
         tests hold it to this one.
         """
-        from .engine import sample_next
-
         for _ in range(max_new_tokens):
             logits, _ = self(idx[:, -self.config.block_size :], last_only=True)
             nxt = sample_next(logits[:, -1, :], temperature=temperature, top_k=top_k, generator=generator)

@@ -9,34 +9,19 @@ imported on the interactive path only, so a piped prompt starts as fast as torch
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..cli import add_engine_flags
+from ..cli import add_engine_flags, add_sampling_flags, sampling_settings
 from ..cliutil import EXIT_OK, Parser, run_entry_point
 from ..errors import ScratchGPTError
-from .commands import (
-    ArgError,
-    Exit,
-    execute,
-    is_command,
-    length_arg,
-    one_line,
-    parse,
-    printable,
-    quoted,
-    seed_arg,
-    stop_arg,
-    temperature_arg,
-    tokenizer_arg,
-    top_k_arg,
-    top_p_arg,
-)
+from .commands import Exit, execute, is_command, one_line, parse, printable, quoted
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,19 +30,6 @@ if TYPE_CHECKING:
 
 EMPTY_INTERRUPT_MESSAGE = "Use Ctrl-D or /bye to exit."
 FRAME_SECONDS = 1 / 60  # streamed text is printed at most this often: per token, rich would cost ~15% of tokens/s
-
-
-def _flag(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """A command's argument converter as an argparse type: the same checks for flags and commands."""
-
-    def parse_flag(text: str) -> Any:
-        try:
-            return convert(text)
-        except ArgError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    parse_flag.__name__ = convert.__name__.removesuffix("_arg")
-    return parse_flag
 
 
 class ReplParser(Parser):
@@ -74,16 +46,10 @@ def build_parser() -> Parser:
     )
     a = p.add_argument
     p.add_checkpoint_arguments("a .safetensors checkpoint (default: the shipped model)")
-    a("--tokenizer", type=_flag(tokenizer_arg), help="vocabulary: char, tiktoken or word (as /tokenizer)")
-    a("--temp", type=_flag(temperature_arg), default=0.8, help="temperature; 0 = greedy (default 0.8)")
-    a("--len", type=_flag(length_arg), default=500, help="longest reply in tokens (default 500)")
-    a("--top-k", type=_flag(top_k_arg), help="sample among the k likeliest tokens")
-    a("--top-p", type=_flag(top_p_arg), help="nucleus sampling: the smallest set with mass p")
-    a("--seed", type=_flag(seed_arg), help="random seed (default: a fresh one per session)")
-    a("--stop", type=_flag(stop_arg), action="append", default=[], help=r"stop at this text (\n\n works); repeatable")
+    a("-p", "--prompt", help="text to continue once, then exit (after piped stdin, if any)")
+    add_sampling_flags(p)
     a("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     add_engine_flags(p)
-    a("-p", "--prompt", help="text to continue once, then exit (after piped stdin, if any)")
     a("--prompt-file", help="a UTF-8 file whose text to continue once, then exit")
     a("--echo", action="store_true", help="write the prompt before its continuation")
     a("--verbose", action="store_true", help="stats and notes on stderr (piped); more stats per reply (interactive)")
@@ -93,20 +59,20 @@ def build_parser() -> Parser:
 
 def open_session(args: argparse.Namespace) -> tuple[Session, str | None]:
     """Load the checkpoint the flags name (once) and wrap it in a Session; also any note about it."""
-    from ..model.checkpoint import load_checkpoint, resolve_checkpoint, shipped_checkpoint
+    from ..model.checkpoint import check_tokenizer, load_checkpoint, resolve_checkpoint, shipped_checkpoint
     from ..model.device import pick_device
-    from .session import Session, Settings, fresh_seed
+    from .session import Session, Settings
 
     device = pick_device(args.device)
     path = args.checkpoint or (shipped_checkpoint(args.tokenizer) if args.tokenizer else None)
     ckpt = load_checkpoint(resolve_checkpoint(path), device=device)
-    settings = Settings(
-        temperature=args.temp, max_new_tokens=args.len, top_k=args.top_k, top_p=args.top_p,
-        seed=fresh_seed() if args.seed is None else args.seed, stop=list(args.stop), verbose=args.verbose,
-    )  # fmt: skip
-    session = Session(ckpt, settings=settings, engine_options={"compile": args.compile, "quantize": args.quantize})
+    if args.checkpoint:  # the checkpoint named is the one used
+        check_tokenizer(ckpt, args.tokenizer)
+    settings = sampling_settings(args, Settings, verbose=args.verbose)
+    engine_options = {"compile": args.compile, "quantize": args.quantize}
+    session = Session(ckpt, settings=settings, engine_options=engine_options, threads=args.threads)
     note = None
-    if args.tokenizer and args.tokenizer != ckpt.tokenizer.name:
+    if args.tokenizer and args.tokenizer != ckpt.tokenizer.name:  # none ships for it: a fresh model, as /tokenizer
         note = session.switch_tokenizer(args.tokenizer)
     return session, note
 
@@ -132,7 +98,8 @@ def one_shot_prompt(args: argparse.Namespace, stdin_is_tty: bool) -> str:
 
 
 def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool = False) -> int:
-    """Continue prompt once: the continuation (after the prompt with echo) on stdout, stats on stderr."""
+    """Continue prompt once: the continuation (after the prompt with echo) and a newline on stdout,
+    stats on stderr."""
     out = sys.stdout
     if hasattr(out, "reconfigure"):
         out.reconfigure(errors="replace")
@@ -152,8 +119,7 @@ def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool
                 out.write(clean(piece))
                 out.flush()
                 last = piece[-1:] or last
-        if tty and last != "\n":
-            out.write("\n")
+        out.write("\n")  # as `scratchgpt sample` does: the shell prompt, or a stats line, starts a line of its own
         out.flush()
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -230,7 +196,7 @@ class Repl:
         from prompt_toolkit.completion import Completer, Completion
 
         from .commands import complete
-        from .keys import TripleQuoteBlock, key_bindings
+        from .keys import TripleQuoteBlock, key_bindings, typeahead_kept
 
         class TableCompleter(Completer):
             def get_completions(self, document, complete_event):
@@ -240,6 +206,8 @@ class Repl:
         self.session = session
         self.console = console or make_console()
         self.debug = debug
+        # keys typed during a reply wait for the next prompt (only a real terminal needs holding)
+        self._keys_held = typeahead_kept if input is None else contextlib.nullcontext
         self.block = TripleQuoteBlock()
         self.prompt_session = PromptSession(
             input=input, output=output, history=history if history is not None else make_history(),
@@ -250,7 +218,8 @@ class Repl:
     # --- output ---------------------------------------------------------------------------------
 
     def say(self, text: str, *, style: str | None = None) -> None:
-        self.console.print(printable(text), style=style)  # paths and names the user typed may hold escapes
+        # paths and names the user typed may hold escapes; on a terminal long lines wrap between words
+        self.console.print(printable(text), style=style, soft_wrap=not self.console.is_terminal)
 
     def error(self, text: str) -> None:
         self.say(one_line(text), style="red")
@@ -286,7 +255,7 @@ class Repl:
         pending: list[str] = []  # pieces not yet printed: one print per frame, not per token
         last, shown = "\n", 0.0  # the first piece shows at once
         try:
-            with InterruptFlag().active(raise_now=True) as ctrl_c, reply:
+            with InterruptFlag().active(raise_now=True) as ctrl_c, self._keys_held(), reply:
                 for piece in reply:
                     ctrl_c.check()
                     pending.append(piece)

@@ -19,21 +19,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..cliutil import cpu_threads
+from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SettingError, stop_text
 from ..tokenizers import TOKENIZER_NAMES
 from ..training.config import FINE_TUNE_BATCH_TOKENS
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..cliutil import Number
     from .session import Reply, Session
 
-TEMP_MAX = 10.0
-LEN_MAX = 100_000
-TOPK_MAX = 1_000_000
-SEED_MAX = 2**32 - 1
+# the sampling bounds are sampling_settings.py's; these name them for the help texts
+TEMP_MAX, LEN_MAX, TOPK_MAX, SEED_MAX = TEMPERATURE.high, int(LENGTH.high), int(TOP_K.high), int(SEED.high)
 TRAIN_MAX = 100_000
 SHOWN_MAX = 40  # characters of a bad argument quoted back in an error
 OFF = "off"  # the value of "/topk off", "/topp off", "/stop off", "/chat off"
+AUTO = "auto"  # the value of "/threads auto"
 _CONTROL = {c: None for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if chr(c) not in "\n\t"}
 
 
@@ -110,40 +112,77 @@ def _whole_in(lo: int, hi: int) -> Callable[[str], int]:
     return convert
 
 
+def _within(bound: Number, note: str = "") -> Callable[[str], float | int]:
+    """A number within one of sampling_settings.py's bounds (note: what an end means, e.g. 0 = greedy)."""
+
+    def convert(text: str) -> float | int:
+        value = _number(text, whole=bound.whole)
+        if not bound.allows(value):
+            raise ArgError(f"must be {bound.span()}{note}, got {quoted(text)}")
+        return value
+
+    return convert
+
+
 def _off_or(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argument that may also be "off" (or "none"), which the handler sees as OFF."""
     return lambda text: OFF if text.lower() in ("off", "none") else convert(text)
 
 
-def temperature_arg(text: str) -> float:
-    value = _number(text, whole=False)
-    if not 0 <= value <= TEMP_MAX:
-        raise ArgError(f"must be from 0 (greedy) to {TEMP_MAX:g}, got {quoted(text)}")
-    return value
-
-
-length_arg = _whole_in(1, LEN_MAX)
-top_k_arg = _whole_in(1, TOPK_MAX)
-seed_arg = _whole_in(0, SEED_MAX)
-
-
-def top_p_arg(text: str) -> float:
-    value = _number(text, whole=False)
-    if not 0 < value <= 1:
-        raise ArgError(f"must be above 0 and at most 1, got {quoted(text)}")
-    return value
+temperature_arg = _within(TEMPERATURE, " (0 = greedy)")
+length_arg = _within(LENGTH)
+top_k_arg = _within(TOP_K)
+seed_arg = _within(SEED)
+top_p_arg = _within(TOP_P)
 
 
 def stop_arg(text: str) -> str:
-    from ..model.engine import parse_stop
-
     try:
-        stop = parse_stop(text)
-    except (UnicodeError, ValueError):
-        raise ArgError(rf"has a broken escape in {quoted(text)}; write \n, \t or \\") from None
-    if not printable(stop.replace("\n", "x").replace("\t", "x")):
-        raise ArgError("needs some text to stop at")
-    return stop
+        return stop_text(text)
+    except SettingError as e:
+        raise ArgError(str(e)) from None
+
+
+def threads_arg(text: str) -> int | str:
+    if text.lower() == AUTO:
+        return AUTO
+    return _whole_in(1, cpu_threads())(text)
+
+
+# ollama's parameter names (and llama.cpp's, which ollama follows) -> our command; ours work too
+OLLAMA_NAMES = {"temperature": "temp", "num_predict": "len", "n_predict": "len", "top_k": "topk", "top_p": "topp",
+                "seed": "seed", "stop": "stop"}  # fmt: skip
+SET_SWITCHES = {"verbose": True, "quiet": False}  # ollama's /set verbose and /set quiet
+
+
+def set_arg(text: str) -> tuple[Command, Any]:
+    """/set [parameter] NAME VALUE, as ollama spells it: the command it stands for and its checked value."""
+    words = text.split(None, 1)
+    if words and words[0].lower() == "parameter":
+        words = words[1].split(None, 1) if len(words) > 1 else []
+    if not words:
+        raise ArgError("needs a setting and a value, e.g. /set parameter temperature 0.7")
+    name, value = words[0].lower(), words[1].strip() if len(words) > 1 else ""
+    if name in SET_SWITCHES and not value:
+        return lookup("verbose"), SET_SWITCHES[name]
+    target = lookup(OLLAMA_NAMES.get(name, name))
+    if target is None or target.name not in OLLAMA_NAMES.values():
+        raise ArgError(f"cannot set {quoted(name)}; it sets {', '.join(OLLAMA_NAMES)} (or verbose, quiet)")
+    if not value:
+        raise ArgError(f"needs a value for {name}")
+    if target.name == "stop":
+        value = _path_text(value)  # a quoted stop string: the quotes are not part of it
+    try:
+        return target, target.convert(value)
+    except ArgError as e:
+        raise ArgError(f"{name} {e}") from None
+
+
+def show_arg(text: str) -> str | None:
+    text = _one_word(text).lower()
+    if text not in ("", "info", "parameters"):
+        raise ArgError(f"shows info or parameters (or both, without an argument), got {quoted(text)}")
+    return text or None
 
 
 def tokenizer_arg(text: str) -> str:
@@ -289,6 +328,15 @@ def do_stop(host: Host, value: str | None) -> None:
         host.say(f"stop strings now: {show()}")
 
 
+def do_threads(host: Host, value: int | str | None) -> None:
+    session = host.session
+    if value is None:
+        host.say(f"threads: {session.threads.describe()}")
+    else:
+        choice = session.set_threads(None if value == AUTO else value)
+        host.say(f"threads set to {choice.describe()}")
+
+
 def do_tokenizer(host: Host, name: str | None) -> None:
     session = host.session
     if name is None:
@@ -299,6 +347,7 @@ def do_tokenizer(host: Host, name: str | None) -> None:
 
 def do_train(host: Host, value: tuple[int, str | None]) -> None:
     from ..interrupt import InterruptFlag
+    from ..model.threads import using_threads
     from ..progress import TrainProgress, sparkline
 
     steps, corpus = value
@@ -307,6 +356,7 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
     every = max(1, steps // 10)  # plain progress lines when the console is not a terminal
     with contextlib.ExitStack() as stack:  # the bar starts with the first step: not before a corpus error
         start = lambda: bar.append(stack.enter_context(TrainProgress(steps, console=host.console, every=every)))
+        stack.enter_context(using_threads(session.train_threads))
         report = session.train(
             steps, corpus, on_start=start, on_step=lambda info: bar[0].step(info.step, info.loss, info.tokens),
             on_note=lambda text: host.say(text, style="dim"), interrupt=InterruptFlag(),
@@ -351,8 +401,13 @@ def _rows(host: Host, rows: list[tuple[str, str]]) -> None:
     host.say("\n".join(f"  {k:<{width}}  {printable(v)}" for k, v in rows))
 
 
-def do_show(host: Host, _: None) -> None:
-    _rows(host, host.session.show())
+def do_show(host: Host, part: str | None) -> None:
+    _rows(host, host.session.show(part))
+
+
+def do_set(host: Host, value: tuple[Command, Any]) -> None:
+    command, converted = value
+    command.handler(host, converted)
 
 
 def do_stats(host: Host, _: None) -> None:
@@ -430,6 +485,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("stop", (), "[TEXT|off]", r"stop a reply at TEXT (escapes like \n\n work)",
             r"Adds a stop string; a reply ends before it. Escapes: \n, \t, \\. /stop off removes them all.",
             _optional(_off_or(stop_arg)), do_stop),
+    Command("threads", (), "[N|auto]", "CPU threads for decoding",
+            f"Decode with N threads (1 to {cpu_threads()}); auto measures which count is fastest for this model, as "
+            "at load. /train uses N too, or torch's default under auto.", _optional(threads_arg), do_threads),
     Command("tokenizer", (), f"[{'|'.join(TOKENIZER_NAMES)}]", "switch vocabulary (and model)",
             "Loads the shipped model for that vocabulary, or makes a fresh untrained one fitted to the corpus. "
             "The conversation carries over, re-encoded.", _optional(tokenizer_arg), do_tokenizer, "tokenizer"),
@@ -447,8 +505,12 @@ COMMANDS: tuple[Command, ...] = (
             "with --force; any other file, never.", save_arg, do_save, "path"),
     Command("load", (), "PATH", "load a checkpoint", "Replaces model and vocabulary; the conversation carries over.",
             path_arg, do_load, "path"),
-    Command("show", (), "", "the model and the settings", "Checkpoint, parameters, vocabulary, context, device, "
-            "corpus and validation loss, then every setting.", no_arg, do_show),
+    Command("show", (), "[info|parameters]", "the model and the settings", "Checkpoint, parameters, vocabulary, "
+            "context, device, corpus and validation loss (info), then every setting (parameters).", show_arg, do_show),
+    Command("set", (), "[parameter] NAME VALUE", "ollama's way to set temperature, num_predict, top_k, ...",
+            "As in ollama: /set parameter temperature 0.7 is /temp 0.7; num_predict is /len, top_k /topk, "
+            "top_p /topp, seed /seed, stop /stop. /set verbose and /set quiet are /verbose on and off.",
+            set_arg, do_set),
     Command("stats", (), "", "counters and the last reply's speed", "Turns, tokens, cache use, tokens/s.",
             no_arg, do_stats),
     Command("clear", ("reset",), "", "forget the conversation", "Empties the context; settings stay.",

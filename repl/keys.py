@@ -6,6 +6,10 @@ Up-arrow history and Ctrl-R search are prompt_toolkit's own.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
+
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.key_binding.bindings.mouse import load_mouse_bindings
@@ -66,6 +70,36 @@ def key_bindings() -> KeyBindings:
     kb.add("c-c", filter=~_buffer_empty)(discard_line)
     kb.add("c-d", filter=_buffer_empty)(exit_on_empty)
     return kb
+
+
+@contextlib.contextmanager
+def typeahead_kept() -> Iterator[None]:
+    """While a reply streams: keys typed are not echoed into it but wait, unread, for the next
+    prompt, which then starts with them (Enter included), as a shell keeps type-ahead.
+
+    Between prompts the terminal is in its cooked mode, which would echo the keys into the reply
+    and hold them in a line the prompt never sees whole. Here echo and line editing are off;
+    signals stay on, so Ctrl-C still stops the reply (without flushing the keys typed before it).
+    Nothing happens when stdin is not a terminal.
+    """
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd) if sys.stdin.isatty() else None
+    except (ImportError, AttributeError, OSError, ValueError):  # Windows, or no real stdin (tests)
+        saved = None
+    if saved is None:
+        yield
+        return
+    quiet = termios.tcgetattr(fd)
+    quiet[3] &= ~(termios.ECHO | termios.ICANON)  # lflag
+    quiet[3] |= termios.NOFLSH  # Ctrl-C stops the reply but keeps what was typed ahead
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)  # TCSANOW, not TCSAFLUSH: keys already typed stay
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
 class TripleQuoteBlock:

@@ -17,10 +17,9 @@ inputs in the same order replay a session exactly.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +35,8 @@ from ..model.checkpoint import (
     shipped_checkpoint,
 )
 from ..model.engine import Completion, Engine
+from ..model.sampling_settings import SamplingSettings
+from ..model.threads import DEFAULT_THREADS, ThreadChoice, choose_decode_threads
 from ..tokenizers import Tokenizer
 
 if TYPE_CHECKING:
@@ -48,8 +49,6 @@ KEPT_WINDOWS = 4  # windows of tokens the conversation keeps; older ones can nev
 PROMPT_MARGIN = 16  # tokens encoded beyond the window from a long prompt, so the cut's edge stays out of sight
 
 
-def fresh_seed() -> int:
-    return random.randrange(2**31)
 
 
 def turn_seed(seed: int, turn: int) -> int:
@@ -58,15 +57,9 @@ def turn_seed(seed: int, turn: int) -> int:
 
 
 @dataclass
-class Settings:
-    """What the sampling commands (/temp, /len, ...) and their flags set."""
+class Settings(SamplingSettings):
+    """What the sampling commands (/temp, /len, ...) and their flags set, and /verbose."""
 
-    temperature: float = 0.8  # 0 = greedy
-    max_new_tokens: int = 500
-    top_k: int | None = None  # None = all tokens
-    top_p: float | None = None  # None = no nucleus cut
-    seed: int = field(default_factory=fresh_seed)
-    stop: list[str] = field(default_factory=list)  # stop strings, escapes already turned into characters
     verbose: bool = False  # stats lines also give prompt tokens and prefill time
 
 
@@ -154,9 +147,13 @@ def human_count(n: int) -> str:
 class Session:
     """The state of one conversation with a model, and everything the slash commands do to it."""
 
-    def __init__(self, ckpt: Checkpoint, *, settings: Settings | None = None, engine_options: dict | None = None):
+    def __init__(
+        self, ckpt: Checkpoint, *, settings: Settings | None = None, engine_options: dict | None = None,
+        threads: int | None = None,
+    ):  # fmt: skip
         self.settings = settings or Settings()
         self.engine_options = dict(engine_options or {})  # Engine's compile= and quantize=, for every model used
+        self.requested_threads = threads  # --threads or /threads N; None: measured for each model (threads.py)
         self.conversation: list[int] = []  # every turn's prompt and reply, as ids of the current tokenizer
         self.chat: tuple[str, str] | None = None  # (the user's speaker, the model's speaker) in /chat mode
         self.corpus: str | None = corpus_source(ckpt)  # what /train and /tokenizer fit to (a name or a path)
@@ -176,6 +173,18 @@ class Session:
     def _use(self, ckpt: Checkpoint) -> None:
         self.ckpt = ckpt
         self.engine = Engine(ckpt.model, **self.engine_options)
+        self.threads = choose_decode_threads(self.engine, self.requested_threads)
+
+    def set_threads(self, count: int | None) -> ThreadChoice:
+        """Decode with count threads from now on; None measures again for this model (and empties the KV cache)."""
+        self.requested_threads = count
+        self.threads = choose_decode_threads(self.engine, count)
+        return self.threads
+
+    @property
+    def train_threads(self) -> int:
+        """/train's thread count: the user's, or torch's default (a measured count is for decoding only)."""
+        return self.threads.count if self.threads.fixed else DEFAULT_THREADS
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -291,11 +300,8 @@ class Session:
         self._note_window(len(context))
         generator = torch.Generator(device=self.device).manual_seed(turn_seed(s.seed, self.turn))
         self.turn += 1
-        stop = [*s.stop, "\n\n"] if self.chat else list(s.stop)
-        completion = Completion(
-            self.engine, self.tokenizer, context, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
-            top_k=s.top_k, top_p=s.top_p, generator=generator, stop=stop,
-        )  # fmt: skip
+        extra_stop = ["\n\n"] if self.chat else []  # a chat reply is one speech
+        completion = Completion(self.engine, self.tokenizer, context, s, generator=generator, extra_stop=extra_stop)
         return Reply(self, context, completion, header=f"{self.chat[1]}:" if self.chat else "")
 
     def _commit(self, reply: Reply) -> None:
@@ -459,8 +465,8 @@ class Session:
             f"{self.tokenizer.vocab_size:,}, {config.block_size}-token context"
         )
 
-    def show(self) -> list[tuple[str, str]]:
-        """The model, then the settings, as (name, value) rows."""
+    def show(self, part: str | None = None) -> list[tuple[str, str]]:
+        """The model (part "info"), then the settings ("parameters"), as (name, value) rows."""
         ckpt, config, s = self.ckpt, self.ckpt.config, self.settings
         dtype = next(ckpt.model.parameters()).dtype
         val = ckpt.train.get("val_loss")
@@ -477,7 +483,7 @@ class Session:
         unsaved = " (changed since, unsaved)" if self.steps_trained else ""
         arch = f"{config.n_layer} layers, {config.n_head} heads, {config.n_embd} wide"
         arch = "bigram" if config.arch == "bigram" else arch
-        return [
+        model = [
             ("checkpoint", (str(ckpt.path) if ckpt.path else "none: a fresh model, unsaved") + unsaved),
             ("parameters", f"{ckpt.model.num_params():,} ({arch})"),
             ("vocabulary", f"{self.tokenizer.name}, {self.tokenizer.vocab_size:,} tokens"),
@@ -486,6 +492,8 @@ class Session:
             ("corpus", self.corpus or "none recorded"),
             ("val loss", f"{val:.4f}, {how}; scratchgpt eval scores the whole split"
              if isinstance(val, (int, float)) else no_val),  # fmt: skip
+        ]
+        settings = [
             ("temperature", f"{s.temperature:g}" + (" (greedy)" if s.temperature == 0 else "")),
             ("length", f"{s.max_new_tokens} tokens"),
             ("top-k", "off" if s.top_k is None else str(s.top_k)),
@@ -494,7 +502,9 @@ class Session:
             ("stop", ", ".join(repr(x) for x in s.stop) or "none"),
             ("chat", " and ".join(self.chat) if self.chat else "off"),
             ("verbose", "on" if s.verbose else "off"),
+            ("threads", self.threads.describe()),
         ]
+        return {"info": model, "parameters": settings}.get(part, model + settings)
 
     def stats(self) -> list[tuple[str, str]]:
         """The session's counters and the last reply's speed, as (name, value) rows."""

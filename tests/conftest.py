@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from scratchgpt.data import resolve_corpus
 from scratchgpt.errors import ScratchGPTError
 
 
-def _find_shakespeare():
-    """Tiny Shakespeare where ScratchGPT finds it: $SCRATCHGPT_DATA, then ~/.cache/scratchgpt/corpora,
-    downloading it there (hash-checked) when the network allows. Looked up once, before any test
-    points the cache elsewhere."""
+SHAKESPEARE = Path()  # set by pytest_configure
+DATA_DIR = Path()
+
+
+def pytest_configure(config) -> None:
+    """Find Tiny Shakespeare where ScratchGPT does: $SCRATCHGPT_DATA, then ~/.cache/scratchgpt/corpora,
+    downloading it there (hash-checked) when the network allows; once, before any test points the
+    cache elsewhere. Without it the run stops at once with ScratchGPT's own line on what to do."""
+    global SHAKESPEARE, DATA_DIR
     try:
-        return resolve_corpus("tinyshakespeare").path
+        SHAKESPEARE = resolve_corpus("tinyshakespeare").path
     except ScratchGPTError as e:
         pytest.exit(f"the tests train on Tiny Shakespeare: {e}", returncode=4)
-
-
-SHAKESPEARE = _find_shakespeare()
-DATA_DIR = SHAKESPEARE.parent
+    DATA_DIR = SHAKESPEARE.parent
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -195,13 +195,16 @@ AT_MAXIMUM = {
     ("train", "--save-every"): "run",
     ("train", "--seed"): "run",
     ("train", "--distill-weight"): "1 is its default: test_train.py's distilled student trains with it",
+    ("train", "--threads"): "run",
     ("sample", "--len"): "run",
     ("sample", "--temp"): "run",
     ("sample", "--top-k"): "run",
     ("sample", "--top-p"): "run",
     ("sample", "--seed"): "run",
+    ("sample", "--threads"): "run",
     ("eval", "--batch-size"): "run",
     ("eval", "--stride"): "run",
+    ("eval", "--threads"): "run",
 }
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2",
         "--eval-iters", "1"]  # fmt: skip
@@ -286,6 +289,28 @@ def test_eval_at_the_largest_batch_size_runs(capsys, tiny_checkpoint, monkeypatc
                                 "--batch-size", top("--batch-size", "eval"))  # fmt: skip
     assert code == 0, err
     assert '"val_nats_per_token"' in out
+
+
+def test_threads_at_its_largest_value_is_what_train_sample_and_eval_run_with(capsys, tmp_path, tiny_checkpoint,
+                                                                              tiny_corpus, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tiny_checkpoint.parent / "cache"))
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n, set_=torch.set_num_threads: (seen.append(n), set_(n)))
+    before, out = torch.get_num_threads(), str(tmp_path / "m.safetensors")
+    try:
+        for command, argv in [
+            ("train", ["--corpus", str(tiny_corpus), *TINY, "--max-iters", "1", "--out", out]),
+            ("sample", ["--checkpoint", str(tiny_checkpoint), "--len", "5"]),
+            ("eval", ["--checkpoint", str(tiny_checkpoint), "--json"]),
+        ]:  # fmt: skip
+            seen.clear()
+            code, _, err = scratchgpt(capsys, command, *argv, "--threads", top("--threads", command))
+            assert code == 0, err
+            assert seen == [int(top("--threads", command))] and torch.get_num_threads() == seen[0], command
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_eval_stride_scores_every_val_token_once_and_refuses_a_stride_past_the_context(

@@ -20,6 +20,8 @@ class Tokenizer(abc.ABC):
     """Text <-> token ids. Subclasses set `name` and say how they treat text they cannot represent."""
 
     name: str  # "char" | "tiktoken" | "word": the key in a spec and on the command line
+    # ids that stand for no text of their own (a word vocabulary's <unk>): scored in eval, never sampled
+    never_sampled: tuple[int, ...] = ()
 
     @property
     @abc.abstractmethod

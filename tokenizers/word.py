@@ -74,6 +74,7 @@ class WordTokenizer(Tokenizer):
     """Word-level tokenizer; id i stands for tokens[i], id 0 for anything unknown."""
 
     name = "word"
+    never_sampled = (0,)  # <unk>: printing it tells the reader nothing
 
     def __init__(self, tokens: Iterable[str]):
         self.tokens = tuple(tokens)  # the vocabulary: tokens[i] is token i, tokens[0] == "<unk>"

@@ -19,7 +19,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..cliutil import SEED_MAX, Number, real, shown, whole
+from ..cliutil import SEED_MAX, Number, cpu_threads, real, shown, whole
 from ..errors import ScratchGPTError
 from ..tokenizers import TOKENIZER_NAMES
 
@@ -123,6 +123,8 @@ class TrainConfig:
     device: str = setting("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     amp: str = setting("auto", "autocast: auto = bf16 where fast", choices=("auto", "bf16", "fp32"))
     compile: bool = setting(False, "torch.compile the blocks: ~30 s once, then faster steps")
+    threads: int | None = setting(None, "CPU threads torch uses (default: one per core)",
+                                  type=whole(1, cpu_threads()))  # fmt: skip
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -136,7 +138,7 @@ class TrainConfig:
 
 
 # Settings of this process, not of the run: a resumed run takes them from its own command line.
-PROCESS_SETTINGS = ("device", "amp", "compile", "out")
+PROCESS_SETTINGS = ("device", "amp", "compile", "threads", "out")
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from ..cliutil import is_out_of_memory, shown
+from ..cliutil import is_out_of_memory, shown, use_threads
 from ..data import Batches, Corpus, iter_text, load_tokens, resolve_corpus
 from ..errors import ScratchGPTError
 from ..interrupt import TRAINING_SIGNALS, InterruptFlag
@@ -296,6 +296,7 @@ def train(
                 raise ScratchGPTError(f"--{name.replace('_', '-')} sets how a teacher is used; "
                                       "add --teacher CHECKPOINT")  # fmt: skip
     teacher_pass = config.teacher_pass or "online"
+    use_threads(config.threads)
     rank = dist.setup(config.device)
     device = dist.device_for_rank(pick_device(config.device))
     amp = {"bf16": torch.bfloat16, "fp32": None}.get(config.amp, autocast_dtype(device))

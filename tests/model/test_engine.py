@@ -3,8 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scratchgpt.model.engine import Engine, parse_stop, pick, sample_next
+from scratchgpt.model.engine import Engine
 from scratchgpt.model.gpt import GPTConfig, build_model
+from scratchgpt.model.sampling import pick, sample_next
+from scratchgpt.model.sampling_settings import parse_stop
 
 BLOCK = 16
 

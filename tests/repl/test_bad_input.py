@@ -149,10 +149,11 @@ def test_every_flag_with_any_value_exits_cleanly_with_one_line(run_main, flag, v
     assert "Traceback" not in err and "\x1b" not in err and "\x07" not in err
     if code == 0:  # accepted (a path that reads, text to continue): the continuation, no noise
         assert err == ""
+        assert out.endswith("\n")
         if flag == "--stop":  # sampling may reach the stop string: the reply ends just before it
-            assert len(out) <= 2 and (value == "" or value not in out)
+            assert len(out) <= 3 and (value == "" or value not in out[:-1])
         else:
-            assert len(out) == 2
+            assert len(out) == 3
         return
     assert err.count("\n") == 1 and out == ""
     if FLAGS[flag].type is not None:  # a checked value: a usage error, exit 2

@@ -62,7 +62,7 @@ def test_parse_never_raises_on_any_string(line):
         ('/chat "ROMEO A', "unclosed quote"),
         ("/chat RO:MEO JULIET", "without ':'"),
         ("/load", "needs a path"),
-        ("/show extra", "no arguments"),
+        ("/show extra", "info or parameters"),
         ("/bye now", "no arguments"),
         ("/verbose maybe", "on or off"),
         ("/stop \\x", "broken escape"),
@@ -133,7 +133,7 @@ def test_printable_keeps_newlines_and_tabs_only():
 
 def test_tab_completes_command_names_from_the_table():
     got = [c.text for c in complete("/t")]
-    assert got == ["/temp", "/tokenizer", "/topk", "/topp", "/train"]
+    assert got == ["/temp", "/threads", "/tokenizer", "/topk", "/topp", "/train"]
     assert all(c.start == -2 for c in complete("/t"))
     assert [c.text for c in complete("/e")] == ["/exit"]
 

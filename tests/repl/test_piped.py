@@ -35,7 +35,7 @@ def test_piped_prompt_twice_with_one_seed_gives_the_same_bytes_without_ansi(tiny
     runs = [start("--checkpoint", str(tiny_checkpoint), "--len", "50", "--seed", "1") for _ in range(2)]
     (code1, out1, err1), (code2, out2, err2) = map(finish, runs)
     assert code1 == code2 == 0
-    assert out1 == out2 and len(out1.decode()) == 50  # a char model: 50 tokens are 50 characters
+    assert out1 == out2 and len(out1.decode()) == 51 and out1.endswith(b"\n")  # 50 tokens are 50 characters
     assert b"\x1b" not in out1 + err1 and err1 == err2 == b""  # no banner, prompt, spinner or stats
 
 
@@ -49,7 +49,7 @@ def test_the_checkpoint_may_be_named_without_its_flag(tiny_checkpoint):
     runs = [start(*flag, str(tiny_checkpoint), "--len", "20", "--seed", "2") for flag in (["--checkpoint"], [])]
     (code1, flagged, _), (code2, bare, err) = map(finish, runs)
     assert code1 == code2 == 0, err
-    assert bare == flagged and len(bare.decode()) == 20  # the tiny model's reply both times, not the shipped one's
+    assert bare == flagged and len(bare.decode()) == 21  # the tiny model's reply both times, not the shipped one's
 
 
 def test_unreadable_checkpoint_exits_1_with_one_line_and_no_traceback(tmp_path):
@@ -85,7 +85,7 @@ def piped(monkeypatch, capsys, tiny_checkpoint):
 
 def test_echo_writes_stdin_then_the_prompt_flag_then_the_continuation(piped):
     code, out, err = piped(b"ROMEO:\n", "-p", "Ay", "--echo", "--len", "10")
-    assert code == 0 and out.startswith("ROMEO:\nAy") and len(out) == len("ROMEO:\nAy") + 10
+    assert code == 0 and out.startswith("ROMEO:\nAy") and len(out) == len("ROMEO:\nAy") + 10 + 1
     code, plain, _ = piped(b"ROMEO:\n", "-p", "Ay", "--len", "10")
     assert plain == out[len("ROMEO:\nAy") :]  # without --echo: only the continuation
 
@@ -100,18 +100,18 @@ def test_invalid_utf8_and_nul_bytes_in_stdin_are_survived(piped, monkeypatch):
 
     monkeypatch.setattr(app, "run_once", run_once)
     code, out, _ = piped(b"RO\xffME\x00O:\n", "--len", "5")
-    assert code == 0 and len(out) == 5
+    assert code == 0 and len(out) == 6 and out.endswith("\n")
     assert seen == ["RO\ufffdMEO:\n"]
 
 
 def test_empty_stdin_still_generates(piped):
     code, out, _ = piped(b"", "--len", "5")
-    assert code == 0 and len(out) == 5
+    assert code == 0 and len(out) == 6 and out.endswith("\n")
 
 
 def test_verbose_puts_stats_and_notes_on_stderr_only(piped):
     code, out, err = piped("é ☃".encode(), "--len", "5", "--verbose")
-    assert code == 0 and len(out) == 5
+    assert code == 0 and len(out) == 6 and out.endswith("\n")
     assert "5 tokens · " in err and "prompt 2 tokens" in err  # é became e, ☃ was dropped and "'☃'" in err
     code, out, err = piped(b"ROMEO:", "--len", "5")
     assert err == ""
@@ -121,7 +121,7 @@ def test_prompt_file_is_read(piped, tmp_path):
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("JULIET:\n", encoding="utf-8")
     code, out, _ = piped(b"", "--prompt-file", str(prompt), "--echo", "--len", "4")
-    assert code == 0 and out.startswith("JULIET:\n") and len(out) == len("JULIET:\n") + 4
+    assert code == 0 and out.startswith("JULIET:\n") and len(out) == len("JULIET:\n") + 4 + 1
     code, _, err = piped(b"", "--prompt-file", str(tmp_path / "missing.txt"))
     assert code == 1 and err.startswith("error: cannot read --prompt-file")
 
@@ -130,18 +130,30 @@ def test_stop_flag_ends_the_continuation_before_it(piped):
     _, greedy, _ = piped(b"ROMEO:", "--temp", "0", "--len", "20")
     stop = greedy[4:6]
     _, stopped, _ = piped(b"ROMEO:", "--temp", "0", "--len", "20", "--stop", stop)
-    assert stopped == greedy[: greedy.index(stop)]
+    assert stopped == greedy[: greedy.index(stop)] + "\n"
 
 
-def test_tokenizer_flag_switches_to_that_vocabulary(piped, monkeypatch):
+def test_tokenizer_flag_without_a_checkpoint_switches_to_that_vocabulary(monkeypatch, capsys, tiny_checkpoint):
     from scratchgpt.model import checkpoint
     from scratchgpt.repl import session
 
     for module in (checkpoint, session):  # no shipped word model, whatever checkpoints/ holds
         monkeypatch.setattr(module, "shipped_checkpoint", lambda name: None)
-    code, out, err = piped(b"First Citizen:", "--tokenizer", "word", "--len", "3", "--verbose")
+    monkeypatch.setattr(checkpoint, "resolve_checkpoint", lambda path: path or tiny_checkpoint)  # as if shipped
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"First Citizen:"), encoding="utf-8"))
+    code = app.main(["--tokenizer", "word", "--len", "3", "--verbose", "--seed", "3"])
+    err = capsys.readouterr().err
     assert code == 0 and "word vocabulary: a fresh model" in err and "untrained" in err
     assert "3 tokens · " in err and "prompt 4 tokens" in err  # "First", " ", "Citizen", ":": words, not characters
+
+
+def test_a_named_checkpoint_is_the_one_used_and_a_tokenizer_beside_it_must_agree(piped):
+    code, out, err = piped(b"ROMEO:", "--tokenizer", "word", "--len", "3")  # the tiny checkpoint is a char model
+    assert code == 1 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: ") and "has a char vocabulary, not word; drop --tokenizer" in err
+    code, agreeing, _ = piped(b"ROMEO:", "--tokenizer", "char", "--len", "3")
+    assert code == 0 and agreeing == piped(b"ROMEO:", "--len", "3")[1]  # the named model's reply either way
 
 
 def test_piped_use_never_imports_the_terminal_libraries(tiny_checkpoint):
@@ -151,7 +163,7 @@ def test_piped_use_never_imports_the_terminal_libraries(tiny_checkpoint):
         "sys.stderr.write(' '.join(m for m in ('prompt_toolkit', 'rich') if m in sys.modules)); sys.exit(rc)"
     )
     proc = subprocess.run([sys.executable, "-c", code], input=b"ROMEO:", capture_output=True, timeout=60)
-    assert proc.returncode == 0 and len(proc.stdout) == 3
+    assert proc.returncode == 0 and len(proc.stdout) == 4 and proc.stdout.endswith(b"\n")
     assert proc.stderr == b""  # start-up pays for neither prompt_toolkit nor rich
 
 
@@ -175,7 +187,7 @@ def test_engine_flags_reach_every_engine_the_session_makes(piped, monkeypatch):
 
     monkeypatch.setattr(session_module, "Engine", spy)
     code, out, _ = piped(b"ROMEO:", "--len", "6", "--quantize", "int8")
-    assert code == 0 and len(out) == 6
+    assert code == 0 and len(out) == 7
     assert made == [{"compile": False, "quantize": "int8"}]
 
 

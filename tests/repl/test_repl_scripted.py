@@ -324,3 +324,74 @@ def test_the_repl_imports_what_train_needs_in_the_background_at_start(drive, mon
         if thread.name == "scratchgpt-warm-up":
             thread.join()
     assert d.code == 0 and imported == ["torch._dynamo"]  # the optimizer's first use imports it (~2 s)
+
+
+def test_threads_command_sets_shows_and_measures_the_decode_threads(drive, monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        d = drive("/threads 1\r", "/threads\r", "ROMEO:\r", "/threads 0\r", "/threads auto\r")
+        assert "threads set to 1 thread (chosen with --threads or /threads)" in d.out
+        assert "threads: 1 thread (chosen with --threads or /threads)" in d.out
+        assert "/threads must be from 1 to" in d.out and "Usage: /threads [N|auto]" in d.out
+        assert "threads set to " in d.out.split("/threads [N|auto]")[-1]  # auto: measured, or the environment's
+        assert d.session.requested_threads is None and d.session.last_reply.tokens == 20
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_repl_threads_flag_reaches_the_session(monkeypatch, capsys, tiny_checkpoint):
+    import io
+    import sys
+
+    import torch
+
+    from scratchgpt.repl import app
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ROMEO:"), encoding="utf-8"))
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    made = []
+    monkeypatch.setattr(app, "run_once", lambda session, prompt, **kw: made.append(session) or 0)
+    try:
+        assert app.main(["--checkpoint", str(tiny_checkpoint), "--threads", "1"]) == 0
+        (session,) = made
+        assert session.threads.count == 1 == torch.get_num_threads() and session.threads.fixed
+        assert ("threads", "1 thread (chosen with --threads or /threads)") in session.show()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_ollama_spellings_set_our_settings(drive):
+    d = drive("/set parameter temperature 0.7\r", "/set num_predict 5\r", "/set parameter top_k 3\r",
+              "/set top_p 0.9\r", "/set parameter seed 7\r", '/set parameter stop "END"\r', "/set verbose\r",
+              "ROMEO:\r", "/set quiet\r")  # fmt: skip
+    s = d.session.settings
+    assert (s.temperature, s.max_new_tokens, s.top_k, s.top_p, s.seed, s.stop) == (0.7, 5, 3, 0.9, 7, ["END"])
+    assert "temperature set to 0.7" in d.out and "length set to 5 tokens" in d.out and "verbose on" in d.out
+    assert d.session.last_reply.tokens <= 5 and not s.verbose  # /set quiet turned it off again
+
+
+def test_ollama_set_refuses_what_it_cannot_set_in_one_line_and_help_lists_set(drive):
+    d = drive("/set parameter num_ctx 4096\r", "/set parameter temperature 99\r", "/set\r", "/help\r")
+    assert "/set cannot set 'num_ctx'; it sets temperature, num_predict" in d.out
+    assert "/set temperature must be from 0 to 10 (0 = greedy), got '99'" in d.out
+    assert "/set needs a setting and a value" in d.out
+    assert d.session.settings.temperature == 0.8
+    assert "/set [parameter] NAME VALUE" in d.out and "/temp [T]" in d.out  # /help lists ours and ollama's
+
+
+def test_show_info_and_parameters_show_each_half(drive):
+    d = drive("/show info\r")  # rows are "  NAME  VALUE"
+    assert "\n  parameters " in d.out and "\n  vocabulary " in d.out and "\n  temperature " not in d.out
+    d = drive("/show parameters\r")
+    assert "\n  temperature " in d.out and "\n  threads " in d.out and "\n  vocabulary " not in d.out
+    d = drive("/show license\r")
+    assert "/show shows info or parameters" in d.out
+
+
+def test_ollama_multiline_clear_and_bye_work_as_there(drive):
+    d = drive('"""ROMEO:\r', 'JULIET:"""\r', "/clear\r", "/bye\r")
+    assert d.code == 0 and "conversation cleared (settings kept)" in d.out and d.session.conversation == []
+    assert d.session.turn == 1  # the block was one prompt
