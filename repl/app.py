@@ -206,7 +206,7 @@ class Repl:
         self.session = session
         self.console = console or make_console()
         self.debug = debug
-        # keys typed during a reply wait for the next prompt (only a real terminal needs holding)
+        # keys typed during a reply or a command wait for the next prompt (only a real terminal needs holding)
         self._keys_held = typeahead_kept if input is None else contextlib.nullcontext
         self.block = TripleQuoteBlock()
         self.prompt_session = PromptSession(
@@ -287,7 +287,8 @@ class Repl:
                 if isinstance(parsed, str):
                     self.error(parsed)
                 else:
-                    execute(self, parsed)
+                    with self._keys_held():  # /train and /load take seconds: typed keys wait, as in a reply
+                        execute(self, parsed)
                 return
             if text.lstrip().startswith("//"):
                 text = text.replace("/", "", 1)

@@ -354,12 +354,17 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
     session = host.session
     bar: list[TrainProgress] = []
     every = max(1, steps // 10)  # plain progress lines when the console is not a terminal
-    with contextlib.ExitStack() as stack:  # the bar starts with the first step: not before a corpus error
-        start = lambda: bar.append(stack.enter_context(TrainProgress(steps, console=host.console, every=every)))
-        stack.enter_context(using_threads(session.train_threads))
+    shown = contextlib.ExitStack()  # the bar: from the first step (not before a corpus error) to the last
+
+    def note(text: str) -> None:
+        shown.close()  # a note after the steps (the measuring) goes below a finished bar, not above a live one
+        host.say(text, style="dim")
+
+    with using_threads(session.train_threads), shown:
+        start = lambda: bar.append(shown.enter_context(TrainProgress(steps, console=host.console, every=every)))
         report = session.train(
             steps, corpus, on_start=start, on_step=lambda info: bar[0].step(info.step, info.loss, info.tokens),
-            on_note=lambda text: host.say(text, style="dim"), interrupt=InterruptFlag(),
+            on_note=note, interrupt=InterruptFlag(),
         )  # fmt: skip
     if report.grown_vocab:
         old, new = report.grown_vocab

@@ -9,7 +9,6 @@ import pytest
 from scratchgpt.data import resolve_corpus
 from scratchgpt.errors import ScratchGPTError
 
-
 SHAKESPEARE = Path()  # set by pytest_configure
 DATA_DIR = Path()
 

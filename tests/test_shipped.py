@@ -1,5 +1,5 @@
 """The models in checkpoints/: one per vocabulary, small enough to ship, and `scratchgpt eval`
-reproduces the figure README quotes for each."""
+reproduces the figure each one's card (checkpoints/README.md) and bench/RESULTS.md quote."""
 
 from __future__ import annotations
 
@@ -14,17 +14,21 @@ from scratchgpt.cli import main
 from scratchgpt.cliutil import run_entry_point
 from scratchgpt.model.checkpoint import SHIPPED, load_checkpoint, shipped_checkpoint
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+CARDS, RESULTS = ROOT / "checkpoints" / "README.md", ROOT / "bench" / "RESULTS.md"
 MAX_BYTES = 25 * 10**6
+FIGURE = r"\*\*(\d+\.\d+) nats/char\*\*"
 
 
-def readme_figure(filename: str) -> float:
-    """The val nats/char README's figures table gives for a shipped checkpoint file."""
-    lines = README.read_text(encoding="utf-8").splitlines()
-    rows = [line for line in lines if line.startswith("|") and filename in line]
-    assert len(rows) == 1, f"README's figures table should have one row naming {filename}"
-    (figure,) = re.findall(r"\*\*(\d+\.\d+) nats/char\*\*", rows[0])
-    return float(figure)
+def quoted_figure(filename: str) -> float:
+    """The val nats/char a shipped file's card gives; bench/RESULTS.md must quote the same."""
+    card = CARDS.read_text(encoding="utf-8").split(f"## {filename}")[1].split("\n## ")[0]
+    figure = re.search(r"\| figure \| " + FIGURE, card)
+    assert figure, f"checkpoints/README.md should have a card for {filename} with its figure"
+    command = f"`scratchgpt eval checkpoints/{filename}`"
+    rows = [line for line in RESULTS.read_text(encoding="utf-8").splitlines() if command in line]
+    assert len(rows) == 1 and re.findall(FIGURE, rows[0]) == [figure.group(1)], f"bench/RESULTS.md on {filename}"
+    return float(figure.group(1))
 
 
 @pytest.mark.parametrize("vocabulary", sorted(SHIPPED))
@@ -39,11 +43,11 @@ def test_every_vocabulary_ships_a_trained_model_small_enough(vocabulary):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("vocabulary", sorted(SHIPPED))
-def test_eval_reproduces_the_readme_figure_of_each_shipped_model(capsys, vocabulary):
+def test_eval_reproduces_the_quoted_figure_of_each_shipped_model(capsys, vocabulary):
     path = shipped_checkpoint(vocabulary)
     code = run_entry_point(main, ["eval", "--checkpoint", str(path), "--json"])
     out, _ = capsys.readouterr()
     assert code == 0
     result = json.loads(out)
     assert result["tokenizer"] == vocabulary
-    assert result["val_nats_per_char"] == pytest.approx(readme_figure(path.name), abs=5e-4)
+    assert result["val_nats_per_char"] == pytest.approx(quoted_figure(path.name), abs=5e-4)

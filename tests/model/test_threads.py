@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -19,32 +17,43 @@ def _restore_threads():
     torch.set_num_threads(before)
 
 
-def step_taking(seconds_by_threads: dict[int, float]):
-    """A step that takes as long as the current thread count says (what a decode step does, exaggerated)."""
-    return lambda: time.sleep(seconds_by_threads[torch.get_num_threads()])
+class StepClock:
+    """A clock that only a step moves: each step takes exactly as long as the current thread count
+    says, so the choice is tested without the machine's load in the figures."""
+
+    def __init__(self, seconds_by_threads: dict[int, float]):
+        self.seconds_by_threads, self.now = seconds_by_threads, 0.0
+        self.calls = dict.fromkeys(seconds_by_threads, 0)
+
+    def step(self) -> None:
+        self.calls[torch.get_num_threads()] += 1
+        self.now += self.seconds_by_threads[torch.get_num_threads()]
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fastest_of(seconds_by_threads: dict[int, float], candidates: list[int]) -> tuple[int, dict[int, float]]:
+    clock = StepClock(seconds_by_threads)
+    return fastest_threads(clock.step, candidates, clock=clock)
 
 
 def test_the_fastest_thread_count_is_chosen_and_left_set():
-    best, medians = fastest_threads(step_taking({1: 0.004, 2: 0.001}), [1, 2])
+    best, medians = fastest_of({1: 0.004, 2: 0.001}, [1, 2])
     assert best == 2 == torch.get_num_threads() and medians[2] < medians[1]
-    best, _ = fastest_threads(step_taking({1: 0.001, 2: 0.004}), [2, 1])
+    best, _ = fastest_of({1: 0.001, 2: 0.004}, [2, 1])
     assert best == 1 == torch.get_num_threads()
 
 
 def test_more_threads_must_be_clearly_faster_to_be_chosen():
-    best, medians = fastest_threads(step_taking({1: 0.003, 2: 0.0029}), [1, 2])
+    best, medians = fastest_of({1: 0.003, 2: 0.0029}, [1, 2])
     assert best == 1 and set(medians) == {1, 2}  # 3% is within the noise: fewer threads leave cores to others
 
 
 def test_a_count_far_slower_than_the_best_is_dropped_after_one_round():
-    calls = {1: 0, 2: 0}
-
-    def step():
-        calls[torch.get_num_threads()] += 1
-        time.sleep({1: 0.001, 2: 0.02}[torch.get_num_threads()])
-
-    assert fastest_threads(step, [1, 2])[0] == 1
-    assert calls[2] == 2  # its warm-up and one timed step: a loaded machine does not pay for many
+    clock = StepClock({1: 0.001, 2: 0.02})
+    assert fastest_threads(clock.step, [1, 2], clock=clock)[0] == 1
+    assert clock.calls[2] == 2  # its warm-up and one timed step: a loaded machine does not pay for many
 
 
 @pytest.fixture
