@@ -39,7 +39,7 @@ from .model.checkpoint import (
 )
 from .model.device import autocast_dtype, pick_device
 from .model.distill import Teacher, distillation
-from .model.gpt import GPTConfig, build_model, compile_blocks, resize_vocab
+from .model.gpt import ACTIVATIONS, GPT2_LAYOUT, GPTConfig, build_model, compile_blocks, resize_vocab
 from .model.trainer import InterruptFlag, Schedule, StepInfo, estimate_loss, make_optimizer, train_loop
 from .progress import TrainProgress
 from .tokenizers import TOKENIZER_NAMES, fit_tokenizer
@@ -66,7 +66,9 @@ def build_parser() -> Parser:
     a("--corpus", default="tinyshakespeare", help="registered corpus name or path to a UTF-8 text file")
     a("--tokenizer", default="char", choices=TOKENIZER_NAMES, help="vocabulary (default: char)")
     a("--vocab-size", type=whole(2, VOCAB_MAX), default=None, help="word tokenizer: words kept (default 8192)")
-    a("--arch", default="gpt", choices=("gpt", "bigram"), help="model: transformer or bigram baseline")
+    a("--arch", default="gpt", choices=("gpt", "gpt2", "bigram"),
+      help="model: transformer; gpt2, GPT-2's layout of it (learned positions, biases, tanh GELU, tied head; "
+           "with --tokenizer tiktoken GPT-2's full vocabulary, so export --format hf takes it); or bigram")
     a("--n-layer", type=whole(1, DEPTH_MAX), default=6, help="transformer blocks (default 6)")
     a("--n-head", type=whole(1, DEPTH_MAX), default=6, help="attention heads (default 6)")
     a("--n-embd", type=whole(1, WIDTH_MAX), default=384, help="model width (default 384)")
@@ -74,7 +76,7 @@ def build_parser() -> Parser:
       help="context length in tokens (default 256; with --init-from, the checkpoint's)")  # fmt: skip
     a("--no-rope", dest="rope", action="store_false", help="learned absolute positions instead of RoPE")
     a("--no-qk-norm", dest="qk_norm", action="store_false", help="no RMS norm on queries and keys")
-    a("--activation", default="relu2", choices=("relu2", "gelu"), help="MLP activation (default relu2)")
+    a("--activation", default="relu2", choices=ACTIVATIONS, help="MLP activation (default relu2)")
     a("--tie-embeddings", action="store_true", help="share token embedding and LM head weights")
     a("--bias", action="store_true", help="biases in Linear layers")
     a("--dropout", type=real(0, 1, high_open=True), default=0.0,
@@ -280,12 +282,18 @@ def run(args, *, interrupt: InterruptFlag | None = None) -> dict:
                 ckpt.model.set_block_size(args.block_size)
     else:
         corpus, source = resolve_corpus(args.corpus), args.corpus
-        tokenizer = fit_tokenizer(args.tokenizer, iter_text(corpus, lossy=args.lossy), vocab_size=args.vocab_size)
+        gpt2 = args.arch == "gpt2"
+        full_gpt2_vocab = gpt2 and args.tokenizer == "tiktoken"  # GPT-2's own ids, as GPT-2 and nanoGPT use
+        chunks = None if full_gpt2_vocab else iter_text(corpus, lossy=args.lossy)
+        tokenizer = fit_tokenizer(args.tokenizer, chunks, vocab_size=args.vocab_size)
+        layout = GPT2_LAYOUT if gpt2 else dict(
+            bias=args.bias, rope=args.rope, qk_norm=args.qk_norm, activation=args.activation,
+            tie_embeddings=args.tie_embeddings,
+        )  # fmt: skip
         config = GPTConfig(
             vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
             n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, attn_dropout=args.attn_dropout,
-            bias=args.bias, arch=args.arch, rope=args.rope, qk_norm=args.qk_norm, activation=args.activation,
-            tie_embeddings=args.tie_embeddings,
+            arch="gpt" if gpt2 else args.arch, **layout,
         )  # fmt: skip
         try:
             ckpt = Checkpoint(model=build_model(config).to(device), tokenizer=tokenizer)
