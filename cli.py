@@ -23,7 +23,8 @@ from .cliutil import (
     whole,
 )
 
-COMMANDS = ("train", "sample", "eval", "plot", "export")
+COMMANDS = ("train", "sample", "eval", "plot", "export", "import")
+SOURCE_HELP = "a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt"
 
 
 def stop_text(text: str) -> str:
@@ -39,7 +40,7 @@ def stop_text(text: str) -> str:
 def sample_parser() -> Parser:
     p = Parser(prog="scratchgpt sample", description="Continue a prompt with a trained model, streaming.")
     a = p.add_argument
-    p.add_checkpoint_arguments("a .safetensors checkpoint (default: the shipped char model)")
+    p.add_checkpoint_arguments(f"{SOURCE_HELP} (default: the shipped char model)")
     a("--prompt", default="", help="text to continue (default: a new line)")
     a("--len", type=whole(1, LEN_MAX), default=500, help="new tokens to generate (default 500)")
     a("--temp", type=Number(False, TEMP_MIN, TEMP_MAX, or_zero=True), default=0.8,
@@ -66,7 +67,7 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
 def eval_parser() -> Parser:
     p = Parser(prog="scratchgpt eval", description="Loss over the whole validation split (last 10%).")
     a = p.add_argument
-    p.add_checkpoint_arguments("a .safetensors checkpoint (default: the shipped char model)")
+    p.add_checkpoint_arguments(f"{SOURCE_HELP} (default: the shipped char model)")
     a("--corpus", help="evaluate on this corpus instead of the one the checkpoint was trained on")
     a("--batch-size", type=whole(1, 65_536), default=16, help="windows per forward pass")
     a("--amp", default="fp32", choices=("auto", "bf16", "fp32"), help="precision (default fp32: exact)")
@@ -93,11 +94,29 @@ def export_parser() -> Parser:
     p = Parser(
         prog="scratchgpt export",
         description="Re-save a checkpoint with smaller weights (how checkpoints/ ships); given several, "
-        "save the average of their weights.",
+        "save the average of their weights. --format hf writes a Hugging Face GPT-2 folder instead.",
     )
     p.add_argument("checkpoint", nargs="+", help="the .safetensors checkpoint(s) to read; several are averaged")
-    p.add_argument("out", help="the .safetensors file to write (atomically)")
-    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="weight type (default bf16)")
+    p.add_argument("out", help="the .safetensors file to write (atomically); with --format hf, a new folder")
+    p.add_argument("--format", choices=("scratchgpt", "hf"), default="scratchgpt",
+                   help="scratchgpt (default), or hf: config.json, model.safetensors and GPT-2's tokenizer files, "
+                        "which transformers' GPT2LMHeadModel loads (GPT-2-layout models, full GPT-2 vocabulary)")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None,
+                   help="weight type (default bf16; fp32 with --format hf)")  # fmt: skip
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def import_parser() -> Parser:
+    p = Parser(prog="scratchgpt import",
+               description="Turn a Hugging Face GPT-2 or nanoGPT model into a ScratchGPT checkpoint.")  # fmt: skip
+    p.add_argument("source", help="a Hugging Face GPT-2 folder (or its model.safetensors beside config.json), "
+                                  "or a nanoGPT ckpt.pt (or its out_dir)")  # fmt: skip
+    p.add_argument("out", help="the .safetensors checkpoint to write (atomically)")
+    p.add_argument("--meta", help="nanoGPT: the meta.pkl of its char vocabulary (default: beside ckpt.pt, "
+                                  "or data/<dataset>/meta.pkl; none found: GPT-2 BPE)")  # fmt: skip
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="fp32", help="weight type (default fp32)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -112,6 +131,7 @@ def parsers() -> dict[str, Parser]:
         "eval": eval_parser(),
         "plot": plot_parser(),
         "export": export_parser(),
+        "import": import_parser(),
     }
 
 
@@ -119,12 +139,15 @@ def cmd_sample(argv: Sequence[str]) -> int:
     args = sample_parser().parse_args(argv)  # before importing torch: a bad flag is told at once
     import torch
 
-    from .model.checkpoint import load_checkpoint, resolve_checkpoint
+    from .model.checkpoint import resolve_checkpoint
     from .model.device import pick_device
     from .model.engine import Completion, Engine
+    from .model.interop import open_model
     from .model.trainer import InterruptFlag
 
-    ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint), device=pick_device(args.device))
+    ckpt, imported = open_model(resolve_checkpoint(args.checkpoint), device=pick_device(args.device))
+    if imported:
+        print(imported, file=sys.stderr)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     context = ckpt.tokenizer.encode(args.prompt or "\n") or [0]
     engine = Engine(ckpt.model, compile=args.compile, quantize=args.quantize)
@@ -152,6 +175,8 @@ def cmd_eval(argv: Sequence[str]) -> int:
         args.checkpoint, corpus=args.corpus, batch_size=args.batch_size, amp=args.amp, device=args.device,
         lossy=args.lossy, quantize=args.quantize, stride=args.stride,
     )  # fmt: skip
+    if result["imported"]:
+        print(result["imported"], file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -178,6 +203,9 @@ def cmd_plot(argv: Sequence[str]) -> int:
     return 0
 
 
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
 def cmd_export(argv: Sequence[str]) -> int:
     args = export_parser().parse_args(argv)
     import torch
@@ -185,7 +213,15 @@ def cmd_export(argv: Sequence[str]) -> int:
     from .model.checkpoint import average_checkpoints, drop_estimates_of_averages, save_checkpoint
 
     ckpt = average_checkpoints(args.checkpoint)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+    args.dtype = args.dtype or ("fp32" if args.format == "hf" else "bf16")
+    dtype = getattr(torch, DTYPES[args.dtype])
+    if args.format == "hf":
+        from .model.interop import export_hf
+
+        out = export_hf(ckpt, args.out, dtype=dtype)
+        print(f"{out}/: a Hugging Face GPT-2 of {ckpt.model.num_params():,} parameters as {args.dtype}; "
+              f"transformers' GPT2LMHeadModel.from_pretrained({str(out)!r}) loads it")  # fmt: skip
+        return 0
     sources = [str(p) for p in args.checkpoint]
     train = {**(ckpt.train or {}), "exported_from": sources[0] if len(sources) == 1 else sources, "dtype": args.dtype}
     train = drop_estimates_of_averages(train)
@@ -195,16 +231,38 @@ def cmd_export(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_import(argv: Sequence[str]) -> int:
+    args = import_parser().parse_args(argv)
+    from pathlib import Path
+
+    import torch
+
+    from .errors import ScratchGPTError
+    from .model.checkpoint import save_checkpoint
+    from .model.interop import import_model
+
+    if Path(args.out).exists() and not args.force:
+        raise ScratchGPTError(f"{args.out} already exists; choose another OUT or pass --force to replace it")
+    ckpt = import_model(args.source, meta=args.meta)
+    dtype = getattr(torch, DTYPES[args.dtype])
+    out = save_checkpoint(args.out, ckpt.model, ckpt.tokenizer, train=ckpt.train, dtype=dtype)
+    info = ckpt.train["imported"]
+    print(f"{out}: {info['format']} from {info['from']}, {ckpt.model.num_params():,} parameters as {args.dtype}, "
+          f"{info['vocabulary']}; scratchgpt-repl {out} talks to it")  # fmt: skip
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            "usage: scratchgpt {train,sample,eval,plot,export} [flags]\n\n"
+            "usage: scratchgpt {train,sample,eval,plot,export,import} [flags]\n\n"
             "  train   train a GPT or the bigram baseline on a corpus\n"
             "  sample  continue a prompt with a checkpoint, streaming to stdout\n"
             "  eval    loss over the whole validation split, in nats per token and per char\n"
             "  plot    draw a run's loss curves into a PNG\n"
-            "  export  re-save a checkpoint with bf16 (or fp16) weights, or average several\n\n"
+            "  export  re-save a checkpoint with bf16 (or fp16) weights, average several, or write a HF GPT-2\n"
+            "  import  a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint\n\n"
             "`scratchgpt COMMAND --help` lists a command's flags; `scratchgpt-repl` talks to a model."
         )
         return 0 if argv else EXIT_USAGE
@@ -213,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .train import main as train_main
 
         return train_main(rest)
-    handlers = {"sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot, "export": cmd_export}
+    handlers = {"sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot, "export": cmd_export, "import": cmd_import}
     if command not in handlers:
         print(f"scratchgpt: error: unknown command '{command}'; use one of {', '.join(COMMANDS)}", file=sys.stderr)
         return EXIT_USAGE

@@ -73,7 +73,8 @@ def build_parser() -> Parser:
         description="Talk to a model: type text and it continues it. Piped stdin: continue it once and exit.",
     )
     a = p.add_argument
-    p.add_checkpoint_arguments("a .safetensors checkpoint (default: the shipped model)")
+    p.add_checkpoint_arguments("a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt "
+                               "(default: the shipped model)")
     a("--tokenizer", type=_flag(tokenizer_arg), help="vocabulary: char, tiktoken or word (as /tokenizer)")
     a("--temp", type=_flag(temperature_arg), default=0.8, help="temperature; 0 = greedy (default 0.8)")
     a("--len", type=_flag(length_arg), default=500, help="longest reply in tokens (default 500)")
@@ -93,19 +94,19 @@ def build_parser() -> Parser:
 
 def open_session(args: argparse.Namespace) -> tuple[Session, str | None]:
     """Load the checkpoint the flags name (once) and wrap it in a Session; also any note about it."""
-    from ..model.checkpoint import load_checkpoint, resolve_checkpoint, shipped_checkpoint
+    from ..model.checkpoint import resolve_checkpoint, shipped_checkpoint
     from ..model.device import pick_device
+    from ..model.interop import open_model
     from .session import Session, Settings, fresh_seed
 
     device = pick_device(args.device)
     path = args.checkpoint or (shipped_checkpoint(args.tokenizer) if args.tokenizer else None)
-    ckpt = load_checkpoint(resolve_checkpoint(path), device=device)
+    ckpt, note = open_model(resolve_checkpoint(path), device=device)  # note: it was imported in memory
     settings = Settings(
         temperature=args.temp, max_new_tokens=args.len, top_k=args.top_k, top_p=args.top_p,
         seed=fresh_seed() if args.seed is None else args.seed, stop=list(args.stop), verbose=args.verbose,
     )  # fmt: skip
     session = Session(ckpt, settings=settings, engine_options={"compile": args.compile, "quantize": args.quantize})
-    note = None
     if args.tokenizer and args.tokenizer != ckpt.tokenizer.name:
         note = session.switch_tokenizer(args.tokenizer)
     return session, note
