@@ -297,8 +297,13 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
     session = host.session
     bar: list[TrainProgress] = []
     every = max(1, steps // 10)  # plain progress lines when the console is not a terminal
-    with contextlib.ExitStack() as stack:  # the bar starts with the first step: not before a corpus error
-        start = lambda: bar.append(stack.enter_context(TrainProgress(steps, console=host.console, every=every)))
+    with contextlib.ExitStack() as stack:
+
+        def start() -> None:  # the bar starts with the first step: not before a corpus error
+            for note in session.take_notices():  # a smaller batch than usual, and how long the steps will take
+                host.say(note, style="dim")
+            bar.append(stack.enter_context(TrainProgress(steps, console=host.console, every=every)))
+
         report = session.train(
             steps, corpus, on_start=start, on_step=lambda info: bar[0].step(info.step, info.loss, info.tokens),
             interrupt=InterruptFlag(),

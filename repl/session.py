@@ -451,7 +451,9 @@ class Session:
         """Fine-tune the loaded model for `steps` steps on corpus (default: the session's corpus).
 
         A step takes `train_batch_size(block_size)` sequences, about TRAIN_BATCH_TOKENS tokens,
-        whatever the context length. A char model meeting new characters grows its vocabulary first.
+        whatever the context length; fewer on a model too big for that to be quick (see
+        train_budget.py), with a notice saying how long the steps will take. A char model meeting
+        new characters grows its vocabulary first.
         on_start is called when the corpus is ready and the first step is about to run, on_step
         after each step (a StepInfo). The weights change in memory only. Ctrl-C (through
         `interrupt`, a trainer.InterruptFlag) stops between steps and keeps the ones done. The
@@ -468,6 +470,7 @@ class Session:
         from ..model.device import autocast_dtype
         from ..model.trainer import InterruptFlag, Schedule, estimate_loss, make_optimizer, train_loop
         from ..train import adapt_to_corpus
+        from .train_budget import plan_train_step
 
         source = corpus or self.corpus
         if source is None:
@@ -484,8 +487,12 @@ class Session:
         model, tokenizer = self.ckpt.model, self.tokenizer
         device = self.device
         amp = autocast_dtype(device)
-        block_size = model.config.block_size
-        batches = Batches(load_tokens(resolved, tokenizer), block_size, train_batch_size(block_size), device=device,
+        # a model too big for the usual batch to be quick here gets a smaller one, and is told so
+        plan = plan_train_step(model.config, batch_size=train_batch_size(model.config.block_size), device=device,
+                               amp_dtype=amp)  # fmt: skip
+        if plan.shrunk:
+            self.notices.append(plan.describe(steps))
+        batches = Batches(load_tokens(resolved, tokenizer), plan.window, plan.batch_size, device=device,
                           name=resolved.name)  # fmt: skip
         before_model = copy.deepcopy(model)
         optimizer = _whole_steps(make_optimizer(model, lr=FINE_TUNE_LR))
