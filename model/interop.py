@@ -173,10 +173,13 @@ def _hf_tensors(folder: Path, weights: Path | None) -> dict[str, torch.Tensor]:
     from .checkpoint import load_tensors
 
     if weights is None and not (folder / HF_WEIGHTS).is_file():
-        index = json.loads((folder / HF_INDEX).read_text(encoding="utf-8"))
+        try:
+            shards = set(json.loads((folder / HF_INDEX).read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise ScratchGPTError(f"cannot read {folder / HF_INDEX} ({e}); re-download the model") from None
         tensors = {}
-        for shard in sorted(set(index.get("weight_map", {}).values())):
-            tensors.update(load_tensors(folder / Path(shard).name)[0])
+        for shard in sorted(shards):
+            tensors.update(load_tensors(folder / Path(str(shard)).name)[0])
         return tensors
     return load_tensors(weights or folder / HF_WEIGHTS)[0]
 
@@ -330,11 +333,15 @@ def nanogpt_config(model_args: object, vocab_size: int, tied: bool, source: Path
     if missing:
         raise ScratchGPTError(f"{source}'s model_args lacks {missing}; it is not a complete nanoGPT checkpoint")
     bias = bool(model_args["bias"])
-    return GPTConfig(
-        vocab_size=vocab_size, block_size=model_args["block_size"], n_layer=model_args["n_layer"],
-        n_head=model_args["n_head"], n_embd=model_args["n_embd"], dropout=model_args.get("dropout", 0.0),
-        **{**GPT2_LAYOUT, "bias": bias, "norm_bias": bias, "activation": "gelu", "tie_embeddings": tied},
-    )  # fmt: skip
+    try:
+        return GPTConfig(
+            vocab_size=vocab_size, block_size=model_args["block_size"], n_layer=model_args["n_layer"],
+            n_head=model_args["n_head"], n_embd=model_args["n_embd"], dropout=model_args.get("dropout", 0.0),
+            **{**GPT2_LAYOUT, "bias": bias, "norm_bias": bias, "activation": "gelu", "tie_embeddings": tied},
+        )  # fmt: skip
+    except TypeError as e:
+        raise ScratchGPTError(f"{source}'s model_args has a malformed value ({e}); "
+                              "it is not a nanoGPT checkpoint") from None  # fmt: skip
 
 
 def _import_nanogpt(path: Path, meta: str | Path | None) -> Checkpoint:
