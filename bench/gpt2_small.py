@@ -10,8 +10,9 @@ speed and memory do not depend on the values. Measured, one after another in one
   memory    resident set size after loading, and its peak over the whole run
   decode    tokens/s of the engine after a 64-token prompt: eager, compiled (`--compile`; its first
             call's compile time apart), int8 (`--quantize int8`), int8 compiled
-  /train    the batch /train picks (repl/train_budget.py), its estimated step time, and the measured
-            seconds of each of --train-steps steps on Tiny Shakespeare
+  /train    the batch /train picks (repl/train_budget.py), the seconds it took to pick it, its
+            estimated step time, and the measured seconds of each of --train-steps steps on Tiny
+            Shakespeare (the first also allocates AdamW's moments)
 The last line is one `key=value` list of the headline figures.
 """
 
@@ -27,12 +28,11 @@ from pathlib import Path
 import torch
 
 from scratchgpt.model.checkpoint import load_checkpoint, save_checkpoint
-from scratchgpt.model.device import autocast_dtype
 from scratchgpt.model.engine import Engine
 from scratchgpt.model.gpt import GPT2_LAYOUT, GPTConfig, build_model
 from scratchgpt.model.interop import export_hf, open_model
-from scratchgpt.repl.session import Session, Settings, train_batch_size
-from scratchgpt.repl.train_budget import plan_train_step
+from scratchgpt.repl import train_budget
+from scratchgpt.repl.session import Session, Settings
 from scratchgpt.tokenizers import TiktokenTokenizer
 
 GPT2_SMALL = GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768, **GPT2_LAYOUT)
@@ -103,19 +103,25 @@ def main() -> None:
         print(f"decode {name}: {tps:.1f} tokens/s over {args.new_tokens} tokens (first call {first:.1f} s)")
 
     session = Session(ckpt, settings=Settings(seed=1))
+    plans: list = []
+    plan_train_step = train_budget.plan_train_step
+
+    def recorded_plan(*args, **kwargs):  # the plan /train makes, and how long making it took
+        t0 = time.perf_counter()
+        plans.append(plan_train_step(*args, **kwargs))
+        headline["train_plan_s"] = time.perf_counter() - t0
+        return plans[-1]
+
+    train_budget.plan_train_step = recorded_plan
     steps: list = []
-    t0 = time.perf_counter()
-    plan = plan_train_step(model, batch_size=train_batch_size(GPT2_SMALL.block_size), device=torch.device("cpu"),
-                           amp_dtype=autocast_dtype(torch.device("cpu")))  # fmt: skip
-    print(f"/train plan ({time.perf_counter() - t0:.1f} s to make): {plan.describe(args.train_steps)}")
     report = session.train(args.train_steps, "tinyshakespeare", on_step=steps.append, eval_iters=1)
-    for note in session.take_notices():  # what /train printed before its first step
-        print(f"/train said: {note}")
+    for note in session.take_notices():  # what /train prints before its first step
+        print(f"/train said ({headline['train_plan_s']:.1f} s to plan): {note}")
     seconds = [info.seconds for info in steps]
     headline["train_step_s"] = statistics.median(seconds)
-    headline["train_step_estimate_s"] = plan.seconds
+    headline["train_step_estimate_s"] = plans[0].seconds
     print(f"/train: {report.steps} steps of {steps[0].tokens} tokens, "
-          f"step seconds {', '.join(f'{s:.2f}' for s in seconds)} (estimated {plan.seconds:.2f})")  # fmt: skip
+          f"step seconds {', '.join(f'{s:.2f}' for s in seconds)} (estimated {plans[0].seconds:.2f})")  # fmt: skip
     headline["peak_rss_mb"] = peak_rss_mb()
     print(f"memory: RSS {headline['rss_mb']:,.0f} MB after loading, peak {headline['peak_rss_mb']:,.0f} MB "
           "(the peak includes /train's optimizer state and the copy it keeps for the before/after losses)")  # fmt: skip

@@ -114,7 +114,7 @@ def _timed(fn) -> float:
 def measure_step_cost(model: torch.nn.Module, *, device: torch.device, amp_dtype: torch.dtype | None) -> StepCost:
     """The two parts of a training step of model here, from its forward timed over one window of
     PROBE_WINDOW tokens (or the model's context, if shorter) and one of a quarter of that (train
-    mode, autocast, the graph for backward built; the best of two each, after a warm-up), times
+    mode, autocast, the graph for backward built; once each, after a warm-up), times
     PASSES_PER_FORWARD, and the optimizer's passes over the weights as OPTIMIZER_PASSES copies of
     them. Forwards alone cost a third of what timing backward too would. The mode and the RNG are
     left as they were."""
@@ -131,8 +131,7 @@ def measure_step_cost(model: torch.nn.Module, *, device: torch.device, amp_dtype
         model.train()
         try:
             forward(windows[0])  # the first call allocates
-            short_s, long_s = (PASSES_PER_FORWARD * min(_timed(lambda w=w: forward(w)) for _ in range(2))
-                               for w in windows)  # fmt: skip
+            short_s, long_s = (PASSES_PER_FORWARD * _timed(lambda w=w: forward(w)) for w in windows)
         finally:
             model.train(was_training)
     with torch.no_grad():
