@@ -488,7 +488,7 @@ class Session:
         device = self.device
         amp = autocast_dtype(device)
         # a model too big for the usual batch to be quick here gets a smaller one, and is told so
-        plan = plan_train_step(model.config, batch_size=train_batch_size(model.config.block_size), device=device,
+        plan = plan_train_step(model, batch_size=train_batch_size(model.config.block_size), device=device,
                                amp_dtype=amp)  # fmt: skip
         if plan.shrunk:
             self.notices.append(plan.describe(steps))
