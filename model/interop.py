@@ -104,6 +104,8 @@ def import_model(source: str | Path, *, meta: str | Path | None = None) -> Check
     meta names a nanoGPT meta.pkl (its char vocabulary) instead of looking for one.
     """
     path = Path(source).expanduser()
+    if not path.exists():
+        raise ScratchGPTError(f"{path} does not exist; give a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt")
     kind = source_kind(path)
     if kind == "hf":
         if meta is not None:

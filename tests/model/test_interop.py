@@ -236,3 +236,12 @@ def test_export_never_writes_into_a_folder_that_holds_files(hf_gpt2, tmp_path):
     with pytest.raises(ScratchGPTError, match="not an empty folder"):
         export_hf(import_model(hf_gpt2[1]), tmp_path / "hf")
     assert os.listdir(tmp_path / "hf") == ["notes.txt"]
+
+
+def test_a_source_that_is_missing_or_already_ours_is_not_imported(tmp_path):
+    with pytest.raises(ScratchGPTError, match="does not exist; give a Hugging Face GPT-2 folder or a nanoGPT"):
+        import_model(tmp_path / "gpt2")
+    from scratchgpt.model.checkpoint import shipped_checkpoint
+
+    with pytest.raises(ScratchGPTError, match="already a ScratchGPT checkpoint; use it as it is"):
+        import_model(shipped_checkpoint("char"))
