@@ -13,7 +13,8 @@ from .cliutil import EXIT_USAGE, Parser, add_threads_flag, run_entry_point, use_
 from .model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SamplingSettings, SettingError, stop_text
 from .tokenizers import TOKENIZER_NAMES
 
-COMMANDS = ("train", "sample", "eval", "plot", "export")
+COMMANDS = ("train", "sample", "eval", "plot", "export", "import")
+SOURCE_HELP = "a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt"
 
 
 def stop_flag(text: str) -> str:
@@ -51,7 +52,7 @@ def sampling_settings(args: argparse.Namespace, cls: type[SamplingSettings] = Sa
 def sample_parser() -> Parser:
     p = Parser(prog="scratchgpt sample", description="Continue a prompt with a trained model, streaming.")
     a = p.add_argument
-    p.add_checkpoint_arguments("a .safetensors checkpoint (default: the shipped char model)")
+    p.add_checkpoint_arguments(f"{SOURCE_HELP} (default: the shipped char model)")
     a("-p", "--prompt", default="", help="text to continue (default: a new line)")
     add_sampling_flags(p)
     a("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -72,7 +73,7 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
 def eval_parser() -> Parser:
     p = Parser(prog="scratchgpt eval", description="Loss over the whole validation split (last 10%).")
     a = p.add_argument
-    p.add_checkpoint_arguments("a .safetensors checkpoint (default: the shipped char model)")
+    p.add_checkpoint_arguments(f"{SOURCE_HELP} (default: the shipped char model)")
     a("--corpus", help="evaluate on this corpus instead of the one the checkpoint was trained on")
     a("--batch-size", type=whole(1, 65_536), default=16, help="windows per forward pass")
     a("--amp", default="fp32", choices=("auto", "bf16", "fp32"), help="precision (default fp32: exact)")
@@ -100,11 +101,29 @@ def export_parser() -> Parser:
     p = Parser(
         prog="scratchgpt export",
         description="Re-save a checkpoint with smaller weights (how checkpoints/ ships); given several, "
-        "save the average of their weights.",
+        "save the average of their weights. --format hf writes a Hugging Face GPT-2 folder instead.",
     )
     p.add_argument("checkpoint", nargs="+", help="the .safetensors checkpoint(s) to read; several are averaged")
-    p.add_argument("out", help="the .safetensors file to write (atomically)")
-    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="weight type (default bf16)")
+    p.add_argument("out", help="the .safetensors file to write (atomically); with --format hf, a new folder")
+    p.add_argument("--format", choices=("scratchgpt", "hf"), default="scratchgpt",
+                   help="scratchgpt (default), or hf: config.json, model.safetensors and GPT-2's tokenizer files, "
+                        "which transformers' GPT2LMHeadModel loads (GPT-2-layout models, full GPT-2 vocabulary)")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None,
+                   help="weight type (default bf16; fp32 with --format hf)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace a checkpoint already at OUT (never another file)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def import_parser() -> Parser:
+    p = Parser(prog="scratchgpt import",
+               description="Turn a Hugging Face GPT-2 or nanoGPT model into a ScratchGPT checkpoint.")  # fmt: skip
+    p.add_argument("source", help="a Hugging Face GPT-2 folder (or its model.safetensors beside config.json), "
+                                  "or a nanoGPT ckpt.pt (or its out_dir)")  # fmt: skip
+    p.add_argument("out", help="the .safetensors checkpoint to write (atomically)")
+    p.add_argument("--meta", help="nanoGPT: the meta.pkl of its char vocabulary (default: beside ckpt.pt, "
+                                  "or data/<dataset>/meta.pkl; none found: GPT-2 BPE)")  # fmt: skip
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="fp32", help="weight type (default fp32)")
     p.add_argument("--force", action="store_true", help="replace a checkpoint already at OUT (never another file)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -120,6 +139,7 @@ def parsers() -> dict[str, Parser]:
         "eval": eval_parser(),
         "plot": plot_parser(),
         "export": export_parser(),
+        "import": import_parser(),
     }
 
 
@@ -129,9 +149,10 @@ def cmd_sample(argv: Sequence[str]) -> int:
 
     from .errors import ScratchGPTError
     from .interrupt import InterruptFlag
-    from .model.checkpoint import check_tokenizer, load_checkpoint, shipped_checkpoint
+    from .model.checkpoint import check_tokenizer, shipped_checkpoint
     from .model.device import pick_device
     from .model.engine import Completion, Engine
+    from .model.interop import open_model
     from .model.threads import choose_decode_threads
 
     vocabulary = args.tokenizer or "char"
@@ -139,7 +160,9 @@ def cmd_sample(argv: Sequence[str]) -> int:
     if path is None:
         raise ScratchGPTError(f"no {vocabulary} model ships with ScratchGPT; train one "
                               f"(scratchgpt train --tokenizer {vocabulary}) and pass its checkpoint")  # fmt: skip
-    ckpt = load_checkpoint(Path(path).expanduser(), device=pick_device(args.device))
+    ckpt, imported = open_model(Path(path).expanduser(), device=pick_device(args.device))
+    if imported:
+        print(imported, file=sys.stderr)
     check_tokenizer(ckpt, args.tokenizer)
     settings = sampling_settings(args)
     context = ckpt.tokenizer.encode(args.prompt or "\n") or [0]
@@ -170,6 +193,8 @@ def cmd_eval(argv: Sequence[str]) -> int:
             lossy=args.lossy, quantize=args.quantize, stride=args.stride, on_progress=progress.update,
             notify=lambda text: print(text, file=sys.stderr),
         )  # fmt: skip
+    if result["imported"]:
+        print(result["imported"], file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -196,6 +221,9 @@ def cmd_plot(argv: Sequence[str]) -> int:
     return 0
 
 
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
 def cmd_export(argv: Sequence[str]) -> int:
     args = export_parser().parse_args(argv)
     import torch
@@ -203,8 +231,16 @@ def cmd_export(argv: Sequence[str]) -> int:
     from .model.checkpoint import average_checkpoints, check_replaceable, drop_estimates_of_averages, save_checkpoint
 
     ckpt = average_checkpoints(args.checkpoint)
+    args.dtype = args.dtype or ("fp32" if args.format == "hf" else "bf16")
+    dtype = getattr(torch, DTYPES[args.dtype])
+    if args.format == "hf":
+        from .model.interop import export_hf
+
+        out = export_hf(ckpt, args.out, dtype=dtype)
+        print(f"{out}/: a Hugging Face GPT-2 of {ckpt.model.num_params():,} parameters as {args.dtype}; "
+              f"transformers' GPT2LMHeadModel.from_pretrained({str(out)!r}) loads it")  # fmt: skip
+        return 0
     check_replaceable(args.out, force=args.force, how="add --force to replace it")
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     sources = [str(p) for p in args.checkpoint]
     train = {**(ckpt.train or {}), "exported_from": sources[0] if len(sources) == 1 else sources, "dtype": args.dtype}
     train = drop_estimates_of_averages(train)
@@ -214,16 +250,34 @@ def cmd_export(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_import(argv: Sequence[str]) -> int:
+    args = import_parser().parse_args(argv)
+    import torch
+
+    from .model.checkpoint import check_replaceable, save_checkpoint
+    from .model.interop import import_model
+
+    check_replaceable(args.out, force=args.force, how="add --force to replace it")
+    ckpt = import_model(args.source, meta=args.meta)
+    dtype = getattr(torch, DTYPES[args.dtype])
+    out = save_checkpoint(args.out, ckpt.model, ckpt.tokenizer, train=ckpt.train, dtype=dtype)
+    info = ckpt.train["imported"]
+    print(f"{out}: {info['format']} from {info['from']}, {ckpt.model.num_params():,} parameters as {args.dtype}, "
+          f"{info['vocabulary']}; scratchgpt-repl {out} talks to it")  # fmt: skip
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            "usage: scratchgpt {train,sample,eval,plot,export} [flags]\n\n"
+            "usage: scratchgpt {train,sample,eval,plot,export,import} [flags]\n\n"
             "  train   train a GPT or the bigram baseline on a corpus\n"
             "  sample  continue a prompt with a checkpoint, streaming to stdout\n"
             "  eval    loss over the whole validation split, in nats per token and per char\n"
             "  plot    draw a run's loss curves into a PNG\n"
-            "  export  re-save a checkpoint with bf16 (or fp16) weights, or average several\n\n"
+            "  export  re-save a checkpoint with bf16 (or fp16) weights, average several, or write a HF GPT-2\n"
+            "  import  a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint\n\n"
             "`scratchgpt COMMAND --help` lists a command's flags; `scratchgpt-repl` talks to a model."
         )
         return 0 if argv else EXIT_USAGE
@@ -232,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .train import main as train_main
 
         return train_main(rest)
-    handlers = {"sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot, "export": cmd_export}
+    handlers = {"sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot, "export": cmd_export, "import": cmd_import}
     if command not in handlers:
         print(f"scratchgpt: error: unknown command '{command}'; use one of {', '.join(COMMANDS)}", file=sys.stderr)
         return EXIT_USAGE

@@ -255,6 +255,21 @@ def save_checkpoint(
     return Path(path)
 
 
+def weights_mismatch(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> str | None:
+    """How tensors fail to fill model's state dict (a missing, unexpected or misshapen weight), or None."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing:
+        return f"missing {missing[:3]}"
+    if unexpected:
+        return f"unexpected {unexpected[:3]}"
+    if wrong:
+        return f"{wrong[0]} is {tuple(tensors[wrong[0]].shape)}, config says {tuple(expected[wrong[0]].shape)}"
+    return None
+
+
 def load_checkpoint(
     path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> Checkpoint:
@@ -280,15 +295,8 @@ def load_checkpoint(
         model = build_model(config)
     if config.arch == "gpt" and config.tie_embeddings and "wte.weight" in tensors:
         tensors["lm_head.weight"] = tensors["wte.weight"]
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        detail = (
-            f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
-            else f"{wrong[0]} is {tuple(tensors[wrong[0]].shape)}, config says {tuple(expected[wrong[0]].shape)}"
-        )
+    detail = weights_mismatch(model, tensors)
+    if detail:
         raise ScratchGPTError(f"{path}: weights do not match its model config ({detail}); the file is damaged")
     model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()})
     if config.arch == "gpt" and config.tie_embeddings:

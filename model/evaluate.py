@@ -8,8 +8,9 @@ import torch
 
 from ..data import IGNORE, load_tokens, resolve_corpus, split_tokens, val_char_count, val_windows
 from ..errors import ScratchGPTError
-from .checkpoint import load_checkpoint, resolve_checkpoint
+from .checkpoint import resolve_checkpoint
 from .device import autocast_context, autocast_dtype, pick_device
+from .interop import open_model
 from .quant import quantize_int8
 
 
@@ -27,12 +28,14 @@ def evaluate_checkpoint(
     nats/char divides the same summed loss by the characters the predicted tokens spell, so
     char, word and BPE models compare on one scale. lossy reads a corpus that is not UTF-8 (bad
     bytes become U+FFFD), as `train --lossy` does. quantize="int8" measures the weights the
-    engine decodes with under `--quantize int8`. on_progress(scored, total) is called after each
-    batch with the val tokens scored so far and how many there are; notify hears of a token cache rebuilt.
+    engine decodes with under `--quantize int8`. checkpoint may also be a Hugging Face GPT-2 or a
+    nanoGPT ckpt.pt (imported in memory; with no corpus recorded, pass one). on_progress(scored,
+    total) is called after each batch with the val tokens scored so far and how many there are;
+    notify hears of a token cache rebuilt.
     """
     path = resolve_checkpoint(checkpoint)
     dev = pick_device(device)
-    ckpt = load_checkpoint(path, device=dev)
+    ckpt, imported = open_model(path, device=dev)
     source = corpus or (ckpt.corpus or {}).get("source") or (ckpt.corpus or {}).get("name")
     if not source:
         raise ScratchGPTError(f"{path} does not record its corpus; pass --corpus")
@@ -62,6 +65,7 @@ def evaluate_checkpoint(
         "val_nats_per_char": total / chars,
         "quantize": quantize or "none",
         "stride": stride or block_size,
+        "imported": imported,  # the line saying a Hugging Face or nanoGPT model was imported in memory, or None
     }
 
 

@@ -17,6 +17,12 @@ import torch.nn.functional as F
 from ..errors import ScratchGPTError
 from .sampling import sample_next
 
+ACTIVATIONS = ("relu2", "gelu", "gelu_tanh")
+# What GPT-2 (and nanoGPT) do where ours differs: learned positions, no query/key norm, biases in
+# every Linear and LayerNorm, tanh GELU, and the LM head tied to the token embedding. `train --arch
+# gpt2` trains this layout from scratch; `scratchgpt import` builds it, and `export --format hf` needs it.
+GPT2_LAYOUT = dict(rope=False, qk_norm=False, bias=True, norm_bias=True, activation="gelu_tanh", tie_embeddings=True)
+
 
 @dataclass(frozen=True)
 class GPTConfig:
@@ -30,10 +36,13 @@ class GPTConfig:
     # onto one that builds every T x T weight: 1.5-1.75x the step time at 512 context (bench/attn_dropout.py).
     attn_dropout: float | None = None
     bias: bool = False  # biases in Linear layers (nanoGPT: False is a little better and faster)
+    norm_bias: bool = False  # biases in the LayerNorms too, as GPT-2 (and nanoGPT with bias=True) has them
     arch: str = "gpt"  # "gpt" or "bigram" (the baseline: a V x V logit table)
     rope: bool = True  # rotary position embeddings; False = learned absolute positions
     qk_norm: bool = True  # normalise queries and keys before attention (stabler at high lr)
-    activation: str = "relu2"  # MLP non-linearity: "relu2" (ReLU squared) or "gelu"
+    # MLP non-linearity: "relu2" (ReLU squared), "gelu" (exact: nanoGPT's nn.GELU) or "gelu_tanh" (the tanh
+    # approximation GPT-2's weights were trained with; exact GELU would not reproduce their logits)
+    activation: str = "relu2"
     tie_embeddings: bool = False  # share the token embedding with the LM head
 
     def __post_init__(self) -> None:
@@ -46,8 +55,8 @@ class GPTConfig:
             raise ScratchGPTError(f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head}; pick a multiple")
         if self.arch == "gpt" and self.rope and self.head_size % 2:
             raise ScratchGPTError(f"RoPE needs an even head size, got {self.head_size}; change --n-embd")
-        if self.activation not in ("relu2", "gelu"):
-            raise ScratchGPTError(f"unknown activation '{self.activation}'; use relu2 or gelu")
+        if self.activation not in ACTIVATIONS:
+            raise ScratchGPTError(f"unknown activation '{self.activation}'; use {', '.join(ACTIVATIONS)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ScratchGPTError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.attn_dropout is not None and not 0.0 <= self.attn_dropout < 1.0:
@@ -70,8 +79,9 @@ class GPTConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["attn_dropout"] is None:  # the default: left out, so earlier versions read the checkpoint
-            del d["attn_dropout"]
+        for name, default in (("attn_dropout", None), ("norm_bias", False)):
+            if d[name] is default:  # fields newer than the format, at their default: left out, so
+                del d[name]  # earlier versions still read the checkpoint
         return d
 
     @classmethod
@@ -178,26 +188,27 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.relu2 = config.activation == "relu2"
+        self.gelu_approximate = "tanh" if config.activation == "gelu_tanh" else "none"
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
         h = self.c_fc(x)  # (B, T, 4C)
-        h = F.relu(h).square() if self.relu2 else F.gelu(h)
+        h = F.relu(h).square() if self.relu2 else F.gelu(h, approximate=self.gelu_approximate)
         return self.dropout(self.c_proj(h))
 
 
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x)).
 
-    LayerNorm without bias rather than RMSNorm: the same quality class, and on CPU PyTorch's
-    LayerNorm kernel is faster than its RMSNorm, both at decode and at training shapes.
+    LayerNorm (without bias unless norm_bias) rather than RMSNorm: the same quality class, and on
+    CPU PyTorch's LayerNorm kernel is faster than its RMSNorm, both at decode and at training shapes.
     """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=False)
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.norm_bias)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=False)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.norm_bias)
         self.mlp = MLP(config)
 
     def forward(self, x, rope=None, kv=None, pos=0):
@@ -213,7 +224,7 @@ class GPT(nn.Module):
         self.wpe = None if config.rope else nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=False)
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.norm_bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.wte.weight

@@ -45,7 +45,8 @@ def build_parser() -> Parser:
         description="Talk to a model: type text and it continues it. Piped stdin: continue it once and exit.",
     )
     a = p.add_argument
-    p.add_checkpoint_arguments("a .safetensors checkpoint (default: the shipped model)")
+    p.add_checkpoint_arguments("a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt "
+                               "(default: the shipped model)")
     a("-p", "--prompt", help="text to continue once, then exit (after piped stdin, if any)")
     add_sampling_flags(p)
     a("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
@@ -59,19 +60,20 @@ def build_parser() -> Parser:
 
 def open_session(args: argparse.Namespace) -> tuple[Session, str | None]:
     """Load the checkpoint the flags name (once) and wrap it in a Session; also any note about it."""
-    from ..model.checkpoint import check_tokenizer, load_checkpoint, resolve_checkpoint, shipped_checkpoint
+    from ..model.checkpoint import check_tokenizer, resolve_checkpoint, shipped_checkpoint
     from ..model.device import pick_device
+    from ..model.interop import open_model
     from .session import Session, Settings
 
     device = pick_device(args.device)
     path = args.checkpoint or (shipped_checkpoint(args.tokenizer) if args.tokenizer else None)
-    ckpt = load_checkpoint(resolve_checkpoint(path), device=device)
+    ckpt, imported = open_model(resolve_checkpoint(path), device=device)  # imported: a line saying so, or None
     if args.checkpoint:  # the checkpoint named is the one used
         check_tokenizer(ckpt, args.tokenizer)
     settings = sampling_settings(args, Settings, verbose=args.verbose)
     engine_options = {"compile": args.compile, "quantize": args.quantize}
     session = Session(ckpt, settings=settings, engine_options=engine_options, threads=args.threads)
-    note = None
+    note = imported
     if args.tokenizer and args.tokenizer != ckpt.tokenizer.name:  # none ships for it: a fresh model, as /tokenizer
         note = session.switch_tokenizer(args.tokenizer)
     return session, note

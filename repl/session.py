@@ -38,6 +38,7 @@ from ..model.engine import Completion, Engine
 from ..model.sampling_settings import SamplingSettings
 from ..model.threads import DEFAULT_THREADS, ThreadChoice, choose_decode_threads
 from ..tokenizers import Tokenizer
+from ..training.config import FINE_TUNE_EVAL_ITERS
 
 if TYPE_CHECKING:
     from ..interrupt import InterruptFlag
@@ -404,6 +405,7 @@ class Session:
         on_step: Callable[[StepInfo], None] | None = None,
         on_note: Callable[[str], None] | None = None,
         interrupt: InterruptFlag | None = None,
+        eval_iters: int = FINE_TUNE_EVAL_ITERS,
     ) -> FineTuneReport:
         """Fine-tune the loaded model for `steps` steps on corpus (default: the session's corpus);
         see training.run.fine_tune, which does the work. on_start is called when the first step is
@@ -440,7 +442,7 @@ class Session:
         try:
             report = fine_tune(
                 self.ckpt, source, steps, seed=turn_seed(self.settings.seed, 10**6 + self.steps_trained),
-                on_ready=ready, on_step=step_done, on_note=on_note, interrupt=interrupt,
+                on_ready=ready, on_step=step_done, on_note=on_note, interrupt=interrupt, eval_iters=eval_iters,
             )  # fmt: skip
         finally:
             if report is not None:

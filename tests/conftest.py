@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,43 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def shakespeare_text() -> str:
     return SHAKESPEARE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def transformers():
+    """Hugging Face transformers (a test-only dependency), with its own `tokenizers` package.
+
+    `python -m pytest` from the repository root puts the root on sys.path, where our tokenizers/
+    folder would shadow Hugging Face's; it is imported once from the other entries, then cached.
+    """
+    root = Path(__file__).resolve().parents[1]
+    saved = sys.path[:]
+    sys.path[:] = [p for p in saved if Path(p or ".").resolve() != root]
+    try:
+        importlib.import_module("tokenizers")  # Hugging Face's, in sys.modules from now on
+        return importlib.import_module("transformers")
+    finally:
+        sys.path[:] = saved
+
+
+@pytest.fixture(scope="session")
+def make_hf_gpt2(tmp_path_factory, transformers):
+    """Tiny random transformers GPT2LMHeadModels saved with save_pretrained, no network: call with a
+    name and GPT2Config overrides, get (model in eval mode, its folder); the same name gives the same one."""
+    made = {}
+
+    def make(name: str = "gpt2", **config):
+        if name not in made:
+            import torch
+            from transformers import GPT2Config, GPT2LMHeadModel
+
+            torch.manual_seed(0)
+            # initializer_range well above GPT-2's 0.02: logits spread enough that greedy choices are clear
+            settings = dict(vocab_size=50257, n_positions=32, n_embd=32, n_layer=2, n_head=4, initializer_range=0.2)
+            model = GPT2LMHeadModel(GPT2Config(**{**settings, **config})).eval()
+            folder = tmp_path_factory.mktemp(name)
+            model.save_pretrained(folder)
+            made[name] = model, folder
+        return made[name]
+
+    return make

@@ -31,12 +31,14 @@ STEPS_MAX = 10**9  # --max-iters and the other step counts: years of training
 VOCAB_MAX = 1 << 20  # --vocab-size
 MINUTES_MAX = 10**6  # --save-every
 
+ACTIVATIONS = ("relu2", "gelu", "gelu_tanh")  # model/gpt.py's, spelled here so --help needs no torch
 FRESH_BLOCK_SIZE = 256  # a new model's context when --block-size is not given
 FRESH_BATCH_SIZE = 64  # a new model's sequences per micro-batch when --batch-size is not given
 FRESH_DROPOUT = 0.0
 # A fine-tune's default batch, in tokens: about a second a step for the shipped char model on 2
 # cores, whatever the context length (64 sequences of a 512-token context would be ~15 s a step).
 FINE_TUNE_BATCH_TOKENS = 2048
+FINE_TUNE_EVAL_ITERS = 10  # batches per split for /train's before/after losses
 
 
 def out_path(text: str) -> str:
@@ -64,7 +66,9 @@ class TrainConfig:
     vocab_size: int | None = setting(None, "word tokenizer: words kept (default 8192)", type=whole(2, VOCAB_MAX))
     lossy: bool = setting(False, "read a corpus that is not valid UTF-8, replacing bad bytes")
     # --- model (a fine-tune or a resumed run takes these from its checkpoint) ----------------
-    arch: str = setting("gpt", "model: transformer or bigram baseline", choices=("gpt", "bigram"))
+    arch: str = setting("gpt", "model: transformer; gpt2, GPT-2's layout of it (learned positions, biases, tanh "
+                        "GELU, tied head; with --tokenizer tiktoken GPT-2's full vocabulary, so export --format hf "
+                        "takes it); or the bigram baseline", choices=("gpt", "gpt2", "bigram"))  # fmt: skip
     n_layer: int = setting(6, "transformer blocks", type=whole(1, DEPTH_MAX))
     n_head: int = setting(6, "attention heads", type=whole(1, DEPTH_MAX))
     n_embd: int = setting(384, "model width", type=whole(1, WIDTH_MAX))
@@ -72,7 +76,7 @@ class TrainConfig:
                                      "--init-from, the checkpoint's)", type=whole(1, WIDTH_MAX))  # fmt: skip
     rope: bool = setting(True, "rotary position embeddings (--no-rope: learned absolute positions)")
     qk_norm: bool = setting(True, "RMS norm on queries and keys")
-    activation: str = setting("relu2", "MLP activation", choices=("relu2", "gelu"))
+    activation: str = setting("relu2", "MLP activation", choices=ACTIVATIONS)  # model.gpt's; a test checks
     tie_embeddings: bool = setting(False, "share token embedding and LM head weights")
     bias: bool = setting(False, "biases in Linear layers")
     dropout: float | None = setting(None, f"dropout probability (default {FRESH_DROPOUT:g}; with --init-from, the "

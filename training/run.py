@@ -45,17 +45,24 @@ from ..model.checkpoint import (
     save_train_state,
 )
 from ..model.device import autocast_dtype, pick_device
-from ..model.gpt import GPTConfig, build_model, compile_blocks, resize_vocab
+from ..model.gpt import GPT2_LAYOUT, GPTConfig, build_model, compile_blocks, resize_vocab
 from ..progress import TrainProgress, duration
 from ..tokenizers import fit_tokenizer
 from . import distributed as dist
-from .config import FINE_TUNE_BATCH_TOKENS, FRESH_BATCH_SIZE, FRESH_BLOCK_SIZE, FRESH_DROPOUT, TrainConfig
+from .budget import plan_train_step
+from .config import (
+    FINE_TUNE_BATCH_TOKENS,
+    FINE_TUNE_EVAL_ITERS,
+    FRESH_BATCH_SIZE,
+    FRESH_BLOCK_SIZE,
+    FRESH_DROPOUT,
+    TrainConfig,
+)
 from .distill import Teacher, distillation
 from .loop import Schedule, StepInfo, estimate_loss, make_optimizer, train_loop
 
 SCORES_MAX = 4 << 30  # bytes of --teacher-pass once's table of scores
 FINE_TUNE_LR = 3e-4  # low enough not to wreck a trained model in a few hundred steps
-FINE_TUNE_EVAL_ITERS = 10  # batches per split for /train's before/after losses
 ETA_AFTER_STEPS = 3  # the run's first steps, timed to say how long the rest will take
 
 
@@ -238,13 +245,19 @@ def _rng_states(generator: torch.Generator) -> dict[str, torch.Tensor]:
 
 
 def _fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Checkpoint:
-    tokenizer = fit_tokenizer(config.tokenizer, iter_text(corpus, lossy=config.lossy), vocab_size=config.vocab_size)
+    gpt2 = config.arch == "gpt2"
+    full_gpt2_vocab = gpt2 and config.tokenizer == "tiktoken"  # GPT-2's own ids, as GPT-2 and nanoGPT use
+    chunks = None if full_gpt2_vocab else iter_text(corpus, lossy=config.lossy)
+    tokenizer = fit_tokenizer(config.tokenizer, chunks, vocab_size=config.vocab_size)
+    layout = GPT2_LAYOUT if gpt2 else dict(
+        bias=config.bias, rope=config.rope, qk_norm=config.qk_norm, activation=config.activation,
+        tie_embeddings=config.tie_embeddings,
+    )  # fmt: skip
     model_config = GPTConfig(
         vocab_size=tokenizer.vocab_size, block_size=config.block_size or FRESH_BLOCK_SIZE, n_layer=config.n_layer,
         n_head=config.n_head, n_embd=config.n_embd,
         dropout=FRESH_DROPOUT if config.dropout is None else config.dropout, attn_dropout=config.attn_dropout,
-        bias=config.bias, arch=config.arch, rope=config.rope, qk_norm=config.qk_norm, activation=config.activation,
-        tie_embeddings=config.tie_embeddings,
+        arch="gpt" if gpt2 else config.arch, **layout,
     )  # fmt: skip
     try:
         return Checkpoint(model=build_model(model_config).to(device), tokenizer=tokenizer)
@@ -572,8 +585,9 @@ def fine_tune(
 ) -> FineTuneReport:
     """Fine-tune ckpt's model in memory for `steps` steps on the corpus source (a name or a path).
 
-    A step takes `batch_size_for(block_size)` sequences, about FINE_TUNE_BATCH_TOKENS tokens. A
-    char model meeting new characters grows its vocabulary first (a new model). on_ready(ckpt) is
+    A step takes `batch_size_for(block_size)` sequences, about FINE_TUNE_BATCH_TOKENS tokens; fewer
+    on a model too big for that to be quick (see budget.py), with a note saying how long the steps
+    will take. A char model meeting new characters grows its vocabulary first (a new model). on_ready(ckpt) is
     called with the checkpoint to be trained when the corpus is ready and the first step is about
     to run, on_step after each step, on_note(text) with what it is doing when that takes a while
     (the token cache rebuilt, the two loss measurements).
@@ -593,9 +607,12 @@ def fine_tune(
     model, tokenizer = ckpt.model, ckpt.tokenizer
     device = next(model.parameters()).device
     amp = autocast_dtype(device)
-    block_size = model.config.block_size
+    # a model too big for the usual batch to be quick here gets a smaller one, and is told so
+    plan = plan_train_step(model, batch_size=batch_size_for(model.config.block_size), device=device, amp_dtype=amp)
+    if plan.shrunk and on_note is not None:
+        on_note(plan.describe(steps))
     tokens = load_tokens(corpus, tokenizer, notify=on_note)
-    batches = Batches(tokens, block_size, batch_size_for(block_size), device=device, name=corpus.name)
+    batches = Batches(tokens, plan.window, plan.batch_size, device=device, name=corpus.name)
     before_model = copy.deepcopy(model)
     optimizer = _whole_steps(make_optimizer(model, lr=lr))
     schedule = Schedule(lr, steps, warmup=min(20, steps // 10))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from scratchgpt.errors import ScratchGPTError
-from scratchgpt.model.gpt import Bigram, GPTConfig, build_model, resize_vocab
+from scratchgpt.model.gpt import GPT2_LAYOUT, Bigram, GPTConfig, build_model, resize_vocab
 
 VARIANTS = [
     dict(),
@@ -101,3 +101,13 @@ def test_attention_dropout_follows_dropout_unless_set_apart():
     assert model.config.dropout == 0.4 and not attention_is_random(model)
     model.set_dropout(dropout=0.1)  # attention keeps its own setting
     assert model.config.attention_dropout == 0.0 and not attention_is_random(model)
+
+
+def test_layout_fields_newer_than_a_checkpoint_are_left_out_at_their_defaults():
+    plain = GPTConfig(vocab_size=11)
+    assert "norm_bias" not in plain.to_dict() and GPTConfig.from_dict(plain.to_dict()) == plain
+    gpt2 = GPTConfig(vocab_size=11, **GPT2_LAYOUT)
+    assert gpt2.to_dict()["norm_bias"] is True and GPTConfig.from_dict(gpt2.to_dict()) == gpt2
+    model = build_model(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8, **GPT2_LAYOUT))
+    assert model.blocks[0].ln_1.bias is not None and model.ln_f.bias is not None
+    assert model.lm_head.weight is model.wte.weight and model.wpe is not None

@@ -94,3 +94,10 @@ def test_the_saved_config_is_the_whole_description(tmp_path):
     saved = saved_config(out)
     assert saved.to_dict() == {**command.config.to_dict(), "grad_accum": 1}
     assert Path(saved.out) == out
+
+
+def test_the_activation_choices_are_the_models():
+    from scratchgpt.model import gpt
+    from scratchgpt.training import config
+
+    assert config.ACTIVATIONS == gpt.ACTIVATIONS
