@@ -98,19 +98,23 @@ class AgreedInterrupt:
     """An InterruptFlag as every process sees it: requested once any of them was signalled.
 
     Each read is one all-reduce of a flag, so every rank stops after the same step and no rank is
-    left waiting in a gradient all-reduce the others never join. train_loop reads it once a step.
+    left waiting in a gradient all-reduce the others never join. train_loop reads it once a step;
+    `agreed` is what the last read found, for after the loop (no collective there).
     """
 
     def __init__(self, flag: InterruptFlag, device: torch.device):
         self.flag, self.device = flag, device
+        self.agreed = False
 
     @property
     def requested(self) -> bool:
         if not td.is_initialized():
-            return self.flag.requested
+            self.agreed = self.flag.requested
+            return self.agreed
         asked = torch.tensor([int(self.flag.requested)], device=self.device)
         td.all_reduce(asked, op=td.ReduceOp.MAX)
-        return bool(asked.item())
+        self.agreed = bool(asked.item())
+        return self.agreed
 
 
 def teardown() -> None:

@@ -489,7 +489,7 @@ def train(
                 f"out of memory training on {batch_size} sequences of {model_config.block_size} tokens at a time; "
                 "reduce --batch-size (a larger --grad-accum keeps the batch) or --block-size, or the model"
             ) from e
-        stopped = agreed.requested
+        stopped = agreed.agreed  # what every rank last agreed on: a signal during the last step changes nothing
         if stopped and last is not None:
             evaluate(last, progress)
             save(last, progress)
