@@ -7,7 +7,7 @@ has native bf16, fused AdamW, clipping at 1.0); with --compile, as `scratchgpt t
 (its blocks compiled during the untimed warm-up steps). The peer is nanoGPT's model and step
 (bench/nanogpt_peer.py) run each way a nanoGPT user could: fp32 eager, bf16 autocast eager, and
 each under torch.compile of the whole model, as train.py's --compile does. The best of the four
-is the baseline. All train the same shape on the same batches; rounds alternate between them so
+is the baseline. All train the same shape on the same batches, one step of each path in turn so
 machine noise hits all alike; figures are medians of per-step times (each step ends with a host
 sync). The last line is `peer_speedup=<ours over the best peer>`.
 
@@ -101,7 +101,7 @@ def update_seconds(model, optimizer) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=8, help="timed steps per round and path")
+    ap.add_argument("--steps", type=int, default=8, help="timed steps per round and path, taken in turn")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--small", action="store_true", help="nanoGPT's CPU recipe shape (4x128, block 64, batch 12)")
     ap.add_argument("--compile", action="store_true", help="ours with --compile (compiled blocks)")
@@ -147,14 +147,14 @@ def main() -> None:
         p.grad = torch.randn_like(p) * 1e-3
     ours_t, mm_t, attn_t, upd_t = [], [], [], []
     peer_t: dict[str, list[float]] = {name: [] for name in peers}
-    for _ in range(args.rounds):
-        ours_t += scratchgpt_steps(ours, ours_opt, batches(), args.steps)
+    ours_batches, peer_batches = batches(), {name: batches() for name in peers}
+    for _ in range(args.rounds * args.steps):  # one step of each path in turn: load spikes hit all alike
+        ours_t += scratchgpt_steps(ours, ours_opt, ours_batches, 1)
         for name, (model, opt, peer_amp) in peers.items():
-            peer_t[name] += peer_steps(model, opt, batches(), args.steps, peer_amp)
-        for _ in range(args.steps):
-            mm_t.append(matmul_seconds(gemms, device))
-            attn_t.append(attention_seconds(qkv, config.n_layer, device))
-            upd_t.append(update_seconds(update_model, update_opt))
+            peer_t[name] += peer_steps(model, opt, peer_batches[name], 1, peer_amp)
+        mm_t.append(matmul_seconds(gemms, device))
+        attn_t.append(attention_seconds(qkv, config.n_layer, device))
+        upd_t.append(update_seconds(update_model, update_opt))
     ours_s, mm, attn, upd = (statistics.median(t) for t in (ours_t, mm_t, attn_t, upd_t))
     peer_s = {name: statistics.median(t) for name, t in peer_t.items()}
     best = min(peer_s, key=peer_s.get)
