@@ -1,20 +1,23 @@
-"""Training throughput: ScratchGPT's training step against a plain fp32 eager PyTorch loop.
+"""Training throughput: ScratchGPT's training step against nanoGPT's, run at its best on this machine.
 
-    python bench/train_speed.py [--steps 12] [--rounds 3] [--small] [--compile] [--device cuda --batch 64]
+    python bench/train_speed.py [--steps 8] [--rounds 3] [--small] [--compile] [--device cuda --batch 64]
 
-Both train the same model on the same batches. The baseline is what nanoGPT's trainer does on a
-CPU: fp32 forward, backward, gradient clipping, a default AdamW step. Ours is `train_loop` with
-the settings `scratchgpt train` picks on this machine (bf16 autocast where the CPU has native
-bf16, fused AdamW); with --compile, as `scratchgpt train --compile` (its blocks compiled during
-the untimed warm-up steps). Rounds alternate between the two so machine noise hits both alike;
-figures are medians of per-step times (each step ends with a host sync, so on a GPU too a step's
-time is its work). The last line is `train_speedup=<ratio>`.
+Ours is `train_loop` with the settings `scratchgpt train` picks here (bf16 autocast where the CPU
+has native bf16, fused AdamW, clipping at 1.0); with --compile, as `scratchgpt train --compile`
+(its blocks compiled during the untimed warm-up steps). The peer is nanoGPT's model and step
+(bench/nanogpt_peer.py) run each way a nanoGPT user could: fp32 eager, bf16 autocast eager, and
+each under torch.compile of the whole model, as train.py's --compile does. The best of the four
+is the baseline. All train the same shape on the same batches, one step of each path in turn so
+machine noise hits all alike; figures are medians of per-step times (each step ends with a host
+sync). The last line is `peer_speedup=<ours over the best peer>`.
 
-Before it, the same run times the step's matrix multiplies alone (every Linear's forward product
-and its two backward ones, over the same tokens) in fp32 and in bf16: `bf16_matmul_speedup` is
-what bf16 buys where it helps most, and `ceiling` is the plain loop's step time over the matmuls
-alone in the dtype ours computes them in (bf16 where the CPU has it, else fp32): the train_speedup
-of a step that did nothing else.
+The same run times what bounds any step: the matmuls of our step alone (every Linear's forward
+product and its two backward ones over the same tokens, in the dtype ours computes them in),
+causal attention alone (SDPA forward and backward per layer, fp32 as ours runs it on the CPU),
+and the update alone (clipping and the optimizer step). `matmul_share` is the matmuls' fraction
+of our step; `bound_matmuls` is the peer_speedup of a step that did nothing but its matmuls,
+`bound_matmuls_attention` of one that also attends, `bound_matmuls_attention_update` of one that
+also updates the weights: a step with no norms, activations, loss or embedding at all.
 """
 
 from __future__ import annotations
@@ -25,34 +28,28 @@ import statistics
 import time
 
 import torch
+from nanogpt_peer import PeerConfig, PeerGPT, peer_optimizer, peer_step
 
 from scratchgpt.model.device import autocast_dtype, pick_device
 from scratchgpt.model.gpt import GPTConfig, build_model, compile_blocks
 from scratchgpt.training.loop import Schedule, make_optimizer, train_loop
 
 
-def plain_fp32_steps(model, batches, steps: int) -> list[float]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    times = []
-    for x, y in itertools.islice(batches, steps):
-        t0 = time.perf_counter()
-        _, loss = model(x, y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss.item()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def scratchgpt_steps(model, batches, steps: int) -> list[float]:
-    optimizer = make_optimizer(model, lr=1e-3)
+def scratchgpt_steps(model, optimizer, batches, steps: int) -> list[float]:
     times = []
     train_loop(
         model, optimizer, lambda: next(batches), steps=range(steps), schedule=Schedule(1e-3, steps, warmup=1),
         amp_dtype=autocast_dtype(next(model.parameters()).device), on_step=lambda info: times.append(info.seconds),
     )  # fmt: skip
+    return times
+
+
+def peer_steps(model, optimizer, batches, steps: int, amp_dtype) -> list[float]:
+    times = []
+    for x, y in itertools.islice(batches, steps):
+        t0 = time.perf_counter()
+        peer_step(model, optimizer, x, y, amp_dtype=amp_dtype)
+        times.append(time.perf_counter() - t0)
     return times
 
 
@@ -65,33 +62,57 @@ def gemm_operands(model, tokens: int, dtype: torch.dtype, device) -> list[tuple[
     ]
 
 
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
 def matmul_seconds(operands, device) -> float:
     """Time of one step's Linear-layer GEMMs: y = x W^T, then dx = dy W and dW = dy^T x."""
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
-    sync()
+    sync(device)
     t0 = time.perf_counter()
     for w, x in operands:
         dy = x @ w.T
         dy @ w, dy.T @ x
-    sync()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def attention_seconds(qkv: torch.Tensor, layers: int, device) -> float:
+    """Time of `layers` causal SDPA forwards and backwards on q, k, v stacked in qkv (3, B, nh, T, hs)."""
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(layers):
+        q, k, v = qkv.detach().requires_grad_().unbind(0)
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y.backward(torch.ones_like(y))
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def update_seconds(model, optimizer) -> float:
+    """Time of what follows backward in our step: clip the gradient norm at 1.0, then the optimizer."""
+    t0 = time.perf_counter()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    sync(next(model.parameters()).device)
     return time.perf_counter() - t0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=12, help="timed steps per round and path")
+    ap.add_argument("--steps", type=int, default=8, help="timed steps per round and path, taken in turn")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--small", action="store_true", help="nanoGPT's CPU recipe shape (4x128, block 64, batch 12)")
     ap.add_argument("--compile", action="store_true", help="ours with --compile (compiled blocks)")
-    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: both paths run there")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: every path runs there")
     ap.add_argument("--batch", type=int, help="sequences per step (default 16; 12 with --small)")
     args = ap.parse_args()
     device = pick_device(args.device)
-    if args.small:
-        config, batch = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128), 12
-    else:
-        config, batch = GPTConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384), 16
-    batch = args.batch or batch
+    shape = dict(block_size=64, n_layer=4, n_head=4, n_embd=128) if args.small else dict(
+        block_size=256, n_layer=6, n_head=6, n_embd=384)  # fmt: skip
+    config, batch = GPTConfig(vocab_size=65, **shape), args.batch or (12 if args.small else 16)
+    tokens = batch * config.block_size
 
     def batches():
         g = torch.Generator().manual_seed(0)
@@ -100,34 +121,67 @@ def main() -> None:
             yield x, torch.roll(x, -1, dims=1)
 
     torch.manual_seed(0)
-    ours, plain = build_model(config).to(device), build_model(config).to(device)
-    plain.load_state_dict(ours.state_dict())
+    ours = build_model(config).to(device)
+    ours_opt = make_optimizer(ours, lr=1e-3)
     if args.compile:
         compile_blocks(ours)
-    scratchgpt_steps(ours, batches(), 2)  # warm up allocators and kernels (and compile)
-    plain_fp32_steps(plain, batches(), 2)
-    tokens = batch * config.block_size
-    ours_t, plain_t, mm16_t, mm32_t = [], [], [], []
-    bf16_gemms, fp32_gemms = (gemm_operands(plain, tokens, dtype, device) for dtype in (torch.bfloat16, torch.float32))
-    for _ in range(args.rounds):
-        ours_t += scratchgpt_steps(ours, batches(), args.steps)
-        plain_t += plain_fp32_steps(plain, batches(), args.steps)
-        for _ in range(args.steps):
-            mm16_t.append(matmul_seconds(bf16_gemms, device))
-            mm32_t.append(matmul_seconds(fp32_gemms, device))
-    ours_tps, plain_tps = tokens / statistics.median(ours_t), tokens / statistics.median(plain_t)
-    mm16, mm32 = statistics.median(mm16_t), statistics.median(mm32_t)
+    peers = {}  # name -> (model, optimizer, autocast dtype)
+    for compiled, amp in itertools.product((False, True), (None, torch.bfloat16)):
+        torch.manual_seed(0)
+        model = PeerGPT(PeerConfig(vocab_size=65, **shape)).to(device)
+        opt = peer_optimizer(model)
+        name = f"{'bf16' if amp else 'fp32'}_{'compiled' if compiled else 'eager'}"
+        peers[name] = (torch.compile(model) if compiled else model, opt, amp)
+
+    scratchgpt_steps(ours, ours_opt, batches(), 2)  # warm up allocators and kernels (and compile)
+    for model, opt, amp in peers.values():
+        peer_steps(model, opt, batches(), 2, amp)
     amp = autocast_dtype(device)
-    mm_ours = mm16 if amp == torch.bfloat16 else mm32
-    print(f"model: {config.n_layer}x{config.n_embd}, block {config.block_size}, batch {batch}, device {device}, "
-          f"threads {torch.get_num_threads()}, amp {amp}, compile {args.compile}")
-    print(f"scratchgpt_train: {ours_tps:9.0f} tok/s")
-    print(f"plain_fp32_loop:  {plain_tps:9.0f} tok/s")
-    print(f"a step's matmuls alone: bf16 {mm16 * 1e3:.0f} ms, fp32 {mm32 * 1e3:.0f} ms "
-          f"(bf16_matmul_speedup={mm32 / mm16:.2f})")
-    print(f"ceiling={statistics.median(plain_t) / mm_ours:.2f}: the plain loop's step over the matmuls alone in ours' "
-          f"dtype ({mm_ours / (tokens / ours_tps):.0%} of ours' step)")
-    print(f"train_speedup={ours_tps / plain_tps:.2f}")
+    gemm_dtype = amp or torch.float32
+    gemms = gemm_operands(ours, tokens, gemm_dtype, device)
+    qkv = torch.randn(3, batch, config.n_head, config.block_size, config.head_size, device=device)
+    # a copy of ours with gradients in place, so the update alone can be timed without touching ours
+    update_model = build_model(config).to(device)
+    update_opt = make_optimizer(update_model, lr=1e-3)
+    for p in update_model.parameters():
+        p.grad = torch.randn_like(p) * 1e-3
+    ours_t, mm_t, attn_t, upd_t = [], [], [], []
+    peer_t: dict[str, list[float]] = {name: [] for name in peers}
+    ours_batches, peer_batches = batches(), {name: batches() for name in peers}
+    for _ in range(args.rounds * args.steps):  # one step of each path in turn: load spikes hit all alike
+        ours_t += scratchgpt_steps(ours, ours_opt, ours_batches, 1)
+        for name, (model, opt, peer_amp) in peers.items():
+            peer_t[name] += peer_steps(model, opt, peer_batches[name], 1, peer_amp)
+        mm_t.append(matmul_seconds(gemms, device))
+        attn_t.append(attention_seconds(qkv, config.n_layer, device))
+        upd_t.append(update_seconds(update_model, update_opt))
+    ours_s, mm, attn, upd = (statistics.median(t) for t in (ours_t, mm_t, attn_t, upd_t))
+    peer_s = {name: statistics.median(t) for name, t in peer_t.items()}
+    best = min(peer_s, key=peer_s.get)
+    print(
+        f"model: {config.n_layer}x{config.n_embd}, block {config.block_size}, batch {batch}, device {device}, "
+        f"threads {torch.get_num_threads()}, amp {amp}, compile {args.compile}"
+    )
+    print(f"scratchgpt_train:      {tokens / ours_s:9.0f} tok/s  {ours_s * 1e3:6.0f} ms/step")
+    for name, s in peer_s.items():
+        print(
+            f"nanogpt_{name + ':':14s}{tokens / s:9.0f} tok/s  {s * 1e3:6.0f} ms/step"
+            f"{'  <- best peer' if name == best else ''}"
+        )
+    print(
+        f"a step's matmuls alone ({str(gemm_dtype).removeprefix('torch.')}): {mm * 1e3:.0f} ms; "
+        f"its attention alone (fp32 SDPA): {attn * 1e3:.0f} ms; clipping and optimizer alone: {upd * 1e3:.0f} ms"
+    )
+    print(
+        f"matmul_share={mm / ours_s:.0%} of our step; attention {attn / ours_s:.0%}; update {upd / ours_s:.0%}; "
+        f"the rest (norms, RoPE, activations, residuals, loss, embedding) {1 - (mm + attn + upd) / ours_s:.0%}"
+    )
+    print(
+        f"bound_matmuls={peer_s[best] / mm:.2f} bound_matmuls_attention={peer_s[best] / (mm + attn):.2f} "
+        f"bound_matmuls_attention_update={peer_s[best] / (mm + attn + upd):.2f}: "
+        f"the peer_speedup of a step doing only those"
+    )
+    print(f"peer_speedup={peer_s[best] / ours_s:.2f}")
 
 
 if __name__ == "__main__":
