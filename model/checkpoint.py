@@ -194,10 +194,11 @@ def check_replaceable(path: str | Path, *, force: bool, how: str, other: str = "
         return
     if path.is_dir():
         raise ScratchGPTError(f"{path} is a directory; give a .safetensors file path")
-    if header_metadata(path).get("format") not in (FORMAT, FORMAT + ".train_state"):
+    metadata = header_metadata(path)
+    if metadata.get("format") not in (FORMAT, FORMAT + ".train_state"):
         raise ScratchGPTError(f"{path} exists and is not a ScratchGPT checkpoint, so it is left as it is; {other}")
     if not force:
-        step = json.loads(header_metadata(path).get("train", "{}") or "{}").get("step")
+        step = json.loads(metadata.get("train") or "{}").get("step")
         at = f" (step {step + 1})" if isinstance(step, int) else ""
         raise ScratchGPTError(f"{path} already holds a checkpoint{at}; {how}")
 

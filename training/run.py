@@ -37,9 +37,8 @@ from ..loggers import MetricsLog, check_installed, open_metrics_log
 from ..model.checkpoint import (
     Checkpoint,
     check_replaceable,
-    checkpoint_metadata,
+    header_metadata,
     load_checkpoint,
-    load_tensors,
     load_train_state,
     save_checkpoint,
     save_train_state,
@@ -147,9 +146,15 @@ def load_teacher(paths: tuple[str, ...], student: Checkpoint, device: torch.devi
 # --- where a run lives, and what it may replace ----------------------------------------------
 
 
+def _header_json(path: Path, key: str) -> dict:
+    """One JSON entry of a safetensors file's metadata, read from its header alone: resuming and
+    checking an --out never read a checkpoint's weights or a train state's optimizer moments."""
+    return json.loads(header_metadata(path).get(key) or "{}")
+
+
 def _saved_state(train_state: Path) -> dict:
     """The loop state (step, best val, config) in a train-state file's metadata."""
-    return json.loads(load_tensors(train_state)[1].get("state", "{}"))
+    return _header_json(train_state, "state")
 
 
 def resume_state_path(paths: RunPaths) -> Path:
@@ -162,7 +167,7 @@ def resume_state_path(paths: RunPaths) -> Path:
     """
     pending = paths.pending_train_state
     if pending.exists() and paths.last.exists():
-        if _saved_state(pending).get("step") == checkpoint_metadata(paths.last)["train"].get("step"):
+        if _saved_state(pending).get("step") == _header_json(paths.last, "train").get("step"):
             return pending
     return paths.train_state
 
@@ -193,7 +198,7 @@ def describe_run(paths: RunPaths) -> str | None:
         if not path.exists():
             continue
         check_replaceable(path, force=True, how="", other="choose another --out")  # refuses what is no checkpoint
-        train = checkpoint_metadata(path)["train"]
+        train = _header_json(path, "train")
         if found is None or path == paths.last:
             val = train.get("val_loss")
             found = f"step {train.get('step', -1) + 1}" + (f", val {val:.4f}" if isinstance(val, (int, float)) else "")
