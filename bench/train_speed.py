@@ -13,8 +13,9 @@ sync). The last line is `peer_speedup=<ours over the best peer>`.
 
 The same run times what bounds any step: the matmuls of our step alone (every Linear's forward
 product and its two backward ones over the same tokens, in the dtype ours computes them in),
-causal attention alone (SDPA forward and backward per layer, fp32 as ours runs it on the CPU),
-and the update alone (clipping and the optimizer step). `matmul_share` is the matmuls' fraction
+causal attention alone, forward and backward per layer, as ours runs it (compiled on a bf16 CPU:
+`blocked_causal_attention`, bf16 products and a fused fp32 softmax; else fp32 SDPA, whose time
+is also printed for the record), and the update alone (clipping and the optimizer step). `matmul_share` is the matmuls' fraction
 of our step; `bound_matmuls` is the peer_speedup of a step that did nothing but its matmuls,
 `bound_matmuls_attention` of one that also attends, `bound_matmuls_attention_update` of one that
 also updates the weights: a step with no norms, activations, loss or embedding at all.
@@ -31,7 +32,7 @@ import torch
 from nanogpt_peer import PeerConfig, PeerGPT, peer_optimizer, peer_step
 
 from scratchgpt.model.device import autocast_dtype, pick_device
-from scratchgpt.model.gpt import GPTConfig, build_model, compile_blocks
+from scratchgpt.model.gpt import GPTConfig, blocked_causal_attention, build_model, compile_blocks
 from scratchgpt.training.loop import Schedule, make_optimizer, train_loop
 
 
@@ -78,13 +79,17 @@ def matmul_seconds(operands, device) -> float:
     return time.perf_counter() - t0
 
 
-def attention_seconds(qkv: torch.Tensor, layers: int, device) -> float:
-    """Time of `layers` causal SDPA forwards and backwards on q, k, v stacked in qkv (3, B, nh, T, hs)."""
+def sdpa(q, k, v):
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def attention_seconds(attend, qkv: torch.Tensor, layers: int, device) -> float:
+    """Time of `layers` causal attention forwards and backwards on q, k, v stacked in qkv (3, B, nh, T, hs)."""
     sync(device)
     t0 = time.perf_counter()
     for _ in range(layers):
         q, k, v = qkv.detach().requires_grad_().unbind(0)
-        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = attend(q, k, v)
         y.backward(torch.ones_like(y))
     sync(device)
     return time.perf_counter() - t0
@@ -139,7 +144,14 @@ def main() -> None:
     amp = autocast_dtype(device)
     gemm_dtype = amp or torch.float32
     gemms = gemm_operands(ours, tokens, gemm_dtype, device)
+    # the attention ours runs: compiled on a bf16 CPU, blocked_causal_attention; else fp32 SDPA
+    blocked = args.compile and device.type == "cpu" and amp == torch.bfloat16
+    attend, attn_name = (torch.compile(blocked_causal_attention), "bf16 blocked") if blocked else (sdpa, "fp32 SDPA")
     qkv = torch.randn(3, batch, config.n_head, config.block_size, config.head_size, device=device)
+    qkv = qkv.to(torch.bfloat16) if blocked else qkv
+    attention_seconds(attend, qkv, 1, device)  # compiled before it is timed
+    if blocked:  # and the kernel it replaced, for the record
+        sdpa_t = [attention_seconds(sdpa, qkv.float(), config.n_layer, device) for _ in range(3)]
     # a copy of ours with gradients in place, so the update alone can be timed without touching ours
     update_model = build_model(config).to(device)
     update_opt = make_optimizer(update_model, lr=1e-3)
@@ -153,7 +165,7 @@ def main() -> None:
         for name, (model, opt, peer_amp) in peers.items():
             peer_t[name] += peer_steps(model, opt, peer_batches[name], 1, peer_amp)
         mm_t.append(matmul_seconds(gemms, device))
-        attn_t.append(attention_seconds(qkv, config.n_layer, device))
+        attn_t.append(attention_seconds(attend, qkv, config.n_layer, device))
         upd_t.append(update_seconds(update_model, update_opt))
     ours_s, mm, attn, upd = (statistics.median(t) for t in (ours_t, mm_t, attn_t, upd_t))
     peer_s = {name: statistics.median(t) for name, t in peer_t.items()}
@@ -170,8 +182,10 @@ def main() -> None:
         )
     print(
         f"a step's matmuls alone ({str(gemm_dtype).removeprefix('torch.')}): {mm * 1e3:.0f} ms; "
-        f"its attention alone (fp32 SDPA): {attn * 1e3:.0f} ms; clipping and optimizer alone: {upd * 1e3:.0f} ms"
+        f"its attention alone ({attn_name}): {attn * 1e3:.0f} ms; clipping and optimizer alone: {upd * 1e3:.0f} ms"
     )
+    if blocked:
+        print(f"fp32 SDPA's attention, which the compiled step no longer runs: {statistics.median(sdpa_t) * 1e3:.0f} ms")
     print(
         f"matmul_share={mm / ours_s:.0%} of our step; attention {attn / ours_s:.0%}; update {upd / ours_s:.0%}; "
         f"the rest (norms, RoPE, activations, residuals, loss, embedding) {1 - (mm + attn + upd) / ours_s:.0%}"

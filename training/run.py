@@ -45,7 +45,7 @@ from ..model.checkpoint import (
 )
 from ..model.device import autocast_dtype, pick_device
 from ..model.gpt import GPT2_LAYOUT, GPTConfig, build_model, compile_blocks, resize_vocab
-from ..progress import TrainProgress, duration
+from ..progress import TrainProgress, clock, duration
 from ..tokenizers import fit_tokenizer
 from . import distributed as dist
 from .budget import plan_train_step
@@ -307,6 +307,7 @@ def train(
     overwrite replaces a run found there instead of refusing to start. Ctrl-C, SIGTERM and SIGHUP
     stop it between two steps; it evaluates, saves, and the summary's exit_status is the signal's.
     """
+    started = time.perf_counter()  # the wall time the run reports counts its set-up and compilation too
     check_installed(wandb=config.wandb, tensorboard=config.tensorboard)
     if not config.teacher:
         for name in ("distill_weight", "teacher_pass"):
@@ -499,6 +500,9 @@ def train(
             evaluate(last, progress)
             save(last, progress)
             progress.note(f"interrupted after step {last + 1}; continue with --resume --out {config.out}")
+        elif last is not None:
+            progress.note(f"finished {last + 1 - start:,} steps in {clock(time.perf_counter() - started)} "
+                          f"(best val {best_val:.4f}, in {paths.best})")  # fmt: skip
     dist.teardown()
     return {
         "steps": (last + 1) if last is not None else start,

@@ -11,14 +11,16 @@ from scratchgpt.training.loop import make_optimizer
 from scratchgpt.training.muon import Muon, muon_groups, orthogonalize
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("shape", [(64, 64), (48, 160), (160, 48)])
-def test_orthogonalize_pushes_every_singular_value_near_one_and_keeps_the_directions(shape):
+def test_orthogonalize_pushes_every_singular_value_near_one_and_keeps_the_directions(shape, dtype):
     torch.manual_seed(0)
     k = min(shape)
     u, _ = torch.linalg.qr(torch.randn(shape[0], k))
     v, _ = torch.linalg.qr(torch.randn(shape[1], k))
     g = u @ torch.diag(torch.logspace(-2, 0, k)) @ v.T  # singular values from 0.01 to 1
-    o = orthogonalize(g)
+    o = orthogonalize(g, dtype=dtype)
+    assert o.dtype == g.dtype  # iterated in dtype, handed back in the gradient's
     s = torch.linalg.svdvals(o)
     assert s.min() > 0.5 and s.max() < 1.3, s
     u, _, vh = torch.linalg.svd(g, full_matrices=False)
@@ -34,6 +36,34 @@ def test_orthogonalize_treats_a_stack_as_separate_matrices():
     together = orthogonalize(stack)
     for i in range(3):
         torch.testing.assert_close(together[i], orthogonalize(stack[i]), atol=1e-4, rtol=1e-4)
+
+
+def test_a_step_orthogonalises_each_matrix_on_its_own_though_matrices_of_one_shape_share_a_stack():
+    torch.manual_seed(2)
+    shapes = [(96, 32), (32, 32), (32, 96), (96, 32), (32, 32)]  # tall, square, wide; 3x32 rows split in 3
+    params = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    grads = [torch.randn(s) * (10.0 if i == 1 else 1.0) for i, s in enumerate(shapes)]
+    split = [3, 1, 1, 1, 1]
+    groups = [{"params": [p], "muon": True, "split": n} for p, n in zip(params, split, strict=True)]
+    opt = Muon(groups, lr=0.01, momentum=0.0, ns_dtype=torch.float32)
+    before = [p.detach().clone() for p in params]
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g.clone()
+    opt.step()
+    for p, b, g, n in zip(params, before, grads, split, strict=True):
+        mats = orthogonalize(g.view(n, g.size(0) // n, g.size(1)))  # this matrix alone
+        want = b - 0.01 * 0.2 * max(mats.shape[-2:]) ** 0.5 * mats.reshape(g.shape)
+        torch.testing.assert_close(p.detach(), want, atol=1e-5, rtol=1e-4)
+
+
+def test_newton_schulz_runs_in_bf16_only_where_bf16_matmuls_are_native(monkeypatch):
+    from scratchgpt.training import muon
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr("scratchgpt.model.device.cpu_has_fast_bf16", lambda: True)
+    assert muon.newton_schulz_dtype(cpu) == torch.bfloat16
+    monkeypatch.setattr("scratchgpt.model.device.cpu_has_fast_bf16", lambda: False)
+    assert muon.newton_schulz_dtype(cpu) == torch.float32  # AVX2: emulated bf16 is slower than fp32
 
 
 def test_muon_takes_the_blocks_matrices_and_leaves_embeddings_head_and_norms_to_adamw():
