@@ -15,10 +15,11 @@ The same run times what bounds any step: the matmuls of our step alone (every Li
 product and its two backward ones over the same tokens, in the dtype ours computes them in),
 causal attention alone, forward and backward per layer, as ours runs it (compiled on a bf16 CPU:
 `blocked_causal_attention`, bf16 products and a fused fp32 softmax; else fp32 SDPA, whose time
-is also printed for the record), and the update alone (clipping and the optimizer step). `matmul_share` is the matmuls' fraction
-of our step; `bound_matmuls` is the peer_speedup of a step that did nothing but its matmuls,
-`bound_matmuls_attention` of one that also attends, `bound_matmuls_attention_update` of one that
-also updates the weights: a step with no norms, activations, loss or embedding at all.
+is also printed for the record), and the update alone (clipping and the optimizer step).
+`matmul_share` is the matmuls' fraction of our step; `bound_matmuls` is the peer_speedup of a
+step that did nothing but its matmuls, `bound_matmuls_attention` of one that also attends,
+`bound_matmuls_attention_update` of one that also updates the weights: a step with no norms,
+activations, loss or embedding at all.
 """
 
 from __future__ import annotations
@@ -185,7 +186,8 @@ def main() -> None:
         f"its attention alone ({attn_name}): {attn * 1e3:.0f} ms; clipping and optimizer alone: {upd * 1e3:.0f} ms"
     )
     if blocked:
-        print(f"fp32 SDPA's attention, which the compiled step no longer runs: {statistics.median(sdpa_t) * 1e3:.0f} ms")
+        sdpa_ms = statistics.median(sdpa_t) * 1e3
+        print(f"fp32 SDPA's attention, which the compiled step no longer runs: {sdpa_ms:.0f} ms")
     print(
         f"matmul_share={mm / ours_s:.0%} of our step; attention {attn / ours_s:.0%}; update {upd / ours_s:.0%}; "
         f"the rest (norms, RoPE, activations, residuals, loss, embedding) {1 - (mm + attn + upd) / ours_s:.0%}"
