@@ -75,6 +75,12 @@ class TrainProgress:
     def tokens_per_second(self) -> float:
         return self._tokens / max(1e-9, time.perf_counter() - self._t0)
 
+    def set_total(self, total: int) -> None:
+        """The run now ends at `total` steps (`scratchgpt train --max-minutes` fits them once timed)."""
+        self.total = total
+        if self._bar is not None:
+            self._bar.update(self._task, total=total)
+
     def step(self, step: int, loss: float, tokens: int) -> None:
         self._tokens += tokens
         done = step + 1

@@ -81,6 +81,15 @@ def test_a_two_process_run_resumes_exactly_in_one_process(tmp_path):
     assert_same_weights(resumed["model"], straight["model"])
 
 
+@pytest.mark.slow
+def test_two_ranks_with_a_time_budget_fit_and_end_on_the_same_step(tmp_path):
+    out = tmp_path / "run.safetensors"  # ranks that disagreed on the end would hang in an all-reduce
+    ranks = launch(2, out, ["--max-minutes", "0.15", "--max-iters", "1000000", "--log-interval", "4"])
+    assert ranks[0]["digest"] == ranks[1]["digest"]
+    steps = load_checkpoint(out).train["max_iters"]
+    assert 3 < steps < 1_000_000 and load_checkpoint(out).train["step"] == steps - 1
+
+
 def torchrun(tmp_path, *argv: str) -> subprocess.Popen:
     """`torchrun --standalone --nproc_per_node=2 -m scratchgpt.train ARGV`, one thread per process."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

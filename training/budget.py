@@ -1,4 +1,5 @@
-"""How much one /train step takes on the loaded model, and how long N of them will.
+"""How much one /train step takes on the loaded model, and how long N of them will; and how many
+steps a `scratchgpt train --max-minutes` run has time for (`steps_that_fit`).
 
 /train proposes a batch (`run.batch_size_for`: about FINE_TUNE_BATCH_TOKENS tokens) that is quick for
 every model this project trains on a CPU. A model far bigger, such as GPT-2 small's 124M parameters,
@@ -162,3 +163,28 @@ def plan_train_step(
     while window > MIN_WINDOW and seconds(1, window) - cost.fixed > budget:  # one window, shorter
         window = max(MIN_WINDOW, window // 2)
     return TrainStep(1, window, seconds(1, window), usual, shrunk=True)
+
+
+def evaluations_in(done: int, total: int, eval_interval: int) -> int:
+    """Evaluations a run makes after `done` steps if it ends at `total`: one at each multiple of
+    eval_interval up to total, and one at the end when total is not such a multiple."""
+    return total // eval_interval - done // eval_interval + (total % eval_interval != 0)
+
+
+def steps_that_fit(
+    seconds_left: float, *, step_seconds: float, eval_seconds: float, done: int, eval_interval: int, most: int
+) -> int:
+    """The total of steps a run should end at: the most, up to `most`, whose steps after `done`
+    and the evaluations they bring (`evaluations_in`, eval_seconds each) take at most
+    seconds_left. `done` when not even one more step fits: the run then ends now."""
+    def cost(total: int) -> float:
+        return (total - done) * step_seconds + evaluations_in(done, total, eval_interval) * eval_seconds
+
+    low, high = done, most  # cost(low) may exceed seconds_left already: done is the least there is
+    while low < high:
+        mid = (low + high + 1) // 2
+        if cost(mid) <= seconds_left:
+            low = mid
+        else:
+            high = mid - 1
+    return low

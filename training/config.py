@@ -90,6 +90,10 @@ class TrainConfig:
     grad_accum: int | None = setting(None, "micro-batches per step, summed over processes (default: one per "
                                      "process)", type=whole(1, WIDTH_MAX))  # fmt: skip
     max_iters: int = setting(5000, "optimizer steps in the whole run", type=whole(1, STEPS_MAX))
+    max_minutes: float | None = setting(None, "end the run within this many minutes, set-up, compilation and "
+                                        "evaluations included: once its first steps are timed, --max-iters "
+                                        "becomes the steps that fit (the lr schedule spans them)",
+                                        type=real(0, 10**7, low_open=True))  # fmt: skip
     lr: float = setting(1e-3, "peak learning rate", type=real(0, 10, low_open=True))
     lr_decay_iters: int | None = setting(None, "steps the lr schedule spans (default --max-iters)",
                                          type=whole(1, STEPS_MAX))  # fmt: skip

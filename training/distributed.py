@@ -117,6 +117,15 @@ class AgreedInterrupt:
         return self.agreed
 
 
+def agreed_min(value: int, device: torch.device) -> int:
+    """The least of every process's value (each must call it at the same point); value itself alone."""
+    if not td.is_initialized():
+        return value
+    least = torch.tensor([value], device=device)
+    td.all_reduce(least, op=td.ReduceOp.MIN)
+    return int(least.item())
+
+
 def teardown() -> None:
     if td.is_initialized():
         td.destroy_process_group()

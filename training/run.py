@@ -48,7 +48,7 @@ from ..model.gpt import GPT2_LAYOUT, GPTConfig, build_model, compile_blocks, res
 from ..progress import TrainProgress, clock, duration
 from ..tokenizers import fit_tokenizer
 from . import distributed as dist
-from .budget import plan_train_step
+from .budget import plan_train_step, steps_that_fit
 from .config import (
     FINE_TUNE_BATCH_TOKENS,
     FINE_TUNE_EVAL_ITERS,
@@ -308,6 +308,8 @@ def train(
     stop it between two steps; it evaluates, saves, and the summary's exit_status is the signal's.
     """
     started = time.perf_counter()  # the wall time the run reports counts its set-up and compilation too
+    minutes = config.max_minutes
+    deadline = started + minutes * 60 if minutes else None
     check_installed(wandb=config.wandb, tensorboard=config.tensorboard)
     if not config.teacher:
         for name in ("distill_weight", "teacher_pass"):
@@ -362,10 +364,14 @@ def train(
     start = train_state.get("step", -1) + 1
     best_val = train_state.get("best_val", float("inf"))
     tokens_seen = train_state.get("tokens_seen", 0)
-    schedule = Schedule(
-        config.lr, config.lr_decay_iters or config.max_iters, warmup=config.warmup_iters,
-        min_lr_ratio=config.min_lr_ratio, kind=config.schedule, decay_frac=config.decay_frac,
-    )  # fmt: skip
+
+    def make_schedule() -> Schedule:
+        return Schedule(
+            config.lr, config.lr_decay_iters or config.max_iters, warmup=config.warmup_iters,
+            min_lr_ratio=config.min_lr_ratio, kind=config.schedule, decay_frac=config.decay_frac,
+        )  # fmt: skip
+
+    schedule = make_schedule()
     ddp_model = dist.wrap(model, device)
     if config.compile:
         if not hasattr(torch.compiler, "set_stance"):  # new in PyTorch 2.6; evaluation needs it
@@ -422,13 +428,14 @@ def train(
         if not evaluated:
             progress.note(f"step {step + 1}: saved {paths.last} ({config.save_every:g}-minute save)")
 
-    def evaluate(step: int, progress: TrainProgress) -> None:
+    def eval_losses(iters: int, splits: tuple[str, ...] = ("train", "val")) -> dict[str, float]:
         # --compile: evaluation runs eager rather than building a second, no-grad graph
         with torch.compiler.set_stance("force_eager") if config.compile else contextlib.nullcontext():
-            losses = estimate_loss(
-                model, lambda split, g: batches.get(split, g), iters=config.eval_iters, seed=config.seed,
-                amp_dtype=amp,
-            )  # fmt: skip
+            return estimate_loss(model, lambda split, g: batches.get(split, g), iters=iters, seed=config.seed,
+                                 amp_dtype=amp, splits=splits)  # fmt: skip
+
+    def evaluate(step: int, progress: TrainProgress) -> None:
+        losses = eval_losses(config.eval_iters)
         last_losses.update({"train": losses["train"], "val": losses["val"]})
         progress.note(f"step {step + 1}: train {losses['train']:.4f}  val {losses['val']:.4f}")
         record({"step": step + 1, "tokens": tokens_seen, "train_loss": losses["train"], "val_loss": losses["val"]})
@@ -458,23 +465,59 @@ def train(
     flag = interrupt or InterruptFlag()
     agreed = dist.AgreedInterrupt(flag, device)  # every process stops after the same step
     step_times: list[float] = []
+
+    def end_at(total: int, progress: TrainProgress) -> None:
+        """The run now ends after step `total` (1-based), as --max-minutes decided."""
+        nonlocal config, schedule
+        config = replace(config, max_iters=total, max_minutes=None)  # what is saved, so a resume keeps to it
+        schedule = make_schedule()
+        progress.set_total(total)
+
+    def fit_to_deadline(done: int, per_step: float, progress: TrainProgress) -> None:
+        t0 = time.perf_counter()
+        eval_losses(1, splits=("val",))  # an evaluation's cost, measured: one batch of the 2 x --eval-iters
+        eval_seconds = 2 * config.eval_iters * (time.perf_counter() - t0)
+        total = steps_that_fit(deadline - time.perf_counter(), step_seconds=per_step, eval_seconds=eval_seconds,
+                               done=done, eval_interval=config.eval_interval, most=config.max_iters)  # fmt: skip
+        total = dist.agreed_min(total, device)
+        capped = " (--max-iters)" if total == config.max_iters else ""
+        end_at(total, progress)
+        progress.note(f"{per_step:.2f} s a step: {total:,} steps{capped} in all fit --max-minutes {minutes:g}, "
+                      f"evaluations included (one {eval_seconds:.1f} s)")  # fmt: skip
+
+    def planned_steps():
+        step = start
+        while step < config.max_iters:  # end_at may bring the end closer while the run goes
+            yield step
+            step += 1
+
     with flag.active(signals=TRAINING_SIGNALS), progress_bar as progress, metrics_log:
 
         def on_step(info: StepInfo) -> None:
             nonlocal tokens_seen
+            done = info.step + 1
             tokens_seen += info.tokens * rank.world_size
             train_losses.append(info.loss)
             progress.step(info.step, info.loss, info.tokens * rank.world_size)
             step_times.append(info.seconds)
-            left = config.max_iters - info.step - 1
+            left = config.max_iters - done
             if len(step_times) == ETA_AFTER_STEPS and left > 0:
                 per_step = sorted(step_times[1:])[len(step_times[1:]) // 2]  # the first step warms up
-                progress.note(f"{per_step:.2f} s a step: about {duration(per_step * left)} for the {left:,} "
-                              "steps left")  # fmt: skip
-            if (info.step + 1) % config.log_interval == 0:
+                if config.max_minutes:
+                    fit_to_deadline(done, per_step, progress)
+                else:
+                    progress.note(f"{per_step:.2f} s a step: about {duration(per_step * left)} for the {left:,} "
+                                  "steps left")  # fmt: skip
+            elif deadline is not None and done % config.log_interval == 0 and done < config.max_iters:
+                # steps slower than the first few: end now rather than run over (every rank at once)
+                ending = dist.agreed_min(done if time.perf_counter() > deadline else config.max_iters, device)
+                if ending < config.max_iters:
+                    end_at(ending, progress)
+                    progress.note(f"step {done}: --max-minutes {minutes:g} is up; ending here")
+            if done % config.log_interval == 0:
                 record({"step": info.step + 1, "tokens": tokens_seen, "loss": info.loss, "lr": info.lr,
                         "tok_per_s": round(progress.tokens_per_second)})  # fmt: skip
-            if (info.step + 1) % config.eval_interval == 0 or info.step + 1 == config.max_iters:
+            if done % config.eval_interval == 0 or done == config.max_iters:
                 evaluate(info.step, progress)
                 save(info.step, progress)
             elif config.save_every and time.monotonic() - saved_at >= config.save_every * 60:
@@ -483,7 +526,7 @@ def train(
         try:
             last = train_loop(
                 ddp_model, optimizer, lambda: next(own_batches),
-                steps=range(start, config.max_iters), schedule=schedule, grad_clip=config.grad_clip,
+                steps=planned_steps(), schedule=lambda step: schedule(step), grad_clip=config.grad_clip,
                 grad_accum=grad_accum, amp_dtype=amp, on_step=on_step, interrupt=agreed,
                 backward_context=dist.no_sync_context(ddp_model, grad_accum),
                 loss_fn=loss_fn,
