@@ -63,6 +63,7 @@ from .loop import Schedule, StepInfo, estimate_loss, make_optimizer, train_loop
 SCORES_MAX = 4 << 30  # bytes of --teacher-pass once's table of scores
 FINE_TUNE_LR = 3e-4  # low enough not to wreck a trained model in a few hundred steps
 ETA_AFTER_STEPS = 3  # the run's first steps, timed to say how long the rest will take
+REFIT_STEPS = 50  # --max-minutes: the recent steps whose pace sets how many more fit
 
 
 @dataclass(frozen=True)
@@ -473,17 +474,33 @@ def train(
         schedule = make_schedule()
         progress.set_total(total)
 
-    def fit_to_deadline(done: int, per_step: float, progress: TrainProgress) -> None:
-        t0 = time.perf_counter()
-        eval_losses(1, splits=("val",))  # an evaluation's cost, measured: one batch of the 2 x --eval-iters
-        eval_seconds = 2 * config.eval_iters * (time.perf_counter() - t0)
-        total = steps_that_fit(deadline - time.perf_counter(), step_seconds=per_step, eval_seconds=eval_seconds,
-                               done=done, eval_interval=config.eval_interval, most=config.max_iters)  # fmt: skip
-        total = dist.agreed_min(total, device)
-        capped = " (--max-iters)" if total == config.max_iters else ""
-        end_at(total, progress)
-        progress.note(f"{per_step:.2f} s a step: {total:,} steps{capped} in all fit --max-minutes {minutes:g}, "
-                      f"evaluations included (one {eval_seconds:.1f} s)")  # fmt: skip
+    most_steps = config.max_iters  # --max-minutes fits the steps under --max-iters
+    walls: list[float] = []  # each step's wall time but on_step's, the first (compiling) left out
+    fitted: dict[str, float] = {}  # --max-minutes: "eval_seconds", once measured
+
+    def fit_to_deadline(done: int, progress: TrainProgress) -> None:
+        """Set the run's end to the steps that still fit before the deadline, at the pace of the
+        recent steps: first after ETA_AFTER_STEPS, then again at each --log-interval step, as the
+        pace moves (the machine's load, a save) and while the end is still ahead."""
+        first = "eval_seconds" not in fitted
+        if first:
+            t0 = time.perf_counter()
+            eval_losses(1, splits=("val",))  # an evaluation's cost, measured: one batch of the 2 x --eval-iters
+            fitted["eval_seconds"] = 2 * config.eval_iters * (time.perf_counter() - t0)
+        recent = walls[-REFIT_STEPS:]
+        per_step = sum(recent) / len(recent)  # a mean: the time left is spent on their sum
+        total = steps_that_fit(deadline - time.perf_counter(), step_seconds=per_step,
+                               eval_seconds=fitted["eval_seconds"], done=done, eval_interval=config.eval_interval,
+                               most=most_steps)  # fmt: skip
+        total = dist.agreed_min(total, device)  # every rank ends on the same step
+        if total != config.max_iters:
+            end_at(total, progress)
+        if first:
+            capped = " (--max-iters)" if total == most_steps else ""
+            progress.note(f"{per_step:.2f} s a step: {total:,} steps{capped} in all fit --max-minutes {minutes:g}, "
+                          f"evaluations included (one {fitted['eval_seconds']:.1f} s)")  # fmt: skip
+        elif total == done:
+            progress.note(f"step {done}: --max-minutes {minutes:g} is up; ending here")
 
     def planned_steps():
         step = start
@@ -494,26 +511,24 @@ def train(
     with flag.active(signals=TRAINING_SIGNALS), progress_bar as progress, metrics_log:
 
         def on_step(info: StepInfo) -> None:
-            nonlocal tokens_seen
+            nonlocal tokens_seen, stamp
             done = info.step + 1
+            if done > start + 1:
+                walls.append(time.perf_counter() - stamp)
             tokens_seen += info.tokens * rank.world_size
             train_losses.append(info.loss)
             progress.step(info.step, info.loss, info.tokens * rank.world_size)
             step_times.append(info.seconds)
             left = config.max_iters - done
             if len(step_times) == ETA_AFTER_STEPS and left > 0:
-                per_step = sorted(step_times[1:])[len(step_times[1:]) // 2]  # the first step warms up
-                if config.max_minutes:
-                    fit_to_deadline(done, per_step, progress)
+                if deadline is not None:
+                    fit_to_deadline(done, progress)
                 else:
+                    per_step = sorted(step_times[1:])[len(step_times[1:]) // 2]  # the first step warms up
                     progress.note(f"{per_step:.2f} s a step: about {duration(per_step * left)} for the {left:,} "
                                   "steps left")  # fmt: skip
-            elif deadline is not None and done % config.log_interval == 0 and done < config.max_iters:
-                # steps slower than the first few: end now rather than run over (every rank at once)
-                ending = dist.agreed_min(done if time.perf_counter() > deadline else config.max_iters, device)
-                if ending < config.max_iters:
-                    end_at(ending, progress)
-                    progress.note(f"step {done}: --max-minutes {minutes:g} is up; ending here")
+            elif fitted and done % config.log_interval == 0 and left > 0:
+                fit_to_deadline(done, progress)
             if done % config.log_interval == 0:
                 record({"step": info.step + 1, "tokens": tokens_seen, "loss": info.loss, "lr": info.lr,
                         "tok_per_s": round(progress.tokens_per_second)})  # fmt: skip
@@ -522,7 +537,9 @@ def train(
                 save(info.step, progress)
             elif config.save_every and time.monotonic() - saved_at >= config.save_every * 60:
                 save(info.step, progress, evaluated=False)
+            stamp = time.perf_counter()  # a step's pace leaves out this: the fits count evaluations apart
 
+        stamp = time.perf_counter()
         try:
             last = train_loop(
                 ddp_model, optimizer, lambda: next(own_batches),

@@ -60,19 +60,37 @@ def test_a_run_with_a_time_budget_ends_within_it_and_saves_the_steps_it_fitted(t
     assert 3 < summary["steps"] < 1_000_000
     assert elapsed < 15 + 10  # the budget, and at most a few steps, an evaluation and a save past it
     printed = capsys.readouterr().out
-    assert f"{summary['steps']:,} steps in all fit --max-minutes 0.25" in printed
-    assert load_checkpoint(out).train["step"] == summary["steps"] - 1  # the end was evaluated and saved
+    assert " steps in all fit --max-minutes 0.25, evaluations included" in printed  # the first fit
+    assert f"finished {summary['steps']:,} steps in " in printed  # where the refits took it
+    assert load_checkpoint(RunPaths.from_out(out).last).train["step"] == summary["steps"] - 1  # saved at the end
     again = saved_config(out)  # a resume keeps to the fitted steps rather than fitting anew
     assert again.max_iters == summary["steps"] and again.max_minutes is None
 
 
-def test_steps_slower_than_the_fit_expected_end_the_run_when_time_is_up(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(run_module, "steps_that_fit", lambda *a, most, **k: most)  # as if it fitted them all
+def test_steps_slower_than_the_first_fit_expected_bring_the_end_closer(tmp_path, monkeypatch):
+    calls = []
+
+    def fit(*args, most, **kwargs):  # the first fit as if steps took no time; the refits as they are
+        calls.append(kwargs["done"])
+        return most if len(calls) == 1 else steps_that_fit(*args, most=most, **kwargs)
+
+    monkeypatch.setattr(run_module, "steps_that_fit", fit)
     out = tmp_path / "run.safetensors"
-    summary = train(out, "--max-minutes", "0.05", "--max-iters", "1000000", "--eval-interval", "1000000")
-    assert 3 < summary["steps"] < 1_000_000 and summary["steps"] % 5 == 0  # ended at a --log-interval step
-    assert f"step {summary['steps']}: --max-minutes 0.05 is up; ending here" in capsys.readouterr().out
+    t0 = time.perf_counter()
+    summary = train(out, "--max-minutes", "0.1", "--max-iters", "1000000", "--eval-interval", "1000000")
+    assert time.perf_counter() - t0 < 6 + 10
+    assert 3 < summary["steps"] < 1_000_000 and calls[:2] == [3, 5]  # refitted at each --log-interval step
     assert load_checkpoint(out).train["step"] == summary["steps"] - 1
+    assert saved_config(out).max_iters == summary["steps"]
+
+
+def test_a_refit_with_no_time_left_ends_the_run_there_evaluated_and_saved(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(run_module, "steps_that_fit", lambda *a, done, most, **k: most if done == 3 else done)
+    out = tmp_path / "run.safetensors"
+    summary = train(out, "--max-minutes", "5", "--max-iters", "1000000", "--eval-interval", "1000000")
+    assert summary["steps"] == 5  # the first refit, at --log-interval 5, found no time left
+    assert "step 5: --max-minutes 5 is up; ending here" in capsys.readouterr().out
+    assert load_checkpoint(out).train["step"] == 4
     assert not summary["interrupted"] and summary["exit_status"] == 0
     assert RunPaths.from_out(out).train_state.exists()
 
