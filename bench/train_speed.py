@@ -19,7 +19,9 @@ is also printed for the record), and the update alone (clipping and the optimize
 `matmul_share` is the matmuls' fraction of our step; `bound_matmuls` is the peer_speedup of a
 step that did nothing but its matmuls, `bound_matmuls_attention` of one that also attends,
 `bound_matmuls_attention_update` of one that also updates the weights: a step with no norms,
-activations, loss or embedding at all.
+activations, loss or embedding at all. Where ours attends in blocks, the products inside that
+attention are timed alone too: `bound_all_matmuls` is a step doing nothing but matmuls, and the
+line before it says how many ms everything else could take at `--target` times the peer.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import torch
 from nanogpt_peer import PeerConfig, PeerGPT, peer_optimizer, peer_step
 
 from scratchgpt.model.device import autocast_dtype, pick_device
-from scratchgpt.model.gpt import GPTConfig, blocked_causal_attention, build_model, compile_blocks
+from scratchgpt.model.gpt import ATTENTION_BLOCK, GPTConfig, blocked_causal_attention, build_model, compile_blocks
 from scratchgpt.training.loop import Schedule, make_optimizer, train_loop
 
 
@@ -96,6 +98,26 @@ def attention_seconds(attend, qkv: torch.Tensor, layers: int, device) -> float:
     return time.perf_counter() - t0
 
 
+def attention_matmul_seconds(qkv: torch.Tensor, layers: int, device) -> float:
+    """Time of the products alone inside `layers` of blocked_causal_attention, forward and
+    backward: per query block, the scores q k^T and p v, then dp = dy v^T, dv = p^T dy, dq = ds k
+    and dk = ds^T q, with no softmax, masking or casts between them."""
+    q, k, v = qkv.unbind(0)
+    T = q.size(-2)
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(layers):
+        for start in range(0, T, ATTENTION_BLOCK):
+            end = min(start + ATTENTION_BLOCK, T)
+            qb, kb, vb = q[:, :, start:end], k[:, :, :end], v[:, :, :end]
+            p = qb @ kb.transpose(-2, -1)  # stands in for the probabilities too: same shape and dtype
+            dy = p @ vb
+            dp = dy @ vb.transpose(-2, -1)
+            p.transpose(-2, -1) @ dy, dp @ kb, dp.transpose(-2, -1) @ qb
+    sync(device)
+    return time.perf_counter() - t0
+
+
 def update_seconds(model, optimizer) -> float:
     """Time of what follows backward in our step: clip the gradient norm at 1.0, then the optimizer."""
     t0 = time.perf_counter()
@@ -112,6 +134,7 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="nanoGPT's CPU recipe shape (4x128, block 64, batch 12)")
     ap.add_argument("--compile", action="store_true", help="ours with --compile (compiled blocks)")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: every path runs there")
+    ap.add_argument("--target", type=float, default=1.3, help="a peer_speedup whose time budget to print")
     ap.add_argument("--batch", type=int, help="sequences per step (default 16; 12 with --small)")
     args = ap.parse_args()
     device = pick_device(args.device)
@@ -158,7 +181,7 @@ def main() -> None:
     update_opt = make_optimizer(update_model, lr=1e-3)
     for p in update_model.parameters():
         p.grad = torch.randn_like(p) * 1e-3
-    ours_t, mm_t, attn_t, upd_t = [], [], [], []
+    ours_t, mm_t, attn_t, upd_t, attn_mm_t = [], [], [], [], []
     peer_t: dict[str, list[float]] = {name: [] for name in peers}
     ours_batches, peer_batches = batches(), {name: batches() for name in peers}
     for _ in range(args.rounds * args.steps):  # one step of each path in turn: load spikes hit all alike
@@ -168,6 +191,8 @@ def main() -> None:
         mm_t.append(matmul_seconds(gemms, device))
         attn_t.append(attention_seconds(attend, qkv, config.n_layer, device))
         upd_t.append(update_seconds(update_model, update_opt))
+        if blocked:
+            attn_mm_t.append(attention_matmul_seconds(qkv, config.n_layer, device))
     ours_s, mm, attn, upd = (statistics.median(t) for t in (ours_t, mm_t, attn_t, upd_t))
     peer_s = {name: statistics.median(t) for name, t in peer_t.items()}
     best = min(peer_s, key=peer_s.get)
@@ -188,6 +213,8 @@ def main() -> None:
     if blocked:
         sdpa_ms = statistics.median(sdpa_t) * 1e3
         print(f"fp32 SDPA's attention, which the compiled step no longer runs: {sdpa_ms:.0f} ms")
+        attn_mm = statistics.median(attn_mm_t)
+        print(f"the blocked attention's own products alone: {attn_mm * 1e3:.0f} ms of its {attn * 1e3:.0f}")
     print(
         f"matmul_share={mm / ours_s:.0%} of our step; attention {attn / ours_s:.0%}; update {upd / ours_s:.0%}; "
         f"the rest (norms, RoPE, activations, residuals, loss, embedding) {1 - (mm + attn + upd) / ours_s:.0%}"
@@ -197,6 +224,13 @@ def main() -> None:
         f"bound_matmuls_attention_update={peer_s[best] / (mm + attn + upd):.2f}: "
         f"the peer_speedup of a step doing only those"
     )
+    if blocked:
+        budget, spent = peer_s[best] / args.target - mm - attn_mm, ours_s - mm - attn_mm
+        print(
+            f"bound_all_matmuls={peer_s[best] / (mm + attn_mm):.2f}: a step doing only matmuls, attention's too; "
+            f"at {args.target:g}x the peer, all else (softmax, norms, RoPE, activations, loss, update) would have "
+            f"{budget * 1e3:.0f} ms, against {spent * 1e3:.0f} now"
+        )
     print(f"peer_speedup={peer_s[best] / ours_s:.2f}")
 
 
