@@ -181,6 +181,7 @@ AT_MAXIMUM = {
     ("train", "--batch-size"): "run",
     ("train", "--grad-accum"): "65,536 micro-batches make each step that much longer",
     ("train", "--max-iters"): "run",
+    ("train", "--max-minutes"): "run",
     ("train", "--lr"): "run",
     ("train", "--lr-decay-iters"): "run",
     ("train", "--min-lr-ratio"): "run",
@@ -244,10 +245,10 @@ def tiny_checkpoint(tmp_path_factory, tiny_corpus) -> Path:
 def test_train_at_the_largest_schedule_seed_and_optimizer_values_runs(capsys, tmp_path, tiny_corpus):
     maxed = ("--seed", "--lr", "--weight-decay", "--grad-clip", "--min-lr-ratio", "--beta2", "--dropout",
              "--attn-dropout", "--warmup-iters", "--lr-decay-iters", "--decay-frac", "--eval-interval",
-             "--log-interval", "--save-every", "--vocab-size")  # fmt: skip
+             "--log-interval", "--save-every", "--vocab-size", "--max-minutes")  # fmt: skip
     argv = [x for flag in maxed for x in (flag, top(flag))]
     code, _, err = scratchgpt(capsys, "train", "--corpus", str(tiny_corpus), "--tokenizer", "word", *TINY,
-                              *argv, "--max-iters", "2", "--out", str(tmp_path / "m.safetensors"))  # fmt: skip
+                              *argv, "--max-iters", "4", "--out", str(tmp_path / "m.safetensors"))  # fmt: skip
     assert code == 0, err
     assert "Traceback" not in err and (tmp_path / "m.safetensors").exists()
 
