@@ -120,11 +120,25 @@ def disagreements(a: dict, b: dict, n: int = 5) -> list[dict]:
 # --- attention and the logit lens ---------------------------------------------------------------
 
 
+NO_LAYERS = ("the bigram baseline has no attention and no layers: it looks up the next token from the current "
+             "one alone (score works on it)")  # fmt: skip
+
+
+def layers_to_show(model: torch.nn.Module, layer: int | None) -> range:
+    """Every layer, or the one asked for if the model has it; the bigram has none (one clear error)."""
+    n = model.config.n_layer if model.config.arch == "gpt" else 0
+    if n == 0:
+        raise ScratchGPTError(NO_LAYERS)
+    if layer is None:
+        return range(n)
+    if not 0 <= layer < n:
+        raise ScratchGPTError(f"this model has {n} layers, numbered 0 to {n - 1}; pick one of those")
+    return range(layer, layer + 1)
+
+
 def inspectable_ids(model: torch.nn.Module, tokenizer: Tokenizer, text: str) -> list[int]:
     """The ids of a prompt to look inside with: a GPT's, non-empty, within its window; else one clear error."""
-    if getattr(model.config, "arch", "gpt") != "gpt":
-        raise ScratchGPTError("the bigram baseline has no attention and no layers: it looks up the next token "
-                              "from the current one alone (score works on it)")  # fmt: skip
+    layers_to_show(model, None)
     ids = tokenizer.encode(text)
     if not ids:
         raise ScratchGPTError("the prompt is empty; give some text to look inside with (-p TEXT)")
@@ -170,7 +184,11 @@ def inspect_text(model: torch.nn.Module, tokenizer: Tokenizer, text: str, *, top
     if not 1 <= top <= MAX_TOP_LOGPROBS:
         raise ScratchGPTError(f"top must be from 1 to {MAX_TOP_LOGPROBS} tokens, got {top}")
     ids = inspectable_ids(model, tokenizer, text)
-    attention, lens = look_inside(model, ids, top=top)
+    return inspection_json(tokenizer, ids, *look_inside(model, ids, top=top))
+
+
+def inspection_json(tokenizer: Tokenizer, ids: list[int], attention: torch.Tensor, lens: list[LensRow]) -> dict:
+    """look_inside's answer as inspect_text's object (for a front end that also draws the full maps)."""
     return {
         "tokens": [{"token": token_text(tokenizer, i), "id": i} for i in ids],
         "attention": attention[:, :, -1, :].tolist(),  # (n_layer, nh, T)
