@@ -22,15 +22,21 @@ SOURCE_HELP = "a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoG
 
 
 def _model_flags(p: Parser) -> None:
-    p.add_checkpoint_arguments(f"{SOURCE_HELP} (default: the shipped model of --tokenizer, char)")
+    """The flags after the command's own (the [CHECKPOINT] positional is added first, see _parser)."""
     p.add_argument("--tokenizer", choices=TOKENIZER_NAMES, help="the shipped model of this vocabulary")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     add_threads_flag(p, decoding=False)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def _parser(prog: str, description: str) -> Parser:
+    p = Parser(prog=prog, description=description)
+    p.add_checkpoint_arguments(f"{SOURCE_HELP} (default: the shipped model of --tokenizer, char)")
+    return p
+
+
 def score_parser() -> Parser:
-    p = Parser(prog="scratchgpt score", description="How surprised a model is by your text: each token shaded by "
+    p = _parser("scratchgpt score", "How surprised a model is by your text: each token shaded by "
                "its surprisal (-log2 p), bits and nats per char, perplexity, and the most surprising tokens "
                "with what the model expected instead.")  # fmt: skip
     a = p.add_argument
@@ -46,7 +52,7 @@ def score_parser() -> Parser:
 
 
 def inspect_parser() -> Parser:
-    p = Parser(prog="scratchgpt inspect", description="Where the last position of a prompt looks (each layer's "
+    p = _parser("scratchgpt inspect", "Where the last position of a prompt looks (each layer's "
                "and head's attention) and what each layer would predict next (the logit lens).")  # fmt: skip
     a = p.add_argument
     a("-p", "--prompt", default="", help="the text to look inside with (within the model's window)")

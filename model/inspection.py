@@ -59,6 +59,8 @@ def score_ids(
     _check_top(top)
     block = model.config.block_size
     stride = default_stride(block) if stride is None else stride
+    if not 1 <= stride <= block:
+        raise ScratchGPTError(f"a stride of {stride} is outside 1..{block}, this model's context; pass at most {block}")
     device = next(model.parameters()).device
     model.eval()
     records: list[TokenLogprob] = []

@@ -17,7 +17,6 @@ inputs in the same order replay a session exactly.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -311,7 +310,7 @@ class Session:
         completion = Completion(self.engine, self.tokenizer, context, s, generator=generator, extra_stop=extra_stop,
                                 logprobs=MAX_TOP_LOGPROBS)  # fmt: skip
         reply = Reply(self, context, completion, header=f"{self.chat[1]}:" if self.chat else "")
-        reply.settings = copy.copy(s)  # as sampled: /why compares against these, whatever /temp says later
+        reply.settings = replace(s)  # as sampled: /why compares against these, whatever /temp says later
         return reply
 
     def _commit(self, reply: Reply) -> None:
