@@ -44,7 +44,7 @@ def score_parser() -> Parser:
     a("--top", type=TOP, default=0, help="alternatives per token in --json (0 to 20, default 0)")
     a("--against", metavar="OTHER", help="score the same text under a second model and show where they disagree most")
     a("--stride", type=whole(1, 1 << 20), help="a text longer than the window is scored by windows this far apart, "
-      "each token once, with at least window - stride tokens of context (default: half the window)")  # fmt: skip
+      "each token once, with at least window - stride tokens of context (default: 2/3 of the window)")  # fmt: skip
     a("--json", action="store_true", help="one JSON object: tokens with logprob and top_logprobs, nats_per_char, "
       "bits_per_char, perplexity")  # fmt: skip
     _model_flags(p)

@@ -129,7 +129,7 @@ def test_score_of_a_long_text_says_it_slides_a_window(capsys, ckpt, tmp_path):
     path = tmp_path / "long.txt"
     path.write_text("To be, or not to be, that is the question.\n" * 2, encoding="utf-8")
     code, out, err = scratchgpt(capsys, "score", ckpt, str(path), "--json")
-    assert code == 0 and "windows 8 apart" in err and "at least 8 tokens of context" in err
+    assert code == 0 and "windows 11 apart" in err and "at least 5 tokens of context" in err
     assert len(json.loads(out)["tokens"]) == 86  # one per character
 
 
@@ -143,8 +143,9 @@ def test_score_against_another_model_lists_where_they_disagree(capsys, ckpt, oth
 
 
 def test_score_on_the_validation_split_agrees_with_eval(ckpt):
-    """With eval's own windows (stride = the context) the sums are the same; the default half-window
-    stride gives every token more context, so a lower loss on a trained model (not asserted: this one is random)."""
+    """With eval's own windows (stride = the context) the sums are the same, within fp32 summing order;
+    score's default stride gives every token more context, so a lower loss on a trained model (not
+    asserted here: this one is random; bench/inspect_speed.py prints both on the shipped model)."""
     loaded = load_checkpoint(ckpt)
     corpus = resolve_corpus(loaded.corpus["source"])
     _, val = split_tokens(load_tokens(corpus, loaded.tokenizer))

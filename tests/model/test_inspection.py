@@ -144,14 +144,16 @@ def test_score_text_object_has_issue_30s_fields(model, tokenizer):
 
 
 @torch.no_grad()
-def test_a_text_longer_than_the_window_scores_every_token_once_with_at_least_half_a_window(model, tokenizer):
-    ids = tokenizer.encode(TEXT * 2)  # 120 tokens, five windows
+def test_a_text_longer_than_the_window_scores_every_token_once_with_a_third_of_a_window_at_least(model, tokenizer):
+    ids = tokenizer.encode(TEXT * 2)  # 120 tokens, several windows
     records = score_ids(model, ids)
     assert [r.id for r in records] == ids[1:]
-    # windows start 12 apart (stride = half the window); the one at 36 first scores token 49, from the
-    # 13 tokens 36..48 (the fewest any token past the first window sees), computed here directly
-    logits, _ = model(torch.tensor([ids[36:49]]))
-    assert records[48].logprob == pytest.approx(float(F.log_softmax(logits[0, -1], -1)[ids[49]]), abs=1e-4)
+    # windows start 16 apart (two thirds of 24); the one at 32 first scores token 49, from the 17 tokens
+    # 32..48, and the one at 48 token 65 from 48..64; computed here directly
+    for start, target in ((32, 49), (48, 65)):
+        logits, _ = model(torch.tensor([ids[start:target]]))
+        expected = float(F.log_softmax(logits[0, -1], -1)[ids[target]])
+        assert records[target - 1].logprob == pytest.approx(expected, abs=1e-4)
 
 
 def test_score_with_evals_windows_gives_evals_loss(model, tokenizer):
