@@ -65,8 +65,7 @@ def inspect_parser() -> Parser:
 
 
 def open_for_looking(checkpoint: str | None, vocabulary: str | None, device: str) -> Checkpoint:
-    """The model to look inside: a checkpoint or import, else the shipped one of vocabulary."""
-    from .cli import open_source
+    from .cli import open_source  # cli imports this module's commands lazily: no cycle at import time
 
     return open_source(checkpoint, vocabulary, device)
 

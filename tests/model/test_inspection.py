@@ -103,6 +103,16 @@ def test_without_logprobs_nothing_is_kept(model, tokenizer):
     assert c.logprobs == [] and c.logits == [] and len(c.ids) == 40
 
 
+def test_a_stop_string_keeps_the_records_in_step_with_the_ids(model, tokenizer):
+    engine = Engine(model)
+    settings = SamplingSettings(temperature=1.0, max_new_tokens=60, seed=3, stop=["e"])
+    c = Completion(engine, tokenizer, tokenizer.encode("the "), settings, generator=torch.Generator().manual_seed(3),
+                   logprobs=2)  # fmt: skip
+    text = "".join(c)
+    assert c.stop_reason == "stop" and "e" not in text
+    assert [r.id for r in c.logprobs] == c.ids == tokenizer.encode(text)  # the char model cuts between tokens
+
+
 def test_logprobs_out_of_range_is_refused(model, tokenizer):
     with pytest.raises(ScratchGPTError, match="0 to 20"):
         Completion(Engine(model), tokenizer, [1], SamplingSettings(), logprobs=50)
