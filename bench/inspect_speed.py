@@ -1,6 +1,6 @@
 """What looking inside costs: decoding with /probs off and on against today's path, and score against eval.
 
-    python bench/inspect_speed.py [--tokens 200] [--rounds 5] [--threads 1] [--compile] [--val-tokens 20000]
+    python bench/inspect_speed.py [--tokens 60] [--rounds 15] [--threads 1] [--compile] [--val-tokens 20000]
 
 Decoding, on the shipped char model, three paths interleaved round by round (each round runs them in a
 rotated order, the same seed, so the same tokens):
@@ -8,7 +8,8 @@ rotated order, the same seed, so the same tokens):
   off    Completion(logprobs=20), nothing read: what every REPL reply does now with /probs off
          (each token's logits kept by reference, so /why can explain it later)
   on     as off, and each piece shaded as /probs does: the records computed and a rich Text built
-Prints the median tokens/s of each and off/today, on/today (targets: off within noise of 1, on >= 0.8).
+Prints the median tokens/s of each, and the medians of each round's off/today and on/today speed ratios
+(targets: off within noise of 1, on >= 0.8).
 
 Scoring, the first --val-tokens tokens of the validation split: eval's loop (windows of the context,
 not overlapping, as `scratchgpt eval`) against score_ids (windows two thirds of a context apart, each
@@ -63,12 +64,14 @@ def bench_decode(args, ckpt) -> None:
     for r in range(args.rounds):
         for path in paths[r % 3 :] + paths[: r % 3]:
             times[path].append(decode(engine, ckpt.tokenizer, context, args.tokens, path))
-    rate = {p: args.tokens / statistics.median(t) for p, t in times.items()}
     mode = "compiled" if args.compile else "eager"
     for p in paths:
-        spread = [f"{args.tokens / t:.0f}" for t in times[p]]
-        print(f"decode {mode} {p:>5}: {rate[p]:7.1f} tokens/s median of {args.rounds} ({', '.join(spread)})")
-    print(f"probs_off_ratio={rate['off'] / rate['today']:.3f} probs_on_ratio={rate['on'] / rate['today']:.3f}")
+        rates = sorted(args.tokens / t for t in times[p])
+        print(f"decode {mode} {p:>5}: {statistics.median(rates):7.1f} tokens/s median of {args.rounds} "
+              f"(range {rates[0]:.0f}-{rates[-1]:.0f})")  # fmt: skip
+    # each round's paths ran back to back: the ratio within a round cancels the machine's slower drift
+    paired = {p: statistics.median(t / o for t, o in zip(times["today"], times[p], strict=True)) for p in paths}
+    print(f"probs_off_ratio={paired['off']:.3f} probs_on_ratio={paired['on']:.3f} (medians of per-round ratios)")
 
 
 def bench_score(args, ckpt) -> None:
@@ -96,8 +99,8 @@ def bench_score(args, ckpt) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tokens", type=int, default=200, help="tokens per decode run")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--tokens", type=int, default=60, help="tokens per decode run")
+    ap.add_argument("--rounds", type=int, default=15, help="short runs, many rounds: pairs closer in time")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     ap.add_argument("--compile", action="store_true", help="time the compiled decode step (its pick in the graph)")
     ap.add_argument("--val-tokens", type=int, default=20_000)
