@@ -7,11 +7,11 @@ hide a client's disconnect from the handler).
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 
 MAX_BODY = 1 << 20  # bytes of a request body; past it, 413
 OPEN_PATHS = ("/health",)  # answered without a key (a load balancer's probe has none)
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def host_name(host: str) -> str:
@@ -22,13 +22,19 @@ def host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+def is_loopback_address(host: str) -> bool:
+    """localhost, or an IP address in 127.0.0.0/8 or ::1 (a name like 127.0.0.1.example.com is not one)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def is_loopback_name(host: str) -> bool:
     name = host_name(host)
-    return name in LOOPBACK_NAMES or name.endswith(".localhost") or name.startswith("127.")
-
-
-def is_loopback_address(host: str) -> bool:
-    return host in LOOPBACK_NAMES or host.startswith("127.")
+    return is_loopback_address(name) or name.endswith(".localhost")
 
 
 def key_matches(headers: dict[bytes, bytes], api_key: str) -> bool:
