@@ -35,6 +35,10 @@ def serve_parser() -> Parser:
     return p
 
 
+def open_host_warning(host: str) -> str:
+    return f"warning: serving on {host} without --api-key: anyone who can reach this port can use the model"
+
+
 def model_name(path: Path, taken: dict) -> str:
     name, n = path.stem, 2
     while name in taken:
@@ -82,8 +86,7 @@ def cmd_serve(argv: Sequence[str]) -> int:
             raise ScratchGPTError(f"{source} does not exist; pass a .safetensors checkpoint")
     loopback = is_loopback_address(args.host)
     if not loopback and not args.api_key:
-        print(f"warning: serving on {args.host} without --api-key: anyone who can reach this port can use the model",
-              file=sys.stderr)  # fmt: skip
+        print(open_host_warning(args.host), file=sys.stderr)
     models = Models()
 
     @contextlib.asynccontextmanager
