@@ -15,7 +15,9 @@ import pytest
 
 from scratchgpt.errors import ScratchGPTError
 from scratchgpt.model.checkpoint import save_checkpoint
-from scratchgpt.serve.cli import INSTALL_HINT, cmd_serve
+from scratchgpt.serve.app import Models
+from scratchgpt.serve.batch import Finished, Request
+from scratchgpt.serve.cli import INSTALL_HINT, cmd_serve, load_models, serve_parser
 
 from .conftest import tiny_model
 
@@ -30,6 +32,30 @@ def test_without_the_serve_extra_it_says_how_to_install_it(monkeypatch):
 def test_a_model_that_does_not_exist_is_one_line(tmp_path):
     with pytest.raises(ScratchGPTError, match="does not exist"):
         cmd_serve([str(tmp_path / "nope.safetensors")])
+
+
+def test_the_largest_parallel_queue_and_threads_load_and_decode(tmp_path):
+    model, tokenizer = tiny_model()
+    model.set_block_size(64)  # 256 rows of a 64-token cache
+    path = save_checkpoint(tmp_path / "tiny.safetensors", model, tokenizer)
+    parser = serve_parser()
+    tops = {a.option_strings[-1]: str(int(a.type.high)) for a in parser._actions
+            if a.option_strings and a.option_strings[-1] in ("--parallel", "--max-queue", "--threads")}
+    models = Models()
+    load_models(models, parser.parse_args([str(path), *(x for flag, top in tops.items() for x in (flag, top))]))
+    try:
+        assert models.ready and models.failure is None
+        engine = models.by_name["tiny"].engine
+        assert (engine.parallel, engine.max_queue) == (256, 100_000)
+        events = []
+        engine.submit(Request(prompt=tokenizer.encode("ab"), max_tokens=3, emit=events.append, temperature=0))
+        deadline = time.monotonic() + 30
+        while not (events and isinstance(events[-1], Finished)):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert events[-1].completion_tokens == 3
+    finally:
+        models.stop()
 
 
 def free_port() -> int:
