@@ -201,7 +201,9 @@ class BatchEngine:
             return
         idx = torch.tensor([[r.last] for r in self.rows], dtype=torch.long, device=self.device)  # (n, 1)
         pos = torch.tensor([r.pos for r in self.rows], dtype=torch.long, device=self.device)  # (n,)
-        layers = [(k[:n], v[:n]) for k, v in self.cache.layers]
+        # views of the rows in use up to the longest row's end: attention reads what is cached, not the whole window
+        end = max(r.pos for r in self.rows) + 1
+        layers = [(k[:n, :, :end], v[:n, :, :end]) for k, v in self.cache.layers]
         logits = self.model.decode_step(idx, pos, layers)  # (n, V)
         self.steps += 1
         for r in self.rows:
