@@ -27,6 +27,7 @@ from .batch import BatchEngine, Finished, Piece, QueueFull, Request
 from .security import MAX_BODY, Guard
 
 RETRY_AFTER_SECONDS = 1  # told to a client turned away while every row and the waiting line are full
+DISCONNECT_POLL = 0.2  # seconds between checks that the client of a whole (unstreamed) reply is still there
 DEFAULT_SPEAKERS = ("USER", "ASSISTANT")  # the names chat messages are spoken under, unless a message names one
 
 
@@ -142,8 +143,9 @@ def encode_prompt(served: ServedModel, text: str, max_tokens: int | None, param:
 class Generation:
     """One request handed to an engine; iterate `events()` on the event loop for its Pieces and its Finished."""
 
-    def __init__(self, served: ServedModel, request_fields: dict):
+    def __init__(self, served: ServedModel, request_fields: dict, http: HttpRequest):
         loop = asyncio.get_running_loop()
+        self.http = http
         self.queue: asyncio.Queue[Piece | Finished] = asyncio.Queue()
         self.request = Request(emit=lambda e: loop.call_soon_threadsafe(self.queue.put_nowait, e), **request_fields)
         self.started = time.perf_counter_ns()
@@ -166,7 +168,17 @@ class Generation:
             self.request.cancelled = True  # read by the engine thread before its next step
 
     async def collect(self) -> tuple[str, list, Finished]:
-        """The whole reply: its text, its (logprob, offset) pairs and how it ended."""
+        """The whole reply: its text, its (logprob, offset) pairs and how it ended. A client that hangs up
+        first (checked every DISCONNECT_POLL seconds) cancels it, as a stream's does at its next token."""
+        task = asyncio.ensure_future(self._collect())
+        while not task.done():
+            await asyncio.wait({task}, timeout=DISCONNECT_POLL)
+            if not task.done() and await self.http.is_disconnected():
+                task.cancel()  # events() then marks the request cancelled
+                raise ApiError(499, "the client closed the connection", kind="client_closed")
+        return task.result()
+
+    async def _collect(self) -> tuple[str, list, Finished]:
         text, tokens = [], []
         async for event in self.events():
             if isinstance(event, Finished):

@@ -89,7 +89,8 @@ async def generate(request: HttpRequest) -> Response:
         prompt = system.strip() + SPEECH_END + prompt
     fields, num_predict = options(body)
     ids, max_tokens = encode_prompt(served, prompt, num_predict, "num_predict")
-    return await respond(Generation(served, {"prompt": ids, "max_tokens": max_tokens, **fields}), served, body, False)
+    gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, **fields}, request)
+    return await respond(gen, served, body, False)
 
 
 async def chat(request: HttpRequest) -> Response:
@@ -98,7 +99,8 @@ async def chat(request: HttpRequest) -> Response:
     fields, num_predict = options(body)
     fields["stop"] = [*fields["stop"], SPEECH_END]
     ids, max_tokens = encode_prompt(served, chat_text(body.get("messages"), served.speakers), num_predict, "messages")
-    return await respond(Generation(served, {"prompt": ids, "max_tokens": max_tokens, **fields}), served, body, True)
+    gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, **fields}, request)
+    return await respond(gen, served, body, True)
 
 
 async def tags(request: HttpRequest) -> Response:

@@ -188,7 +188,7 @@ async def completions(request: HttpRequest) -> Response:
     fields = sampling_fields(body)
     ids, max_tokens = encode_prompt(served, prompt, number(body, "max_tokens", "max_new_tokens", whole=True),
                                     "max_tokens")  # fmt: skip
-    gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, "logprobs": k, **fields})
+    gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, "logprobs": k, **fields}, request)
     return await respond(gen, Shape(served, chat=False, prompt_chars=len(prompt)), body, k is not None)
 
 
@@ -207,7 +207,7 @@ async def chat_completions(request: HttpRequest) -> Response:
     ids, max_tokens = encode_prompt(served, chat_text(body.get("messages"), served.speakers), max_tokens,
                                     "messages")  # fmt: skip
     gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, "logprobs": (k or 0) if wanted else None,
-                              **fields})  # fmt: skip
+                              **fields}, request)  # fmt: skip
     return await respond(gen, Shape(served, chat=True), body, wanted)
 
 

@@ -11,7 +11,7 @@ from scratchgpt.serve.app import build_app
 from scratchgpt.serve.batch import Request
 from scratchgpt.serve.security import MAX_BODY, host_name, is_loopback_name
 
-from .conftest import API_KEY, running, serve, tiny_model
+from .conftest import API_KEY, TINY_BLOCK, running, serve, tiny_model, wait_idle
 
 KEY = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -115,3 +115,13 @@ def test_cors_is_off_by_default_and_on_only_for_the_origin_given():
         r = httpx.options(f"{url}/v1/completions", headers={**preflight, "Origin": "http://other.example"}, timeout=60)
         assert r.headers.get("access-control-allow-origin") != "http://other.example"
     models.stop()
+
+
+def test_a_client_that_hangs_up_on_a_whole_reply_frees_the_engine(served, base_url):
+    engine = served[1].by_name["tiny"].engine
+    steps = engine.steps
+    body = {"model": "tiny", "prompt": "a", "max_tokens": TINY_BLOCK - 10, "temperature": 1.0}
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
+        httpx.post(f"{base_url}/v1/completions", json=body, headers=KEY, timeout=httpx.Timeout(60, read=0.3))
+    assert wait_idle(engine, 2.0)
+    assert engine.steps - steps < TINY_BLOCK - 10
