@@ -231,8 +231,10 @@ class BatchEngine:
     def _accept_all(self, rows: list[_Row], logits: torch.Tensor) -> None:
         picked = self._sample(rows, logits)
         for i, (row, token) in enumerate(zip(rows, picked, strict=True)):
-            k = row.request.logprobs
-            logprob = token_logprobs(logits[i : i + 1], torch.tensor([token]), k)[0] if k is not None else None
+            logprob = None
+            if row.request.logprobs is not None:  # from the logits this step computed: nothing runs again
+                chosen = torch.tensor([token], device=self.device)
+                logprob = token_logprobs(logits[i : i + 1], chosen, row.request.logprobs)[0]
             if self._accept(row, token, logprob):
                 self._finish(self.rows.index(row), self._reason(row))
 

@@ -25,10 +25,11 @@ TINY_BLOCK = 2048  # long enough that a reply outlasts a client that leaves afte
 EMOJI = "😀"
 
 
-def tiny_model() -> tuple[torch.nn.Module, CharTokenizer]:
+def tiny_model(**config_changes) -> tuple[torch.nn.Module, CharTokenizer]:
     torch.manual_seed(0)
     tokenizer = CharTokenizer(CHARS)
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=TINY_BLOCK, n_layer=2, n_head=2, n_embd=32)
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=TINY_BLOCK, n_layer=2, n_head=2, n_embd=32,
+                       **config_changes)  # fmt: skip
     return build_model(config).eval(), tokenizer
 
 

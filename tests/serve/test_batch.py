@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 
+import pytest
 import torch
 
 from scratchgpt.model.engine import Engine
@@ -32,15 +33,16 @@ def run(engine: BatchEngine, requests: list[dict]) -> list[tuple[str, list, Fini
     return results
 
 
-def make_engine(parallel: int = 3) -> tuple[BatchEngine, torch.nn.Module, object]:
-    model, tokenizer = tiny_model()
+def make_engine(parallel: int = 3, **config_changes) -> tuple[BatchEngine, torch.nn.Module, object]:
+    model, tokenizer = tiny_model(**config_changes)
     engine = BatchEngine(model, tokenizer, parallel=parallel, max_queue=16)
     engine.start()
     return engine, model, tokenizer
 
 
-def test_each_request_gets_the_single_stream_engines_tokens_alone_or_batched():
-    engine, model, tokenizer = make_engine()
+@pytest.mark.parametrize("positions", [dict(), dict(rope=False, qk_norm=False)], ids=["rope", "learned-pos"])
+def test_each_request_gets_the_single_stream_engines_tokens_alone_or_batched(positions):
+    engine, model, tokenizer = make_engine(**positions)
     try:
         for temperature in (0.0, 1.0):
             # more requests than rows, of different lengths: rows leave, others move into them, waiters join
