@@ -102,3 +102,23 @@ def test_stopping_ends_requests_in_flight_with_a_reason():
     while not isinstance(event := inbox.get(timeout=60), Finished):
         pass
     assert event.reason == "error" and "shutting down" in event.message
+
+
+def test_a_step_that_fails_ends_its_requests_with_the_reason_and_the_engine_serves_on():
+    engine, model, tokenizer = make_engine()
+    step, calls = model.decode_step, []
+
+    def failing_once(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("simulated fault")
+        return step(*args)
+
+    model.decode_step = failing_once
+    try:
+        (_, _, done), = run(engine, [dict(prompt=tokenizer.encode("a"), max_tokens=10, temperature=0)])
+        assert done.reason == "error" and "simulated fault" in done.message and done.completion_tokens == 3
+        (text, _, done), = run(engine, [dict(prompt=tokenizer.encode("a"), max_tokens=10, temperature=0)])
+        assert done.reason == "length" and len(text) == 10
+    finally:
+        engine.stop()
