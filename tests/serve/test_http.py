@@ -125,3 +125,25 @@ def test_a_client_that_hangs_up_on_a_whole_reply_frees_the_engine(served, base_u
         httpx.post(f"{base_url}/v1/completions", json=body, headers=KEY, timeout=httpx.Timeout(60, read=0.3))
     assert wait_idle(engine, 2.0)
     assert engine.steps - steps < TINY_BLOCK - 10
+
+
+def test_a_stream_that_fails_midway_ends_with_an_error_event_not_a_silent_cut():
+    model, tokenizer = tiny_model()
+    step = model.decode_step
+
+    def failing(*args):
+        if failing.calls == 5:
+            raise RuntimeError("simulated fault")
+        failing.calls += 1
+        return step(*args)
+
+    failing.calls = 0
+    model.decode_step = failing
+    models = serve(("tiny", model, tokenizer))
+    with running(build_app(models)) as url:
+        body = {"model": "tiny", "prompt": "a", "max_tokens": 50, "stream": True}
+        with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=60) as r:
+            frames = [line[len("data: "):] for line in r.iter_lines() if line.startswith("data: ")]
+    models.stop()
+    assert len(frames) > 2 and "[DONE]" not in frames
+    assert "simulated fault" in json.loads(frames[-1])["error"]["message"]
