@@ -3,8 +3,10 @@
 `default_routes()` lists every endpoint; a new one is one more line there: its handler reads the models
 from `request.app.state.models` (`Models.get(name)`), the body with `read_json`, and generates with
 `Generation(served, fields, request)` (its `events()` for Pieces with text and logprobs, or `collect()`).
-A path that must answer without the API key goes in security.OPEN_PATHS. The event loop never runs the model: `generate` hands a request to its
-model's engine thread and awaits the pieces that thread posts back with `call_soon_threadsafe`.
+A path that must answer without the API key goes in security.OPEN_PATHS.
+
+The event loop never runs the model: a `Generation` hands its request to the model's engine thread and
+awaits the pieces that thread posts back with `call_soon_threadsafe`.
 """
 
 from __future__ import annotations
