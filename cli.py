@@ -14,7 +14,7 @@ from .errors import ScratchGPTError
 from .model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SamplingSettings, SettingError, stop_text
 from .tokenizers import TOKENIZER_NAMES
 
-COMMANDS = ("train", "sample", "eval", "score", "inspect", "plot", "export", "import")
+COMMANDS = ("train", "sample", "eval", "score", "inspect", "plot", "export", "import", "serve")
 SOURCE_HELP = "a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt"
 
 
@@ -137,6 +137,7 @@ def import_parser() -> Parser:
 def parsers() -> dict[str, Parser]:
     """Every command's parser, by command: what `COMMAND --help` shows and what the flag tests walk."""
     from .cli_inspect import inspect_parser, score_parser
+    from .serve.cli import serve_parser
     from .train import build_parser
 
     return {
@@ -148,6 +149,7 @@ def parsers() -> dict[str, Parser]:
         "plot": plot_parser(),
         "export": export_parser(),
         "import": import_parser(),
+        "serve": serve_parser(),
     }
 
 
@@ -289,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            "usage: scratchgpt {train,sample,eval,score,inspect,plot,export,import} [flags]\n\n"
+            "usage: scratchgpt {train,sample,eval,score,inspect,plot,export,import,serve} [flags]\n\n"
             "  train   train a GPT or the bigram baseline on a corpus\n"
             "  sample  continue a prompt with a checkpoint, streaming to stdout\n"
             "  eval    loss over the whole validation split, in nats per token and per char\n"
@@ -297,7 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "  inspect where a prompt's last position looks (attention) and what each layer predicts\n"
             "  plot    draw a run's loss curves into a PNG\n"
             "  export  re-save a checkpoint with bf16 (or fp16) weights, average several, or write a HF GPT-2\n"
-            "  import  a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint\n\n"
+            "  import  a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint\n"
+            "  serve   serve models over HTTP to OpenAI and ollama clients\n\n"
             "`scratchgpt COMMAND --help` lists a command's flags; `scratchgpt-repl` talks to a model."
         )
         return 0 if argv else EXIT_USAGE
@@ -310,6 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handlers = {"sample": cmd_sample, "eval": cmd_eval, "score": cmd_score, "inspect": cmd_inspect, "plot": cmd_plot,
                 "export": cmd_export, "import": cmd_import}  # fmt: skip
+    if command == "serve":
+        from .serve.cli import cmd_serve
+
+        return cmd_serve(rest)
     if command not in handlers:
         print(f"scratchgpt: error: unknown command '{command}'; use one of {', '.join(COMMANDS)}", file=sys.stderr)
         return EXIT_USAGE
