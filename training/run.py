@@ -177,6 +177,8 @@ def saved_config(out: str | Path) -> TrainConfig:
     """The config the run at out was started with (what --resume continues)."""
     paths = RunPaths.from_out(out)
     train_state = resume_state_path(paths)
+    if not train_state.exists() and paths.best.exists() and not paths.last.exists():
+        raise ScratchGPTError(_model_not_run(paths, describe_run(paths) or "no train state"))
     if not train_state.exists():
         raise ScratchGPTError(f"nothing to resume: {train_state} does not exist; drop --resume to start")
     state = _saved_state(train_state)
@@ -208,6 +210,17 @@ def describe_run(paths: RunPaths) -> str | None:
     return found
 
 
+def _resumable(paths: RunPaths) -> bool:
+    """Whether paths hold a run --resume continues: its latest state and optimizer moments."""
+    return paths.last.exists() and resume_state_path(paths).exists()
+
+
+def _model_not_run(paths: RunPaths, found: str) -> str:
+    """The refusal for an --out holding a checkpoint with no train state (a /save, an export): a model, not a run."""
+    return (f"{paths.best} holds a model ({found}) but no run to resume; start from it with --init-from "
+            f"{paths.best} and another --out, or replace it with --overwrite")  # fmt: skip
+
+
 def claim_out(config: TrainConfig, paths: RunPaths, *, overwrite: bool) -> None:
     """Before a fresh run: refuse an --out that holds another run, unless overwrite.
 
@@ -219,6 +232,8 @@ def claim_out(config: TrainConfig, paths: RunPaths, *, overwrite: bool) -> None:
         raise ScratchGPTError(f"--out {shown(config.out)} would replace the checkpoint --init-from starts from; "
                               "choose another --out")  # fmt: skip
     found = describe_run(paths)
+    if found is not None and not overwrite and not _resumable(paths):
+        raise ScratchGPTError(_model_not_run(paths, found))
     if found is not None and not overwrite:
         raise ScratchGPTError(f"{paths.best} already holds a run ({found}); continue it with --resume, "
                               "or replace it with --overwrite")  # fmt: skip
