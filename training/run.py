@@ -56,6 +56,7 @@ from .config import (
     FRESH_BLOCK_SIZE,
     FRESH_DROPOUT,
     TrainConfig,
+    heads_for,
 )
 from .distill import Teacher, distillation
 from .loop import Schedule, StepInfo, estimate_loss, make_optimizer, train_loop
@@ -276,7 +277,7 @@ def _fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> C
     )  # fmt: skip
     model_config = GPTConfig(
         vocab_size=tokenizer.vocab_size, block_size=config.block_size or FRESH_BLOCK_SIZE, n_layer=config.n_layer,
-        n_head=config.n_head, n_embd=config.n_embd,
+        n_head=heads_for(config.n_embd, config.n_head), n_embd=config.n_embd,
         dropout=FRESH_DROPOUT if config.dropout is None else config.dropout, attn_dropout=config.attn_dropout,
         arch="gpt" if gpt2 else config.arch, **layout,
     )  # fmt: skip
