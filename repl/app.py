@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import re
 import sys
 import threading
 import time
@@ -29,7 +30,22 @@ if TYPE_CHECKING:
     from .session import Reply, Session
 
 EMPTY_INTERRUPT_MESSAGE = "Use Ctrl-D or /bye to exit."
+# The library's messages name the command line's flags; at the prompt, the commands that do the same
+REPL_TERMS = (
+    (re.compile(r"pass --corpus (\S+) to train on it as your own text"), r"/corpus \1 trains on it as your own text"),
+    (re.compile(r"pass --corpus PATH\b"), "give one with /train N PATH or /corpus PATH"),
+    (re.compile(r"pass --corpus\b"), "name one with /train N PATH or /corpus PATH"),
+    (re.compile(r"pass --lossy to replace bad bytes with U\+FFFD"),
+     "scratchgpt train --lossy (in a shell) reads it with bad bytes as U+FFFD"),
+)  # fmt: skip
 FRAME_SECONDS = 1 / 60  # streamed text is printed at most this often: per token, rich would cost ~15% of tokens/s
+
+
+def in_repl_terms(message: str) -> str:
+    """message with each command-line flag it suggests replaced by the REPL command that does the same."""
+    for flag, command in REPL_TERMS:
+        message = flag.sub(command, message)
+    return message
 
 
 class ReplParser(Parser):
@@ -296,7 +312,7 @@ class Repl:
                 text = text.replace("/", "", 1)
             self.stream(self.session.reply(text))
         except ScratchGPTError as e:
-            self.error(f"error: {e}")
+            self.error(f"error: {in_repl_terms(str(e))}")
         except KeyboardInterrupt:
             self.error("interrupted")
         except MemoryError:

@@ -395,3 +395,22 @@ def test_ollama_multiline_clear_and_bye_work_as_there(drive):
     d = drive('"""ROMEO:\r', 'JULIET:"""\r', "/clear\r", "/bye\r")
     assert d.code == 0 and "conversation cleared (settings kept)" in d.out and d.session.conversation == []
     assert d.session.turn == 1  # the block was one prompt
+
+
+def test_a_missing_or_foreign_corpus_at_the_prompt_names_repl_commands_not_flags(drive, tmp_path, monkeypatch):
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setenv("SCRATCHGPT_DATA", str(tmp_path / "empty"))
+    d = drive("/train 1 tinyshakespeare\r")
+    assert "could not be downloaded" in d.out and "/train N PATH or /corpus PATH" in d.out
+    foreign = tmp_path / "data"
+    foreign.mkdir()
+    (foreign / "tinyshakespeare.txt").write_text("not Shakespeare\n")
+    monkeypatch.setenv("SCRATCHGPT_DATA", str(foreign))
+    d = drive("/corpus tinyshakespeare\r")
+    assert f"/corpus {foreign / 'tinyshakespeare.txt'} trains on it as your own text" in d.out
+    assert "--corpus" not in d.out
