@@ -345,7 +345,9 @@ class Repl:
             try:
                 line = self.prompt_session.prompt(self.prompt_text())
             except EOFError:
-                return EXIT_OK
+                if self.may_leave():
+                    return EXIT_OK
+                continue
             except KeyboardInterrupt:
                 if self.block.open:
                     self.block.cancel()
@@ -360,7 +362,33 @@ class Repl:
             try:
                 self.handle(text, literal=was_block)
             except Exit:
-                return EXIT_OK
+                if self.may_leave():
+                    return EXIT_OK
+
+    def may_leave(self) -> bool:
+        """Whether the session may end now: nothing unsaved, or /train's weights saved or discarded on asking.
+
+        As an editor asks about an unsaved file: save [PATH], discard, or cancel (Enter, Ctrl-C) to go on.
+        Ctrl-D at the question leaves, so a second Ctrl-D always exits.
+        """
+        while steps := self.session.steps_trained:
+            try:
+                answer = self.prompt_session.prompt(
+                    f"{steps} steps of /train are not saved: save [PATH], discard or cancel? ")
+            except EOFError:
+                return True
+            except KeyboardInterrupt:
+                return False
+            word, _, path = answer.strip().partition(" ")
+            if word in ("s", "save"):
+                self.handle(f"/save {path}".rstrip())  # the command itself: its errors, its line, then ask again
+            elif word in ("d", "discard"):
+                return True
+            elif word in ("", "c", "cancel"):
+                return False
+            else:
+                self.error(f"{quoted(answer.strip())}: answer save [PATH], discard or cancel")
+        return True
 
 
 def _main(argv: Sequence[str] | None) -> int:

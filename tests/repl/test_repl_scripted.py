@@ -414,3 +414,28 @@ def test_a_missing_or_foreign_corpus_at_the_prompt_names_repl_commands_not_flags
     d = drive("/corpus tinyshakespeare\r")
     assert f"/corpus {foreign / 'tinyshakespeare.txt'} trains on it as your own text" in d.out
     assert "--corpus" not in d.out
+
+
+def test_ctrl_d_after_train_asks_first_and_cancel_goes_on_to_save(drive, tmp_path):
+    path = tmp_path / "kept.safetensors"
+    d = drive("/train 1\r", CTRL_D, "c\r", f"/save {path}\r", CTRL_D, "/len 3\r")
+    assert d.code == 0 and f"saved {path}" in d.out
+    assert "length set" not in d.out  # once saved, Ctrl-D leaves without asking
+
+
+def test_bye_after_train_saves_where_the_answer_says(drive, tmp_path):
+    path = tmp_path / "answer.safetensors"
+    d = drive("/train 1\r", "/bye\r", f"save {path}\r", "/len 3\r")
+    assert d.code == 0 and f"saved {path}" in d.out and load_checkpoint(path).train["step"] >= 0
+    assert "length set" not in d.out
+
+
+@pytest.mark.parametrize("answer", ["d\r", "discard\r", CTRL_D])
+def test_discard_or_a_second_ctrl_d_leaves_without_saving(drive, answer):
+    d = drive("/train 1\r", CTRL_D, answer, "/len 3\r")
+    assert d.code == 0 and "saved" not in d.out and "length set" not in d.out
+
+
+def test_an_answer_that_is_no_choice_asks_again(drive):
+    d = drive("/train 1\r", CTRL_D, "maybe\r", "c\r", "/len 3\r")
+    assert "'maybe': answer save [PATH], discard or cancel" in d.out and "length set to 3" in d.out
