@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .cliutil import EXIT_USAGE, Parser, add_threads_flag, run_entry_point, use_threads, whole
+from .cliutil import EXIT_USAGE, Parser, add_threads_flag, closest, run_entry_point, use_threads, whole
 from .model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SamplingSettings, SettingError, stop_text
 from .tokenizers import TOKENIZER_NAMES
 
@@ -288,7 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return train_main(rest)
     handlers = {"sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot, "export": cmd_export, "import": cmd_import}
     if command not in handlers:
-        print(f"scratchgpt: error: unknown command '{command}'; use one of {', '.join(COMMANDS)}", file=sys.stderr)
+        meant = closest(command, COMMANDS)
+        print(f"scratchgpt: error: unknown command '{command}'; " + (f"did you mean '{meant}'? " if meant else "")
+              + f"use one of {', '.join(COMMANDS)}", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     return handlers[command](rest)
 

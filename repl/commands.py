@@ -11,7 +11,6 @@ This module stays free of prompt_toolkit and rich so that importing it costs not
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
 import os
 import shlex
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..cliutil import cpu_threads
+from ..cliutil import closest, cpu_threads
 from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SettingError, stop_text
 from ..tokenizers import TOKENIZER_NAMES
 from ..training.config import FINE_TUNE_BATCH_TOKENS
@@ -167,7 +166,9 @@ def set_arg(text: str) -> tuple[Command, Any]:
         return lookup("verbose"), SET_SWITCHES[name]
     target = lookup(OLLAMA_NAMES.get(name, name))
     if target is None or target.name not in OLLAMA_NAMES.values():
-        raise ArgError(f"cannot set {quoted(name)}; it sets {', '.join(OLLAMA_NAMES)} (or verbose, quiet)")
+        meant = closest(name, [*OLLAMA_NAMES, *SET_SWITCHES])
+        hint = f"did you mean {meant}? " if meant else ""
+        raise ArgError(f"cannot set {quoted(name)}; {hint}it sets {', '.join(OLLAMA_NAMES)} (or verbose, quiet)")
     if not value:
         raise ArgError(f"needs a value for {name}")
     if target.name == "stop":
@@ -552,8 +553,8 @@ def is_command(line: str) -> bool:
 
 def unknown_message(name: str) -> str:
     message = f"Unknown command {quoted('/' + name)}. Type /? for help."
-    close = difflib.get_close_matches(name.lower(), list(_BY_NAME), n=1, cutoff=0.6)
-    return message + (f" Did you mean /{close[0]}?" if close else "")
+    close = closest(name, list(_BY_NAME))
+    return message + (f" Did you mean /{close}?" if close else "")
 
 
 def parse(line: str) -> Invocation | str:

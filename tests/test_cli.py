@@ -101,6 +101,32 @@ def test_an_unknown_command_is_a_usage_error(capsys):
     assert code == 2 and "unknown command 'fly'" in err
 
 
+def test_a_misspelt_command_or_flag_is_refused_naming_what_it_may_have_meant(capsys):
+    code, _, err = scratchgpt(capsys, "sampel")
+    assert code == 2 and "did you mean 'sample'?" in err
+    with pytest.raises(SystemExit) as e:
+        main(["sample", "--temperature", "0.7"])
+    assert e.value.code == 2
+    assert_one_line_error(2, capsys.readouterr().err, "unrecognized arguments: --temperature", "did you mean --temp?")
+
+
+def test_a_flag_must_be_spelt_whole_so_a_prefix_is_a_typo_not_another_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--max-iter", "3"])  # argparse would take it for --max-iters
+    assert e.value.code == 2
+    assert_one_line_error(2, capsys.readouterr().err, "--max-iter", "did you mean --max-iters?")
+
+
+def test_help_into_a_reader_that_leaves_early_exits_quietly():
+    """`scratchgpt --help | head -1`: head may leave before the help is written; no traceback then."""
+    read, write = os.pipe()
+    os.close(read)  # the reader has left: every write fails with EPIPE
+    proc = subprocess.run([sys.executable, "-m", "scratchgpt", "--help"], stdout=write, stderr=subprocess.PIPE,
+                          text=True)  # fmt: skip
+    os.close(write)
+    assert proc.stderr == "" and proc.returncode == 141
+
+
 def test_sample_with_no_flags_uses_the_shipped_model_and_a_seed_repeats(capsys):
     code, first, _ = scratchgpt(capsys, "sample", "--len", "60", "--seed", "1")
     assert code == 0 and len(first.strip()) > 20

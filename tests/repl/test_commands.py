@@ -26,6 +26,7 @@ NAMES = sorted({n for c in COMMANDS for n in (c.name, *c.aliases)})
 @given(st.one_of(st.text(), st.builds(lambda n, sep, rest: f"/{n}{sep}{rest}", st.sampled_from(NAMES),
                                       st.sampled_from([" ", "  ", "\t", "\n"]), st.text())))  # fmt: skip
 def test_parse_never_raises_on_any_string(line):
+    # any str, lone surrogates included: piped bytes that are not UTF-8 reach the prompt as such (surrogateescape)
     result = parse(line)
     assert isinstance(result, (Invocation, str))
     if isinstance(result, str):
@@ -181,3 +182,8 @@ def test_triple_quotes_collect_a_block_across_prompts():
     assert block.feed('"""one line"""') == "one line"
     assert block.feed('"""first') is None
     assert block.feed('last"""') == "first\nlast"
+
+
+def test_a_misspelt_set_name_gets_a_suggestion():
+    assert "cannot set 'temprature'; did you mean temperature?" in parse("/set temprature 1")
+    assert "did you mean" not in parse("/set xyzzy 1")
