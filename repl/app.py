@@ -163,7 +163,9 @@ def stats_line(session: Session, reply: Reply, *, verbose: bool) -> str:
     parts = [f"{reply.tokens} tokens", f"{reply.tokens_per_second:,.1f} tokens/s", f"temp {s.temperature:g}",
              f"seed {s.seed}"]  # fmt: skip
     if verbose:
-        parts += [f"prompt {reply.prompt_tokens} tokens", f"prefill {reply.prefill_seconds * 1000:.0f} ms"]
+        cached = len(reply.context) - reply.prompt_tokens  # the KV cache already held them (a /regen: all but one)
+        parts += [f"prompt {len(reply.context)} tokens" + (f" ({cached} cached)" if cached else ""),
+                  f"prefill {reply.prefill_seconds * 1000:.0f} ms"]  # fmt: skip
     if reply.interrupted:
         parts.append("stopped")
     return " · ".join(parts)

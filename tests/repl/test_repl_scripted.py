@@ -439,3 +439,9 @@ def test_discard_or_a_second_ctrl_d_leaves_without_saving(drive, answer):
 def test_an_answer_that_is_no_choice_asks_again(drive):
     d = drive("/train 1\r", CTRL_D, "maybe\r", "c\r", "/len 3\r")
     assert "'maybe': answer save [PATH], discard or cancel" in d.out and "length set to 3" in d.out
+
+
+def test_verbose_regen_counts_the_whole_prompt_and_says_what_the_cache_held(drive):
+    d = drive("/verbose on\r", "ROMEO:\r", "/regen\r")
+    assert "prompt 6 tokens · " in d.out and "prompt 6 tokens (5 cached) · " in d.out
+    assert "prompt 1 tokens" not in d.out
