@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import shlex
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -272,16 +273,25 @@ def _show_or_set(host: Host, value: Any, label: str, current: Callable[[], str],
         host.say(f"{label} set to {current()}")
 
 
+def _hanging(text: str, indent: int, host: Host) -> str:
+    """text wrapped to a terminal's width with its wrapped lines indented under its start; unwrapped elsewhere."""
+    console = getattr(host, "console", None)
+    if console is None or not console.is_terminal:
+        return text
+    return textwrap.fill(text, width=max(console.width, indent + 20), subsequent_indent=" " * indent)
+
+
 def do_help(host: Host, command: Command | None) -> None:
     if command is None:
         width = max(len(c.signature) for c in COMMANDS)
         lines = ['Type text and the model continues it. Esc-Enter or """ starts multi-line input.']
-        lines += [f"  {c.signature:<{width}}  {c.summary}" for c in COMMANDS]
+        lines += [_hanging(f"  {c.signature:<{width}}  {c.summary}", width + 4, host) for c in COMMANDS]
         lines.append("Ctrl-C stops a reply; Ctrl-D or /bye exits. /help CMD tells more about one command.")
         host.say("\n".join(lines))
     else:
         aliases = f" (also {', '.join('/' + a for a in command.aliases)})" if command.aliases else ""
-        host.say(f"{command.signature}{aliases}\n  {command.summary}\n  {command.details}")
+        paragraphs = [_hanging(f"  {text}", 2, host) for text in (command.summary, command.details)]
+        host.say("\n".join([f"{command.signature}{aliases}", *paragraphs]))
 
 
 def do_temp(host: Host, value: float | None) -> None:

@@ -187,3 +187,24 @@ def test_triple_quotes_collect_a_block_across_prompts():
 def test_a_misspelt_set_name_gets_a_suggestion():
     assert "cannot set 'temprature'; did you mean temperature?" in parse("/set temprature 1")
     assert "did you mean" not in parse("/set xyzzy 1")
+
+
+def test_help_on_a_narrow_terminal_indents_the_lines_it_wraps():
+    import io
+
+    from rich.console import Console
+
+    from scratchgpt.repl.commands import do_help, lookup
+
+    said = []
+
+    class Host:
+        console = Console(file=io.StringIO(), force_terminal=True, width=60)
+
+        def say(self, text, *, style=None):
+            said.append(text)
+
+    do_help(Host(), lookup("train"))
+    lines = said[0].splitlines()
+    assert len(lines) > 3 and all(len(line) <= 60 for line in lines)  # the details wrapped
+    assert all(line.startswith("  ") for line in lines[1:])  # under their paragraph, not at the margin
