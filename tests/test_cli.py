@@ -332,3 +332,20 @@ def test_a_checkpoint_may_be_named_without_its_flag_as_export_and_plot_take_thei
         scratchgpt(capsys, "eval", out, "--checkpoint", str(tmp_path / "other.safetensors"))
     assert e.value.code == 2
     assert_one_line_error(2, capsys.readouterr().err, "two checkpoints given", "give one")
+
+
+def test_eval_names_what_it_measured_on_one_line_above_the_table_however_narrow():
+    import io
+
+    from rich.console import Console
+
+    from scratchgpt.cli import print_eval
+
+    result = {"checkpoint": "/home/someone/models/shakespeare-char.safetensors", "corpus": "tinyshakespeare",
+              "tokenizer": "char", "params": 4_800_000, "tokens": 111_539, "val_nats_per_token": 1.4114,
+              "val_nats_per_char": 1.4114, "stride": 256}  # fmt: skip
+    screen = io.StringIO()
+    print_eval(result, Console(file=screen, width=80, highlight=False), stride=True)
+    title = "/home/someone/models/shakespeare-char.safetensors on tinyshakespeare (val split, windows 256 apart)"
+    assert screen.getvalue().splitlines()[0] == title
+    assert "1.4114" in screen.getvalue()
