@@ -17,6 +17,7 @@ import shlex
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..cliutil import closest, cpu_threads
@@ -404,7 +405,10 @@ def do_corpus(host: Host, source: str | None) -> None:
 
 def do_save(host: Host, value: tuple[str | None, bool]) -> None:
     path, force = value
-    host.say(f"saved {host.session.save(path, force=force)}")
+    folders = {p for p in Path(path).expanduser().parents if not p.exists()} if path else set()
+    saved = host.session.save(path, force=force)
+    made = min((p for p in folders if p.exists()), key=lambda p: len(p.parts), default=None)  # the outermost
+    host.say(f"saved {saved}" + (f" (made the folder {made})" if made else ""))
 
 
 def do_load(host: Host, path: str) -> None:

@@ -367,19 +367,23 @@ class Session:
         self.corpus = corpus_source(ckpt) or self.corpus
         return ckpt
 
+    def _model_name(self) -> str:
+        stem = self.ckpt.path.stem if self.ckpt.path else f"scratch-{self.tokenizer.name}"
+        return stem.split("+")[0]  # one timestamp, not one per generation of saves
+
     def default_save_path(self) -> Path:
         from ..paths import user_checkpoint_dir
 
-        stem = self.ckpt.path.stem if self.ckpt.path else f"scratch-{self.tokenizer.name}"
-        stem = stem.split("+")[0]  # one timestamp, not one per generation of saves
-        return user_checkpoint_dir() / f"{stem}+{datetime.now():%Y%m%d-%H%M%S}.safetensors"
+        return user_checkpoint_dir() / f"{self._model_name()}+{datetime.now():%Y%m%d-%H%M%S}.safetensors"
 
     def save(self, path: str | Path | None = None, *, force: bool = False) -> Path:
         """Write the model as it is now (atomically); None picks a timestamped name in the user's
-        checkpoint dir. A file that is not a checkpoint is never replaced, a checkpoint only with force."""
+        checkpoint dir, a directory the model's name in it. A file that is not a checkpoint is never
+        replaced, a checkpoint only with force. Missing folders are made (the front end says so)."""
         target = Path(path).expanduser() if path else self.default_save_path()
-        if target.is_dir():
-            target = target / self.default_save_path().name
+        if target.is_dir():  # the model's name in it, a timestamp added only when that file exists
+            named = target / f"{self._model_name()}.safetensors"
+            target = target / self.default_save_path().name if named.exists() else named
         check_replaceable(target, force=force, how=f"/save {target} --force replaces it")
         save_checkpoint(target, self.ckpt.model, self.tokenizer, corpus=self.ckpt.corpus, train=self.ckpt.train)
         self.ckpt = replace(self.ckpt, path=target)

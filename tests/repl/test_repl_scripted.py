@@ -445,3 +445,13 @@ def test_verbose_regen_counts_the_whole_prompt_and_says_what_the_cache_held(driv
     d = drive("/verbose on\r", "ROMEO:\r", "/regen\r")
     assert "prompt 6 tokens · " in d.out and "prompt 6 tokens (5 cached) · " in d.out
     assert "prompt 1 tokens" not in d.out
+
+
+def test_save_says_which_folder_it_made_and_into_a_folder_keeps_the_models_name(drive, tmp_path):
+    new = tmp_path / "new" / "dir" / "x.safetensors"
+    out = tmp_path / "out"
+    out.mkdir()
+    d = drive(f"/save {new}\r", f"/save {out}\r", f"/save {out}\r")
+    assert f"saved {new} (made the folder {tmp_path / 'new'})" in d.out
+    assert f"saved {out / 'x.safetensors'}\n" in d.out  # the model's name, no timestamp while it is free
+    assert len(list(out.glob("x+*.safetensors"))) == 1  # taken: a timestamp, never a replacement
