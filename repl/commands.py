@@ -361,6 +361,7 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
     from ..interrupt import InterruptFlag
     from ..model.threads import using_threads
     from ..progress import TrainProgress, sparkline
+    from ..training.run import vocab_growth
 
     steps, corpus = value
     session = host.session
@@ -380,7 +381,7 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
         )  # fmt: skip
     if report.grown_vocab:
         old, new = report.grown_vocab
-        host.say(f"{report.corpus} brought {new - old} new characters: vocabulary {old} → {new}")
+        host.say(vocab_growth(report.corpus, old, new))
     if report.steps == 0:
         host.say("stopped before the first step; the weights are unchanged")
         return

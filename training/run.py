@@ -115,6 +115,11 @@ def corpus_of(ckpt: Checkpoint, override: str | None) -> tuple[Corpus, str]:
     return corpus, source
 
 
+def vocab_growth(corpus: str, old: int, new: int) -> str:
+    """The line saying a corpus grew a char model's vocabulary (train --init-from and /train say it alike)."""
+    return f"{corpus} brought {new - old} new characters: vocabulary {old} → {new}"
+
+
 def adapt_to_corpus(ckpt: Checkpoint, corpus: Corpus, *, lossy: bool = False) -> Checkpoint:
     """Grow a char model's vocabulary with the characters a new corpus brings (old ids kept)."""
     if ckpt.tokenizer.name != "char":
@@ -292,7 +297,8 @@ def _fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> C
         ) from e
 
 
-def _start_from(config: TrainConfig, paths: RunPaths, device: torch.device, resume: bool):
+def _start_from(config: TrainConfig, paths: RunPaths, device: torch.device, resume: bool,
+                notify: Callable[[str], None]):  # fmt: skip
     """The checkpoint a run trains (resumed, fine-tuned or new) and its corpus."""
     if resume:
         if not paths.last.exists():
@@ -303,7 +309,10 @@ def _start_from(config: TrainConfig, paths: RunPaths, device: torch.device, resu
     if config.init_from:
         ckpt = load_checkpoint(config.init_from, device=device)
         corpus, source = corpus_of(ckpt, config.corpus if config.corpus != "tinyshakespeare" else None)
+        old = ckpt.tokenizer.vocab_size
         ckpt = adapt_to_corpus(ckpt, corpus, lossy=config.lossy)
+        if ckpt.tokenizer.vocab_size != old:
+            notify(vocab_growth(corpus.name, old, ckpt.tokenizer.vocab_size))
         if ckpt.config.arch == "gpt":  # only what is given overrides the checkpoint's
             changes = {k: getattr(config, k) for k in ("dropout", "attn_dropout") if getattr(config, k) is not None}
             if changes:
@@ -350,7 +359,8 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)  # the batch stream is shared: see own_micro_batches
     train_state: dict = {}
 
-    ckpt, corpus, source = _start_from(config, paths, device, resume)
+    notices: list[str] = []  # said once the progress display is up
+    ckpt, corpus, source = _start_from(config, paths, device, resume, notify=notices.append)
     if rank.is_main and not resume and overwrite:
         clear_run(paths)  # only now: the model to train is loaded and built
     model, tokenizer, model_config = ckpt.model, ckpt.tokenizer, ckpt.model.config
@@ -360,7 +370,6 @@ def train(
     # what was decided at the start is saved as given: a resume with another process count keeps the batch
     config = replace(config, batch_size=batch_size, grad_accum=grad_accum_total)
 
-    notices: list[str] = []  # said once the progress display is up
     tokens = load_tokens(corpus, tokenizer, lossy=config.lossy, notify=notices.append)
     batches = Batches(tokens, model_config.block_size, batch_size, device=device, name=corpus.name)
     if teacher and teacher_pass == "once":
