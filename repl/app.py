@@ -117,8 +117,8 @@ def one_shot_prompt(args: argparse.Namespace, stdin_is_tty: bool) -> str:
 
 def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool = False) -> int:
     """Continue prompt once: the continuation (after the prompt with echo) and a newline on stdout;
-    on stderr, what the input lost (characters the vocabulary lacks, a cropped paste) and, with verbose,
-    the other notices and stats."""
+    on stderr, what the input lost (characters the vocabulary lacks) and, with verbose, the other
+    notices and stats."""
     out = sys.stdout
     if hasattr(out, "reconfigure"):
         out.reconfigure(errors="replace")
@@ -132,7 +132,7 @@ def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool
             out.write(clean(prompt))
             last = prompt[-1:] or last
         reply = session.reply(prompt)
-        for note in session.take_notices():  # what the input lost (é -> e, a cropped paste), as the prompt says it
+        for note in session.take_notices(unknown_only=True):  # what the input lost (é -> e), as the prompt says it
             print(f"note: {note}", file=sys.stderr)
         with InterruptFlag().active(raise_now=True) as ctrl_c:
             for piece in reply:

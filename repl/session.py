@@ -167,6 +167,7 @@ class Session:
         self._window_noticed = False
         self._dropped = False  # the conversation has lost its oldest tokens (see KEPT_WINDOWS)
         self._unknown_reported: set[str] = set()
+        self._unknown_notices: set[str] = set()  # the notices above that name unknown characters or words
         self._use(ckpt)
 
     # --- the model ---------------------------------------------------------------------------
@@ -212,9 +213,11 @@ class Session:
 
     # --- conversation ------------------------------------------------------------------------
 
-    def take_notices(self) -> list[str]:
-        notices, self.notices = self.notices, []
-        return notices
+    def take_notices(self, *, unknown_only: bool = False) -> list[str]:
+        """The notices not yet shown, in order; unknown_only: just those naming what the vocabulary lacks."""
+        taken = [n for n in self.notices if n in self._unknown_notices] if unknown_only else self.notices
+        self.notices = [n for n in self.notices if n not in taken]
+        return taken
 
     def _note_unknown(self, text: str) -> None:
         new = [p for p in self.tokenizer.unknown(text) if p not in self._unknown_reported]
@@ -223,7 +226,9 @@ class Session:
         self._unknown_reported.update(new)
         named = ", ".join(repr(p) for p in new[:UNKNOWN_SHOWN]) + (" ..." if len(new) > UNKNOWN_SHOWN else "")
         policy = "become <unk>" if self.tokenizer.name == "word" else "are approximated or dropped"
-        self.notices.append(f"not in this model's {self.tokenizer.name} vocabulary, so they {policy}: {named}")
+        notice = f"not in this model's {self.tokenizer.name} vocabulary, so they {policy}: {named}"
+        self._unknown_notices.add(notice)
+        self.notices.append(notice)
 
     def _note_window(self, length: int) -> None:
         if length > self.block_size and not self._window_noticed:

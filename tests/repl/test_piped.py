@@ -200,7 +200,7 @@ class _FailingSession:
     """A session whose reply streams one piece and then fails, as a failed compile does after the
     eager prefill's first token."""
 
-    def take_notices(self):
+    def take_notices(self, *, unknown_only=False):
         return []
 
     def reply(self, prompt):
@@ -226,7 +226,7 @@ class _SwallowingSession:
     """A session whose reply loses the KeyboardInterrupt of a Ctrl-C pressed mid-reply, as a call
     into torch.compile'd code sometimes does, and would then run on for 1,000 pieces."""
 
-    def take_notices(self):
+    def take_notices(self, *, unknown_only=False):
         return []
 
     def reply(self, prompt):
