@@ -21,9 +21,9 @@ SHOWN_MAX = 40  # characters of a bad value quoted back in an error
 SEED_MAX = 2**32 - 1  # of training and of sampling
 
 
-def closest(word: str, choices: Sequence[str]) -> str | None:
+def closest(word: str, choices: Sequence[str], *, cutoff: float = 0.6) -> str | None:
     """The choice a misspelt word most likely meant (`sampel` -> `sample`), or None when none is close."""
-    close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=cutoff)
     return close[0] if close else None
 
 

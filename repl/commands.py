@@ -168,7 +168,8 @@ def set_arg(text: str) -> tuple[Command, Any]:
         return lookup("verbose"), SET_SWITCHES[name]
     target = lookup(OLLAMA_NAMES.get(name, name))
     if target is None or target.name not in OLLAMA_NAMES.values():
-        meant = closest(name, [*OLLAMA_NAMES, *SET_SWITCHES])
+        # a typo, not another of ollama's settings: num_ctx is no misspelt num_predict
+        meant = closest(name, [*OLLAMA_NAMES, *SET_SWITCHES], cutoff=0.8)
         hint = f"did you mean {meant}? " if meant else ""
         raise ArgError(f"cannot set {quoted(name)}; {hint}it sets {', '.join(OLLAMA_NAMES)} (or verbose, quiet)")
     if not value:

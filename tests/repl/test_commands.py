@@ -208,3 +208,7 @@ def test_help_on_a_narrow_terminal_indents_the_lines_it_wraps():
     lines = said[0].splitlines()
     assert len(lines) > 3 and all(len(line) <= 60 for line in lines)  # the details wrapped
     assert all(line.startswith("  ") for line in lines[1:])  # under their paragraph, not at the margin
+
+
+def test_another_of_ollamas_settings_is_not_taken_for_a_typo():
+    assert "did you mean" not in parse("/set num_ctx 4096")
