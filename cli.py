@@ -7,12 +7,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .cliutil import EXIT_USAGE, Parser, add_threads_flag, run_entry_point, use_threads, whole
+from .cliutil import EXIT_USAGE, Parser, add_threads_flag, closest, run_entry_point, use_threads, whole
 from .errors import ScratchGPTError
 from .model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SamplingSettings, SettingError, stop_text
 from .tokenizers import TOKENIZER_NAMES
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 COMMANDS = ("train", "sample", "eval", "score", "inspect", "plot", "export", "import", "serve")
 SOURCE_HELP = "a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt"
@@ -219,18 +223,25 @@ def cmd_eval(argv: Sequence[str]) -> int:
         print(json.dumps(result))
         return 0
     from rich.console import Console
+
+    print_eval(result, Console(highlight=False), stride=bool(args.stride))
+    return 0
+
+
+def print_eval(result: dict, console: Console, *, stride: bool = False) -> None:
+    """eval's result as a line naming what was measured (whole, never wrapped to the table's width) and a table."""
     from rich.table import Table
 
-    windows = f", windows {result['stride']} apart" if args.stride else ""
-    table = Table(title=f"{result['checkpoint']} on {result['corpus']} (val split{windows})")
+    windows = f", windows {result['stride']} apart" if stride else ""
+    console.print(f"{result['checkpoint']} on {result['corpus']} (val split{windows})", soft_wrap=True)
+    table = Table()
     for col in ("tokenizer", "params", "tokens", "nats/token", "nats/char"):
         table.add_column(col, justify="right")
     table.add_row(
         result["tokenizer"], f"{result['params']:,}", f"{result['tokens']:,}",
         f"{result['val_nats_per_token']:.4f}", f"{result['val_nats_per_char']:.4f}",
     )  # fmt: skip
-    Console(highlight=False).print(table)
-    return 0
+    console.print(table)
 
 
 def cmd_plot(argv: Sequence[str]) -> int:
@@ -318,7 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cmd_serve(rest)
     if command not in handlers:
-        print(f"scratchgpt: error: unknown command '{command}'; use one of {', '.join(COMMANDS)}", file=sys.stderr)
+        meant = closest(command, COMMANDS)
+        print(f"scratchgpt: error: unknown command '{command}'; " + (f"did you mean '{meant}'? " if meant else "")
+              + f"use one of {', '.join(COMMANDS)}", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     return handlers[command](rest)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import errno
 import math
 import os
@@ -14,14 +16,26 @@ from dataclasses import dataclass
 from .errors import ScratchGPTError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process SIGPIPE ended
 SHOWN_MAX = 40  # characters of a bad value quoted back in an error
 SEED_MAX = 2**32 - 1  # of training and of sampling
 
 
+def closest(word: str, choices: Sequence[str], *, cutoff: float = 0.6) -> str | None:
+    """The choice a misspelt word most likely meant (`sampel` -> `sample`), or None when none is close."""
+    close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag prints one line (what is wrong, where to look) and exits 2."""
+    """argparse, but a bad flag prints one line (what is wrong, where to look, the flag it may have meant)
+    and exits 2. A flag must be spelt whole: a prefix (--max-iter for --max-iters) would hide a typo."""
 
     BARE_CHECKPOINT = "checkpoint_path"  # dest of the positional spelling of --checkpoint
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         message = re.sub(r"^argument -\w/(--\S+):", r"argument \1:", message)  # "-n/--len" named as "--len"
@@ -29,6 +43,12 @@ class Parser(argparse.ArgumentParser):
         number = self._numeric_flags().get(missing.group(1)) if missing else None
         if number is not None:
             message += f" ({number.describe()})"
+        if message.startswith("unrecognized arguments: "):
+            typed = [w.split("=", 1)[0] for w in message.split()[2:] if w.startswith("--")]
+            meant = [(w, m) for w in typed if (m := closest(w, list(self._option_string_actions)))]
+            if len(meant) == 1:
+                message += f"; did you mean {meant[0][1]}?"
+            message += "".join(f"; {w}: did you mean {m}?" for w, m in meant if len(meant) > 1)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {escape_controls(message)} (see {self.prog} --help)\n")
 
     def _numeric_flags(self) -> dict[str, Number]:
@@ -214,6 +234,10 @@ def run_entry_point(
             raise
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (`| head -1`): stop quietly, as a tool killed by SIGPIPE does
+        with contextlib.suppress(OSError):  # and let the interpreter's last flush write nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as e:
         if debug:
             raise

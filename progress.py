@@ -86,6 +86,9 @@ class TrainProgress:
         done = step + 1
         if self._bar is not None:
             self._bar.update(self._task, completed=done, loss=loss, tps=self.tokens_per_second)
+            if done >= self.total:  # the bar is full: it stays where it is, and the closing lines follow it
+                self._bar.stop()
+                self._bar = None
         elif done % self.every == 0 or done == self.total:
             elapsed = time.perf_counter() - self._t0
             eta = elapsed / max(1, done - self.start) * (self.total - done)

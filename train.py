@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .cliutil import Parser, run_entry_point
-from .training.config import PROCESS_SETTINGS, TrainConfig, add_config_arguments, checked, load_recipe
+from .training.config import (
+    FRESH_N_HEAD,
+    PROCESS_SETTINGS,
+    TrainConfig,
+    add_config_arguments,
+    checked,
+    heads_for,
+    load_recipe,
+)
 from .training.run import saved_config, train
 
 
@@ -57,7 +65,22 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainCommand:
     return TrainCommand(TrainConfig(**settings), resume=resume, overwrite=overwrite)
 
 
+def heads_notice(command: TrainCommand) -> str | None:
+    """One line when a new model's head count was chosen to divide --n-embd, so the shape is never a surprise."""
+    config = command.config
+    if command.resume or config.init_from or config.n_head is not None:
+        return None
+    heads = heads_for(config.n_embd, None)
+    if heads == FRESH_N_HEAD:
+        return None
+    return (f"--n-embd {config.n_embd}: {heads} heads of {config.n_embd // heads} ({FRESH_N_HEAD} do not divide it; "
+            "--n-head sets them)")
+
+
 def run(command: TrainCommand, **options) -> dict:
+    notice = heads_notice(command)
+    if notice and int(os.environ.get("RANK", "0")) == 0:
+        print(notice, flush=True)
     return train(command.config, resume=command.resume, overwrite=command.overwrite, **options)
 
 

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import re
 import sys
 import threading
 import time
@@ -29,7 +30,22 @@ if TYPE_CHECKING:
     from .session import Reply, Session
 
 EMPTY_INTERRUPT_MESSAGE = "Use Ctrl-D or /bye to exit."
+# The library's messages name the command line's flags; at the prompt, the commands that do the same
+REPL_TERMS = (
+    (re.compile(r"pass --corpus (\S+) to train on it as your own text"), r"/corpus \1 trains on it as your own text"),
+    (re.compile(r"pass --corpus PATH\b"), "give one with /train N PATH or /corpus PATH"),
+    (re.compile(r"pass --corpus\b"), "name one with /train N PATH or /corpus PATH"),
+    (re.compile(r"pass --lossy to replace bad bytes with U\+FFFD"),
+     "scratchgpt train --lossy (in a shell) reads it with bad bytes as U+FFFD"),
+)  # fmt: skip
 FRAME_SECONDS = 1 / 60  # streamed text is printed at most this often: per token, rich would cost ~15% of tokens/s
+
+
+def in_repl_terms(message: str) -> str:
+    """message with each command-line flag it suggests replaced by the REPL command that does the same."""
+    for flag, command in REPL_TERMS:
+        message = flag.sub(command, message)
+    return message
 
 
 class ReplParser(Parser):
@@ -100,8 +116,9 @@ def one_shot_prompt(args: argparse.Namespace, stdin_is_tty: bool) -> str:
 
 
 def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool = False) -> int:
-    """Continue prompt once: the continuation (after the prompt with echo) and a newline on stdout,
-    stats on stderr."""
+    """Continue prompt once: the continuation (after the prompt with echo) and a newline on stdout;
+    on stderr, what the input lost (characters the vocabulary lacks) and, with verbose, the other
+    notices and stats."""
     out = sys.stdout
     if hasattr(out, "reconfigure"):
         out.reconfigure(errors="replace")
@@ -115,6 +132,8 @@ def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool
             out.write(clean(prompt))
             last = prompt[-1:] or last
         reply = session.reply(prompt)
+        for note in session.take_notices(unknown_only=True):  # what the input lost (é -> e), as the prompt says it
+            print(f"note: {note}", file=sys.stderr)
         with InterruptFlag().active(raise_now=True) as ctrl_c:
             for piece in reply:
                 ctrl_c.check()
@@ -144,7 +163,9 @@ def stats_line(session: Session, reply: Reply, *, verbose: bool) -> str:
     parts = [f"{reply.tokens} tokens", f"{reply.tokens_per_second:,.1f} tokens/s", f"temp {s.temperature:g}",
              f"seed {s.seed}"]  # fmt: skip
     if verbose:
-        parts += [f"prompt {reply.prompt_tokens} tokens", f"prefill {reply.prefill_seconds * 1000:.0f} ms"]
+        cached = len(reply.context) - reply.prompt_tokens  # the KV cache already held them (a /regen: all but one)
+        parts += [f"prompt {len(reply.context)} tokens" + (f" ({cached} cached)" if cached else ""),
+                  f"prefill {reply.prefill_seconds * 1000:.0f} ms"]  # fmt: skip
     if reply.interrupted:
         parts.append("stopped")
     return " · ".join(parts)
@@ -309,7 +330,7 @@ class Repl:
                 text = text.replace("/", "", 1)
             self.stream(self.session.reply(text))
         except ScratchGPTError as e:
-            self.error(f"error: {e}")
+            self.error(f"error: {in_repl_terms(str(e))}")
         except KeyboardInterrupt:
             self.error("interrupted")
         except MemoryError:
@@ -342,7 +363,9 @@ class Repl:
             try:
                 line = self.prompt_session.prompt(self.prompt_text())
             except EOFError:
-                return EXIT_OK
+                if self.may_leave():
+                    return EXIT_OK
+                continue
             except KeyboardInterrupt:
                 if self.block.open:
                     self.block.cancel()
@@ -357,7 +380,33 @@ class Repl:
             try:
                 self.handle(text, literal=was_block)
             except Exit:
-                return EXIT_OK
+                if self.may_leave():
+                    return EXIT_OK
+
+    def may_leave(self) -> bool:
+        """Whether the session may end now: nothing unsaved, or /train's weights saved or discarded on asking.
+
+        As an editor asks about an unsaved file: save [PATH], discard, or cancel (Enter, Ctrl-C) to go on.
+        Ctrl-D at the question leaves, so a second Ctrl-D always exits.
+        """
+        while steps := self.session.steps_trained:
+            try:
+                answer = self.prompt_session.prompt(
+                    f"{steps} steps of /train are not saved: save [PATH], discard or cancel? ")
+            except EOFError:
+                return True
+            except KeyboardInterrupt:
+                return False
+            word, _, path = answer.strip().partition(" ")
+            if word in ("s", "save"):
+                self.handle(f"/save {path}".rstrip())  # the command itself: its errors, its line, then ask again
+            elif word in ("d", "discard"):
+                return True
+            elif word in ("", "c", "cancel"):
+                return False
+            else:
+                self.error(f"{quoted(answer.strip())}: answer save [PATH], discard or cancel")
+        return True
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -11,15 +11,16 @@ This module stays free of prompt_toolkit and rich so that importing it costs not
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
 import os
 import shlex
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..cliutil import cpu_threads
+from ..cliutil import closest, cpu_threads
 from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SettingError, stop_text
 from ..tokenizers import TOKENIZER_NAMES
 from ..training.config import FINE_TUNE_BATCH_TOKENS
@@ -169,7 +170,10 @@ def set_arg(text: str) -> tuple[Command, Any]:
         return lookup("verbose"), SET_SWITCHES[name]
     target = lookup(OLLAMA_NAMES.get(name, name))
     if target is None or target.name not in OLLAMA_NAMES.values():
-        raise ArgError(f"cannot set {quoted(name)}; it sets {', '.join(OLLAMA_NAMES)} (or verbose, quiet)")
+        # a typo, not another of ollama's settings: num_ctx is no misspelt num_predict
+        meant = closest(name, [*OLLAMA_NAMES, *SET_SWITCHES], cutoff=0.8)
+        hint = f"did you mean {meant}? " if meant else ""
+        raise ArgError(f"cannot set {quoted(name)}; {hint}it sets {', '.join(OLLAMA_NAMES)} (or verbose, quiet)")
     if not value:
         raise ArgError(f"needs a value for {name}")
     if target.name == "stop":
@@ -290,16 +294,25 @@ def _show_or_set(host: Host, value: Any, label: str, current: Callable[[], str],
         host.say(f"{label} set to {current()}")
 
 
+def _hanging(text: str, indent: int, host: Host) -> str:
+    """text wrapped to a terminal's width with its wrapped lines indented under its start; unwrapped elsewhere."""
+    console = getattr(host, "console", None)
+    if console is None or not console.is_terminal:
+        return text
+    return textwrap.fill(text, width=max(console.width, indent + 20), subsequent_indent=" " * indent)
+
+
 def do_help(host: Host, command: Command | None) -> None:
     if command is None:
         width = max(len(c.signature) for c in COMMANDS)
         lines = ['Type text and the model continues it. Esc-Enter or """ starts multi-line input.']
-        lines += [f"  {c.signature:<{width}}  {c.summary}" for c in COMMANDS]
+        lines += [_hanging(f"  {c.signature:<{width}}  {c.summary}", width + 4, host) for c in COMMANDS]
         lines.append("Ctrl-C stops a reply; Ctrl-D or /bye exits. /help CMD tells more about one command.")
         host.say("\n".join(lines))
     else:
         aliases = f" (also {', '.join('/' + a for a in command.aliases)})" if command.aliases else ""
-        host.say(f"{command.signature}{aliases}\n  {command.summary}\n  {command.details}")
+        paragraphs = [_hanging(f"  {text}", 2, host) for text in (command.summary, command.details)]
+        host.say("\n".join([f"{command.signature}{aliases}", *paragraphs]))
 
 
 def do_temp(host: Host, value: float | None) -> None:
@@ -368,6 +381,7 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
     from ..interrupt import InterruptFlag
     from ..model.threads import using_threads
     from ..progress import TrainProgress, sparkline
+    from ..training.run import vocab_growth
 
     steps, corpus = value
     session = host.session
@@ -387,7 +401,7 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
         )  # fmt: skip
     if report.grown_vocab:
         old, new = report.grown_vocab
-        host.say(f"{report.corpus} brought {new - old} new characters: vocabulary {old} → {new}")
+        host.say(vocab_growth(report.corpus, old, new))
     if report.steps == 0:
         host.say("stopped before the first step; the weights are unchanged")
         return
@@ -412,7 +426,10 @@ def do_corpus(host: Host, source: str | None) -> None:
 
 def do_save(host: Host, value: tuple[str | None, bool]) -> None:
     path, force = value
-    host.say(f"saved {host.session.save(path, force=force)}")
+    folders = {p for p in Path(path).expanduser().parents if not p.exists()} if path else set()
+    saved = host.session.save(path, force=force)
+    made = min((p for p in folders if p.exists()), key=lambda p: len(p.parts), default=None)  # the outermost
+    host.say(f"saved {saved}" + (f" (made the folder {made})" if made else ""))
 
 
 def do_load(host: Host, path: str) -> None:
@@ -592,8 +609,8 @@ def is_command(line: str) -> bool:
 
 def unknown_message(name: str) -> str:
     message = f"Unknown command {quoted('/' + name)}. Type /? for help."
-    close = difflib.get_close_matches(name.lower(), list(_BY_NAME), n=1, cutoff=0.6)
-    return message + (f" Did you mean /{close[0]}?" if close else "")
+    close = closest(name, list(_BY_NAME))
+    return message + (f" Did you mean /{close}?" if close else "")
 
 
 def parse(line: str) -> Invocation | str:

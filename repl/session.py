@@ -171,6 +171,7 @@ class Session:
         self._window_noticed = False
         self._dropped = False  # the conversation has lost its oldest tokens (see KEPT_WINDOWS)
         self._unknown_reported: set[str] = set()
+        self._unknown_notices: set[str] = set()  # the notices above that name unknown characters or words
         self._use(ckpt)
 
     # --- the model ---------------------------------------------------------------------------
@@ -216,9 +217,11 @@ class Session:
 
     # --- conversation ------------------------------------------------------------------------
 
-    def take_notices(self) -> list[str]:
-        notices, self.notices = self.notices, []
-        return notices
+    def take_notices(self, *, unknown_only: bool = False) -> list[str]:
+        """The notices not yet shown, in order; unknown_only: just those naming what the vocabulary lacks."""
+        taken = [n for n in self.notices if n in self._unknown_notices] if unknown_only else self.notices
+        self.notices = [n for n in self.notices if n not in taken]
+        return taken
 
     def _note_unknown(self, text: str) -> None:
         new = [p for p in self.tokenizer.unknown(text) if p not in self._unknown_reported]
@@ -227,7 +230,9 @@ class Session:
         self._unknown_reported.update(new)
         named = ", ".join(repr(p) for p in new[:UNKNOWN_SHOWN]) + (" ..." if len(new) > UNKNOWN_SHOWN else "")
         policy = "become <unk>" if self.tokenizer.name == "word" else "are approximated or dropped"
-        self.notices.append(f"not in this model's {self.tokenizer.name} vocabulary, so they {policy}: {named}")
+        notice = f"not in this model's {self.tokenizer.name} vocabulary, so they {policy}: {named}"
+        self._unknown_notices.add(notice)
+        self.notices.append(notice)
 
     def _note_window(self, length: int) -> None:
         if length > self.block_size and not self._window_noticed:
@@ -373,19 +378,23 @@ class Session:
         self.corpus = corpus_source(ckpt) or self.corpus
         return ckpt
 
+    def _model_name(self) -> str:
+        stem = self.ckpt.path.stem if self.ckpt.path else f"scratch-{self.tokenizer.name}"
+        return stem.split("+")[0]  # one timestamp, not one per generation of saves
+
     def default_save_path(self) -> Path:
         from ..paths import user_checkpoint_dir
 
-        stem = self.ckpt.path.stem if self.ckpt.path else f"scratch-{self.tokenizer.name}"
-        stem = stem.split("+")[0]  # one timestamp, not one per generation of saves
-        return user_checkpoint_dir() / f"{stem}+{datetime.now():%Y%m%d-%H%M%S}.safetensors"
+        return user_checkpoint_dir() / f"{self._model_name()}+{datetime.now():%Y%m%d-%H%M%S}.safetensors"
 
     def save(self, path: str | Path | None = None, *, force: bool = False) -> Path:
         """Write the model as it is now (atomically); None picks a timestamped name in the user's
-        checkpoint dir. A file that is not a checkpoint is never replaced, a checkpoint only with force."""
+        checkpoint dir, a directory the model's name in it. A file that is not a checkpoint is never
+        replaced, a checkpoint only with force. Missing folders are made (the front end says so)."""
         target = Path(path).expanduser() if path else self.default_save_path()
-        if target.is_dir():
-            target = target / self.default_save_path().name
+        if target.is_dir():  # the model's name in it, a timestamp added only when that file exists
+            named = target / f"{self._model_name()}.safetensors"
+            target = target / self.default_save_path().name if named.exists() else named
         check_replaceable(target, force=force, how=f"/save {target} --force replaces it")
         save_checkpoint(target, self.ckpt.model, self.tokenizer, corpus=self.ckpt.corpus, train=self.ckpt.train)
         self.ckpt = replace(self.ckpt, path=target)

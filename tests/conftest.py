@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import pickle
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from scratchgpt.data import resolve_corpus
 from scratchgpt.errors import ScratchGPTError
 
+NANOGPT_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # nanoGPT's shakespeare_char
 SHAKESPEARE = Path()  # set by pytest_configure
 DATA_DIR = Path()
 
@@ -89,3 +91,23 @@ def make_hf_gpt2(tmp_path_factory, transformers):
         return made[name]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def nanogpt_char_run(make_hf_gpt2, tmp_path_factory):
+    import torch
+
+    """A nanoGPT out_dir: ckpt.pt (weights of a 65-character GPT-2 with exact GELU) and its meta.pkl beside."""
+    hf, _ = make_hf_gpt2("char-gpt", vocab_size=len(NANOGPT_CHARS), activation_function="gelu")
+    run = tmp_path_factory.mktemp("out-shakespeare-char")
+    conv1d = ("c_attn.weight", "c_proj.weight", "c_fc.weight")
+    state = {f"_orig_mod.{k}": (v.t().contiguous() if k.endswith(conv1d) else v)
+             for k, v in hf.state_dict().items() if not k.endswith(".attn.bias")}  # fmt: skip
+    c = hf.config
+    args = dict(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, block_size=c.n_positions, bias=True,
+                vocab_size=len(NANOGPT_CHARS), dropout=0.0)  # fmt: skip
+    torch.save({"model": state, "model_args": args, "iter_num": 10, "config": {"dataset": "shakespeare_char"}},
+               run / "ckpt.pt")  # fmt: skip
+    meta = {"vocab_size": len(NANOGPT_CHARS), "itos": dict(enumerate(NANOGPT_CHARS))}
+    (run / "meta.pkl").write_bytes(pickle.dumps(meta))
+    return hf, run

@@ -101,6 +101,32 @@ def test_an_unknown_command_is_a_usage_error(capsys):
     assert code == 2 and "unknown command 'fly'" in err
 
 
+def test_a_misspelt_command_or_flag_is_refused_naming_what_it_may_have_meant(capsys):
+    code, _, err = scratchgpt(capsys, "sampel")
+    assert code == 2 and "did you mean 'sample'?" in err
+    with pytest.raises(SystemExit) as e:
+        main(["sample", "--temperature", "0.7"])
+    assert e.value.code == 2
+    assert_one_line_error(2, capsys.readouterr().err, "unrecognized arguments: --temperature", "did you mean --temp?")
+
+
+def test_a_flag_must_be_spelt_whole_so_a_prefix_is_a_typo_not_another_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--max-iter", "3"])  # argparse would take it for --max-iters
+    assert e.value.code == 2
+    assert_one_line_error(2, capsys.readouterr().err, "--max-iter", "did you mean --max-iters?")
+
+
+def test_help_into_a_reader_that_leaves_early_exits_quietly():
+    """`scratchgpt --help | head -1`: head may leave before the help is written; no traceback then."""
+    read, write = os.pipe()
+    os.close(read)  # the reader has left: every write fails with EPIPE
+    proc = subprocess.run([sys.executable, "-m", "scratchgpt", "--help"], stdout=write, stderr=subprocess.PIPE,
+                          text=True)  # fmt: skip
+    os.close(write)
+    assert proc.stderr == "" and proc.returncode == 141
+
+
 def test_sample_with_no_flags_uses_the_shipped_model_and_a_seed_repeats(capsys):
     code, first, _ = scratchgpt(capsys, "sample", "--len", "60", "--seed", "1")
     assert code == 0 and len(first.strip()) > 20
@@ -306,3 +332,20 @@ def test_a_checkpoint_may_be_named_without_its_flag_as_export_and_plot_take_thei
         scratchgpt(capsys, "eval", out, "--checkpoint", str(tmp_path / "other.safetensors"))
     assert e.value.code == 2
     assert_one_line_error(2, capsys.readouterr().err, "two checkpoints given", "give one")
+
+
+def test_eval_names_what_it_measured_on_one_line_above_the_table_however_narrow():
+    import io
+
+    from rich.console import Console
+
+    from scratchgpt.cli import print_eval
+
+    result = {"checkpoint": "/home/someone/models/shakespeare-char.safetensors", "corpus": "tinyshakespeare",
+              "tokenizer": "char", "params": 4_800_000, "tokens": 111_539, "val_nats_per_token": 1.4114,
+              "val_nats_per_char": 1.4114, "stride": 256}  # fmt: skip
+    screen = io.StringIO()
+    print_eval(result, Console(file=screen, width=80, highlight=False), stride=True)
+    title = "/home/someone/models/shakespeare-char.safetensors on tinyshakespeare (val split, windows 256 apart)"
+    assert screen.getvalue().splitlines()[0] == title
+    assert "1.4114" in screen.getvalue()

@@ -486,6 +486,22 @@ def test_a_second_run_onto_an_existing_run_is_refused_naming_it_and_overwrite_st
     assert steps == [1, 2]  # the second run's lines alone: one metrics file never mixes two runs
 
 
+def test_an_out_holding_a_model_without_train_state_is_called_a_model_naming_init_from_and_overwrite(tmp_path, capsys):
+    """A /save or an export is a model, not a run: neither a fresh run nor --resume may send the user in a loop."""
+    run = RunPaths.from_out(tmp_path / "run.safetensors")
+    assert train_cli([*TINY, "--max-iters", "1", "--out", str(run.best)]) == 0
+    model = tmp_path / "mine.safetensors"
+    model.write_bytes(run.best.read_bytes())  # what /save writes: weights and config, no optimizer state
+    capsys.readouterr()
+    for extra in ([], ["--resume"]):
+        assert train_cli([*TINY, "--max-iters", "1", "--out", str(model), *extra]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        _assert_one_line(captured.err, f"{model} holds a model", "no run to resume", f"--init-from {model}",
+                         "--overwrite")  # fmt: skip
+    assert train_cli([*TINY, "--max-iters", "1", "--out", str(model), "--overwrite"]) == 0
+
+
 def test_init_from_a_checkpoint_onto_itself_is_refused_even_with_overwrite(tmp_path, capsys):
     base = tmp_path / "base.safetensors"
     assert train_cli([*TINY, "--max-iters", "1", "--out", str(base)]) == 0

@@ -254,3 +254,14 @@ def test_a_fine_tune_takes_about_2048_tokens_a_step_whatever_the_checkpoints_con
     run(parse_args(["--init-from", str(base), "--max-iters", "1", "--eval-iters", "1", "--out",
                     str(tmp_path / "tuned.safetensors")]))  # fmt: skip
     assert "2,048 tokens a step (16 x 128)" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_init_from_on_a_corpus_with_new_characters_says_how_the_vocabulary_grew(tmp_path, capsys, shakespeare_text):
+    train(tmp_path / "base", "--max-iters", "1", "--eval-iters", "1")
+    corpus = tmp_path / "faust.txt"
+    corpus.write_text(shakespeare_text[:20_000].replace("ss", "ß").replace("e", "é", 100), encoding="utf-8")
+    capsys.readouterr()
+    run(parse_args(["--init-from", str(tmp_path / "base" / "run.safetensors"), "--corpus", str(corpus),
+                    "--max-iters", "1", "--eval-iters", "1", "--device", "cpu",
+                    "--out", str(tmp_path / "tuned.safetensors")]))  # fmt: skip
+    assert "faust brought 2 new characters: vocabulary 65 → 67" in capsys.readouterr().out

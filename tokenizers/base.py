@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import codecs
 import itertools
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
@@ -30,7 +31,10 @@ class Tokenizer(abc.ABC):
 
     @abc.abstractmethod
     def encode_array(self, text: str) -> np.ndarray:
-        """The ids of text as an int64 array, vectorized so whole corpora encode quickly; never raises."""
+        """The ids of text as an int64 array, vectorized so whole corpora encode quickly; never raises.
+
+        Every tokenizer reads a lone surrogate as U+FFFD (see replace_lone_surrogates) and lists it in unknown().
+        """
 
     def encode(self, text: str) -> list[int]:
         """The ids of text; never raises (text the vocabulary lacks follows the tokenizer's policy)."""
@@ -105,6 +109,24 @@ def check_spec(spec: object, name: str, fields: dict[str, type | tuple[type, ...
         if not isinstance(spec[field], kind):
             raise ScratchGPTError(f"{name} tokenizer spec has a malformed {field!r}; the file is damaged")
     return spec
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """text with each lone surrogate (U+D800..U+DFFF) made U+FFFD, the policy every tokenizer follows.
+
+    A Python str can hold code points no UTF-8 file can (surrogateescape leaves them for undecodable
+    bytes); they are read as the replacement character a UTF-8 decoder gives for bad bytes, one each.
+    """
+    return _LONE_SURROGATE.sub(REPLACEMENT, text) if _LONE_SURROGATE.search(text) else text
+
+
+def lone_surrogates(text: str) -> list[str]:
+    """The distinct lone surrogates of text, in order of first appearance."""
+    return list(dict.fromkeys(_LONE_SURROGATE.findall(text)))
 
 
 def utf8_encodable(text: str) -> bool:

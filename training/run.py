@@ -56,6 +56,7 @@ from .config import (
     FRESH_BLOCK_SIZE,
     FRESH_DROPOUT,
     TrainConfig,
+    heads_for,
 )
 from .distill import Teacher, distillation
 from .loop import Schedule, StepInfo, estimate_loss, make_optimizer, train_loop
@@ -112,6 +113,11 @@ def corpus_of(ckpt: Checkpoint, override: str | None) -> tuple[Corpus, str]:
     if corpus.sha256 != ckpt.corpus["sha256"]:
         raise ScratchGPTError(f"corpus {source} has changed since {ckpt.path} was trained on it; pass --corpus")
     return corpus, source
+
+
+def vocab_growth(corpus: str, old: int, new: int) -> str:
+    """The line saying a corpus grew a char model's vocabulary (train --init-from and /train say it alike)."""
+    return f"{corpus} brought {new - old} new characters: vocabulary {old} → {new}"
 
 
 def adapt_to_corpus(ckpt: Checkpoint, corpus: Corpus, *, lossy: bool = False) -> Checkpoint:
@@ -177,6 +183,8 @@ def saved_config(out: str | Path) -> TrainConfig:
     """The config the run at out was started with (what --resume continues)."""
     paths = RunPaths.from_out(out)
     train_state = resume_state_path(paths)
+    if not train_state.exists() and paths.best.exists() and not paths.last.exists():
+        raise ScratchGPTError(_model_not_run(paths, describe_run(paths) or "no train state"))
     if not train_state.exists():
         raise ScratchGPTError(f"nothing to resume: {train_state} does not exist; drop --resume to start")
     state = _saved_state(train_state)
@@ -208,6 +216,17 @@ def describe_run(paths: RunPaths) -> str | None:
     return found
 
 
+def _resumable(paths: RunPaths) -> bool:
+    """Whether paths hold a run --resume continues: its latest state and optimizer moments."""
+    return paths.last.exists() and resume_state_path(paths).exists()
+
+
+def _model_not_run(paths: RunPaths, found: str) -> str:
+    """The refusal for an --out holding a checkpoint with no train state (a /save, an export): a model, not a run."""
+    return (f"{paths.best} holds a model ({found}) but no run to resume; start from it with --init-from "
+            f"{paths.best} and another --out, or replace it with --overwrite")  # fmt: skip
+
+
 def claim_out(config: TrainConfig, paths: RunPaths, *, overwrite: bool) -> None:
     """Before a fresh run: refuse an --out that holds another run, unless overwrite.
 
@@ -219,6 +238,8 @@ def claim_out(config: TrainConfig, paths: RunPaths, *, overwrite: bool) -> None:
         raise ScratchGPTError(f"--out {shown(config.out)} would replace the checkpoint --init-from starts from; "
                               "choose another --out")  # fmt: skip
     found = describe_run(paths)
+    if found is not None and not overwrite and not _resumable(paths):
+        raise ScratchGPTError(_model_not_run(paths, found))
     if found is not None and not overwrite:
         raise ScratchGPTError(f"{paths.best} already holds a run ({found}); continue it with --resume, "
                               "or replace it with --overwrite")  # fmt: skip
@@ -261,7 +282,7 @@ def _fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> C
     )  # fmt: skip
     model_config = GPTConfig(
         vocab_size=tokenizer.vocab_size, block_size=config.block_size or FRESH_BLOCK_SIZE, n_layer=config.n_layer,
-        n_head=config.n_head, n_embd=config.n_embd,
+        n_head=heads_for(config.n_embd, config.n_head), n_embd=config.n_embd,
         dropout=FRESH_DROPOUT if config.dropout is None else config.dropout, attn_dropout=config.attn_dropout,
         arch="gpt" if gpt2 else config.arch, **layout,
     )  # fmt: skip
@@ -276,7 +297,8 @@ def _fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> C
         ) from e
 
 
-def _start_from(config: TrainConfig, paths: RunPaths, device: torch.device, resume: bool):
+def _start_from(config: TrainConfig, paths: RunPaths, device: torch.device, resume: bool,
+                notify: Callable[[str], None]):  # fmt: skip
     """The checkpoint a run trains (resumed, fine-tuned or new) and its corpus."""
     if resume:
         if not paths.last.exists():
@@ -287,7 +309,10 @@ def _start_from(config: TrainConfig, paths: RunPaths, device: torch.device, resu
     if config.init_from:
         ckpt = load_checkpoint(config.init_from, device=device)
         corpus, source = corpus_of(ckpt, config.corpus if config.corpus != "tinyshakespeare" else None)
+        old = ckpt.tokenizer.vocab_size
         ckpt = adapt_to_corpus(ckpt, corpus, lossy=config.lossy)
+        if ckpt.tokenizer.vocab_size != old:
+            notify(vocab_growth(corpus.name, old, ckpt.tokenizer.vocab_size))
         if ckpt.config.arch == "gpt":  # only what is given overrides the checkpoint's
             changes = {k: getattr(config, k) for k in ("dropout", "attn_dropout") if getattr(config, k) is not None}
             if changes:
@@ -334,7 +359,8 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)  # the batch stream is shared: see own_micro_batches
     train_state: dict = {}
 
-    ckpt, corpus, source = _start_from(config, paths, device, resume)
+    notices: list[str] = []  # said once the progress display is up
+    ckpt, corpus, source = _start_from(config, paths, device, resume, notify=notices.append)
     if rank.is_main and not resume and overwrite:
         clear_run(paths)  # only now: the model to train is loaded and built
     model, tokenizer, model_config = ckpt.model, ckpt.tokenizer, ckpt.model.config
@@ -344,7 +370,6 @@ def train(
     # what was decided at the start is saved as given: a resume with another process count keeps the batch
     config = replace(config, batch_size=batch_size, grad_accum=grad_accum_total)
 
-    notices: list[str] = []  # said once the progress display is up
     tokens = load_tokens(corpus, tokenizer, lossy=config.lossy, notify=notices.append)
     batches = Batches(tokens, model_config.block_size, batch_size, device=device, name=corpus.name)
     if teacher and teacher_pass == "once":

@@ -26,6 +26,7 @@ NAMES = sorted({n for c in COMMANDS for n in (c.name, *c.aliases)})
 @given(st.one_of(st.text(), st.builds(lambda n, sep, rest: f"/{n}{sep}{rest}", st.sampled_from(NAMES),
                                       st.sampled_from([" ", "  ", "\t", "\n"]), st.text())))  # fmt: skip
 def test_parse_never_raises_on_any_string(line):
+    # any str, lone surrogates included: piped bytes that are not UTF-8 reach the prompt as such (surrogateescape)
     result = parse(line)
     assert isinstance(result, (Invocation, str))
     if isinstance(result, str):
@@ -181,3 +182,33 @@ def test_triple_quotes_collect_a_block_across_prompts():
     assert block.feed('"""one line"""') == "one line"
     assert block.feed('"""first') is None
     assert block.feed('last"""') == "first\nlast"
+
+
+def test_a_misspelt_set_name_gets_a_suggestion():
+    assert "cannot set 'temprature'; did you mean temperature?" in parse("/set temprature 1")
+    assert "did you mean" not in parse("/set xyzzy 1")
+
+
+def test_help_on_a_narrow_terminal_indents_the_lines_it_wraps():
+    import io
+
+    from rich.console import Console
+
+    from scratchgpt.repl.commands import do_help, lookup
+
+    said = []
+
+    class Host:
+        console = Console(file=io.StringIO(), force_terminal=True, width=60)
+
+        def say(self, text, *, style=None):
+            said.append(text)
+
+    do_help(Host(), lookup("train"))
+    lines = said[0].splitlines()
+    assert len(lines) > 3 and all(len(line) <= 60 for line in lines)  # the details wrapped
+    assert all(line.startswith("  ") for line in lines[1:])  # under their paragraph, not at the margin
+
+
+def test_another_of_ollamas_settings_is_not_taken_for_a_typo():
+    assert "did you mean" not in parse("/set num_ctx 4096")

@@ -200,6 +200,9 @@ class _FailingSession:
     """A session whose reply streams one piece and then fails, as a failed compile does after the
     eager prefill's first token."""
 
+    def take_notices(self, *, unknown_only=False):
+        return []
+
     def reply(self, prompt):
         yield "T"
         raise RuntimeError("compile failed")
@@ -223,6 +226,9 @@ class _SwallowingSession:
     """A session whose reply loses the KeyboardInterrupt of a Ctrl-C pressed mid-reply, as a call
     into torch.compile'd code sometimes does, and would then run on for 1,000 pieces."""
 
+    def take_notices(self, *, unknown_only=False):
+        return []
+
     def reply(self, prompt):
         for i in range(1000):
             if i == 3:
@@ -239,3 +245,9 @@ def test_ctrl_c_stops_a_reply_even_when_its_keyboard_interrupt_got_lost(monkeypa
         app.run_once(_SwallowingSession(), "ROMEO:")
     assert pipe.getvalue() == "xxx"
     assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C behaves as before afterwards
+
+
+def test_characters_the_vocabulary_lacks_are_said_on_stderr_without_verbose(piped):
+    code, out, err = piped("ROMEO: é ☃".encode(), "--len", "5")
+    assert code == 0 and len(out) == 6
+    assert err.startswith("note: ") and "'☃'" in err and len(err.splitlines()) == 1

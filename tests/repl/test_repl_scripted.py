@@ -395,3 +395,63 @@ def test_ollama_multiline_clear_and_bye_work_as_there(drive):
     d = drive('"""ROMEO:\r', 'JULIET:"""\r', "/clear\r", "/bye\r")
     assert d.code == 0 and "conversation cleared (settings kept)" in d.out and d.session.conversation == []
     assert d.session.turn == 1  # the block was one prompt
+
+
+def test_a_missing_or_foreign_corpus_at_the_prompt_names_repl_commands_not_flags(drive, tmp_path, monkeypatch):
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setenv("SCRATCHGPT_DATA", str(tmp_path / "empty"))
+    d = drive("/train 1 tinyshakespeare\r")
+    assert "could not be downloaded" in d.out and "/train N PATH or /corpus PATH" in d.out
+    foreign = tmp_path / "data"
+    foreign.mkdir()
+    (foreign / "tinyshakespeare.txt").write_text("not Shakespeare\n")
+    monkeypatch.setenv("SCRATCHGPT_DATA", str(foreign))
+    d = drive("/corpus tinyshakespeare\r")
+    assert f"/corpus {foreign / 'tinyshakespeare.txt'} trains on it as your own text" in d.out
+    assert "--corpus" not in d.out
+
+
+def test_ctrl_d_after_train_asks_first_and_cancel_goes_on_to_save(drive, tmp_path):
+    path = tmp_path / "kept.safetensors"
+    d = drive("/train 1\r", CTRL_D, "c\r", f"/save {path}\r", CTRL_D, "/len 3\r")
+    assert d.code == 0 and f"saved {path}" in d.out
+    assert "length set" not in d.out  # once saved, Ctrl-D leaves without asking
+
+
+def test_bye_after_train_saves_where_the_answer_says(drive, tmp_path):
+    path = tmp_path / "answer.safetensors"
+    d = drive("/train 1\r", "/bye\r", f"save {path}\r", "/len 3\r")
+    assert d.code == 0 and f"saved {path}" in d.out and load_checkpoint(path).train["step"] >= 0
+    assert "length set" not in d.out
+
+
+@pytest.mark.parametrize("answer", ["d\r", "discard\r", CTRL_D])
+def test_discard_or_a_second_ctrl_d_leaves_without_saving(drive, answer):
+    d = drive("/train 1\r", CTRL_D, answer, "/len 3\r")
+    assert d.code == 0 and "saved" not in d.out and "length set" not in d.out
+
+
+def test_an_answer_that_is_no_choice_asks_again(drive):
+    d = drive("/train 1\r", CTRL_D, "maybe\r", "c\r", "/len 3\r")
+    assert "'maybe': answer save [PATH], discard or cancel" in d.out and "length set to 3" in d.out
+
+
+def test_verbose_regen_counts_the_whole_prompt_and_says_what_the_cache_held(drive):
+    d = drive("/verbose on\r", "ROMEO:\r", "/regen\r")
+    assert "prompt 6 tokens · " in d.out and "prompt 6 tokens (5 cached) · " in d.out
+    assert "prompt 1 tokens" not in d.out
+
+
+def test_save_says_which_folder_it_made_and_into_a_folder_keeps_the_models_name(drive, tmp_path):
+    new = tmp_path / "new" / "dir" / "x.safetensors"
+    out = tmp_path / "out"
+    out.mkdir()
+    d = drive(f"/save {new}\r", f"/save {out}\r", f"/save {out}\r")
+    assert f"saved {new} (made the folder {tmp_path / 'new'})" in d.out
+    assert f"saved {out / 'x.safetensors'}\n" in d.out  # the model's name, no timestamp while it is free
+    assert len(list(out.glob("x+*.safetensors"))) == 1  # taken: a timestamp, never a replacement

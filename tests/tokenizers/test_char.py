@@ -78,3 +78,9 @@ def test_empty_corpus_is_a_user_error():
 def test_spec_with_repeated_characters_is_rejected():
     with pytest.raises(ScratchGPTError, match="repeats"):
         CharTokenizer.from_spec({"name": "char", "version": 1, "chars": "abca"})
+
+
+def test_a_lone_surrogate_is_the_replacement_character_when_the_vocabulary_has_it():
+    tokenizer = fit_tokenizer("char", ["ab\ufffd"])
+    assert tokenizer.decode(tokenizer.encode("a\udc80b")) == "a\ufffdb"
+    assert tokenizer.unknown("a\udc80b") == ["\udc80"]

@@ -6,13 +6,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scratchgpt.tokenizers import StreamDecoder, fit_tokenizer
+from scratchgpt.tokenizers.base import utf8_encodable
 
 # the session-scoped tokenizers are read-only; the autouse per-test home dirs do not matter here
 PROPERTY = settings(
     max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-# arbitrary text, with plenty of characters near a Shakespeare vocabulary (accents, ligatures, BPE-splitting ones)
-TEXT = st.text(alphabet=st.one_of(st.characters(), st.sampled_from("aeAE ,.\n\t'éüÉﬁ🦄こ—")))
+# arbitrary text a UTF-8 file can hold (codec="utf-8" leaves out lone surrogates, which no file can), with plenty
+# of characters near a Shakespeare vocabulary (accents, ligatures, BPE-splitting ones)
+TEXT = st.text(alphabet=st.one_of(st.characters(codec="utf-8"), st.sampled_from("aeAE ,.\n\t'éüÉﬁ🦄こ—")))
+SURROGATE = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
 TOKENIZERS = ["char_shakespeare", "word_shakespeare", "gpt2", "gpt2_compact"]
 
 
@@ -75,3 +78,19 @@ def test_streaming_equals_decode_for_encoded_text(request, name, text):
     ids = tokenizer.encode(text)
     decoder = StreamDecoder(tokenizer)
     assert "".join(decoder.push(i) for i in ids) + decoder.flush() == tokenizer.decode(ids)
+
+
+@PROPERTY
+@given(text=TEXT)
+def test_the_text_strategy_draws_only_what_a_file_can_hold(text):
+    assert utf8_encodable(text)
+
+
+@PROPERTY
+@given(name=st.sampled_from(TOKENIZERS), text=TEXT, surrogate=SURROGATE, at=st.integers(0, 200))
+def test_a_lone_surrogate_reads_as_the_replacement_character_in_every_tokenizer(request, name, text, surrogate, at):
+    tokenizer = request.getfixturevalue(name)
+    odd = text[:at] + surrogate + text[at:]
+    assert tokenizer.encode(odd) == tokenizer.encode(text[:at] + "\ufffd" + text[at:])
+    assert tokenizer.encode_array(odd).tolist() == tokenizer.encode_batch([odd])[0].tolist() == tokenizer.encode(odd)
+    assert surrogate in tokenizer.unknown(odd)

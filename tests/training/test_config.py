@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from scratchgpt.errors import ScratchGPTError
+from scratchgpt.model.gpt import GPTConfig
 from scratchgpt.paths import PACKAGE_DIR
-from scratchgpt.train import build_parser, parse_args
-from scratchgpt.training.config import TrainConfig, load_recipe
+from scratchgpt.train import build_parser, heads_notice, parse_args
+from scratchgpt.training.config import FRESH_BATCH_SIZE, FRESH_BLOCK_SIZE, TrainConfig, heads_for, load_recipe
 
 RECIPES = sorted((PACKAGE_DIR / "recipes").rglob("*.toml"))
 
@@ -101,3 +102,26 @@ def test_the_activation_choices_are_the_models():
     from scratchgpt.training import config
 
     assert config.ACTIVATIONS == gpt.ACTIVATIONS
+
+
+@pytest.mark.parametrize("n_embd, heads", [(128, 4), (256, 4), (100, 4), (250, 5), (384, 4), (6, 3), (7, 7)])
+def test_a_new_models_heads_are_the_default_or_the_count_nearest_it_that_divides_the_width(n_embd, heads):
+    assert heads_for(n_embd, None) == heads and n_embd % heads == 0
+    assert heads_for(n_embd, 8) == 8  # a count typed is kept, and refused later if it does not divide
+
+
+def test_changing_the_width_alone_says_in_one_line_which_heads_it_chose():
+    assert heads_notice(parse_args(["--n-embd", "256"])) is None  # the default divides it: nothing to say
+    assert heads_notice(parse_args(["--n-embd", "250"])) == "--n-embd 250: 5 heads of 50 (4 do not divide it; " \
+        "--n-head sets them)"  # fmt: skip
+    assert heads_notice(parse_args(["--n-embd", "250", "--n-head", "10"])) is None
+
+
+def test_a_bare_train_is_a_few_minutes_of_a_laptop_not_hours():
+    """The defaults are the first run a new user makes: ~6 x params x tokens FLOPs must fit a few minutes of a
+    2-core laptop (tens of GFLOP/s in practice), where the old 6x384 model over 5,000 steps of 16k tokens was hours."""
+    config = parse_args([]).config
+    model = GPTConfig(vocab_size=65, block_size=FRESH_BLOCK_SIZE, n_layer=config.n_layer,
+                      n_head=heads_for(config.n_embd, config.n_head), n_embd=config.n_embd)  # fmt: skip
+    tokens = config.max_iters * FRESH_BATCH_SIZE * FRESH_BLOCK_SIZE
+    assert 6 * model.approx_params * tokens < 3e13

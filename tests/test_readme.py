@@ -1,0 +1,150 @@
+"""Every command in README.md runs as written, in the README's order, as a new user in a fresh clone runs it.
+
+The `bash` blocks are read from the README itself, so a command changed there is the command tested. Each
+runs through bash in a folder laid out like a clone (checkpoints/, recipes/) with an empty home holding the
+placeholder inputs the README names (~/books/*.txt, ~/models/gpt2, a nanoGPT out-shakespeare-char/).
+Only what would take long is changed, by appending flags (later flags win in argparse):
+  - a training command gets `--max-iters 2 --eval-iters 2 --no-compile`: two steps and a short evaluation run
+    the whole pipeline (set-up, steps, evaluation, saves) that the full count only repeats;
+  - an interactive command (scratchgpt-repl) gets "ROMEO:" on a pipe for its standard input.
+Left out, each for its reason in SKIPPED: the set-up's `pip install` lines (the test runs inside that
+installation), `python -m pytest` (this suite), and the two-machine torchrun (it needs a second machine).
+The REPL transcript (```text) is typed into the real prompt_toolkit application first, as the README's order
+has it, and its lines that do not depend on sampling must appear as printed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from scratchgpt.model.checkpoint import load_checkpoint, shipped_checkpoint
+from scratchgpt.paths import PACKAGE_DIR
+from scratchgpt.repl.session import Session, Settings
+
+README = PACKAGE_DIR / "README.md"
+SKIPPED = {
+    "pip install": "set-up: the test runs inside that installation",
+    "python -m pytest": "the suite this test belongs to",
+    "--nnodes=2": "two machines",
+}
+TRAINING = re.compile(r"^(scratchgpt train|torchrun .*-m scratchgpt\.train)\b")
+SHORT = " --max-iters 2 --eval-iters 2 --no-compile"
+INTERACTIVE = re.compile(r"^scratchgpt-repl\b")
+COMMAND_TIMEOUT = 600  # seconds; a command that hangs fails the test rather than the whole suite
+
+
+def readme_blocks(language: str) -> list[str]:
+    """The README's fenced code blocks in the given language, in order."""
+    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.M | re.S)
+
+
+def readme_commands() -> list[str]:
+    """Each command of the README's bash blocks, continuation lines joined and comments dropped, in order."""
+    commands = []
+    for block in readme_blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            code = re.sub(r"(^|\s+)#(\s.*)?$", "", line)  # a trailing comment would swallow appended flags
+            if code.strip():
+                commands.append(" ".join(code.split()))
+    return commands
+
+
+def as_run(command: str) -> str | None:
+    """The command as the test runs it (shortened where it would train long), or None when it is skipped."""
+    if any(marker in command for marker in SKIPPED):
+        return None
+    return command + SHORT if TRAINING.match(command) else command
+
+
+def test_the_readme_commands_are_found_and_each_training_one_is_shortened():
+    commands = readme_commands()
+    assert len(commands) >= 20  # the blocks were found
+    run = [as_run(c) for c in commands]
+    assert sum(r is None for r in run) == 5  # three pip lines, pytest, the two-machine torchrun
+    assert all(r.endswith(SHORT) for r in run if r and ("scratchgpt train" in r or "scratchgpt.train" in r))
+
+
+@pytest.fixture
+def clone(tmp_path, nanogpt_char_run, make_hf_gpt2, shakespeare_text, monkeypatch):
+    """A folder laid out like a fresh clone, an empty home with the README's placeholder inputs, and a PATH
+    with the installed commands and torchrun (`python -m torch.distributed.run`, which torchrun is)."""
+    root = tmp_path / "clone"
+    root.mkdir()
+    for name in ("checkpoints", "recipes"):
+        (root / name).symlink_to(PACKAGE_DIR / name)
+    home = tmp_path / "home"
+    (home / "books").mkdir(parents=True)
+    (home / "books" / "notre-dame.txt").write_text(shakespeare_text[:60_000], encoding="utf-8")
+    faust = shakespeare_text[60_000:120_000].replace("ss", "ß").replace("e", "é", 50)  # new characters
+    (home / "books" / "faust.txt").write_text(faust, encoding="utf-8")
+    (home / "models").mkdir()
+    shutil.copytree(make_hf_gpt2("gpt2")[1], home / "models" / "gpt2")
+    shutil.copytree(nanogpt_char_run[1], root / "out-shakespeare-char")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    torchrun = bin_dir / "torchrun"
+    torchrun.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m torch.distributed.run "$@"\n')
+    torchrun.chmod(0o755)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]]))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny steps on shared cores: threads would only spin
+    monkeypatch.chdir(root)
+    return root
+
+
+def run_transcript(root: Path) -> list[str]:
+    """Types the `>>>` lines of the README's transcript into the REPL; the transcript's lines it did not print."""
+    from prompt_toolkit.history import InMemoryHistory
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from scratchgpt.repl.app import Repl, make_console
+
+    (transcript,) = [b for b in readme_blocks("text") if "$ scratchgpt-repl" in b]
+    typed = [line[4:] for line in transcript.splitlines() if line.startswith(">>> ")]
+    seed = int(re.search(r"--seed (\d+)", transcript).group(1))
+    # what does not depend on sampling or timing: settings, saves and refusals
+    fixed = ("temperature set", "length set", "saved ", "error: ", "the weights changed")
+    expected = [line for line in transcript.splitlines() if line.startswith(fixed)]
+    session = Session(load_checkpoint(shipped_checkpoint("char")), settings=Settings(seed=seed))
+    printed = io.StringIO()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with create_pipe_input() as pipe:
+            repl = Repl(session, input=pipe, output=DummyOutput(), console=make_console(printed),
+                        history=InMemoryHistory())  # fmt: skip
+            for line in typed:
+                pipe.send_text(line + "\r")
+            pipe.send_text("/bye\r")
+            assert repl.run() == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = printed.getvalue()
+    return [line for line in expected if re.sub(r"\(step \d+\)", "", line) not in re.sub(r"\(step \d+\)", "", out)]
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs_as_written(clone):
+    missing = run_transcript(clone)
+    assert not missing, f"the README's transcript printed lines the REPL did not: {missing}"
+    failures = []
+    for command in readme_commands():
+        run = as_run(command)
+        if run is None:
+            continue
+        stdin = "ROMEO:\n" if INTERACTIVE.match(run) else ""
+        done = subprocess.run(["bash", "-c", run], input=stdin, capture_output=True, text=True,
+                              timeout=COMMAND_TIMEOUT)  # fmt: skip
+        if done.returncode != 0:
+            failures.append(f"{run}\n  exit {done.returncode}: {done.stderr.strip()[-400:]}")
+    assert not failures, "README commands that fail as written:\n" + "\n".join(failures)
