@@ -6,10 +6,12 @@ placeholder inputs the README names (~/books/*.txt, ~/models/gpt2, a nanoGPT out
 Only what would take long is changed, by appending flags (later flags win in argparse):
   - a training command gets `--max-iters 2 --eval-iters 2 --no-compile`: two steps and a short evaluation run
     the whole pipeline (set-up, steps, evaluation, saves) that the full count only repeats;
-  - an interactive command (scratchgpt-repl) gets "ROMEO:" on a pipe for its standard input.
+  - an interactive command (scratchgpt-repl) gets "ROMEO:" on a pipe for its standard input;
+  - `scratchgpt serve` runs in the background (on another free port, said in its flags, when 8000 is taken)
+    until the commands after it have run, and is then stopped as Ctrl-C would.
 Left out, each for its reason in SKIPPED: the set-up's `pip install` lines (the test runs inside that
 installation), `python -m pytest` (this suite), and the two-machine torchrun (it needs a second machine).
-The REPL transcript (```text) is typed into the real prompt_toolkit application first, as the README's order
+Each REPL transcript (```text) is typed into the real prompt_toolkit application first, as the README's order
 has it, and its lines that do not depend on sampling must appear as printed.
 """
 
@@ -19,8 +21,12 @@ import io
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -39,6 +45,8 @@ SKIPPED = {
 TRAINING = re.compile(r"^(scratchgpt train|torchrun .*-m scratchgpt\.train)\b")
 SHORT = " --max-iters 2 --eval-iters 2 --no-compile"
 INTERACTIVE = re.compile(r"^scratchgpt-repl\b")
+SERVER = re.compile(r"^scratchgpt serve\b")
+README_PORT = 8000
 COMMAND_TIMEOUT = 600  # seconds; a command that hangs fails the test rather than the whole suite
 
 
@@ -86,6 +94,7 @@ def clone(tmp_path, nanogpt_char_run, make_hf_gpt2, shakespeare_text, monkeypatc
     (home / "books" / "notre-dame.txt").write_text(shakespeare_text[:60_000], encoding="utf-8")
     faust = shakespeare_text[60_000:120_000].replace("ss", "ß").replace("e", "é", 50)  # new characters
     (home / "books" / "faust.txt").write_text(faust, encoding="utf-8")
+    (root / "my.txt").write_text(shakespeare_text[200_000:202_000], encoding="utf-8")  # `scratchgpt score my.txt`
     (home / "models").mkdir()
     shutil.copytree(make_hf_gpt2("gpt2")[1], home / "models" / "gpt2")
     shutil.copytree(nanogpt_char_run[1], root / "out-shakespeare-char")
@@ -101,50 +110,114 @@ def clone(tmp_path, nanogpt_char_run, make_hf_gpt2, shakespeare_text, monkeypatc
     return root
 
 
-def run_transcript(root: Path) -> list[str]:
-    """Types the `>>>` lines of the README's transcript into the REPL; the transcript's lines it did not print."""
+def run_transcripts() -> list[str]:
+    """Types the `>>>` lines of each of the README's REPL transcripts into the REPL, with the transcript's
+    seed; the transcripts' lines it did not print."""
     from prompt_toolkit.history import InMemoryHistory
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
     from scratchgpt.repl.app import Repl, make_console
 
-    (transcript,) = [b for b in readme_blocks("text") if "$ scratchgpt-repl" in b]
-    typed = [line[4:] for line in transcript.splitlines() if line.startswith(">>> ")]
-    seed = int(re.search(r"--seed (\d+)", transcript).group(1))
+    transcripts = [b for b in readme_blocks("text") if "$ scratchgpt-repl" in b]
+    assert transcripts, "the README's REPL transcripts were not found"
     # what does not depend on sampling or timing: settings, saves and refusals
-    fixed = ("temperature set", "length set", "saved ", "error: ", "the weights changed")
-    expected = [line for line in transcript.splitlines() if line.startswith(fixed)]
-    session = Session(load_checkpoint(shipped_checkpoint("char")), settings=Settings(seed=seed))
-    printed = io.StringIO()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with create_pipe_input() as pipe:
-            repl = Repl(session, input=pipe, output=DummyOutput(), console=make_console(printed),
-                        history=InMemoryHistory())  # fmt: skip
-            for line in typed:
-                pipe.send_text(line + "\r")
-            pipe.send_text("/bye\r")
-            assert repl.run() == 0
-    finally:
-        torch.set_num_threads(threads)
-    out = printed.getvalue()
-    return [line for line in expected if re.sub(r"\(step \d+\)", "", line) not in re.sub(r"\(step \d+\)", "", out)]
+    fixed = ("temperature set", "length set", "saved ", "error: ", "the weights changed", "probabilities on")
+    missing = []
+    for transcript in transcripts:
+        typed = [line[4:] for line in transcript.splitlines() if line.startswith(">>> ")]
+        seed = int(re.search(r"--seed (\d+)", transcript).group(1))
+        expected = [line for line in transcript.splitlines() if line.startswith(fixed)]
+        session = Session(load_checkpoint(shipped_checkpoint("char")), settings=Settings(seed=seed))
+        printed = io.StringIO()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with create_pipe_input() as pipe:
+                repl = Repl(session, input=pipe, output=DummyOutput(), console=make_console(printed),
+                            history=InMemoryHistory())  # fmt: skip
+                for line in typed:
+                    pipe.send_text(line + "\r")
+                pipe.send_text("/bye\r")
+                assert repl.run() == 0
+        finally:
+            torch.set_num_threads(threads)
+        out = re.sub(r"\(step \d+\)", "", printed.getvalue())
+        missing += [line for line in expected if re.sub(r"\(step \d+\)", "", line) not in out]
+    return missing
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Server:
+    """`scratchgpt serve` as the README starts it, in the background, until `stop`."""
+
+    def __init__(self, command: str):
+        self.port = README_PORT if port_is_free(README_PORT) else free_port()
+        if self.port != README_PORT:
+            command += f" --port {self.port}"
+        self.proc = subprocess.Popen(["bash", "-c", f"exec {command}"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise AssertionError(f"{command} did not come up: {self.proc.stderr.read()[-400:]}")
+
+    def rewrite(self, command: str) -> str:
+        """command, pointed at the port the server listens on."""
+        return command.replace(f"localhost:{README_PORT}", f"localhost:{self.port}")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
 
 
 @pytest.mark.slow
 def test_every_readme_command_runs_as_written(clone):
-    missing = run_transcript(clone)
-    assert not missing, f"the README's transcript printed lines the REPL did not: {missing}"
-    failures = []
-    for command in readme_commands():
-        run = as_run(command)
-        if run is None:
-            continue
-        stdin = "ROMEO:\n" if INTERACTIVE.match(run) else ""
-        done = subprocess.run(["bash", "-c", run], input=stdin, capture_output=True, text=True,
-                              timeout=COMMAND_TIMEOUT)  # fmt: skip
-        if done.returncode != 0:
-            failures.append(f"{run}\n  exit {done.returncode}: {done.stderr.strip()[-400:]}")
+    missing = run_transcripts()
+    assert not missing, f"the README's transcripts printed lines the REPL did not: {missing}"
+    failures, server = [], None
+    try:
+        for command in readme_commands():
+            run = as_run(command)
+            if run is None:
+                continue
+            if SERVER.match(run):
+                server = Server(run)
+                continue
+            if server is not None:
+                run = server.rewrite(run)
+            stdin = "ROMEO:\n" if INTERACTIVE.match(run) else ""
+            done = subprocess.run(["bash", "-c", run], input=stdin, capture_output=True, text=True,
+                                  timeout=COMMAND_TIMEOUT)  # fmt: skip
+            if run.startswith("curl") and '"error"' in done.stdout:  # curl -s exits 0 on an HTTP error
+                failures.append(f"{run}\n  answered: {done.stdout[-400:]}")
+            elif done.returncode != 0:
+                failures.append(f"{run}\n  exit {done.returncode}: {done.stderr.strip()[-400:]}")
+    finally:
+        if server is not None:
+            server.stop()
     assert not failures, "README commands that fail as written:\n" + "\n".join(failures)
