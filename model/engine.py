@@ -16,6 +16,7 @@ import torch
 from ..errors import ScratchGPTError
 from ..tokenizers import StreamDecoder, Tokenizer
 from .gpt import GPTConfig
+from .logprobs import MAX_TOP_LOGPROBS, TokenLogprob, token_logprobs
 from .quant import int8_supported, quantize_int8
 from .sampling import next_token_probs, pick, sample_next
 from .sampling_settings import GREEDY_BELOW, SamplingSettings
@@ -138,6 +139,16 @@ class Engine:
         self._last_logits = None
 
     @property
+    def last_logits(self) -> torch.Tensor | None:
+        """The model's own logits (1, V) after the last cached token, before never_sample's bias.
+
+        While `generate` is paused at a yield, they are the distribution the yielded token was drawn
+        from: the decode step that picked it computed them, so a caller that records them (`Completion`
+        with logprobs) runs nothing again. A fresh tensor each step, safe to keep.
+        """
+        return self._last_logits
+
+    @property
     def can_probe(self) -> bool:
         return self._step is not None
 
@@ -251,6 +262,12 @@ class Completion:
 
     Text that could be the start of a stop string is held back until it cannot be. The
     tokenizer's `never_sampled` tokens (a word vocabulary's <unk>) are never sampled.
+
+    With `logprobs=K` (0..MAX_TOP_LOGPROBS) it keeps each token's distribution as the decode step
+    left it (`logits`, one (1, V) row per id: a reference, nothing computed) and `logprobs` turns the
+    rows not yet read into `TokenLogprob`s with K alternatives, in one batch, when someone reads it.
+    Without it nothing is kept. After a stop string cut a token in two, the records cover the ids
+    the text kept that were sampled as such (`ids[:len(logprobs)]`).
     """
 
     def __init__(
@@ -262,10 +279,17 @@ class Completion:
         *,
         generator: torch.Generator | None = None,
         extra_stop: Sequence[str] = (),
+        logprobs: int | None = None,
     ):
+        if logprobs is not None and not 0 <= logprobs <= MAX_TOP_LOGPROBS:
+            raise ScratchGPTError(f"logprobs must be from 0 to {MAX_TOP_LOGPROBS} alternatives, got {logprobs}")
         self.tokenizer = tokenizer
         self.stop = [s for s in (*settings.stop, *extra_stop) if s]
         self.ids: list[int] = []
+        self.top_logprobs = logprobs  # alternatives per record, or None: nothing recorded
+        self.logits: list[torch.Tensor] = []  # (1, V) per sampled id, when recording
+        self._records: list[TokenLogprob] = []
+        self._engine = engine
         self.text = ""
         self.stop_reason: str | None = None
         engine.never_sample(tokenizer.never_sampled)
@@ -280,17 +304,32 @@ class Completion:
                 return n
         return 0
 
+    @property
+    def logprobs(self) -> list[TokenLogprob]:
+        """What the model thought of each sampled id: its own log-probability, temperature 1, and the
+        top alternatives, in step with `ids`. Empty unless the completion was made with logprobs."""
+        done = len(self._records)
+        if self.top_logprobs is not None and done < len(self.logits):
+            rows = torch.cat(self.logits[done:])  # (N, V)
+            chosen = torch.tensor(self.ids[done : len(self.logits)])
+            self._records += token_logprobs(rows, chosen, self.top_logprobs)
+        return self._records
+
     def __iter__(self) -> Iterator[str]:
         decoder, pending = StreamDecoder(self.tokenizer), ""
         for token in self._tokens:
             self.ids.append(token)
+            if self.top_logprobs is not None:
+                self.logits.append(self._engine.last_logits)  # what the token was drawn from, kept as is
             pending += decoder.push(token)
             if self.stop:
                 hits = [i for i in (pending.find(s) for s in self.stop) if i >= 0]
                 if hits:
                     pending = pending[: min(hits)]
                     self._tokens.close()
-                    self.ids = self.tokenizer.encode(self.text + pending)
+                    sampled, self.ids = self.ids, self.tokenizer.encode(self.text + pending)
+                    del self.logits[_common_prefix(sampled, self.ids) :]  # records only for ids sampled as such
+                    del self._records[len(self.logits) :]
                     self.stop_reason = "stop"
                     break
                 ready = len(pending) - self._held(pending)

@@ -151,16 +151,8 @@ class CausalSelfAttention(nn.Module):
         With a cache, the new keys and values are written at [pos, pos + T) and the queries attend
         over everything cached up to pos + T. pos may be a 0-d tensor when T == 1 (`GPT.decode_step`).
         """
-        B, T, C = x.shape
-        qkv = self.c_attn(x).view(B, T, 3, self.n_head, self.head_size)  # (B, T, 3, nh, hs)
-        qk = qkv[:, :, :2]  # queries and keys are normed and rotated together: half the ops
-        if self.qk_norm:
-            qk = F.layer_norm(qk, (self.head_size,))
-        if rope is not None:
-            qk = apply_rope(qk, *rope)
-        q, k = qk.transpose(1, 3).unbind(2)  # each (B, nh, T, hs)
-        v = qkv[:, :, 2].transpose(1, 2)  # (B, nh, T, hs)
-
+        T = x.size(1)
+        q, k, v = self._qkv(x, rope)
         if isinstance(pos, torch.Tensor):  # decode step: one token at a tensor position
             k_buf, v_buf = kv  # static shapes, so a compiled step never recompiles as pos moves
             k_buf.index_copy_(2, pos.view(1), k.to(k_buf.dtype))
@@ -203,6 +195,28 @@ class CausalSelfAttention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout_p)
         return self._merge_heads(y.to(x.dtype))
+
+    def _qkv(self, x, rope):
+        """Queries, keys and values of x (B, T, C), each (B, nh, T, hs), normed and rotated as the model does."""
+        B, T, C = x.shape
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, self.head_size)  # (B, T, 3, nh, hs)
+        qk = qkv[:, :, :2]  # queries and keys are normed and rotated together: half the ops
+        if self.qk_norm:
+            qk = F.layer_norm(qk, (self.head_size,))
+        if rope is not None:
+            qk = apply_rope(qk, *rope)
+        q, k = qk.transpose(1, 3).unbind(2)  # each (B, nh, T, hs)
+        return q, k, qkv[:, :, 2].transpose(1, 2)
+
+    def weights(self, x, rope=None):
+        """The attention weights forward applies to x (B, T, C) with no cache: softmax(q k^T / sqrt(hs)
+        + causal mask), (B, nh, T, T) in fp32, row t over keys 0..t. Computed apart from forward, which
+        never builds them (SDPA's fused kernel), so looking costs the normal path nothing."""
+        q, k, _ = self._qkv(x, rope)
+        att = (q.float() @ k.float().transpose(-2, -1)) * self.head_size**-0.5  # (B, nh, T, T)
+        T = x.size(1)
+        future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+        return att.masked_fill(future, float("-inf")).softmax(dim=-1)
 
     def _merge_heads(self, y):
         B, nh, T, hs = y.shape
@@ -332,6 +346,31 @@ class GPT(nn.Module):
             x = x[:, -1:, :]  # (B, 1, C): the head is the costliest matmul for big vocabularies
         logits = self.lm_head(x)  # (B, T, V)
         return logits, None if targets is None else lm_loss(logits, targets)
+
+    @torch.no_grad()
+    def trace(self, idx):
+        """The forward pass laid open, for looking inside: idx (B, T) within block_size.
+
+        Returns (logits (B, T, V), attention, residual): attention holds each block's weights (B, nh,
+        T, T), fp32 (`CausalSelfAttention.weights`); residual the stream after the embeddings and after
+        each block, n_layer + 1 tensors (B, T, C), before the final norm (the logit lens applies ln_f
+        and the head to each). Eval mode, no cache: the same numbers as forward.
+        """
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"{T} positions exceed block_size {self.config.block_size}")
+        x = self.wte(idx)  # (B, T, C)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(T, device=idx.device))
+        rope = None
+        if self.config.rope:
+            rope = tuple(t[:T, None, None, :].to(x.dtype) for t in (self.rope_cos, self.rope_sin))
+        attention, residual = [], [x]
+        for block in self.blocks:
+            attention.append(block.attn.weights(block.ln_1(x), rope))
+            x = block(x, rope)
+            residual.append(x)
+        return self.lm_head(self.ln_f(x)), attention, residual
 
     def decode_step(self, idx, pos, caches):
         """The one-token forward that `Engine` compiles: idx (B, 1) at position pos, a 0-d long
