@@ -117,7 +117,8 @@ class Page:
         self.tab.goto(url + "/")
 
     def wait_for_models(self) -> None:
-        self.tab.wait_for_function("document.querySelectorAll('#model option').length > 0", timeout=10_000)
+        # locators, not wait_for_function: the page's content-security policy forbids evaluating strings
+        self.tab.locator("#model option").first.wait_for(state="attached", timeout=10_000)
 
     def ask(self, prompt: str, *, length: int = 60, temperature: float = 1.0, mode: str = "continue") -> None:
         """Type a prompt and Enter in a mode (continue or chat), then wait until the reply has finished streaming."""
@@ -127,9 +128,7 @@ class Page:
         self.tab.fill("#seed", "3")
         self.tab.fill("#prompt", prompt)
         self.tab.press("#prompt", "Enter")
-        self.tab.wait_for_function(
-            "document.getElementById('transcript').getAttribute('aria-busy') === 'false'", timeout=20_000
-        )
+        self.tab.locator("#transcript[aria-busy=false]").wait_for(state="attached", timeout=20_000)
 
     def reply_tokens(self):
         return self.tab.locator("#transcript .turn.model .tok")
