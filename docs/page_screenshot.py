@@ -51,6 +51,7 @@ def shoot(url: str, out: Path) -> None:
         page.fill("#prompt", PROMPT)
         page.press("#prompt", "Enter")
         page.locator("#transcript[aria-busy=false]").wait_for(state="attached", timeout=60_000)
+        page.click("#settings summary")  # fold the settings: room for the attention grid and the lens
         tokens = page.locator("#transcript .turn.model .tok")
         tokens.nth(min(40, tokens.count() - 1)).click()
         page.locator("#inspector-body").wait_for(state="visible", timeout=60_000)
