@@ -13,7 +13,7 @@ from .cliutil import EXIT_USAGE, Parser, add_threads_flag, run_entry_point, use_
 from .model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SamplingSettings, SettingError, stop_text
 from .tokenizers import TOKENIZER_NAMES
 
-COMMANDS = ("train", "sample", "eval", "plot", "export", "import")
+COMMANDS = ("train", "sample", "eval", "plot", "export", "import", "serve")
 SOURCE_HELP = "a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt"
 
 
@@ -131,6 +131,7 @@ def import_parser() -> Parser:
 
 def parsers() -> dict[str, Parser]:
     """Every command's parser, by command: what `COMMAND --help` shows and what the flag tests walk."""
+    from .serve.cli import serve_parser
     from .train import build_parser
 
     return {
@@ -140,6 +141,7 @@ def parsers() -> dict[str, Parser]:
         "plot": plot_parser(),
         "export": export_parser(),
         "import": import_parser(),
+        "serve": serve_parser(),
     }
 
 
@@ -271,13 +273,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            "usage: scratchgpt {train,sample,eval,plot,export,import} [flags]\n\n"
+            "usage: scratchgpt {train,sample,eval,plot,export,import,serve} [flags]\n\n"
             "  train   train a GPT or the bigram baseline on a corpus\n"
             "  sample  continue a prompt with a checkpoint, streaming to stdout\n"
             "  eval    loss over the whole validation split, in nats per token and per char\n"
             "  plot    draw a run's loss curves into a PNG\n"
             "  export  re-save a checkpoint with bf16 (or fp16) weights, average several, or write a HF GPT-2\n"
-            "  import  a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint\n\n"
+            "  import  a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint\n"
+            "  serve   serve models over HTTP to OpenAI and ollama clients\n\n"
             "`scratchgpt COMMAND --help` lists a command's flags; `scratchgpt-repl` talks to a model."
         )
         return 0 if argv else EXIT_USAGE
@@ -287,6 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return train_main(rest)
     handlers = {"sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot, "export": cmd_export, "import": cmd_import}
+    if command == "serve":
+        from .serve.cli import cmd_serve
+
+        return cmd_serve(rest)
     if command not in handlers:
         print(f"scratchgpt: error: unknown command '{command}'; use one of {', '.join(COMMANDS)}", file=sys.stderr)
         return EXIT_USAGE

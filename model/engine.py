@@ -14,12 +14,13 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from ..errors import ScratchGPTError
-from ..tokenizers import StreamDecoder, Tokenizer
+from ..tokenizers import Tokenizer
 from .gpt import GPTConfig
 from .logprobs import MAX_TOP_LOGPROBS, TokenLogprob, token_logprobs
 from .quant import int8_supported, quantize_int8
 from .sampling import next_token_probs, pick, sample_next
 from .sampling_settings import GREEDY_BELOW, SamplingSettings
+from .stop_text import StopText
 
 
 def _decode_and_sample(step, idx, pos, caches, temperature, u, bias):
@@ -297,13 +298,6 @@ class Completion:
             context, max_new_tokens=settings.max_new_tokens, generator=generator, **settings.sampling_options()
         )
 
-    def _held(self, pending: str) -> int:
-        """How many trailing characters of pending might begin a stop string."""
-        for n in range(min(len(pending), max(map(len, self.stop)) - 1), 0, -1):
-            if any(s.startswith(pending[-n:]) for s in self.stop):
-                return n
-        return 0
-
     @property
     def logprobs(self) -> list[TokenLogprob]:
         """What the model thought of each sampled id: its own log-probability, temperature 1, and the
@@ -316,32 +310,24 @@ class Completion:
         return self._records
 
     def __iter__(self) -> Iterator[str]:
-        decoder, pending = StreamDecoder(self.tokenizer), ""
+        stream = StopText(self.tokenizer, self.stop)
         for token in self._tokens:
             self.ids.append(token)
             if self.top_logprobs is not None:
                 self.logits.append(self._engine.last_logits)  # what the token was drawn from, kept as is
-            pending += decoder.push(token)
-            if self.stop:
-                hits = [i for i in (pending.find(s) for s in self.stop) if i >= 0]
-                if hits:
-                    pending = pending[: min(hits)]
-                    self._tokens.close()
-                    sampled, self.ids = self.ids, self.tokenizer.encode(self.text + pending)
-                    del self.logits[_common_prefix(sampled, self.ids) :]  # records only for ids sampled as such
-                    del self._records[len(self.logits) :]
-                    self.stop_reason = "stop"
-                    break
-                ready = len(pending) - self._held(pending)
-            else:
-                ready = len(pending)
-            if ready:
-                self.text += pending[:ready]
-                yield pending[:ready]
-                pending = pending[ready:]
-        else:
-            pending += decoder.flush()
-            self.stop_reason = "length"
-        if pending:
-            self.text += pending
-            yield pending
+            piece = stream.push(token)
+            self.text = stream.text
+            if stream.stopped:
+                self._tokens.close()
+                sampled, self.ids = self.ids, self.tokenizer.encode(self.text)
+                del self.logits[_common_prefix(sampled, self.ids) :]  # records only for ids sampled as such
+                del self._records[len(self.logits) :]
+                self.stop_reason = "stop"
+            if piece:
+                yield piece
+            if stream.stopped:
+                return
+        piece = stream.flush()
+        self.text, self.stop_reason = stream.text, "length"
+        if piece:
+            yield piece

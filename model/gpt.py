@@ -151,19 +151,25 @@ class CausalSelfAttention(nn.Module):
         With a cache, the new keys and values are written at [pos, pos + T) and the queries attend
         over everything cached up to pos + T. pos may be a 0-d tensor when T == 1 (`GPT.decode_step`).
         """
-        T = x.size(1)
+        B, T = x.shape[:2]
         q, k, v = self._qkv(x, rope)
-        if isinstance(pos, torch.Tensor):  # decode step: one token at a tensor position
+        if isinstance(pos, torch.Tensor):  # decode step: one token at a tensor position (0-d), or one per row (B,)
             k_buf, v_buf = kv  # static shapes, so a compiled step never recompiles as pos moves
-            k_buf.index_copy_(2, pos.view(1), k.to(k_buf.dtype))
-            v_buf.index_copy_(2, pos.view(1), v.to(v_buf.dtype))
+            if pos.dim() == 0:
+                k_buf.index_copy_(2, pos.view(1), k.to(k_buf.dtype))
+                v_buf.index_copy_(2, pos.view(1), v.to(v_buf.dtype))
+            else:  # a batch of streams, each at its own length (the server's batched engine)
+                rows = torch.arange(B, device=x.device)
+                k_buf[rows, :, pos] = k[:, :, 0].to(k_buf.dtype)  # (B, nh, hs) into row b at pos[b]
+                v_buf[rows, :, pos] = v[:, :, 0].to(v_buf.dtype)
             # one query against the whole buffer, the slots past pos masked out, in q's dtype (a
             # narrower cache is widened as it is read; compiled, that fuses in and copies nothing).
             # Spelled out rather than SDPA: compiled, these few ops fuse into one loop, while the
             # flash kernel's setup alone cost more than all of them (6x384 int8 step: 1.7 -> 1.1 ms)
             k_all, v_all = k_buf.to(q.dtype), v_buf.to(q.dtype)
             att = (q @ k_all.transpose(-2, -1)) * self.head_size**-0.5  # (B, nh, 1, block)
-            att = att.masked_fill(torch.arange(k_buf.size(2), device=x.device) > pos, float("-inf"))
+            past = torch.arange(k_buf.size(2), device=x.device) > pos.view(-1, 1, 1, 1)  # (1 or B, 1, 1, block)
+            att = att.masked_fill(past, float("-inf"))
             y = att.softmax(dim=-1) @ v_all  # (B, nh, 1, hs)
             return self._merge_heads(y)
 
@@ -374,18 +380,20 @@ class GPT(nn.Module):
 
     def decode_step(self, idx, pos, caches):
         """The one-token forward that `Engine` compiles: idx (B, 1) at position pos, a 0-d long
-        tensor, with caches one (k, v) buffer pair per block. Returns the logits (B, V) in fp32.
+        tensor (or (B,): each row at its own position), with caches one (k, v) buffer pair per block.
+        Returns the logits (B, V) in fp32.
 
         Every shape is fixed and pos is data, so one compiled graph serves the whole generation;
         the caller advances its own count of cached positions.
         """
         x = self.wte(idx)  # (B, 1, C)
         if self.wpe is not None:
-            x = x + self.wpe(pos.view(1))
+            x = x + self.wpe(pos.view(-1, 1))  # (1 or B, 1, C)
         rope = None
-        if self.config.rope:  # (1, 1, 1, hs/2): this position's angles
+        if self.config.rope:  # (1 or B, 1, 1, 1, hs/2): each row's position's angles
             rope = tuple(
-                t.index_select(0, pos.view(1))[:, None, None, :].to(x.dtype) for t in (self.rope_cos, self.rope_sin)
+                t.index_select(0, pos.view(-1))[:, None, None, None, :].to(x.dtype)
+                for t in (self.rope_cos, self.rope_sin)
             )
         for block, kv in zip(self.blocks, caches, strict=True):
             x = block(x, rope, kv, pos)

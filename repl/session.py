@@ -34,6 +34,7 @@ from ..model.checkpoint import (
     save_checkpoint,
     shipped_checkpoint,
 )
+from ..model.dialogue import SPEECH_END, separator, speech, turn_opening
 from ..model.engine import Completion, Engine
 from ..model.sampling_settings import SamplingSettings
 from ..model.threads import DEFAULT_THREADS, ThreadChoice, choose_decode_threads
@@ -238,10 +239,7 @@ class Session:
         (an empty line: the model's speaker speaks again)."""
         speaker, listener = self.chat
         tail = self.tokenizer.decode(self.conversation[-8:]) if self.conversation else "\n\n"
-        newlines = len(tail) - len(tail.rstrip("\n"))
-        separator = "\n" * max(0, 2 - newlines)
-        speech = f"{speaker}:\n{text}\n\n" if text else ""
-        return f"{separator}{speech}{listener}:\n"
+        return separator(tail) + (speech(speaker, text) if text else "") + turn_opening(listener)
 
     @property
     def kept_tokens(self) -> int:
@@ -301,7 +299,7 @@ class Session:
         self._note_window(len(context))
         generator = torch.Generator(device=self.device).manual_seed(turn_seed(s.seed, self.turn))
         self.turn += 1
-        extra_stop = ["\n\n"] if self.chat else []  # a chat reply is one speech
+        extra_stop = [SPEECH_END] if self.chat else []  # a chat reply is one speech
         completion = Completion(self.engine, self.tokenizer, context, s, generator=generator, extra_stop=extra_stop)
         return Reply(self, context, completion, header=f"{self.chat[1]}:" if self.chat else "")
 

@@ -206,6 +206,10 @@ AT_MAXIMUM = {
     ("eval", "--batch-size"): "run",
     ("eval", "--stride"): "run",
     ("eval", "--threads"): "run",
+    ("serve", "--port"): "whether port 65535 is free depends on the machine; test_cli serves on a free one",
+    ("serve", "--parallel"): "tests/serve/test_cli.py loads a model with it and decodes",
+    ("serve", "--max-queue"): "tests/serve/test_cli.py loads a model with it and decodes",
+    ("serve", "--threads"): "tests/serve/test_cli.py loads a model with it and decodes",
 }
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2",
         "--eval-iters", "1"]  # fmt: skip

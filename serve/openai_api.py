@@ -1,0 +1,225 @@
+"""OpenAI's API: /v1/models, /v1/completions and /v1/chat/completions, whole or streamed as server-sent events.
+
+Log-probabilities are the model's own (temperature 1, before top-k/top-p), in OpenAI's two shapes:
+chat's `logprobs.content[]` and the completions' `tokens / token_logprobs / top_logprobs / text_offset`
+(offsets count characters from the start of the prompt, as OpenAI's do).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request as HttpRequest
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..model.dialogue import SPEECH_END
+from ..model.logprobs import MAX_TOP_LOGPROBS, TokenLogprob
+from ..model.sampling_settings import BOUNDS
+from ..tokenizers import Tokenizer
+from .app import ApiError, Generation, ServedModel, chat_text, encode_prompt, error_body, read_json
+from .batch import Finished
+
+MAX_STOPS = 4  # OpenAI's bound on stop strings
+
+
+def number(body: dict, name: str, bound: str | None = None, *, whole: bool = False, low: float | None = None,
+           high: float | None = None) -> float | int | None:  # fmt: skip
+    """body[name] (None when absent or null), checked against BOUNDS[bound] or [low, high]; 400 naming the field."""
+    value = body.get(name)
+    if value is None:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, int if whole else (int, float))
+    if bound is not None:
+        rule = BOUNDS[bound]
+        ok, describe = ok and rule.allows(value), rule.describe()
+    else:
+        ok, describe = ok and low <= value <= high, f"{'a whole number' if whole else 'a number'} in {low}..{high}"
+    if not ok:
+        raise ApiError(400, f"{name} must be {describe}, got {value!r}", param=name, code="invalid_value")
+    return value
+
+
+def stops(value: object) -> list[str]:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or len(items) > MAX_STOPS or not all(isinstance(s, str) for s in items):
+        raise ApiError(400, f"stop must be a string or a list of at most {MAX_STOPS} strings", param="stop")
+    return [s for s in items if s]
+
+
+def sampling_fields(body: dict) -> dict:
+    """The Request fields every endpoint shares: temperature, top_p, top_k (an extension), seed, stop."""
+    if body.get("n") not in (None, 1):
+        raise ApiError(400, "n must be 1: this server samples one choice per request", param="n")
+    temperature = number(body, "temperature", "temperature")
+    return {
+        "temperature": 1.0 if temperature is None else float(temperature),
+        "top_p": number(body, "top_p", "top_p"),
+        "top_k": number(body, "top_k", "top_k", whole=True),
+        "seed": number(body, "seed", "seed", whole=True),
+        "stop": stops(body.get("stop")),
+    }
+
+
+def token_text(tokenizer: Tokenizer, token: int) -> tuple[str, list[int]]:
+    """A token as OpenAI shows it: its text, or "bytes:\\x.." when it is part of a character; and its bytes."""
+    raw = tokenizer.token_bytes(token)
+    try:
+        return raw.decode("utf-8"), list(raw)
+    except UnicodeDecodeError:
+        return "bytes:" + "".join(f"\\x{b:02x}" for b in raw), list(raw)
+
+
+def chat_logprobs(tokenizer: Tokenizer, tokens: list[tuple[TokenLogprob, int]]) -> dict:
+    content = []
+    for lp, _ in tokens:
+        text, raw = token_text(tokenizer, lp.id)
+        top = [dict(zip(("token", "bytes"), token_text(tokenizer, i), strict=True), logprob=v) for i, v in lp.top]
+        content.append({"token": text, "logprob": lp.logprob, "bytes": raw, "top_logprobs": top})
+    return {"content": content}
+
+
+def completion_logprobs(tokenizer: Tokenizer, tokens: list[tuple[TokenLogprob, int]], prompt_chars: int) -> dict:
+    top = [{token_text(tokenizer, i)[0]: v for i, v in lp.top} for lp, _ in tokens]
+    return {
+        "tokens": [token_text(tokenizer, lp.id)[0] for lp, _ in tokens],
+        "token_logprobs": [lp.logprob for lp, _ in tokens],
+        "top_logprobs": top,
+        "text_offset": [prompt_chars + offset for _, offset in tokens],
+    }
+
+
+def usage(done: Finished) -> dict:
+    return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
+            "total_tokens": done.prompt_tokens + done.completion_tokens}  # fmt: skip
+
+
+def sse(data: dict | str) -> str:
+    return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+
+
+class Shape:
+    """What differs between the two generation endpoints: the object names and where text and logprobs go."""
+
+    def __init__(self, served: ServedModel, *, chat: bool, prompt_chars: int = 0):
+        self.served, self.chat, self.prompt_chars = served, chat, prompt_chars
+        self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
+
+    def logprobs(self, tokens: list, wanted: bool) -> dict | None:
+        if not wanted:
+            return None
+        tokenizer = self.served.tokenizer
+        return chat_logprobs(tokenizer, tokens) if self.chat else completion_logprobs(tokenizer, tokens,
+                                                                                      self.prompt_chars)
+
+    def choice(self, text: str | None, tokens: list, wanted: bool, finish: str | None, *, whole: bool) -> dict:
+        """One choice; a chunk's text None means no content (chat's last delta is {})."""
+        choice: dict = {"index": 0}
+        if not self.chat:
+            choice["text"] = text or ""
+        elif whole:
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["delta"] = {} if text is None else {"content": text}
+        choice["logprobs"] = self.logprobs(tokens, wanted)
+        choice["finish_reason"] = finish
+        return choice
+
+    def envelope(self, choices: list[dict], *, whole: bool, usage: dict | None = None, streaming_usage=False) -> dict:
+        kind = ("chat.completion" if whole else "chat.completion.chunk") if self.chat else "text_completion"
+        out = {"id": self.id, "object": kind, "created": self.created, "model": self.served.name, "choices": choices}
+        if usage is not None or streaming_usage:
+            out["usage"] = usage
+        return out
+
+
+async def stream_events(gen: Generation, shape: Shape, wanted: bool, include_usage: bool) -> AsyncIterator[str]:
+    """The SSE frames of one reply: its pieces, a last chunk with finish_reason, the usage if asked, [DONE]; a
+    failure midway ends with an error event."""
+    if shape.chat:  # OpenAI's first chunk names the role
+        first = shape.choice("", [], False, None, whole=False)
+        first["delta"]["role"] = "assistant"
+        yield sse(shape.envelope([first], whole=False, streaming_usage=include_usage))
+    async for event in gen.events():
+        if isinstance(event, Finished):
+            if event.reason not in ("stop", "length"):
+                error = error_body("/v1", ApiError(500, event.message or "generation ended early", kind="server_error"))
+                yield sse(error)
+                return
+            last = shape.choice(None, [], False, event.reason, whole=False)
+            yield sse(shape.envelope([last], whole=False, streaming_usage=include_usage))
+            if include_usage:
+                yield sse(shape.envelope([], whole=False, usage=usage(event)))
+            yield sse("[DONE]")
+            return
+        yield sse(shape.envelope([shape.choice(event.text, event.tokens, wanted, None, whole=False)], whole=False,
+                                 streaming_usage=include_usage))  # fmt: skip
+
+
+async def respond(gen: Generation, shape: Shape, body: dict, wanted: bool) -> Response:
+    stream = body.get("stream") is True
+    options = body.get("stream_options") or {}
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    if stream:
+        return StreamingResponse(stream_events(gen, shape, wanted, include_usage), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+    text, tokens, done = await gen.collect()
+    if done.reason not in ("stop", "length"):
+        raise ApiError(500, done.message or "generation ended early", kind="server_error")
+    choice = shape.choice(text, tokens, wanted, done.reason, whole=True)
+    return JSONResponse(shape.envelope([choice], whole=True, usage=usage(done)))
+
+
+async def completions(request: HttpRequest) -> Response:
+    body = await read_json(request)
+    served = request.app.state.models.get(body.get("model"))
+    prompt = body.get("prompt", "")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise ApiError(400, "prompt must be a string (one prompt per request)", param="prompt")
+    k = number(body, "logprobs", whole=True, low=0, high=MAX_TOP_LOGPROBS)
+    fields = sampling_fields(body)
+    ids, max_tokens = encode_prompt(served, prompt, number(body, "max_tokens", "max_new_tokens", whole=True),
+                                    "max_tokens")  # fmt: skip
+    gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, "logprobs": k, **fields}, request)
+    return await respond(gen, Shape(served, chat=False, prompt_chars=len(prompt)), body, k is not None)
+
+
+async def chat_completions(request: HttpRequest) -> Response:
+    body = await read_json(request)
+    served = request.app.state.models.get(body.get("model"))
+    wanted = body.get("logprobs") is True
+    k = number(body, "top_logprobs", whole=True, low=0, high=MAX_TOP_LOGPROBS)
+    if k and not wanted:
+        raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
+    fields = sampling_fields(body)
+    fields["stop"] = [*fields["stop"], SPEECH_END]  # a reply is one speech
+    max_tokens = number(body, "max_completion_tokens", "max_new_tokens", whole=True)
+    if max_tokens is None:
+        max_tokens = number(body, "max_tokens", "max_new_tokens", whole=True)
+    ids, max_tokens = encode_prompt(served, chat_text(body.get("messages"), served.speakers), max_tokens,
+                                    "messages")  # fmt: skip
+    gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, "logprobs": (k or 0) if wanted else None,
+                              **fields}, request)  # fmt: skip
+    return await respond(gen, Shape(served, chat=True), body, wanted)
+
+
+async def list_models(request: HttpRequest) -> Response:
+    models = request.app.state.models
+    data = [{"id": m.name, "object": "model", "created": m.created, "owned_by": "scratchgpt"}
+            for m in models.by_name.values()]  # fmt: skip
+    return JSONResponse({"object": "list", "data": data})
+
+
+ROUTES = [
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+]
