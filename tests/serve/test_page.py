@@ -1,23 +1,19 @@
-"""The page at `/` in a real browser: Debian's chromium driven by playwright, against a real
-`scratchgpt serve` on a free port with a tiny model. Without the browser these tests skip, saying why."""
+"""The page at `/` in a real browser: Debian's chromium driven by playwright, against a real server
+(uvicorn on a free port) with a tiny model. Without the browser these tests skip, saying why."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 import torch
 
-from scratchgpt.model.checkpoint import save_checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
-from scratchgpt.tokenizers import fit_tokenizer
+from scratchgpt.serve.app import build_app
+from scratchgpt.tokenizers.char import CharTokenizer
+
+from .conftest import CHARS, running, serve
 
 KEY = "page-test-key"
 N_LAYER, N_HEAD = 2, 2
@@ -46,61 +42,35 @@ def browser():
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def spread_checkpoint(tmp_path_factory, shakespeare_text) -> Path:
+def spread_model():
     """An untrained 2-layer char model whose head is scaled up, so that its probabilities spread over
-    several orders of magnitude (an untrained one gives every character about 1/65) and shade apart."""
-    tokenizer = fit_tokenizer("char", [shakespeare_text[:20_000]])
+    several orders of magnitude (an untrained one gives every character about 1/60) and shade apart."""
     torch.manual_seed(0)
+    tokenizer = CharTokenizer(CHARS)
     config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=256, n_layer=N_LAYER, n_head=N_HEAD, n_embd=32)
-    model = build_model(config)
+    model = build_model(config).eval()
     with torch.no_grad():
         model.lm_head.weight.mul_(12.0)
-    path = tmp_path_factory.mktemp("page") / "spread.safetensors"
-    return save_checkpoint(path, model, tokenizer, train={"step": 0, "val_loss": 4.0})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server(checkpoint: Path, *extra: str):
-    """`scratchgpt serve` in its own process, its URL once /health answers."""
-    port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "scratchgpt", "serve", str(checkpoint), "--port", str(port), *extra]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"scratchgpt serve exited: {process.stderr.read()}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError("scratchgpt serve did not answer /health within 60 s")
+    return model, tokenizer
 
 
 @pytest.fixture(scope="module")
-def server(spread_checkpoint):
-    process, url = _start_server(spread_checkpoint)
-    yield url
-    process.terminate()
-    process.wait(10)
+def models():
+    models = serve(("spread", *spread_model()))
+    yield models
+    models.stop()
 
 
 @pytest.fixture(scope="module")
-def keyed_server(spread_checkpoint):
-    process, url = _start_server(spread_checkpoint, "--api-key", KEY)
-    yield url
-    process.terminate()
-    process.wait(10)
+def server(models):
+    with running(build_app(models)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def keyed_server(models):
+    with running(build_app(models, api_key=KEY)) as url:
+        yield url
 
 
 class Page:
