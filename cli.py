@@ -10,10 +10,11 @@ from pathlib import Path
 
 from . import __version__
 from .cliutil import EXIT_USAGE, Parser, add_threads_flag, run_entry_point, use_threads, whole
+from .errors import ScratchGPTError
 from .model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SamplingSettings, SettingError, stop_text
 from .tokenizers import TOKENIZER_NAMES
 
-COMMANDS = ("train", "sample", "eval", "plot", "export", "import", "serve")
+COMMANDS = ("train", "sample", "eval", "score", "inspect", "plot", "export", "import", "serve")
 SOURCE_HELP = "a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt"
 
 
@@ -57,6 +58,10 @@ def sample_parser() -> Parser:
     add_sampling_flags(p)
     a("--device", default="auto", help="auto, cpu, cuda or mps")
     add_engine_flags(p)
+    a("--logprobs", type=whole(0, 20), metavar="K",
+      help="each token's own log-probability and its K likeliest alternatives (0 to 20): shaded text, or in --json")
+    a("--json", action="store_true", help='print one JSON object, {"text", "logprobs": {"content": [...]}}, '
+      "in OpenAI's field names, instead of streaming")  # fmt: skip
     a("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -131,6 +136,7 @@ def import_parser() -> Parser:
 
 def parsers() -> dict[str, Parser]:
     """Every command's parser, by command: what `COMMAND --help` shows and what the flag tests walk."""
+    from .cli_inspect import inspect_parser, score_parser
     from .serve.cli import serve_parser
     from .train import build_parser
 
@@ -138,6 +144,8 @@ def parsers() -> dict[str, Parser]:
         "train": build_parser(),
         "sample": sample_parser(),
         "eval": eval_parser(),
+        "score": score_parser(),
+        "inspect": inspect_parser(),
         "plot": plot_parser(),
         "export": export_parser(),
         "import": import_parser(),
@@ -145,33 +153,43 @@ def parsers() -> dict[str, Parser]:
     }
 
 
+def open_source(checkpoint: str | None, vocabulary: str | None, device: str):
+    """The Checkpoint a sampling or looking command works with: checkpoint (or a Hugging Face / nanoGPT
+    model, imported in memory and said so on stderr), else the shipped model of vocabulary (char)."""
+    from .model.checkpoint import check_tokenizer, shipped_checkpoint
+    from .model.device import pick_device
+    from .model.interop import open_model
+
+    path = checkpoint or shipped_checkpoint(vocabulary or "char")
+    if path is None:
+        raise ScratchGPTError(f"no {vocabulary} model ships with ScratchGPT; train one "
+                              f"(scratchgpt train --tokenizer {vocabulary}) and pass its checkpoint")  # fmt: skip
+    ckpt, imported = open_model(Path(path).expanduser(), device=pick_device(device))
+    if imported:
+        print(imported, file=sys.stderr)
+    check_tokenizer(ckpt, vocabulary)
+    return ckpt
+
+
 def cmd_sample(argv: Sequence[str]) -> int:
     args = sample_parser().parse_args(argv)  # before importing torch: a bad flag is told at once
     import torch
 
-    from .errors import ScratchGPTError
     from .interrupt import InterruptFlag
-    from .model.checkpoint import check_tokenizer, shipped_checkpoint
-    from .model.device import pick_device
     from .model.engine import Completion, Engine
-    from .model.interop import open_model
     from .model.threads import choose_decode_threads
 
-    vocabulary = args.tokenizer or "char"
-    path = args.checkpoint or shipped_checkpoint(vocabulary)
-    if path is None:
-        raise ScratchGPTError(f"no {vocabulary} model ships with ScratchGPT; train one "
-                              f"(scratchgpt train --tokenizer {vocabulary}) and pass its checkpoint")  # fmt: skip
-    ckpt, imported = open_model(Path(path).expanduser(), device=pick_device(args.device))
-    if imported:
-        print(imported, file=sys.stderr)
-    check_tokenizer(ckpt, args.tokenizer)
+    ckpt = open_source(args.checkpoint, args.tokenizer, args.device)
     settings = sampling_settings(args)
     context = ckpt.tokenizer.encode(args.prompt or "\n") or [0]
     engine = Engine(ckpt.model, compile=args.compile, quantize=args.quantize)
     choose_decode_threads(engine, args.threads)
     generator = torch.Generator(engine.device).manual_seed(settings.seed)
-    completion = Completion(engine, ckpt.tokenizer, context, settings, generator=generator)
+    completion = Completion(engine, ckpt.tokenizer, context, settings, generator=generator, logprobs=args.logprobs)
+    if args.json or args.logprobs is not None:
+        from .cli_inspect import sample_looking
+
+        return sample_looking(completion, args.prompt, as_json=args.json)
     out = sys.stdout
     out.write(args.prompt)
     with InterruptFlag().active(raise_now=True) as ctrl_c:
@@ -273,10 +291,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            "usage: scratchgpt {train,sample,eval,plot,export,import,serve} [flags]\n\n"
+            "usage: scratchgpt {train,sample,eval,score,inspect,plot,export,import,serve} [flags]\n\n"
             "  train   train a GPT or the bigram baseline on a corpus\n"
             "  sample  continue a prompt with a checkpoint, streaming to stdout\n"
             "  eval    loss over the whole validation split, in nats per token and per char\n"
+            "  score   how surprised a model is by your text, token by token\n"
+            "  inspect where a prompt's last position looks (attention) and what each layer predicts\n"
             "  plot    draw a run's loss curves into a PNG\n"
             "  export  re-save a checkpoint with bf16 (or fp16) weights, average several, or write a HF GPT-2\n"
             "  import  a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint\n"
@@ -289,7 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .train import main as train_main
 
         return train_main(rest)
-    handlers = {"sample": cmd_sample, "eval": cmd_eval, "plot": cmd_plot, "export": cmd_export, "import": cmd_import}
+    from .cli_inspect import cmd_inspect, cmd_score
+
+    handlers = {"sample": cmd_sample, "eval": cmd_eval, "score": cmd_score, "inspect": cmd_inspect, "plot": cmd_plot,
+                "export": cmd_export, "import": cmd_import}  # fmt: skip
     if command == "serve":
         from .serve.cli import cmd_serve
 

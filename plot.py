@@ -30,6 +30,47 @@ def metrics_path(run: str | Path) -> Path:
     return Path(f"{stem}.metrics.jsonl")
 
 
+def _pyplot():
+    """matplotlib's pyplot drawing into files (no window), or one line saying how to install it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ScratchGPTError("plotting needs matplotlib: pip install 'scratchgpt[plot]'") from None
+    return plt
+
+
+def plot_attention(attention, tokens: list[str], png: str | Path) -> Path:
+    """A layers x heads grid of heatmaps: attention (n_layer, nh, T, T), row t = where position t looks,
+    with the tokens as tick labels when there are few enough to read. Returns the PNG's path."""
+    plt = _pyplot()
+    n_layer, n_head, T, _ = attention.shape
+    fig, axes = plt.subplots(n_layer, n_head, figsize=(1.8 * n_head + 1, 1.8 * n_layer + 0.6), dpi=120,
+                             squeeze=False)  # fmt: skip
+    for layer in range(n_layer):
+        for head in range(n_head):
+            ax = axes[layer][head]
+            ax.imshow(attention[layer, head].cpu().numpy(), cmap="viridis", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if T <= 24 and layer == n_layer - 1:
+                ax.set_xticks(range(T), tokens, rotation=90, fontsize=5)
+            if T <= 24 and head == 0:
+                ax.set_yticks(range(T), tokens, fontsize=5)
+            if layer == 0:
+                ax.set_title(f"head {head}", fontsize=8)
+            if head == 0:
+                ax.set_ylabel(f"layer {layer}", fontsize=8)
+    fig.suptitle("attention: each row is a position, each column a token it attends to", fontsize=9)
+    fig.tight_layout()
+    out = Path(png)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def plot_run(run: str | Path, *, png: str | Path | None = None) -> Path:
     """Draw loss against steps (bottom axis) and tokens (top axis); returns the PNG's path."""
     path = metrics_path(run)
@@ -38,14 +79,7 @@ def plot_run(run: str | Path, *, png: str | Path | None = None) -> Path:
     steps, evals = read_metrics(path)
     if not steps and not evals:
         raise ScratchGPTError(f"{path} holds no losses yet; train for at least --log-interval steps")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ScratchGPTError("plotting needs matplotlib: pip install 'scratchgpt[plot]'") from None
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     if steps:
         ax.plot([e["step"] for e in steps], [e["loss"] for e in steps], lw=0.8, alpha=0.6, label="train (batch)")

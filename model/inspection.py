@@ -40,8 +40,10 @@ def _check_top(top: int) -> None:
 
 
 def default_stride(block_size: int) -> int:
-    """Windows half a window apart: every token after the first window sees at least half a window of context."""
-    return max(1, block_size // 2)
+    """Windows two thirds of a window apart: every token after the first window sees at least a third of a
+    window of context (eval's non-overlapping windows give the first token of each none), at about 1.5x
+    eval's compute (half a window apart would be 2x; bench/inspect_speed.py prints the ratio)."""
+    return max(1, block_size - block_size // 3)
 
 
 @torch.no_grad()
@@ -52,13 +54,15 @@ def score_ids(
     """The model's log-probability of each of ids[1:] given the ids before it, with top alternatives.
 
     A text within the window is one forward, each token seeing all before it. A longer one is scored
-    by windows of block_size, stride apart (default half a window), each token exactly once, by the
+    by windows of block_size, stride apart (default_stride: two thirds of one), each token exactly once, by the
     first window in which it has at least block_size - stride tokens of context (`val_windows`, as
     `scratchgpt eval --stride` scores). With stride = block_size the sums are eval's exactly.
     """
     _check_top(top)
     block = model.config.block_size
     stride = default_stride(block) if stride is None else stride
+    if not 1 <= stride <= block:
+        raise ScratchGPTError(f"a stride of {stride} is outside 1..{block}, this model's context; pass at most {block}")
     device = next(model.parameters()).device
     model.eval()
     records: list[TokenLogprob] = []
@@ -120,11 +124,25 @@ def disagreements(a: dict, b: dict, n: int = 5) -> list[dict]:
 # --- attention and the logit lens ---------------------------------------------------------------
 
 
+NO_LAYERS = ("the bigram baseline has no attention and no layers: it looks up the next token from the current "
+             "one alone (score works on it)")  # fmt: skip
+
+
+def layers_to_show(model: torch.nn.Module, layer: int | None) -> range:
+    """Every layer, or the one asked for if the model has it; the bigram has none (one clear error)."""
+    n = model.config.n_layer if model.config.arch == "gpt" else 0
+    if n == 0:
+        raise ScratchGPTError(NO_LAYERS)
+    if layer is None:
+        return range(n)
+    if not 0 <= layer < n:
+        raise ScratchGPTError(f"this model has {n} layers, numbered 0 to {n - 1}; pick one of those")
+    return range(layer, layer + 1)
+
+
 def inspectable_ids(model: torch.nn.Module, tokenizer: Tokenizer, text: str) -> list[int]:
     """The ids of a prompt to look inside with: a GPT's, non-empty, within its window; else one clear error."""
-    if getattr(model.config, "arch", "gpt") != "gpt":
-        raise ScratchGPTError("the bigram baseline has no attention and no layers: it looks up the next token "
-                              "from the current one alone (score works on it)")  # fmt: skip
+    layers_to_show(model, None)
     ids = tokenizer.encode(text)
     if not ids:
         raise ScratchGPTError("the prompt is empty; give some text to look inside with (-p TEXT)")
@@ -170,7 +188,11 @@ def inspect_text(model: torch.nn.Module, tokenizer: Tokenizer, text: str, *, top
     if not 1 <= top <= MAX_TOP_LOGPROBS:
         raise ScratchGPTError(f"top must be from 1 to {MAX_TOP_LOGPROBS} tokens, got {top}")
     ids = inspectable_ids(model, tokenizer, text)
-    attention, lens = look_inside(model, ids, top=top)
+    return inspection_json(tokenizer, ids, *look_inside(model, ids, top=top))
+
+
+def inspection_json(tokenizer: Tokenizer, ids: list[int], attention: torch.Tensor, lens: list[LensRow]) -> dict:
+    """look_inside's answer as inspect_text's object (for a front end that also draws the full maps)."""
     return {
         "tokens": [{"token": token_text(tokenizer, i), "id": i} for i in ids],
         "attention": attention[:, :, -1, :].tolist(),  # (n_layer, nh, T)

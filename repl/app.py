@@ -239,13 +239,21 @@ class Repl:
         self.say("Type text and the model continues it; Enter on an empty line continues further. "
                  "/? lists the commands, Ctrl-D exits.", style="dim")  # fmt: skip
 
-    def _print_pieces(self, pieces: list[str]) -> str:
-        """Print and forget pieces of model text, as plain text; returns the last character printed."""
-        text = printable("".join(pieces))
+    def _print_pieces(self, pieces: list) -> str:
+        """Print and forget pieces of model text (str, or rich Text shaded under /probs); returns the last
+        character printed."""
+        if pieces and not isinstance(pieces[0], str):
+            from rich.text import Text
+
+            text = Text().join(pieces)  # already printable (inspect_view.shaded)
+            last = text.plain[-1:]
+        else:
+            text = printable("".join(pieces))
+            last = text[-1:]
         pieces.clear()
-        if text:
+        if last:
             self.console.print(text, end="")
-        return text[-1:]
+        return last
 
     def stream(self, reply: Reply) -> None:
         """Print a reply as it is sampled. Ctrl-C stops it; what was printed stays in the conversation."""
@@ -254,13 +262,18 @@ class Repl:
             self.say(reply.header, style="bold")
         from ..interrupt import InterruptFlag
 
-        pending: list[str] = []  # pieces not yet printed: one print per frame, not per token
+        pending: list = []  # pieces not yet printed: one print per frame, not per token
         last, shown = "\n", 0.0  # the first piece shows at once
+        shade = None
+        if self.session.settings.probs:
+            from ..inspect_view import ShadedStream
+
+            shade = ShadedStream(reply.completion).shade
         try:
             with InterruptFlag().active(raise_now=True) as ctrl_c, self._keys_held(), reply:
                 for piece in reply:
                     ctrl_c.check()
-                    pending.append(piece)
+                    pending.append(shade(piece) if shade else piece)
                     if time.perf_counter() - shown >= FRAME_SECONDS:
                         last = self._print_pieces(pending) or last
                         shown = time.perf_counter()

@@ -23,6 +23,7 @@ from ..cliutil import cpu_threads
 from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SettingError, stop_text
 from ..tokenizers import TOKENIZER_NAMES
 from ..training.config import FINE_TUNE_BATCH_TOKENS
+from .inspect_commands import do_attention, do_lens, do_probs, do_score, do_why
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 # the sampling bounds are sampling_settings.py's; these name them for the help texts
 TEMP_MAX, LEN_MAX, TOPK_MAX, SEED_MAX = TEMPERATURE.high, int(LENGTH.high), int(TOP_K.high), int(SEED.high)
 TRAIN_MAX = 100_000
+LAYER_MAX = 1 << 10  # /attention's layer bound before the model's own is checked
 SHOWN_MAX = 40  # characters of a bad argument quoted back in an error
 OFF = "off"  # the value of "/topk off", "/topp off", "/stop off", "/chat off"
 AUTO = "auto"  # the value of "/threads auto"
@@ -250,6 +252,23 @@ def no_arg(text: str) -> None:
     if text:
         raise ArgError(f"takes no arguments, got {quoted(text)}")
     return None
+
+
+def position_arg(text: str) -> int:
+    """/why's N: a token of the last reply, 1 = the first, -1 = the last."""
+    value = _number(text, whole=True)
+    if value == 0:
+        raise ArgError("counts from 1 (the first token) or from -1 (the last), got '0'")
+    return value
+
+
+layer_arg = _whole_in(0, LAYER_MAX)  # the model's own count is the handler's check
+
+
+def text_arg(text: str) -> str:
+    if not text:
+        raise ArgError("needs some text to score")
+    return text
 
 
 def command_arg(text: str) -> Command:
@@ -526,6 +545,27 @@ COMMANDS: tuple[Command, ...] = (
             "Each line you type becomes SPEAKER1's speech in the corpus's layout and the model speaks for "
             "SPEAKER2 until the speech ends. Quote names with spaces. /chat off returns to plain continuation.",
             _optional(chat_arg), do_chat, "chat"),
+    Command("probs", (), "[on|off]", "shade each new token by its probability",
+            "Each token of the next replies is shaded by the probability the model gave it, on a log scale in "
+            "colours colour-blind readers tell apart (a legend shows when it turns on); plain text when piped or "
+            "under NO_COLOR. Without an argument it toggles.", _optional(on_off_arg), do_probs),
+    Command("why", (), "[N]", "the alternatives at token N of the last reply",
+            "Ranks the likeliest tokens at token N of the last reply (1 = first, -1 = last, the default): their "
+            "probability and log-probability as the model gave them (temperature 1), beside the probability "
+            "after this session's temperature, top-k and top-p; the chosen one marked; the entropy in bits.",
+            _optional(position_arg), do_why),
+    Command("score", (), "TEXT", "how surprised the model is by TEXT",
+            "TEXT shaded by each token's probability, then bits and nats per char, perplexity, and the most "
+            "surprising tokens with what the model expected there. Longer than the window: a sliding window.",
+            text_arg, do_score),
+    Command("attention", (), "[LAYER]", "where the last position of the conversation looks",
+            "For each layer (or LAYER only) and head, the five tokens of the conversation's window that the "
+            "last position attends to most, with their weights. scratchgpt inspect --png draws every map.",
+            _optional(layer_arg), do_attention),
+    Command("lens", (), "", "what each layer would predict next (the logit lens)",
+            "The residual stream after the embeddings and after each block, put through the final norm and the "
+            "head: each layer's likeliest next tokens and the probability it gives the model's final choice.",
+            no_arg, do_lens),
     Command("verbose", (), "[on|off]", "more detail after each reply", "Adds prompt tokens and prefill time to "
             "the line after each reply; without an argument it toggles.", _optional(on_off_arg), do_verbose),
     Command("bye", ("exit", "quit"), "", "leave (as does Ctrl-D)", "Exits with code 0.", no_arg, do_bye),

@@ -36,6 +36,7 @@ from ..model.checkpoint import (
 )
 from ..model.dialogue import SPEECH_END, separator, speech, turn_opening
 from ..model.engine import Completion, Engine
+from ..model.logprobs import MAX_TOP_LOGPROBS
 from ..model.sampling_settings import SamplingSettings
 from ..model.threads import DEFAULT_THREADS, ThreadChoice, choose_decode_threads
 from ..tokenizers import Tokenizer
@@ -63,6 +64,7 @@ class Settings(SamplingSettings):
     """What the sampling commands (/temp, /len, ...) and their flags set, and /verbose."""
 
     verbose: bool = False  # stats lines also give prompt tokens and prefill time
+    probs: bool = False  # /probs: replies shaded by each token's probability
 
 
 class Reply:
@@ -82,6 +84,7 @@ class Reply:
         self.prefill_seconds = 0.0
         self.seconds = 0.0  # sampling time after the prefill
         self.interrupted = False
+        self.settings: Settings = session.settings
         self._committed = False
 
     def __iter__(self) -> Iterator[str]:
@@ -300,8 +303,13 @@ class Session:
         generator = torch.Generator(device=self.device).manual_seed(turn_seed(s.seed, self.turn))
         self.turn += 1
         extra_stop = [SPEECH_END] if self.chat else []  # a chat reply is one speech
-        completion = Completion(self.engine, self.tokenizer, context, s, generator=generator, extra_stop=extra_stop)
-        return Reply(self, context, completion, header=f"{self.chat[1]}:" if self.chat else "")
+        # every reply keeps each token's distribution as the decode step left it (a reference, nothing
+        # computed), so /why can explain any reply and /probs read it as it streams
+        completion = Completion(self.engine, self.tokenizer, context, s, generator=generator, extra_stop=extra_stop,
+                                logprobs=MAX_TOP_LOGPROBS)  # fmt: skip
+        reply = Reply(self, context, completion, header=f"{self.chat[1]}:" if self.chat else "")
+        reply.settings = replace(s)  # as sampled: /why compares against these, whatever /temp says later
+        return reply
 
     def _commit(self, reply: Reply) -> None:
         ids, text = reply.completion.ids, reply.completion.text
@@ -502,6 +510,7 @@ class Session:
             ("stop", ", ".join(repr(x) for x in s.stop) or "none"),
             ("chat", " and ".join(self.chat) if self.chat else "off"),
             ("verbose", "on" if s.verbose else "off"),
+            ("probs", "on" if s.probs else "off"),
             ("threads", self.threads.describe()),
         ]
         return {"info": model, "parameters": settings}.get(part, model + settings)

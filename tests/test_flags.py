@@ -210,6 +210,13 @@ AT_MAXIMUM = {
     ("serve", "--parallel"): "tests/serve/test_cli.py loads a model with it and decodes",
     ("serve", "--max-queue"): "tests/serve/test_cli.py loads a model with it and decodes",
     ("serve", "--threads"): "tests/serve/test_cli.py loads a model with it and decodes",
+    ("sample", "--logprobs"): "run",
+    ("score", "--top"): "run",
+    ("score", "--stride"): "run",
+    ("score", "--threads"): "run",
+    ("inspect", "--layer"): "run",
+    ("inspect", "--top"): "run",
+    ("inspect", "--threads"): "run",
 }
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2",
         "--eval-iters", "1"]  # fmt: skip
@@ -336,6 +343,28 @@ def test_eval_stride_scores_every_val_token_once_and_refuses_a_stride_past_the_c
         code, out, err = scratchgpt(capsys, "eval", *ckpt, "--stride", stride)
         assert code == 1 and out == ""
         assert err.strip().count("\n") == 0 and "outside 1..8" in err and "Traceback" not in err
+
+
+def test_sample_score_and_inspect_at_their_largest_looking_values_run(capsys, tiny_checkpoint, tmp_path):
+    ckpt = str(tiny_checkpoint)
+    code, out, err = scratchgpt(capsys, "sample", ckpt, "--len", "5", "--json",
+                                "--logprobs", top("--logprobs", "sample"))  # fmt: skip
+    assert code == 0, err
+    assert len(json.loads(out)["logprobs"]["content"][0]["top_logprobs"]) == 20
+    text = tmp_path / "t.txt"
+    text.write_text("ROMEO:\nWhat say you to this, my lord? " * 3, encoding="utf-8")  # past the 8-token window
+    code, out, err = scratchgpt(capsys, "score", ckpt, str(text), "--json", "--top", top("--top", "score"),
+                                "--threads", top("--threads", "score"))  # fmt: skip
+    assert code == 0, err
+    assert len(json.loads(out)["tokens"][1]["top_logprobs"]) == 20
+    code, out, err = scratchgpt(capsys, "score", ckpt, str(text), "--stride", top("--stride", "score"))
+    assert code == 1 and out == "" and err.count("\n") == 1 and "outside 1..8" in err, err
+    code, out, err = scratchgpt(capsys, "inspect", ckpt, "-p", "ROMEO", "--json", "--top", top("--top", "inspect"),
+                                "--threads", top("--threads", "inspect"))  # fmt: skip
+    assert code == 0, err
+    assert len(json.loads(out)["lens"][0]["top"]) == 20
+    code, out, err = scratchgpt(capsys, "inspect", ckpt, "-p", "ROMEO", "--layer", top("--layer", "inspect"))
+    assert code == 1 and out == "" and err.count("\n") == 1 and "numbered 0 to 0" in err, err
 
 
 # --- through real processes ----------------------------------------------------------------------

@@ -103,6 +103,16 @@ def test_without_logprobs_nothing_is_kept(model, tokenizer):
     assert c.logprobs == [] and c.logits == [] and len(c.ids) == 40
 
 
+def test_a_stop_string_keeps_the_records_in_step_with_the_ids(model, tokenizer):
+    engine = Engine(model)
+    settings = SamplingSettings(temperature=1.0, max_new_tokens=60, seed=3, stop=["e"])
+    c = Completion(engine, tokenizer, tokenizer.encode("the "), settings, generator=torch.Generator().manual_seed(3),
+                   logprobs=2)  # fmt: skip
+    text = "".join(c)
+    assert c.stop_reason == "stop" and "e" not in text
+    assert [r.id for r in c.logprobs] == c.ids == tokenizer.encode(text)  # the char model cuts between tokens
+
+
 def test_logprobs_out_of_range_is_refused(model, tokenizer):
     with pytest.raises(ScratchGPTError, match="0 to 20"):
         Completion(Engine(model), tokenizer, [1], SamplingSettings(), logprobs=50)
@@ -144,14 +154,16 @@ def test_score_text_object_has_issue_30s_fields(model, tokenizer):
 
 
 @torch.no_grad()
-def test_a_text_longer_than_the_window_scores_every_token_once_with_at_least_half_a_window(model, tokenizer):
-    ids = tokenizer.encode(TEXT * 2)  # 120 tokens, five windows
+def test_a_text_longer_than_the_window_scores_every_token_once_with_a_third_of_a_window_at_least(model, tokenizer):
+    ids = tokenizer.encode(TEXT * 2)  # 120 tokens, several windows
     records = score_ids(model, ids)
     assert [r.id for r in records] == ids[1:]
-    # windows start 12 apart (stride = half the window); the one at 36 first scores token 49, from the
-    # 13 tokens 36..48 (the fewest any token past the first window sees), computed here directly
-    logits, _ = model(torch.tensor([ids[36:49]]))
-    assert records[48].logprob == pytest.approx(float(F.log_softmax(logits[0, -1], -1)[ids[49]]), abs=1e-4)
+    # windows start 16 apart (two thirds of 24); the one at 32 first scores token 49, from the 17 tokens
+    # 32..48, and the one at 48 token 65 from 48..64; computed here directly
+    for start, target in ((32, 49), (48, 65)):
+        logits, _ = model(torch.tensor([ids[start:target]]))
+        expected = float(F.log_softmax(logits[0, -1], -1)[ids[target]])
+        assert records[target - 1].logprob == pytest.approx(expected, abs=1e-4)
 
 
 def test_score_with_evals_windows_gives_evals_loss(model, tokenizer):

@@ -306,7 +306,7 @@ def test_the_prompt_completes_from_the_command_table(drive):
     def texts(line: str) -> list[str]:
         return [c.text for c in completer.get_completions(Document(line), CompleteEvent(completion_requested=True))]
 
-    assert texts("/le") == ["/len"]
+    assert texts("/le") == ["/len", "/lens"]
     assert texts("/tokenizer ti") == ["tiktoken"]
     assert texts("hello") == []
 
