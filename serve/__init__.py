@@ -1,0 +1,1 @@
+"""`scratchgpt serve`: the model over HTTP."""

@@ -218,9 +218,9 @@ async def http_error(request: HttpRequest, e: HTTPException) -> Response:
 
 
 def default_routes() -> list[Route]:
-    from . import ollama_api, openai_api
+    from . import ollama_api, openai_api, page
 
-    return [Route("/health", health, methods=["GET"]), *openai_api.ROUTES, *ollama_api.ROUTES]
+    return [Route("/health", health, methods=["GET"]), *openai_api.ROUTES, *ollama_api.ROUTES, *page.ROUTES]
 
 
 def build_app(models: Models, *, api_key: str | None = None, loopback: bool = True, cors_origin: str | None = None,

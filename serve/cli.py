@@ -104,6 +104,7 @@ def cmd_serve(argv: Sequence[str]) -> int:
             models.stop(timeout=0)
             super().handle_exit(sig, frame)
 
-    print(f"scratchgpt serve: http://{args.host}:{args.port} (OpenAI /v1, ollama /api); Ctrl-C stops", file=sys.stderr)
+    print(f"scratchgpt serve: http://{args.host}:{args.port} (the page at /, OpenAI /v1, ollama /api); Ctrl-C stops",
+          file=sys.stderr)
     Server(config).run()
     return 0

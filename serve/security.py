@@ -11,7 +11,8 @@ import ipaddress
 import json
 
 MAX_BODY = 1 << 20  # bytes of a request body; past it, 413
-OPEN_PATHS = ("/health",)  # answered without a key (a load balancer's probe has none)
+# answered without a key: a load balancer's probe has none, and the page (no secret in it) asks for one
+OPEN_PATHS = ("/health", "/")
 
 
 def host_name(host: str) -> str:

@@ -1,0 +1,129 @@
+"""The page at `/` (static/index.html, shipped as package data) and the two calls only it makes:
+POST /api/inspect, the attention and logit lens at one position, and POST /api/score, the surprisal
+of a pasted text. The numbers come from model/inspection.py, the same as `scratchgpt inspect|score --json`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Callable
+from importlib.resources import files
+
+import anyio
+from starlette.requests import Request as HttpRequest
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..errors import ScratchGPTError
+from ..model.inspection import inspect_text, score_text
+from ..model.logprobs import MAX_TOP_LOGPROBS
+from ..tokenizers import Tokenizer
+from .app import ApiError, ServedModel, chat_text, read_json
+from .openai_api import number
+
+LENS_TOP = 5  # tokens per logit-lens row, as `scratchgpt inspect` shows
+# A scored text's reply holds every token with its alternatives: a 1 MiB body could ask for a
+# gigabyte of JSON. Past this many tokens the page is the wrong tool (`scratchgpt score` is the right one).
+MAX_SCORE_TOKENS = 50_000
+
+
+def page_html() -> str:
+    """The page, read at each request (it is small), so an edited file shows on reload."""
+    return (files("scratchgpt.serve") / "static" / "index.html").read_text(encoding="utf-8")
+
+
+def content_security_policy(html: str) -> str:
+    """What the browser may do on the page: run only its own inline script (named by its hash), talk only
+    to this server, load nothing from another host, and not be framed by another site."""
+    scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in scripts)
+    return (
+        f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; connect-src 'self'; "
+        "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+def window_tail(tokenizer: Tokenizer, text: str, block_size: int) -> tuple[str, int]:
+    """The end of text that fits the model's window, and how many tokens before it were left out.
+
+    A scored text may be longer than the window; the model never saw more than a window at once, so
+    the attention at its far end is over the last block_size tokens. Re-encoding the decoded tail can
+    merge differently at the cut (BPE), so characters come off its front until it fits.
+    """
+    ids = tokenizer.encode(text)
+    if len(ids) <= block_size:
+        return text, 0
+    tail = tokenizer.decode(ids[-block_size:])
+    while len(tokenizer.encode(tail)) > block_size:
+        tail = tail[1:]
+    return tail, len(ids) - len(tokenizer.encode(tail))
+
+
+def inspect_window(model, tokenizer: Tokenizer, text: str) -> dict:
+    """inspect_text's object for the last window of text, with "cropped": the tokens left out before it."""
+    tail, cropped = window_tail(tokenizer, text, model.config.block_size)
+    return {**inspect_text(model, tokenizer, tail, top=LENS_TOP), "cropped": cropped}
+
+
+async def page(request: HttpRequest) -> Response:
+    html = page_html()
+    headers = {"Content-Security-Policy": content_security_policy(html), "Cache-Control": "no-cache",
+               "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}  # fmt: skip
+    return Response(html, media_type="text/html; charset=utf-8", headers=headers)
+
+
+async def off_the_loop(request: HttpRequest, work: Callable, *args) -> dict:
+    """work(*args) in a worker thread, one such call at a time for the whole server (the engines' own
+    threads keep decoding beside it); a ScratchGPTError it raises (an empty text, say) becomes a 400."""
+    state = request.app.state
+    if getattr(state, "page_limiter", None) is None:
+        state.page_limiter = anyio.CapacityLimiter(1)
+    try:
+        return await anyio.to_thread.run_sync(work, *args, limiter=state.page_limiter)
+    except ScratchGPTError as e:
+        raise ApiError(400, str(e)) from None
+
+
+async def served_and_text(request: HttpRequest) -> tuple[ServedModel, str, dict]:
+    """The model asked for, the text (after the chat messages framed as the chat endpoint frames them,
+    when the body has messages) and the body."""
+    body = await read_json(request)
+    served = request.app.state.models.get(body.get("model"))
+    text = body.get("text", "")
+    if not isinstance(text, str):
+        raise ApiError(400, "text must be a string", param="text")
+    if body.get("messages") is not None:
+        text = chat_text(body["messages"], served.speakers) + text
+    return served, text, body
+
+
+async def api_inspect(request: HttpRequest) -> Response:
+    """{"model", "text"} or {"model", "messages", "text"}: the attention of the text's last position and the
+    logit lens there (`scratchgpt inspect --json`'s object, plus "cropped")."""
+    served, text, _ = await served_and_text(request)
+    return JSONResponse(await off_the_loop(request, inspect_window, served.engine.model, served.tokenizer, text))
+
+
+def score_within_limit(model, tokenizer: Tokenizer, text: str, top: int) -> dict:
+    tokens = len(tokenizer.encode(text))
+    if tokens > MAX_SCORE_TOKENS:
+        raise ScratchGPTError(f"the text is {tokens:,} tokens; the page scores at most {MAX_SCORE_TOKENS:,} "
+                              "(scratchgpt score takes any length)")  # fmt: skip
+    return score_text(model, tokenizer, text, top=top)
+
+
+async def api_score(request: HttpRequest) -> Response:
+    """{"model", "text", "top"}: `scratchgpt score --json`'s object for the text."""
+    served, text, body = await served_and_text(request)
+    top = number(body, "top", whole=True, low=0, high=MAX_TOP_LOGPROBS) or 0
+    return JSONResponse(await off_the_loop(request, score_within_limit, served.engine.model, served.tokenizer,
+                                           text, top))  # fmt: skip
+
+
+ROUTES = [
+    Route("/", page, methods=["GET"]),
+    Route("/api/inspect", api_inspect, methods=["POST"]),
+    Route("/api/score", api_score, methods=["POST"]),
+]
