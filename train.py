@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .cliutil import Parser, run_entry_point
+from .progress import RunProgress
 from .training.config import PROCESS_SETTINGS, TrainConfig, add_config_arguments, checked, load_recipe
-from .training.run import saved_config, train
+from .training.run import RunSummary, saved_config, train
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,13 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainCommand:
     return TrainCommand(TrainConfig(**settings), resume=resume, overwrite=overwrite)
 
 
-def run(command: TrainCommand, **options) -> dict:
-    return train(command.config, resume=command.resume, overwrite=command.overwrite, **options)
+def run(command: TrainCommand, **options) -> RunSummary:
+    display = RunProgress(every=command.config.log_interval)
+    return train(command.config, resume=command.resume, overwrite=command.overwrite, display=display, **options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(parse_args(argv))["exit_status"]
+    return run(parse_args(argv)).exit_status
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
