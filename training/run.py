@@ -54,6 +54,7 @@ __all__ = ["FINE_TUNE_LR", "FineTuneReport", "RunDisplay", "RunPaths", "RunState
 SCORES_MAX = 4 << 30  # bytes of --teacher-pass once's table of scores
 ETA_AFTER_STEPS = 3  # the run's first steps, timed to say how long the rest will take
 EVAL_SHOWN_SECONDS = 2.0  # an evaluation expected to take longer is announced and shows its progress
+EVAL_TIMED = 2  # evaluation batches timed to reckon an evaluation's cost, after one that warms up
 
 
 class RunDisplay(Protocol):
@@ -164,8 +165,6 @@ class Run:
         elif self.pacer.deadline is not None and self.pacer.eval_seconds is not None:
             if done % config.log_interval == 0 and done < state.end:
                 self.refit(done)
-        if self.pacer.eval_seconds is not None:
-            self.display.set_eta(self.pacer.seconds_left(done, state.end))
         if done % config.log_interval == 0:
             self.metrics.log({"step": done, "tokens": state.tokens_seen, "loss": info.loss, "lr": info.lr,
                               "tok_per_s": round(self.tokens_per_second())})  # fmt: skip
@@ -174,14 +173,14 @@ class Run:
             self.save(info.step)
         elif config.save_every and time.monotonic() - state.saved_at >= config.save_every * 60:
             self.save(info.step, evaluated=False)
+        if self.pacer.eval_seconds is not None:  # what is left once this step's evaluation is done
+            self.display.set_eta(self.pacer.seconds_left(done, state.end) if done < state.end else 0.0)
         self.pacer.resume_clock()
 
     def first_pace(self, done: int) -> None:
         """After the first steps: an evaluation's cost measured, then the end fitted to
         --max-minutes, or the time the rest will take said."""
-        t0 = time.perf_counter()
-        self.eval_losses(1, splits=("val",))  # one batch of the 2 x --eval-iters an evaluation scores
-        self.pacer.eval_seconds = 2 * self.config.eval_iters * (time.perf_counter() - t0)
+        self.pacer.eval_seconds = 2 * self.config.eval_iters * self.eval_batch_seconds()
         if self.pacer.deadline is not None:
             self.refit(done, first=True)
             return
@@ -222,6 +221,12 @@ class Run:
         with torch.compiler.set_stance("force_eager") if self.config.compile else contextlib.nullcontext():
             return estimate_loss(self.model, self.batches.get, iters=iters, seed=self.config.seed,
                                  amp_dtype=self.amp, splits=splits, on_batch=on_batch)  # fmt: skip
+
+    def eval_batch_seconds(self) -> float:
+        """One evaluation batch's time, measured on EVAL_TIMED batches after a first that warms up."""
+        ends: list[float] = []
+        self.eval_losses(1 + EVAL_TIMED, splits=("val",), on_batch=lambda done, total: ends.append(time.perf_counter()))
+        return (ends[-1] - ends[0]) / EVAL_TIMED
 
     def evaluate(self, step: int) -> None:
         losses = self.eval_losses(self.config.eval_iters, on_batch=EvalWatch(self.display, step))
@@ -294,17 +299,19 @@ class Run:
 
 
 class EvalWatch:
-    """An evaluation's progress, shown once its first batch says it will take more than
-    EVAL_SHOWN_SECONDS: a line saying so, then each batch to the display."""
+    """An evaluation's progress, shown once its second batch (the first warms up) says it will take
+    more than EVAL_SHOWN_SECONDS: a line saying so, then each batch to the display."""
 
     def __init__(self, display: RunDisplay, step: int):
         self.display, self.step = display, step
-        self.t0 = time.perf_counter()
+        self.first_done = time.perf_counter()
         self.shown = False
 
     def __call__(self, done: int, total: int) -> None:
         if done == 1:
-            expected = (time.perf_counter() - self.t0) * total
+            self.first_done = time.perf_counter()
+        elif done == 2:
+            expected = (time.perf_counter() - self.first_done) * (total - 1)
             self.shown = expected > EVAL_SHOWN_SECONDS
             if self.shown:
                 self.display.note(f"step {self.step + 1}: evaluating on {total:,} batches, about {duration(expected)}")
