@@ -306,3 +306,31 @@ def test_a_checkpoint_may_be_named_without_its_flag_as_export_and_plot_take_thei
         scratchgpt(capsys, "eval", out, "--checkpoint", str(tmp_path / "other.safetensors"))
     assert e.value.code == 2
     assert_one_line_error(2, capsys.readouterr().err, "two checkpoints given", "give one")
+
+
+def test_version_prints_the_version_and_exits_0_as_the_repl_does():
+    run = lambda *argv: subprocess.run([sys.executable, "-m", *argv, "--version"], capture_output=True, text=True)
+    cli, repl = run("scratchgpt"), run("scratchgpt.repl.app")
+    assert cli.returncode == 0 and cli.stderr == "" and cli.stdout.startswith("scratchgpt ")
+    assert cli.stdout == repl.stdout and cli.stdout.endswith("\n")
+
+
+def test_help_lists_the_commands_and_ends_with_a_newline(capsys):
+    code, out, err = scratchgpt(capsys, "--help")
+    assert code == 0 and err == "" and out.endswith(".\n") and not out.endswith("\n\n")
+    assert out.startswith("usage: scratchgpt {train,sample,eval,plot,export,import}") and "--version" in out
+
+
+def test_plot_of_a_folder_plots_the_run_in_it_and_names_them_when_there_are_several(capsys, tmp_path, monkeypatch):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(GOOD * 200, encoding="utf-8")
+    runs = tmp_path / "runs"
+    assert scratchgpt(capsys, "train", "--corpus", str(corpus), *TINY_RUN, "--out", str(runs / "a.safetensors"))[0] == 0
+    monkeypatch.chdir(runs)
+    code, out, err = scratchgpt(capsys, "plot", ".")
+    assert code == 0 and out == "a.loss.png\n" and (runs / "a.loss.png").stat().st_size > 1000, err
+    assert scratchgpt(capsys, "train", "--corpus", str(corpus), *TINY_RUN, "--out", str(runs / "b.safetensors"))[0] == 0
+    code, out, err = scratchgpt(capsys, "plot", str(runs))
+    assert_one_line_error(code, err, f"{runs} holds 2 runs (a.metrics.jsonl, b.metrics.jsonl)", "give one")
+    code, out, err = scratchgpt(capsys, "plot", str(tmp_path / "nothing-here"), "--png", str(tmp_path / "x.png"))
+    assert code == 1 and "no metrics at" in err
