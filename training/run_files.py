@@ -97,7 +97,7 @@ def saved_config(out: str | Path) -> TrainConfig:
         raise ScratchGPTError(f"nothing to resume: {train_state} does not exist; drop --resume to start")
     state = saved_state(train_state)
     values = state.get("config")
-    if values is None:  # saved before runs recorded a TrainConfig: their flags, under the same names
+    if values is None:  # a train state of the older format holds its flags ("args"), under the same names
         legacy = {k: v for k, v in state.get("args", {}).items() if k in TrainConfig.__dataclass_fields__}
         values = {k: v for k, v in legacy.items() if v is not None or k in ("init_from", "vocab_size")}
         values["teacher"] = tuple(values.get("teacher") or ())
