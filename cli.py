@@ -100,7 +100,7 @@ def eval_parser() -> Parser:
 
 def plot_parser() -> Parser:
     p = Parser(prog="scratchgpt plot", description="Draw a run's train and val loss into a PNG.")
-    p.add_argument("run", help="a run's checkpoint path (--out) or its .metrics.jsonl")
+    p.add_argument("run", help="a run's checkpoint path (--out), its .metrics.jsonl, or a folder holding one run")
     p.add_argument("--png", help="output file (default: next to the metrics file)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -300,6 +300,9 @@ def cmd_import(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--version"]:
+        print(f"scratchgpt {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
         print(
             "usage: scratchgpt {train,sample,eval,score,inspect,plot,export,import,serve} [flags]\n\n"
@@ -312,7 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "  export  re-save a checkpoint with bf16 (or fp16) weights, average several, or write a HF GPT-2\n"
             "  import  a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint\n"
             "  serve   serve models over HTTP to OpenAI and ollama clients\n\n"
-            "`scratchgpt COMMAND --help` lists a command's flags; `scratchgpt-repl` talks to a model."
+            "`scratchgpt COMMAND --help` lists a command's flags; `scratchgpt --version` prints the version;\n"
+            "`scratchgpt-repl` talks to a model."
         )
         return 0 if argv else EXIT_USAGE
     command, rest = argv[0], argv[1:]

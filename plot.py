@@ -23,7 +23,10 @@ def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
 
 
 def metrics_path(run: str | Path) -> Path:
+    """The metrics file of run: a run's --out path, its .metrics.jsonl, or a folder holding one run."""
     run = Path(run)
+    if run.is_dir():
+        return run_in_folder(run)
     if run.suffix == ".jsonl":
         return run
     stem = run.with_suffix("") if run.suffix == ".safetensors" else run
@@ -69,6 +72,19 @@ def plot_attention(attention, tokens: list[str], png: str | Path) -> Path:
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def run_in_folder(folder: Path) -> Path:
+    """The metrics file of the one run in folder; a folder of several runs names them."""
+    found = sorted(folder.glob("*.metrics.jsonl"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ScratchGPTError(f"no run in {folder}: it holds no .metrics.jsonl; give a run's --out path "
+                              "or its .metrics.jsonl")  # fmt: skip
+    names = ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else "")
+    raise ScratchGPTError(f"{folder} holds {len(found)} runs ({names}); give one, "
+                          f"as in scratchgpt plot {found[0]}")  # fmt: skip
 
 
 def plot_run(run: str | Path, *, png: str | Path | None = None) -> Path:

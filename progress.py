@@ -7,6 +7,11 @@ import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from .durations import clock, duration
+
+__all__ = ["EvalProgress", "RunProgress", "TrainProgress", "clock", "duration", "sparkline"]
 
 
 def sparkline(values: list[float], width: int = 40) -> str:
@@ -18,24 +23,6 @@ def sparkline(values: list[float], width: int = 40) -> str:
     lo, hi = min(values), max(values)
     bars = "▁▂▃▄▅▆▇█"
     return "".join(bars[int((v - lo) / (hi - lo) * 7) if hi > lo else 0] for v in values)
-
-
-def duration(seconds: float) -> str:
-    """seconds in words a person reads at a glance: "40 s", "14 min", "2 h 5 min"."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"
-
-
-def clock(seconds: float) -> str:
-    """A wall time to the second: "41 s", "3 min 41 s", "2 h 05 min 09 s"."""
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min {s % 60:02d} s"
 
 
 class TrainProgress:
@@ -50,21 +37,24 @@ class TrainProgress:
         self._tokens = 0
         self._t0 = time.perf_counter()
         self._bar: Progress | None = None
+        self._eta: float | None = None  # seconds left as the run reckons them (evaluations included)
+        self._eval_quarter = 0
 
     def __enter__(self) -> TrainProgress:
         self._t0 = time.perf_counter()  # tokens/s counts from here, not from what ran before
         if self.live:
             self._bar = Progress(
-                TextColumn("[bold]train"),
+                TextColumn("[bold]{task.fields[phase]}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:,.0f} tok/s"),
-                TimeRemainingColumn(),
+                _TimeLeft(),
                 console=self.console,
                 transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task("train", total=self.total, completed=self.start, loss=0.0, tps=0.0)
+            self._task = self._bar.add_task("train", total=self.total, completed=self.start, loss=0.0, tps=0.0,
+                                            phase="train", eta=None)  # fmt: skip
         return self
 
     def __exit__(self, *exc) -> None:
@@ -81,23 +71,84 @@ class TrainProgress:
         if self._bar is not None:
             self._bar.update(self._task, total=total)
 
+    def set_eta(self, seconds: float) -> None:
+        """The time the run has left by its own reckoning, shown from the next step on."""
+        self._eta = seconds
+
+    def evaluating(self, done: int, total: int) -> None:
+        """An evaluation's progress: in the bar, or a line at each quarter of it."""
+        if self._bar is not None:
+            phase = "train" if done == total else f"eval {done}/{total}"
+            self._bar.update(self._task, phase=phase)
+        elif done * 4 // total > self._eval_quarter or done == total:
+            self._eval_quarter = 0 if done == total else done * 4 // total
+            if done < total:
+                self.note(f"  evaluated {done}/{total} batches")
+
     def step(self, step: int, loss: float, tokens: int) -> None:
         self._tokens += tokens
         done = step + 1
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, loss=loss, tps=self.tokens_per_second)
+            self._bar.update(self._task, completed=done, loss=loss, tps=self.tokens_per_second, eta=self._eta)
             if done >= self.total:  # the bar is full: it stays where it is, and the closing lines follow it
                 self._bar.stop()
                 self._bar = None
         elif done % self.every == 0 or done == self.total:
             elapsed = time.perf_counter() - self._t0
-            eta = elapsed / max(1, done - self.start) * (self.total - done)
+            eta = self._eta if self._eta is not None else elapsed / max(1, done - self.start) * (self.total - done)
             self.note(f"step {done}/{self.total}  loss {loss:.4f}  {self.tokens_per_second:,.0f} tok/s  eta {eta:.0f}s")
 
     def note(self, text: str) -> None:
         """A line that stays above the bar (evaluations, checkpoints); flushed, so logs are live."""
         self.console.print(text)
         self.console.file.flush()
+
+
+class _TimeLeft(TimeRemainingColumn):
+    """rich's time-remaining column, but the run's own reckoning when it gives one."""
+
+    def render(self, task) -> Text:
+        eta = task.fields.get("eta")
+        if eta is None:
+            return super().render(task)
+        minutes, seconds = divmod(round(eta), 60)
+        return Text(f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}", style="progress.remaining")
+
+
+class RunProgress:
+    """A training run's display (`training.run.RunDisplay`): lines until the steps begin, then a
+    TrainProgress (a bar on a terminal, lines every `every` steps elsewhere)."""
+
+    def __init__(self, *, every: int = 10, console: Console | None = None):
+        self.every = every
+        self.console = console or Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        self.bar: TrainProgress | None = None
+
+    def begin(self, total: int, start: int) -> None:
+        self.bar = TrainProgress(total, start=start, console=self.console, every=self.every).__enter__()
+
+    def step(self, step: int, loss: float, tokens: int) -> None:
+        self.bar.step(step, loss, tokens)
+
+    def set_total(self, total: int) -> None:
+        self.bar.set_total(total)
+
+    def set_eta(self, seconds: float) -> None:
+        self.bar.set_eta(seconds)
+
+    def evaluating(self, done: int, total: int) -> None:
+        self.bar.evaluating(done, total)
+
+    def note(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.note(text)
+        else:
+            self.console.print(text)
+            self.console.file.flush()
+
+    def end(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
 
 
 class EvalProgress:

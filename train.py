@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .cliutil import Parser, run_entry_point
+from .progress import RunProgress
 from .training.config import (
     FRESH_N_HEAD,
     PROCESS_SETTINGS,
@@ -21,7 +22,7 @@ from .training.config import (
     heads_for,
     load_recipe,
 )
-from .training.run import saved_config, train
+from .training.run import RunSummary, saved_config, train
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,16 @@ def heads_notice(command: TrainCommand) -> str | None:
             "--n-head sets them)")
 
 
-def run(command: TrainCommand, **options) -> dict:
+def run(command: TrainCommand, **options) -> RunSummary:
     notice = heads_notice(command)
     if notice and int(os.environ.get("RANK", "0")) == 0:
         print(notice, flush=True)
-    return train(command.config, resume=command.resume, overwrite=command.overwrite, **options)
+    display = RunProgress(every=command.config.log_interval)
+    return train(command.config, resume=command.resume, overwrite=command.overwrite, display=display, **options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(parse_args(argv))["exit_status"]
+    return run(parse_args(argv)).exit_status
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

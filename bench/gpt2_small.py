@@ -33,7 +33,7 @@ from scratchgpt.model.gpt import GPT2_LAYOUT, GPTConfig, build_model
 from scratchgpt.model.interop import export_hf, open_model
 from scratchgpt.repl.session import Session, Settings
 from scratchgpt.tokenizers import TiktokenTokenizer
-from scratchgpt.training import run as train_run
+from scratchgpt.training import finetune as train_run
 
 GPT2_SMALL = GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768, **GPT2_LAYOUT)
 

@@ -8,11 +8,9 @@ named after its file's stem and identified by its own sha256.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import ScratchGPTError
+from ..files import atomic_file
 
 HASH_BLOCK = 1 << 20  # bytes read at a time when hashing or downloading
 # bytes of text decoded at a time: tokenizers fit and encode a chunk (or a few, on threads) at once,
@@ -137,34 +136,28 @@ def _download(name: str, source: CorpusSource, *, download: bool) -> Path:
     where = f"put {source.filename} in $SCRATCHGPT_DATA or {target.parent}, or pass --corpus PATH"
     if not download:
         raise ScratchGPTError(f"corpus {name!r} is not on this machine and downloading is off; {where}")
-    tmp: Path | None = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{source.filename}.", suffix=".tmp", dir=target.parent)
-        tmp = Path(tmp_name)
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            while block := response.read(HASH_BLOCK):
-                digest.update(block)
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
+    digest = hashlib.sha256()
+
+    def check_hash(_: Path) -> None:
         if digest.hexdigest() != source.sha256:
             raise ScratchGPTError(
                 f"downloaded {name!r} from {source.url} but its sha256 is {digest.hexdigest()[:12]}..., "
                 f"expected {source.sha256[:12]}...; {where}"
             )
-        os.replace(tmp, target)
-        tmp = None
+
+    try:
+        with (
+            urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_S) as response,
+            atomic_file(target, before_replace=check_hash) as out,
+        ):
+            while block := response.read(HASH_BLOCK):
+                digest.update(block)
+                out.write(block)
     except (OSError, http.client.HTTPException, ValueError) as e:
         reason = " ".join(_reason(e).split())  # one line
         raise ScratchGPTError(
             f"corpus {name!r} is not on this machine and could not be downloaded ({reason}); {where}"
         ) from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
     return target
 
 

@@ -13,13 +13,10 @@ full read only after a change. A truncated, damaged or foreign file is rebuilt, 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
-import tempfile
-import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,13 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import paths
+from ..files import atomic_file, atomic_write_bytes
 from ..tokenizers import Tokenizer
 from ..tokenizers.base import batched
 from .corpus import CHUNK_BYTES, Corpus, iter_text
 
 TRAIN_FRACTION = 0.9  # the first 90% of the tokens train, the last 10% validate (as nanoGPT)
 CRC_BLOCK = 8 << 20  # bytes read at a time when a token file is checked again
-STALE_TMP_S = 3600  # a temporary token file untouched this long belongs to a run that died
 PIECES_PER_BATCH = os.cpu_count() or 1  # pieces given to one encode_batch call: one per thread
 # "\n" between two non-space characters: no token of the char, word or GPT-2 BPE tokenizers spans it,
 # and the whitespace run it belongs to is that one "\n", so text cut just after it encodes the same in pieces.
@@ -96,10 +93,7 @@ def check_token_file(path: Path, vocab_size: int) -> str | None:
 def _write_record(path: Path, written: Path, *, crc: int, vocab_size: int) -> None:
     """Record for token file path that written (path itself, or the file about to be renamed to it) holds these ids."""
     record = {**_identity(written.stat()), "crc32": crc, "vocab_size": vocab_size}
-    fd, tmp = tempfile.mkstemp(prefix=f"{record_file(path).name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f)
-    os.replace(tmp, record_file(path))
+    atomic_write_bytes(record_file(path), json.dumps(record).encode())
 
 
 def load_tokens(
@@ -125,8 +119,6 @@ def load_tokens(
             notify(f"the token cache {path} is rebuilt: {problem}")
         path.unlink(missing_ok=True)
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_tmp(path)
         pieces = _stable_pieces(iter_text(corpus, chunk_bytes=CHUNK_BYTES, lossy=lossy))
         _write_tokens(path, pieces, tokenizer, dtype)
     if path.stat().st_size == 0:  # np.memmap cannot map an empty file
@@ -156,42 +148,17 @@ def _encoded(pieces: Iterable[str], tokenizer: Tokenizer) -> Iterator[np.ndarray
 
 
 def _write_tokens(path: Path, pieces: Iterable[str], tokenizer: Tokenizer, dtype: np.dtype) -> None:
-    """The ids of pieces, appended to a temporary file, fsynced and renamed to path, with its record."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    """The ids of pieces, written to path atomically, with its record."""
     crc = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for ids in _encoded(pieces, tokenizer):
-                if ids.size and (ids.min() < 0 or ids.max() >= tokenizer.vocab_size):
-                    raise ValueError(f"{tokenizer!r} produced ids outside range({tokenizer.vocab_size})")
-                data = ids.astype(dtype).tobytes()
-                crc = zlib.crc32(data, crc)
-                out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        # the record first: a rename keeps inode and mtime, so whoever sees the file sees its record
-        _write_record(path, tmp, crc=crc, vocab_size=tokenizer.vocab_size)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _remove_stale_tmp(path: Path) -> None:
-    """Temporary files a killed run left for path (a live writer touches its file far more often)."""
-    now = time.time()
-    for tmp in path.parent.glob(f"{path.name}.*.tmp"):
-        with contextlib.suppress(OSError):
-            if now - tmp.stat().st_mtime > STALE_TMP_S:
-                tmp.unlink()
+    # the record first: a rename keeps inode and mtime, so whoever sees the file sees its record
+    record = lambda temp: _write_record(path, temp, crc=crc, vocab_size=tokenizer.vocab_size)
+    with atomic_file(path, before_replace=record) as out:
+        for ids in _encoded(pieces, tokenizer):
+            if ids.size and (ids.min() < 0 or ids.max() >= tokenizer.vocab_size):
+                raise ValueError(f"{tokenizer!r} produced ids outside range({tokenizer.vocab_size})")
+            data = ids.astype(dtype).tobytes()
+            crc = zlib.crc32(data, crc)
+            out.write(data)
 
 
 def _stable_pieces(chunks: Iterable[str], *, max_carry: int = 1 << 24) -> Iterator[str]:

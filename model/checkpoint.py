@@ -11,12 +11,9 @@ Metadata values are strings (a safetensors rule); ours are JSON:
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import socket
 import sys
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from ..errors import ScratchGPTError
+from ..files import atomic_write_bytes
 from ..tokenizers import Tokenizer, tokenizer_from_spec
 from .gpt import GPTConfig, build_model
 
@@ -44,78 +42,6 @@ class Checkpoint:
     @property
     def config(self) -> GPTConfig:
         return self.model.config
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _temp_prefix(path: Path) -> str:
-    return f".{path.name}."
-
-
-def _writer_is_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        pass
-    return False
-
-
-def remove_stale_temp_files(path: str | Path) -> None:
-    """Remove the temp files that writers of path killed mid-write (kill -9) left behind.
-
-    A temp file is named `.NAME.PID@HOST.XXXXXXXX.tmp`; it is stale when its writer ran on this
-    host and no process has that id any more. Live writers' files, and other hosts', are kept.
-    """
-    path = Path(path)
-    prefix, host = _temp_prefix(path), socket.gethostname()
-    try:
-        names = os.listdir(path.parent)
-    except OSError:
-        return
-    for name in names:
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
-            continue
-        writer, _, _ = name[len(prefix) : -len(".tmp")].rpartition(".")
-        pid, _, writer_host = writer.partition("@")
-        if pid.isdigit() and writer_host == host and _writer_is_gone(int(pid)):
-            with contextlib.suppress(FileNotFoundError):  # another writer removed it first
-                (path.parent / name).unlink()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write data to path so that readers see the old file or the new one, never a part.
-
-    A unique temp file in the same directory, fsync'd, then renamed over path; two writers racing
-    each leave one complete file. On failure (disk full, read-only) the temp file is removed and
-    the previous file is untouched. Temp files of killed writers are removed first (they would
-    otherwise pile up, a checkpoint's size each, and fill the disk).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(path)
-    writer = f"{os.getpid()}@{socket.gethostname()}"
-    fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{writer}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file gets the usual mode
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
@@ -203,19 +129,26 @@ def check_replaceable(path: str | Path, *, force: bool, how: str, other: str = "
         raise ScratchGPTError(f"{path} already holds a checkpoint{at}; {how}")
 
 
-def header_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata in a safetensors file's header, without reading its tensors; {} for a file that
-    is not safetensors (a text file, a truncated download)."""
+def read_header_metadata(path: str | Path) -> dict[str, str] | None:
+    """The metadata in a safetensors file's header, read without its tensors: {} when it has none,
+    None when path is no readable safetensors file (a text file, a truncated download)."""
     try:
         with open(path, "rb") as f:
             size = int.from_bytes(f.read(8), "little")
             if not 2 <= size <= 100_000_000:
-                return {}
+                return None
             header = json.loads(f.read(size))
     except (OSError, ValueError):
-        return {}
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+        return None
+    if not isinstance(header, dict):
+        return None
+    metadata = header.get("__metadata__")
     return metadata if isinstance(metadata, dict) else {}
+
+
+def header_metadata(path: str | Path) -> dict[str, str]:
+    """`read_header_metadata`, {} for a file that is not safetensors."""
+    return read_header_metadata(path) or {}
 
 
 def drop_estimates_of_averages(train: dict) -> dict:
@@ -271,6 +204,24 @@ def weights_mismatch(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -
     return None
 
 
+def load_weights(
+    model: torch.nn.Module, tensors: dict[str, torch.Tensor], *, cast: Callable[[torch.Tensor], torch.Tensor]
+) -> str | None:
+    """Fill model with tensors, each cast; how they fail to fit it (see weights_mismatch), and then
+    nothing loaded. A tied LM head, stored once as the token embedding, is tied again."""
+    config = model.config
+    tied = config.arch == "gpt" and config.tie_embeddings
+    if tied and "wte.weight" in tensors:
+        tensors = {**tensors, "lm_head.weight": tensors["wte.weight"]}
+    detail = weights_mismatch(model, tensors)
+    if detail:
+        return detail
+    model.load_state_dict({k: cast(v) for k, v in tensors.items()})
+    if tied:
+        model.lm_head.weight = model.wte.weight
+    return None
+
+
 def load_checkpoint(
     path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> Checkpoint:
@@ -294,14 +245,9 @@ def load_checkpoint(
         raise ScratchGPTError(f"{path}: its config describes a far larger model than its weights; the file is damaged")
     with torch.device(device):  # not "meta": initialising meta tensors imports torch._dynamo, ~1 s of start-up
         model = build_model(config)
-    if config.arch == "gpt" and config.tie_embeddings and "wte.weight" in tensors:
-        tensors["lm_head.weight"] = tensors["wte.weight"]
-    detail = weights_mismatch(model, tensors)
+    detail = load_weights(model, tensors, cast=lambda v: v.to(dtype) if v.is_floating_point() else v)
     if detail:
         raise ScratchGPTError(f"{path}: weights do not match its model config ({detail}); the file is damaged")
-    model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()})
-    if config.arch == "gpt" and config.tie_embeddings:
-        model.lm_head.weight = model.wte.weight
     return Checkpoint(model=model, tokenizer=tokenizer, path=path, corpus=meta["corpus"], train=meta["train"])
 
 

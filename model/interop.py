@@ -28,12 +28,12 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 
 from ..errors import ScratchGPTError
+from ..files import atomic_write_bytes
 from ..tokenizers import CharTokenizer, TiktokenTokenizer, Tokenizer
 from ..tokenizers.bpe import GPT2_VOCAB_SIZE, _gpt2_files
-from .checkpoint import Checkpoint, atomic_write_bytes, load_checkpoint, save_tensors, weights_mismatch
+from .checkpoint import Checkpoint, load_checkpoint, load_weights, read_header_metadata, save_tensors
 from .gpt import GPT2_LAYOUT, GPTConfig, build_model
 
 HF_WEIGHTS = "model.safetensors"
@@ -53,11 +53,8 @@ META_MAX_BYTES = 64 << 20  # a char vocabulary is kilobytes; anything near this 
 
 def _scratchgpt_tagged(path: Path) -> bool:
     """Whether a .safetensors file says it is ours (an unreadable one counts: load_checkpoint explains)."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get("format") == "scratchgpt"
-    except (SafetensorError, OSError, ValueError, RuntimeError):
-        return True
+    metadata = read_header_metadata(path)
+    return metadata is None or metadata.get("format") == "scratchgpt"
 
 
 def source_kind(path: Path) -> str:
@@ -152,14 +149,9 @@ def _fit_vocab(state: dict[str, torch.Tensor], vocab_size: int, source: Path, vo
 def _build(config: GPTConfig, state: dict[str, torch.Tensor], source: Path, what: str) -> torch.nn.Module:
     """Our model of config holding state's weights; a weight that does not fit is one line naming it."""
     model = build_model(config)
-    if config.tie_embeddings:
-        state["lm_head.weight"] = state["wte.weight"]
-    detail = weights_mismatch(model, state)
+    detail = load_weights(model, state, cast=lambda v: v.float())
     if detail:
         raise ScratchGPTError(f"{source}: weights do not match {what} ({detail}); the file and its config disagree")
-    model.load_state_dict({k: v.float() for k, v in state.items()})
-    if config.tie_embeddings:
-        model.lm_head.weight = model.wte.weight
     return model.eval()
 
 

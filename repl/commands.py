@@ -381,7 +381,7 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
     from ..interrupt import InterruptFlag
     from ..model.threads import using_threads
     from ..progress import TrainProgress, sparkline
-    from ..training.run import vocab_growth
+    from ..training.start import vocab_growth
 
     steps, corpus = value
     session = host.session

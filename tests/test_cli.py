@@ -349,3 +349,32 @@ def test_eval_names_what_it_measured_on_one_line_above_the_table_however_narrow(
     title = "/home/someone/models/shakespeare-char.safetensors on tinyshakespeare (val split, windows 256 apart)"
     assert screen.getvalue().splitlines()[0] == title
     assert "1.4114" in screen.getvalue()
+
+
+def test_version_prints_the_version_and_exits_0_as_the_repl_does():
+    run = lambda *argv: subprocess.run([sys.executable, "-m", *argv, "--version"], capture_output=True, text=True)
+    cli, repl = run("scratchgpt"), run("scratchgpt.repl.app")
+    assert cli.returncode == 0 and cli.stderr == "" and cli.stdout.startswith("scratchgpt ")
+    assert cli.stdout == repl.stdout and cli.stdout.endswith("\n")
+
+
+def test_help_lists_the_commands_and_ends_with_a_newline(capsys):
+    code, out, err = scratchgpt(capsys, "--help")
+    assert code == 0 and err == "" and out.endswith(".\n") and not out.endswith("\n\n")
+    assert out.startswith("usage: scratchgpt {train,sample,eval,score,inspect,plot,export,import,serve}")
+    assert "--version" in out
+
+
+def test_plot_of_a_folder_plots_the_run_in_it_and_names_them_when_there_are_several(capsys, tmp_path, monkeypatch):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(GOOD * 200, encoding="utf-8")
+    runs = tmp_path / "runs"
+    assert scratchgpt(capsys, "train", "--corpus", str(corpus), *TINY_RUN, "--out", str(runs / "a.safetensors"))[0] == 0
+    monkeypatch.chdir(runs)
+    code, out, err = scratchgpt(capsys, "plot", ".")
+    assert code == 0 and out == "a.loss.png\n" and (runs / "a.loss.png").stat().st_size > 1000, err
+    assert scratchgpt(capsys, "train", "--corpus", str(corpus), *TINY_RUN, "--out", str(runs / "b.safetensors"))[0] == 0
+    code, out, err = scratchgpt(capsys, "plot", str(runs))
+    assert_one_line_error(code, err, f"{runs} holds 2 runs (a.metrics.jsonl, b.metrics.jsonl)", "give one")
+    code, out, err = scratchgpt(capsys, "plot", str(tmp_path / "nothing-here"), "--png", str(tmp_path / "x.png"))
+    assert code == 1 and "no metrics at" in err

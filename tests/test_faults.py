@@ -311,7 +311,8 @@ def test_a_save_failing_mid_run_is_one_error_line_and_leaves_the_previous_checkp
     assert expected in err
     if fault == "disk full":
         assert failed[0] and failed[0][0].startswith(f".{target}.")  # the write meant to fail did
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)  # no temp or pending file left
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(set(before) - {"run.lock"})  # no temp or pending file left, and the lock released
     paths = RunPaths.from_out(out)
     kept = [paths.last, paths.train_state] + ([paths.best] if target in ("", paths.best.name) else [])
     assert all((tmp_path / p.name).read_bytes() == before[p.name] for p in kept)  # the writes before the failing
@@ -577,6 +578,42 @@ def test_a_signal_mid_run_saves_it_exits_with_its_status_and_resume_matches_an_u
     assert code == 0 and "Traceback" not in log, log
     steps = lambda run: {e["step"]: _comparable(e) for e in _metrics(run.metrics) if "loss" in e}
     assert steps(paths) == steps(straight) and len(steps(straight)) == 24  # every step's loss as if never stopped
+
+
+def test_a_second_run_onto_the_same_out_is_refused_in_one_line_naming_the_first_which_goes_on_untouched(
+    forks, tmp_path
+):
+    paths = RunPaths.from_out(tmp_path / "run.safetensors")
+    flags = [*TINY, "--max-iters", "100000", "--eval-interval", "100000", "--out", str(paths.best)]
+    first = forks.start("train", argv=flags)
+    _until(lambda: paths.metrics.exists() and len(paths.metrics.read_text().splitlines()) >= 3, what="3 steps")
+    for extra in ([], ["--overwrite"]):  # --overwrite does not take a running run's files either
+        code, log = forks.run("train", argv=[*flags, *extra])
+        assert code == 1 and log.count("\n") == 1 and "Traceback" not in log, log
+        assert log.startswith(f"error: {paths.best} is being trained by another run (pid {first})"), log
+    assert forks.poll(first) is None  # still training
+    seen = len(paths.metrics.read_text().splitlines())
+    _until(lambda: len(paths.metrics.read_text().splitlines()) >= seen + 3, what="3 more steps")
+    os.kill(first, signal.SIGINT)
+    assert forks.wait(first) == 130
+    assert "Traceback" not in forks.log_of[first].read_text()
+    steps = [e["step"] for e in _metrics(paths.metrics) if "loss" in e]
+    assert steps == list(range(1, len(steps) + 1))  # one run's steps in order, none from another
+    step = _assert_resumable(paths)
+    assert not paths.lock.exists()  # released: the run can go on
+    code, log = forks.run("train", argv=["--resume", "--max-iters", str(step + 3), "--out", str(paths.best)])
+    assert code == 0 and "Traceback" not in log, log
+
+
+def test_the_lock_of_a_run_killed_with_kill_9_does_not_block_its_resume(forks, tmp_path):
+    paths = RunPaths.from_out(tmp_path / "run.safetensors")
+    pid = forks.start("train", argv=[*TINY, "--max-iters", "100000", "--eval-interval", "2", "--out", str(paths.best)])
+    _until(lambda: paths.train_state.exists(), what="a first save")
+    forks.kill(pid)
+    assert paths.lock.read_text() == f"{pid}\n"  # left behind, but no process holds it
+    step = _assert_resumable(paths)
+    code, log = forks.run("train", argv=["--resume", "--max-iters", str(step + 3), "--out", str(paths.best)])
+    assert code == 0 and "Traceback" not in log and not paths.lock.exists(), log
 
 
 def test_a_long_run_saves_on_a_timer_whatever_its_eval_interval_so_kill_9_loses_little(forks, tmp_path):

@@ -25,8 +25,8 @@ def train(tmp_path, *extra, interrupt=None):
 @pytest.mark.slow
 def test_a_tiny_model_takes_val_loss_from_about_4_2_below_2_5(tmp_path):
     summary = train(tmp_path, "--max-iters", "300", "--eval-interval", "300", "--lr", "3e-3", "--warmup-iters", "20")
-    assert 3.8 < summary["train_losses"][0] < 4.6  # ~ln(65) for 65 characters
-    assert summary["val"] < 2.5
+    assert 3.8 < summary.train_losses[0] < 4.6  # ~ln(65) for 65 characters
+    assert summary.val < 2.5
     ckpt = load_checkpoint(tmp_path / "run.safetensors")
     assert ckpt.train["step"] == 299 and ckpt.corpus["name"] == "tinyshakespeare"
 
@@ -38,7 +38,7 @@ def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp
         train(tmp_path / "teacher", "--max-iters", "2", "--eval-interval", "2")
         flags += ["--teacher", str(tmp_path / "teacher" / "run.safetensors"), "--distill-weight", "0.7",
                   "--teacher-pass", teacher_pass]  # fmt: skip
-    straight = train(tmp_path / "a", *flags)["train_losses"]
+    straight = train(tmp_path / "a", *flags).train_losses
 
     flag = InterruptFlag()
     real_step = TrainProgress.step
@@ -51,11 +51,11 @@ def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp
     monkeypatch.setattr(TrainProgress, "step", step)
     first = train(tmp_path / "b", *flags, interrupt=flag)
     monkeypatch.setattr(TrainProgress, "step", real_step)
-    assert first["interrupted"] and first["steps"] == 6
+    assert first.interrupted and first.steps == 6
     # only --resume and --out: the run's own flags (tiny model, batch, schedule) come back from it
     resumed = run(parse_args(["--resume", "--out", str(tmp_path / "b" / "run.safetensors")]))
-    assert len(resumed["train_losses"]) == 10
-    assert first["train_losses"] + resumed["train_losses"] == pytest.approx(straight, abs=1e-6)
+    assert len(resumed.train_losses) == 10
+    assert first.train_losses + resumed.train_losses == pytest.approx(straight, abs=1e-6)
 
 
 def test_a_student_distilled_from_a_teacher_ends_closer_to_it_than_one_trained_on_the_text(tmp_path):
@@ -65,8 +65,8 @@ def test_a_student_distilled_from_a_teacher_ends_closer_to_it_than_one_trained_o
     train(tmp_path / "teacher", "--max-iters", "60", "--eval-interval", "60", "--lr", "3e-3")
     teacher_path = str(tmp_path / "teacher" / "run.safetensors")
     flags = ["--max-iters", "20", "--eval-interval", "20", "--lr", "3e-3", "--warmup-iters", "5", "--seed", "5"]
-    plain = train(tmp_path / "plain", *flags)["model"]
-    distilled = train(tmp_path / "distilled", *flags, "--teacher", teacher_path)["model"]
+    plain = train(tmp_path / "plain", *flags).model
+    distilled = train(tmp_path / "distilled", *flags, "--teacher", teacher_path).model
     ckpt = load_checkpoint(teacher_path)
     teacher = Teacher([ckpt.model])
     _, val = split_tokens(load_tokens(resolve_corpus("tinyshakespeare"), ckpt.tokenizer))
@@ -110,7 +110,7 @@ def test_init_from_continues_from_the_checkpoint_with_its_dropouts_unless_one_is
         out = str(tmp_path / f"tune{dropout}-{attention}" / "run.safetensors")
         tuned = run(parse_args(["--init-from", source, "--max-iters", "2", "--eval-interval", "2", "--lr", "1e-4",
                                 "--warmup-iters", "1", "--device", "cpu", *extra, "--out", out]))  # fmt: skip
-        assert tuned["train_losses"][0] < base["train_losses"][0] - 0.5  # the trained weights, not a fresh model
+        assert tuned.train_losses[0] < base.train_losses[0] - 0.5  # the trained weights, not a fresh model
         model = load_checkpoint(out).model
         assert model.config.dropout == dropout
         assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {dropout}
@@ -132,7 +132,7 @@ def test_init_from_with_a_block_size_lengthens_a_rope_models_context_and_refuses
     kept, kept_out = tune(source, "kept")
     assert load_checkpoint(kept_out).config.block_size == 32  # without the flag, the checkpoint's context
     longer, longer_out = tune(source, "longer", "--block-size", "96")
-    assert longer["train_losses"][0] < base["train_losses"][0] - 0.5  # the trained weights, not a fresh model
+    assert longer.train_losses[0] < base.train_losses[0] - 0.5  # the trained weights, not a fresh model
     model = load_checkpoint(longer_out).model
     assert model.config.block_size == 96
     cos, sin = rope_tables(model.config)
@@ -157,7 +157,7 @@ def test_the_bigram_baseline_trains_and_evaluates_on_the_same_scale(tmp_path):
 
     summary = train(tmp_path, "--arch", "bigram", "--max-iters", "60", "--eval-interval", "60", "--lr", "1e-1",
                     "--warmup-iters", "5")
-    assert summary["val"] < 3.2
+    assert summary.val < 3.2
     result = evaluate_checkpoint(str(tmp_path / "run.safetensors"), device="cpu")
     assert result["arch"] == "bigram" and result["params"] == 65 * 65
     assert 2.4 < result["val_nats_per_char"] < 3.3
@@ -181,8 +181,8 @@ def test_compile_trains_like_eager_with_one_graph_for_all_blocks(tmp_path):
     # the blocks share one graph, and evaluation (no grad) runs eager rather than compiling another
     with torch._dynamo.config.patch(error_on_recompile=True):
         compiled = train(tmp_path / "b", *flags, "--compile")
-    assert compiled["train_losses"] == pytest.approx(eager["train_losses"], abs=1e-4)
-    assert compiled["val"] == pytest.approx(eager["val"], abs=1e-4)
+    assert compiled.train_losses == pytest.approx(eager.train_losses, abs=1e-4)
+    assert compiled.val == pytest.approx(eager.val, abs=1e-4)
     a, b = (load_checkpoint(tmp_path / d / "run.safetensors").model.state_dict() for d in "ab")
     assert a.keys() == b.keys()  # nothing renamed: the checkpoint loads like any other
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
@@ -195,15 +195,15 @@ def test_compile_distils_like_eager(tmp_path):
              "--teacher", str(tmp_path / "teacher" / "run.safetensors")]  # fmt: skip
     eager = train(tmp_path / "a", *flags)
     compiled = train(tmp_path / "b", *flags, "--compile")  # the teacher's blocks compiled too, without grad
-    assert compiled["train_losses"] == pytest.approx(eager["train_losses"], abs=1e-4)
-    assert compiled["val"] == pytest.approx(eager["val"], abs=1e-4)
+    assert compiled.train_losses == pytest.approx(eager.train_losses, abs=1e-4)
+    assert compiled.val == pytest.approx(eager.val, abs=1e-4)
 
 
 def test_a_resumed_run_first_finishes_a_save_killed_between_its_renames(tmp_path, monkeypatch):
     import shutil
 
     from scratchgpt.model.checkpoint import checkpoint_metadata
-    from scratchgpt.training import run as train_module
+    from scratchgpt.training import run_files as train_module
     from scratchgpt.training.run import resume_state_path
 
     paths = RunPaths.from_out(tmp_path / "run.safetensors")
@@ -218,13 +218,13 @@ def test_a_resumed_run_first_finishes_a_save_killed_between_its_renames(tmp_path
 
     def save_checkpoint(path, *args, **kwargs):
         if Path(path) == paths.last:  # a kill here must leave a train state that matches X.last
-            state = train_module._saved_state(resume_state_path(paths))
+            state = train_module.saved_state(resume_state_path(paths))
             assert state["step"] == checkpoint_metadata(paths.last)["train"]["step"]
         return real_save(path, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "save_checkpoint", save_checkpoint)
     run(parse_args(["--resume", "--max-iters", "5", "--out", str(paths.best)]))
-    assert train_module._saved_state(paths.train_state)["step"] == 4
+    assert train_module.saved_state(paths.train_state)["step"] == 4
     assert not paths.pending_train_state.exists()
 
 

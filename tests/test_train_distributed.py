@@ -24,9 +24,9 @@ import hashlib, json, sys, torch
 from scratchgpt.train import parse_args, run
 summary = run(parse_args(sys.argv[1:]))
 digest = hashlib.sha256()
-for name, p in sorted(summary["model"].state_dict().items()):
+for name, p in sorted(summary.model.state_dict().items()):
     digest.update(p.detach().cpu().contiguous().numpy().tobytes())
-print("RESULT " + json.dumps({"digest": digest.hexdigest(), "val": summary["val"]}))
+print("RESULT " + json.dumps({"digest": digest.hexdigest(), "val": summary.val}))
 """
 
 
@@ -67,8 +67,8 @@ def test_two_gloo_ranks_end_identical_and_match_one_process_with_the_same_global
     assert ranks[0]["digest"] == ranks[1]["digest"]
 
     single = run(parse_args([*FLAGS, "--out", str(tmp_path / "one.safetensors")]))
-    assert_same_weights(load_checkpoint(tmp_path / "ddp.safetensors").model, single["model"])
-    assert ranks[0]["val"] == pytest.approx(single["val"], abs=1e-4)
+    assert_same_weights(load_checkpoint(tmp_path / "ddp.safetensors").model, single.model)
+    assert ranks[0]["val"] == pytest.approx(single.val, abs=1e-4)
 
 
 @pytest.mark.slow
@@ -77,9 +77,9 @@ def test_a_two_process_run_resumes_exactly_in_one_process(tmp_path):
     launch(2, out, ["--max-iters", "6", "--lr-decay-iters", "12"])  # stops halfway through the schedule
     resumed = run(parse_args([*FLAGS, "--out", str(out), "--resume"]))
     straight = run(parse_args([*FLAGS, "--out", str(tmp_path / "straight.safetensors")]))
-    assert resumed["train_losses"] == pytest.approx(straight["train_losses"][6:], abs=1e-4)
-    assert resumed["val"] == pytest.approx(straight["val"], abs=1e-4)
-    assert_same_weights(resumed["model"], straight["model"])
+    assert resumed.train_losses == pytest.approx(straight.train_losses[6:], abs=1e-4)
+    assert resumed.val == pytest.approx(straight.val, abs=1e-4)
+    assert_same_weights(resumed.model, straight.model)
 
 
 @pytest.mark.slow
@@ -146,4 +146,4 @@ def test_sigterm_to_the_torchrun_launcher_ends_in_one_complete_save_that_resumes
     _, state = load_train_state(resume_state_path(paths), make_optimizer(last.model, lr=1e-3))
     assert state["step"] == last.train["step"] >= 2 and not paths.pending_train_state.exists()
     resumed = run(parse_args(["--resume", "--max-iters", str(state["step"] + 3), "--out", str(paths.best)]))
-    assert resumed["steps"] == state["step"] + 3 and len(resumed["train_losses"]) == 2
+    assert resumed.steps == state["step"] + 3 and len(resumed.train_losses) == 2

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..durations import duration
 from ..model.device import autocast_context
 from ..model.gpt import GPTConfig
-from ..progress import duration
 
 STEP_SECONDS = 3.0  # what a /train step is kept near when the proposed batch would take longer
 SURE_FRACTION = 0.25  # a lower bound under this share of STEP_SECONDS: quick enough, without timing

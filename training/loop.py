@@ -143,14 +143,16 @@ def estimate_loss(
     seed: int,
     amp_dtype: torch.dtype | None = None,
     splits: tuple[str, ...] = ("train", "val"),
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> dict[str, float]:
     """Mean loss over `iters` random batches per split (nanoGPT's estimate), with its own
-    generator so evaluating never changes which batches training sees next."""
+    generator so evaluating never changes which batches training sees next. on_batch(done, total)
+    follows it batch by batch, over all the splits."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     out = {}
-    for split in splits:
+    for s, split in enumerate(splits):
         generator = torch.Generator().manual_seed(seed)
         losses = torch.zeros(iters)
         for i in range(iters):
@@ -158,6 +160,8 @@ def estimate_loss(
             with autocast_context(device, amp_dtype):
                 _, loss = model(x, y)
             losses[i] = loss.item()
+            if on_batch is not None:
+                on_batch(s * iters + i + 1, len(splits) * iters)
         out[split] = losses.mean().item()
     model.train(was_training)
     return out

@@ -1,758 +1,485 @@
-"""The training pipeline: `train(config)` for a run, `fine_tune(...)` for the REPL's /train.
+"""A training run: `train(config)`, what `scratchgpt train` and `torchrun -m scratchgpt.train` call.
 
-Both own the same steps: the corpus, the tokenizer fitted or grown to it, batches, optimizer,
-schedule, the loop, evaluation; `train` also owns where a run is saved, what may be replaced, and
-what a signal does. `scratchgpt train`, `torchrun -m scratchgpt.train` and `/train` call these,
-nothing else assembles training pieces.
-
-Files of a run with `--out X.safetensors`:
-    X.safetensors               best validation loss so far (what eval, sample and the REPL load)
-    X.last.safetensors          the latest state: at every evaluation, every --save-every minutes, on a signal
-    X.last.optim.safetensors    optimizer moments, RNG states, counters and the run's config, for --resume
-    X.last.optim.pending.safetensors   while a save is under way (see resume_state_path)
-    X.metrics.jsonl             one JSON object per logged step and per evaluation, of this run only
-    X.tb/                       TensorBoard event files (with --tensorboard)
+The run is assembled from named parts: where it starts from (start.py), its files, the order a
+save writes them and the lock that makes this process their owner (run_files.py), its pace and
+`--max-minutes` end (pacer.py), and the plain loop beneath (loop.py). Its mutable counters live in
+one `RunState`; what the run did comes back as a `RunSummary`. The run prints nothing: progress
+reaches the screen through a `RunDisplay` the caller passes. The REPL's /train is finetune.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import json
-import os
-import shutil
-import tempfile
+import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import torch
 
-from ..cliutil import is_out_of_memory, shown, use_threads
-from ..data import Batches, Corpus, iter_text, load_tokens, resolve_corpus
+from ..cliutil import is_out_of_memory, use_threads
+from ..data import Batches, load_tokens
+from ..durations import clock, duration
 from ..errors import ScratchGPTError
 from ..interrupt import TRAINING_SIGNALS, InterruptFlag
 from ..loggers import MetricsLog, check_installed, open_metrics_log
-from ..model.checkpoint import (
-    Checkpoint,
-    check_replaceable,
-    header_metadata,
-    load_checkpoint,
-    load_train_state,
-    save_checkpoint,
-    save_train_state,
-)
+from ..model.checkpoint import load_train_state
 from ..model.device import autocast_dtype, pick_device
-from ..model.gpt import GPT2_LAYOUT, GPTConfig, build_model, compile_blocks, resize_vocab
-from ..progress import TrainProgress, clock, duration
-from ..tokenizers import fit_tokenizer
+from ..model.gpt import compile_blocks
 from . import distributed as dist
-from .budget import plan_train_step, steps_that_fit
-from .config import (
-    FINE_TUNE_BATCH_TOKENS,
-    FINE_TUNE_EVAL_ITERS,
-    FRESH_BATCH_SIZE,
-    FRESH_BLOCK_SIZE,
-    FRESH_DROPOUT,
-    TrainConfig,
-    heads_for,
-)
+from .budget import evaluations_in
+from .config import FRESH_BATCH_SIZE, TrainConfig
 from .distill import Teacher, distillation
+from .finetune import FINE_TUNE_LR, FineTuneReport, fine_tune, fine_tuned_record
 from .loop import Schedule, StepInfo, estimate_loss, make_optimizer, train_loop
+from .pacer import Pacer
+from .run_files import (
+    RunLock,
+    RunPaths,
+    RunWriter,
+    SavedStep,
+    check_writable,
+    claim_out,
+    clear_run,
+    resume_state_path,
+    saved_config,
+    saved_state,
+)
+from .start import batch_size_for, corpus_record, load_teacher, start_from
+
+__all__ = ["FINE_TUNE_LR", "FineTuneReport", "RunDisplay", "RunPaths", "RunState", "RunSummary", "batch_size_for",
+           "fine_tune", "fine_tuned_record", "resume_state_path", "saved_config", "train"]  # fmt: skip
 
 SCORES_MAX = 4 << 30  # bytes of --teacher-pass once's table of scores
-FINE_TUNE_LR = 3e-4  # low enough not to wreck a trained model in a few hundred steps
 ETA_AFTER_STEPS = 3  # the run's first steps, timed to say how long the rest will take
-REFIT_STEPS = 50  # --max-minutes: the recent steps whose pace sets how many more fit
+EVAL_SHOWN_SECONDS = 2.0  # an evaluation expected to take longer is announced and shows its progress
+EVAL_TIMED = 2  # evaluation batches timed to reckon an evaluation's cost, after one that warms up
+
+
+class RunDisplay(Protocol):
+    """Where a run's progress goes: a terminal's bar, a log's lines, or nowhere."""
+
+    def begin(self, total: int, start: int) -> None: ...  # steps start+1..total are about to run
+    def step(self, step: int, loss: float, tokens: int) -> None: ...  # step (0-based) done on `tokens` tokens
+    def set_total(self, total: int) -> None: ...  # the run now ends after `total` steps
+    def set_eta(self, seconds: float) -> None: ...  # the time left, evaluations included
+    def evaluating(self, done: int, total: int) -> None: ...  # batches of an evaluation scored so far
+    def note(self, text: str) -> None: ...  # a line that stays
+    def end(self) -> None: ...
+
+
+class SilentDisplay:
+    """Shows nothing: the display of ranks other than the first, and of a run nobody watches."""
+
+    def begin(self, total: int, start: int) -> None: ...
+    def step(self, step: int, loss: float, tokens: int) -> None: ...
+    def set_total(self, total: int) -> None: ...
+    def set_eta(self, seconds: float) -> None: ...
+    def evaluating(self, done: int, total: int) -> None: ...
+    def note(self, text: str) -> None: ...
+    def end(self) -> None: ...
+
+
+@dataclass
+class RunState:
+    """What changes as a run goes: everything a save records about the loop."""
+
+    step: int  # steps finished, the resumed ones included: the next step's 0-based index
+    end: int  # the run ends after this many steps (--max-iters, or what --max-minutes fitted)
+    best_val: float = math.inf  # the best validation loss evaluated
+    tokens_seen: int = 0  # training tokens, all processes together
+    last_eval: dict[str, float] = field(default_factory=dict)  # {"train", "val"} of the latest evaluation
+    saved_at: float = field(default_factory=time.monotonic)  # time.monotonic() of the latest save
+    train_losses: list[float] = field(default_factory=list)  # each step's loss, this process's steps only
 
 
 @dataclass(frozen=True)
-class RunPaths:
-    best: Path
-    last: Path
-    train_state: Path
-    pending_train_state: Path
-    metrics: Path
-    tensorboard: Path
+class RunSummary:
+    """What one run did."""
 
-    @classmethod
-    def from_out(cls, out: str | Path) -> RunPaths:
-        best = Path(out)
-        stem = best.with_suffix("") if best.suffix == ".safetensors" else best
-        return cls(
-            best=best,
-            last=Path(f"{stem}.last.safetensors"),
-            train_state=Path(f"{stem}.last.optim.safetensors"),
-            pending_train_state=Path(f"{stem}.last.optim.pending.safetensors"),
-            metrics=Path(f"{stem}.metrics.jsonl"),
-            tensorboard=Path(f"{stem}.tb"),
-        )
+    steps: int  # steps finished, the resumed ones included
+    train_losses: list[float]  # each step's training loss, this invocation's steps only
+    val: float | None  # the latest validation loss, None when never evaluated
+    best: str  # where the best model is saved
+    seconds: float  # wall time of the steps, evaluations and saves
+    tokens_per_second: float
+    interrupted: bool  # stopped by a signal, saved, resumable
+    exit_status: int  # 0, or the signal's exit status
+    model: torch.nn.Module | None  # the trained model; None when a finished run had nothing to do
 
 
-def batch_size_for(block_size: int) -> int:
-    """A fine-tune's sequences per step: FINE_TUNE_BATCH_TOKENS tokens, however long the context."""
-    return max(1, FINE_TUNE_BATCH_TOKENS // block_size)
+class Run:
+    """One run's parts, put together by `assemble`, and what it does at each step."""
+
+    # set by assemble once built
+    model: torch.nn.Module
+    teacher: Teacher | None
+    accum_picked: bool  # --grad-accum was chosen for the process count, not given
+    batches: Batches
+    optimizer: torch.optim.Optimizer
+    ddp_model: torch.nn.Module  # model, wrapped for gradient all-reduce when there are several processes
+    own_batches: Iterator[tuple[torch.Tensor, ...]]  # this process's micro-batches
+    grad_accum: int  # this process's micro-batches per step
+    loss_fn: Callable[..., torch.Tensor] | None  # distillation's loss, or the model's own
+    start: int  # the step this invocation started at
+    tokens_before: int  # tokens trained on before this invocation
+    began: float  # perf_counter() when the first step started
+
+    def __init__(self, config: TrainConfig, *, rank: dist.Rank, device: torch.device, paths: RunPaths,
+                 display: RunDisplay, state: RunState, started: float):  # fmt: skip
+        self.config, self.rank, self.device, self.paths = config, rank, device, paths
+        self.display, self.state, self.started = display, state, started
+        self.minutes = config.max_minutes
+        deadline = started + config.max_minutes * 60 if config.max_minutes else None
+        self.pacer = Pacer(config.eval_interval, deadline=deadline, most=config.max_iters)
+        # --max-minutes fits the lr decay to the fitted end, keeping a pinned lr_decay_iters' share
+        self.decay_share = config.lr_decay_iters / config.max_iters if deadline and config.lr_decay_iters else None
+        self.schedule = schedule_of(config)
+        self.amp = {"bf16": torch.bfloat16, "fp32": None}.get(config.amp, autocast_dtype(device))
+        self.metrics = MetricsLog([])  # only the first rank logs
+        self.writer: RunWriter | None = None
+        self.notices: list[str] = []  # said once the display is up
+
+    # --- during the loop --------------------------------------------------------------------
+
+    def lr(self, step: int) -> float:
+        return self.schedule(step)
+
+    def planned_steps(self) -> Iterator[int]:
+        step = self.state.step
+        while step < self.state.end:  # a --max-minutes refit may bring the end closer
+            yield step
+            step += 1
+
+    def on_step(self, info: StepInfo) -> None:
+        """After each step: count it, show it, pace it; log, evaluate and save when due."""
+        state, config = self.state, self.config
+        self.pacer.step_done()
+        done, tokens = info.step + 1, info.tokens * self.rank.world_size
+        state.step, state.tokens_seen = done, state.tokens_seen + tokens
+        state.train_losses.append(info.loss)
+        self.display.step(info.step, info.loss, tokens)
+        if len(state.train_losses) == ETA_AFTER_STEPS and done < state.end:
+            self.first_pace(done)
+        elif self.pacer.deadline is not None and self.pacer.eval_seconds is not None:
+            if done % config.log_interval == 0 and done < state.end:
+                self.refit(done)
+        if done % config.log_interval == 0:
+            self.metrics.log({"step": done, "tokens": state.tokens_seen, "loss": info.loss, "lr": info.lr,
+                              "tok_per_s": round(self.tokens_per_second())})  # fmt: skip
+        if done % config.eval_interval == 0 or done == state.end:
+            self.evaluate(info.step)
+            self.save(info.step)
+        elif config.save_every and time.monotonic() - state.saved_at >= config.save_every * 60:
+            self.save(info.step, evaluated=False)
+        if self.pacer.eval_seconds is not None:  # what is left once this step's evaluation is done
+            self.display.set_eta(self.pacer.seconds_left(done, state.end) if done < state.end else 0.0)
+        self.pacer.resume_clock()
+
+    def first_pace(self, done: int) -> None:
+        """After the first steps: an evaluation's cost measured, then the end fitted to
+        --max-minutes, or the time the rest will take said."""
+        self.pacer.eval_seconds = 2 * self.config.eval_iters * self.eval_batch_seconds()
+        if self.pacer.deadline is not None:
+            self.refit(done, first=True)
+            return
+        left, evaluations = self.state.end - done, evaluations_in(done, self.state.end, self.config.eval_interval)
+        seconds = duration(self.pacer.seconds_left(done, self.state.end))
+        self.display.note(f"{evaluations} evaluation{'s' * (evaluations != 1)} of {self.pacer.eval_seconds:.1f} s and "
+                          f"{self.pacer.step_seconds:.2f} s a step: about {seconds} for the {left:,} steps left")
+
+    def refit(self, done: int, *, first: bool = False) -> None:
+        """--max-minutes: end at the steps that still fit, at the pace of the recent steps; first
+        after ETA_AFTER_STEPS, then at each --log-interval step, as the pace moves."""
+        total = dist.agreed_min(self.pacer.fit(done), self.device)  # every rank ends on the same step
+        if total != self.state.end:
+            self.end_at(total)
+        if first:
+            capped = " (--max-iters)" if total == self.pacer.most else ""
+            self.display.note(f"{self.pacer.step_seconds:.2f} s a step: {total:,} steps{capped} in all fit "
+                              f"--max-minutes {self.minutes:g}, evaluations included "
+                              f"(one {self.pacer.eval_seconds:.1f} s)")  # fmt: skip
+            if self.decay_share is not None:
+                self.display.note(f"the lr decays over {self.config.lr_decay_iters:,} steps: lr_decay_iters keeps "
+                                  "its share of --max-iters in the fitted run")  # fmt: skip
+        elif total == done:
+            self.display.note(f"step {done}: --max-minutes {self.minutes:g} is up; ending here")
+
+    def end_at(self, total: int) -> None:
+        """The run now ends after step `total`: saved so, so that a resume keeps to it."""
+        decay = self.config.lr_decay_iters
+        if self.decay_share is not None:
+            decay = max(1, round(self.decay_share * total))
+        self.config = replace(self.config, max_iters=total, max_minutes=None, lr_decay_iters=decay)
+        self.schedule = schedule_of(self.config)
+        self.state.end = total
+        self.display.set_total(total)
+
+    def eval_losses(self, iters: int, splits=("train", "val"), on_batch=None) -> dict[str, float]:
+        # --compile: evaluation runs eager rather than building a second, no-grad graph
+        with torch.compiler.set_stance("force_eager") if self.config.compile else contextlib.nullcontext():
+            return estimate_loss(self.model, self.batches.get, iters=iters, seed=self.config.seed,
+                                 amp_dtype=self.amp, splits=splits, on_batch=on_batch)  # fmt: skip
+
+    def eval_batch_seconds(self) -> float:
+        """One evaluation batch's time, measured on EVAL_TIMED batches after a first that warms up."""
+        ends: list[float] = []
+        self.eval_losses(1 + EVAL_TIMED, splits=("val",), on_batch=lambda done, total: ends.append(time.perf_counter()))
+        return (ends[-1] - ends[0]) / EVAL_TIMED
+
+    def evaluate(self, step: int) -> None:
+        losses = self.eval_losses(self.config.eval_iters, on_batch=EvalWatch(self.display, step))
+        self.state.last_eval.update({"train": losses["train"], "val": losses["val"]})
+        self.display.note(f"step {step + 1}: train {losses['train']:.4f}  val {losses['val']:.4f}")
+        self.metrics.log({"step": step + 1, "tokens": self.state.tokens_seen, "train_loss": losses["train"],
+                          "val_loss": losses["val"]})  # fmt: skip
+
+    def save(self, step: int, *, evaluated: bool = True) -> None:
+        state = self.state
+        state.saved_at = time.monotonic()
+        if self.writer is None:  # only the first rank saves
+            return
+        val = state.last_eval.get("val", math.inf)
+        improved = evaluated and (val < state.best_val or not self.paths.best.exists())
+        if evaluated:
+            state.best_val = min(state.best_val, val)
+        saved = SavedStep(step, state.tokens_seen, state.best_val, state.last_eval, self.config)
+        self.writer.save(saved, best=improved)
+        if improved:
+            self.display.note(f"step {step + 1}: saved {self.paths.best} (val {val:.4f})")
+        if not evaluated:
+            self.display.note(f"step {step + 1}: saved {self.paths.last} ({self.config.save_every:g}-minute save)")
+
+    def tokens_per_second(self) -> float:
+        return self.tokens_here / max(1e-9, time.perf_counter() - self.began)
+
+    @property
+    def tokens_here(self) -> int:
+        return self.state.tokens_seen - self.tokens_before
+
+    # --- around the loop --------------------------------------------------------------------
+
+    def run_loop(self, interrupt: dist.AgreedInterrupt) -> int | None:
+        """The steps; returns the last one finished. Out of memory is one line saying what to reduce."""
+        self.began = time.perf_counter()
+        self.pacer.resume_clock()
+        try:
+            return train_loop(
+                self.ddp_model, self.optimizer, lambda: next(self.own_batches), steps=self.planned_steps(),
+                schedule=self.lr, grad_clip=self.config.grad_clip, grad_accum=self.grad_accum, amp_dtype=self.amp,
+                on_step=self.on_step, interrupt=interrupt, loss_fn=self.loss_fn,
+                backward_context=dist.no_sync_context(self.ddp_model, self.grad_accum),
+            )  # fmt: skip
+        except (MemoryError, RuntimeError) as e:
+            if not is_out_of_memory(e):
+                raise
+            raise ScratchGPTError(
+                f"out of memory training on {self.batches.batch_size} sequences of {self.batches.block_size} tokens "
+                "at a time; reduce --batch-size (a larger --grad-accum keeps the batch) or --block-size, or the model"
+            ) from e
+
+    def finish(self, last: int | None, stopped: bool) -> None:
+        if stopped and last is not None:
+            self.evaluate(last)
+            self.save(last)
+            self.display.note(f"interrupted after step {last + 1}; continue with --resume --out {self.config.out}")
+        elif last is not None:
+            took = clock(time.perf_counter() - self.started)
+            self.display.note(f"finished {last + 1 - self.start:,} steps in {took} "
+                              f"(best val {self.state.best_val:.4f}, in {self.paths.best})")  # fmt: skip
+
+    def summary(self, last: int | None, stopped: bool, exit_status: int) -> RunSummary:
+        return RunSummary(
+            steps=(last + 1) if last is not None else self.start, train_losses=self.state.train_losses,
+            val=self.state.last_eval.get("val"), best=str(self.paths.best),
+            seconds=time.perf_counter() - self.began, tokens_per_second=self.tokens_per_second(),
+            interrupted=stopped, exit_status=exit_status if stopped else 0, model=self.model,
+        )  # fmt: skip
 
 
-# --- corpus and vocabulary ------------------------------------------------------------------
+class EvalWatch:
+    """An evaluation's progress, shown once its second batch (the first warms up) says it will take
+    more than EVAL_SHOWN_SECONDS: a line saying so, then each batch to the display."""
+
+    def __init__(self, display: RunDisplay, step: int):
+        self.display, self.step = display, step
+        self.first_done = time.perf_counter()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if done == 1:
+            self.first_done = time.perf_counter()
+        elif done == 2:
+            expected = (time.perf_counter() - self.first_done) * (total - 1)
+            self.shown = expected > EVAL_SHOWN_SECONDS
+            if self.shown:
+                self.display.note(f"step {self.step + 1}: evaluating on {total:,} batches, about {duration(expected)}")
+        if self.shown:
+            self.display.evaluating(done, total)
 
 
-def corpus_record(corpus: Corpus, source: str) -> dict:
-    return {"name": corpus.name, "sha256": corpus.sha256, "source": source}
-
-
-def corpus_of(ckpt: Checkpoint, override: str | None) -> tuple[Corpus, str]:
-    """The corpus to keep training a checkpoint on: the one given, else the one it recorded."""
-    if override:
-        return resolve_corpus(override), override
-    if not ckpt.corpus:
-        raise ScratchGPTError(f"{ckpt.path} does not record its corpus; pass --corpus")
-    source = ckpt.corpus.get("source") or ckpt.corpus["name"]
-    corpus = resolve_corpus(source)
-    if corpus.sha256 != ckpt.corpus["sha256"]:
-        raise ScratchGPTError(f"corpus {source} has changed since {ckpt.path} was trained on it; pass --corpus")
-    return corpus, source
-
-
-def vocab_growth(corpus: str, old: int, new: int) -> str:
-    """The line saying a corpus grew a char model's vocabulary (train --init-from and /train say it alike)."""
-    return f"{corpus} brought {new - old} new characters: vocabulary {old} → {new}"
-
-
-def adapt_to_corpus(ckpt: Checkpoint, corpus: Corpus, *, lossy: bool = False) -> Checkpoint:
-    """Grow a char model's vocabulary with the characters a new corpus brings (old ids kept)."""
-    if ckpt.tokenizer.name != "char":
-        return ckpt
-    grown = ckpt.tokenizer.extend(iter_text(corpus, lossy=lossy))
-    if grown.vocab_size == ckpt.tokenizer.vocab_size:
-        return ckpt
-    model = resize_vocab(ckpt.model, grown.vocab_size)
-    return replace(ckpt, model=model, tokenizer=grown)
-
-
-def load_teacher(paths: tuple[str, ...], student: Checkpoint, device: torch.device) -> Teacher:
-    """--teacher: the checkpoints whose averaged next-token distribution the student learns.
-
-    They must share the student's vocabulary, and their context must cover its windows.
-    """
-    models = []
-    for path in paths:
-        ckpt = load_checkpoint(path, device=device)
-        if ckpt.tokenizer.spec() != student.tokenizer.spec():
-            raise ScratchGPTError(f"teacher {shown(path)} has another vocabulary than the model trained; "
-                                  "a teacher must use the same tokenizer and vocabulary")  # fmt: skip
-        reads, trains = ckpt.config.block_size, student.config.block_size
-        if reads < trains:
-            raise ScratchGPTError(f"teacher {shown(path)} reads {reads} tokens at most, the model trains on "
-                                  f"{trains}; pass --block-size {reads} or less")  # fmt: skip
-        models.append(ckpt.model)
-    return Teacher(models)
-
-
-# --- where a run lives, and what it may replace ----------------------------------------------
-
-
-def _header_json(path: Path, key: str) -> dict:
-    """One JSON entry of a safetensors file's metadata, read from its header alone: resuming and
-    checking an --out never read a checkpoint's weights or a train state's optimizer moments."""
-    return json.loads(header_metadata(path).get(key) or "{}")
-
-
-def _saved_state(train_state: Path) -> dict:
-    """The loop state (step, best val, config) in a train-state file's metadata."""
-    return _header_json(train_state, "state")
-
-
-def resume_state_path(paths: RunPaths) -> Path:
-    """The train-state file that belongs with X.last.safetensors.
-
-    A save writes the train state to the pending path, then X.last, then renames the pending file
-    over X.last.optim. Killed after X.last was written but before the rename, the pending file is
-    the one whose step matches X.last; killed earlier, X.last.optim still matches. Nothing is
-    renamed here, so every rank picks the same file; the resumed run's first save does the rename.
-    """
-    pending = paths.pending_train_state
-    if pending.exists() and paths.last.exists():
-        if _saved_state(pending).get("step") == _header_json(paths.last, "train").get("step"):
-            return pending
-    return paths.train_state
-
-
-def saved_config(out: str | Path) -> TrainConfig:
-    """The config the run at out was started with (what --resume continues)."""
-    paths = RunPaths.from_out(out)
-    train_state = resume_state_path(paths)
-    if not train_state.exists() and paths.best.exists() and not paths.last.exists():
-        raise ScratchGPTError(_model_not_run(paths, describe_run(paths) or "no train state"))
-    if not train_state.exists():
-        raise ScratchGPTError(f"nothing to resume: {train_state} does not exist; drop --resume to start")
-    state = _saved_state(train_state)
-    values = state.get("config")
-    if values is None:  # saved before runs recorded a TrainConfig: their flags, under the same names
-        legacy = {k: v for k, v in state.get("args", {}).items() if k in TrainConfig.__dataclass_fields__}
-        values = {k: v for k, v in legacy.items() if v is not None or k in ("init_from", "vocab_size")}
-        values["teacher"] = tuple(values.get("teacher") or ())
-    return TrainConfig.from_dict(values, where=f"the run saved in {train_state}")
-
-
-def describe_run(paths: RunPaths) -> str | None:
-    """'step N, val L' of the run saved at paths, or None when there is none.
-
-    A file in the run's place that is not a ScratchGPT checkpoint is refused whatever the flags:
-    nothing a user made is replaced.
-    """
-    found = None
-    for path in (paths.best, paths.last):
-        if not path.exists():
-            continue
-        check_replaceable(path, force=True, how="", other="choose another --out")  # refuses what is no checkpoint
-        train = _header_json(path, "train")
-        if found is None or path == paths.last:
-            val = train.get("val_loss")
-            found = f"step {train.get('step', -1) + 1}" + (f", val {val:.4f}" if isinstance(val, (int, float)) else "")
-    if found is None and (paths.train_state.exists() or paths.metrics.exists()):
-        found = "its metrics and resume state, no checkpoint yet"
-    return found
-
-
-def _resumable(paths: RunPaths) -> bool:
-    """Whether paths hold a run --resume continues: its latest state and optimizer moments."""
-    return paths.last.exists() and resume_state_path(paths).exists()
-
-
-def _model_not_run(paths: RunPaths, found: str) -> str:
-    """The refusal for an --out holding a checkpoint with no train state (a /save, an export): a model, not a run."""
-    return (f"{paths.best} holds a model ({found}) but no run to resume; start from it with --init-from "
-            f"{paths.best} and another --out, or replace it with --overwrite")  # fmt: skip
-
-
-def claim_out(config: TrainConfig, paths: RunPaths, *, overwrite: bool) -> None:
-    """Before a fresh run: refuse an --out that holds another run, unless overwrite.
-
-    Whatever the flags, the checkpoint being fine-tuned is never replaced, nor a file in the run's
-    place that is not a ScratchGPT checkpoint. With overwrite, `clear_run` removes the old run
-    once the new model is ready.
-    """
-    if config.init_from and Path(config.init_from).resolve() in {p.resolve() for p in (paths.best, paths.last)}:
-        raise ScratchGPTError(f"--out {shown(config.out)} would replace the checkpoint --init-from starts from; "
-                              "choose another --out")  # fmt: skip
-    found = describe_run(paths)
-    if found is not None and not overwrite and not _resumable(paths):
-        raise ScratchGPTError(_model_not_run(paths, found))
-    if found is not None and not overwrite:
-        raise ScratchGPTError(f"{paths.best} already holds a run ({found}); continue it with --resume, "
-                              "or replace it with --overwrite")  # fmt: skip
-
-
-def clear_run(paths: RunPaths) -> None:
-    """Remove a run's files, so the new run at the same place starts a new metrics file: one file
-    never mixes two runs."""
-    for path in (paths.best, paths.last, paths.train_state, paths.pending_train_state, paths.metrics):
-        path.unlink(missing_ok=True)
-    shutil.rmtree(paths.tensorboard, ignore_errors=True)
-
-
-def check_writable(directory: Path) -> None:
-    """Fail at once, not at the first save an hour later, when no file can be created in directory."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".scratchgpt-probe.", dir=directory)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ScratchGPTError(f"cannot write to {directory}: {e.strerror or e}; choose another --out") from e
-
-
-def _rng_states(generator: torch.Generator) -> dict[str, torch.Tensor]:
-    return {"batches": generator.get_state(), "torch": torch.get_rng_state()}
-
-
-# --- a run --------------------------------------------------------------------------------------
-
-
-def _fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Checkpoint:
-    gpt2 = config.arch == "gpt2"
-    full_gpt2_vocab = gpt2 and config.tokenizer == "tiktoken"  # GPT-2's own ids, as GPT-2 and nanoGPT use
-    chunks = None if full_gpt2_vocab else iter_text(corpus, lossy=config.lossy)
-    tokenizer = fit_tokenizer(config.tokenizer, chunks, vocab_size=config.vocab_size)
-    layout = GPT2_LAYOUT if gpt2 else dict(
-        bias=config.bias, rope=config.rope, qk_norm=config.qk_norm, activation=config.activation,
-        tie_embeddings=config.tie_embeddings,
+def schedule_of(config: TrainConfig) -> Schedule:
+    return Schedule(
+        config.lr, config.lr_decay_iters or config.max_iters, warmup=config.warmup_iters,
+        min_lr_ratio=config.min_lr_ratio, kind=config.schedule, decay_frac=config.decay_frac,
     )  # fmt: skip
-    model_config = GPTConfig(
-        vocab_size=tokenizer.vocab_size, block_size=config.block_size or FRESH_BLOCK_SIZE, n_layer=config.n_layer,
-        n_head=heads_for(config.n_embd, config.n_head), n_embd=config.n_embd,
-        dropout=FRESH_DROPOUT if config.dropout is None else config.dropout, attn_dropout=config.attn_dropout,
-        arch="gpt" if gpt2 else config.arch, **layout,
-    )  # fmt: skip
-    try:
-        return Checkpoint(model=build_model(model_config).to(device), tokenizer=tokenizer)
-    except (MemoryError, RuntimeError) as e:
-        if not is_out_of_memory(e):
-            raise
-        raise ScratchGPTError(
-            f"out of memory building the model ({model_config.approx_params * 4 / 1e9:,.1f} GB of fp32 weights); "
-            "reduce --n-embd or --n-layer"
-        ) from e
-
-
-def _start_from(config: TrainConfig, paths: RunPaths, device: torch.device, resume: bool,
-                notify: Callable[[str], None]):  # fmt: skip
-    """The checkpoint a run trains (resumed, fine-tuned or new) and its corpus."""
-    if resume:
-        if not paths.last.exists():
-            raise ScratchGPTError(f"nothing to resume: {paths.last} does not exist; drop --resume to start")
-        ckpt = load_checkpoint(paths.last, device=device)
-        corpus, source = corpus_of(ckpt, None)
-        return ckpt, corpus, source
-    if config.init_from:
-        ckpt = load_checkpoint(config.init_from, device=device)
-        corpus, source = corpus_of(ckpt, config.corpus if config.corpus != "tinyshakespeare" else None)
-        old = ckpt.tokenizer.vocab_size
-        ckpt = adapt_to_corpus(ckpt, corpus, lossy=config.lossy)
-        if ckpt.tokenizer.vocab_size != old:
-            notify(vocab_growth(corpus.name, old, ckpt.tokenizer.vocab_size))
-        if ckpt.config.arch == "gpt":  # only what is given overrides the checkpoint's
-            changes = {k: getattr(config, k) for k in ("dropout", "attn_dropout") if getattr(config, k) is not None}
-            if changes:
-                ckpt.model.set_dropout(**changes)
-            if config.block_size is not None:
-                ckpt.model.set_block_size(config.block_size)
-        return ckpt, corpus, source
-    corpus = resolve_corpus(config.corpus)
-    return _fresh_model(config, corpus, device), corpus, config.corpus
 
 
 def train(
-    config: TrainConfig, *, resume: bool = False, overwrite: bool = False, interrupt: InterruptFlag | None = None
-) -> dict:
-    """Train as config says; returns a summary (steps, losses, paths, exit_status).
+    config: TrainConfig, *, resume: bool = False, overwrite: bool = False, interrupt: InterruptFlag | None = None,
+    display: RunDisplay | None = None,
+) -> RunSummary:  # fmt: skip
+    """Train as config says; progress goes to display (nothing is shown without one).
 
     resume continues the run saved at config.out (pass its `saved_config`, with any changes);
-    overwrite replaces a run found there instead of refusing to start. Ctrl-C, SIGTERM and SIGHUP
+    overwrite replaces a run found there instead of refusing to start. While it runs, this process
+    owns the run's files: a second run onto the same --out is refused. Ctrl-C, SIGTERM and SIGHUP
     stop it between two steps; it evaluates, saves, and the summary's exit_status is the signal's.
     """
     started = time.perf_counter()  # the wall time the run reports counts its set-up and compilation too
-    minutes = config.max_minutes
-    deadline = started + minutes * 60 if minutes else None
+    check_flags(config)
+    use_threads(config.threads)
+    rank = dist.setup(config.device)
+    display = display if display is not None and rank.is_main else SilentDisplay()
+    paths = RunPaths.from_out(config.out)
+    dist.local_grad_accum(config.grad_accum or rank.world_size, rank)  # an indivisible --grad-accum fails at once
+    with contextlib.ExitStack() as owned:
+        if rank.is_main:
+            check_writable(paths.best.parent)
+            owned.enter_context(RunLock(paths))
+            if not resume:
+                claim_out(config, paths, overwrite=overwrite)
+        if resume and (done := completed_step(paths, config)) is not None:
+            display.note(f"{paths.best} is complete at step {done:,}; to train it further, run again with "
+                         f"--resume and a larger --max-iters (above {done:,})")  # fmt: skip
+            return RunSummary(done, [], None, str(paths.best), 0.0, 0.0, interrupted=False, exit_status=0, model=None)
+        run = assemble(config, rank=rank, paths=paths, resume=resume, overwrite=overwrite, display=display,
+                       started=started)  # fmt: skip
+        announce(run, resume=resume)
+        flag = interrupt or InterruptFlag()
+        agreed = dist.AgreedInterrupt(flag, run.device)  # every process stops after the same step
+        display.begin(run.state.end, run.start)
+        try:
+            with flag.active(signals=TRAINING_SIGNALS), run.metrics:
+                last = run.run_loop(agreed)
+                stopped = agreed.agreed  # what every rank last agreed on: a signal in the last step changes nothing
+                run.finish(last, stopped)
+        finally:
+            display.end()
+    dist.teardown()
+    return run.summary(last, stopped, flag.exit_status)
+
+
+def check_flags(config: TrainConfig) -> None:
+    """Refuse flags that mean nothing together, and loggers not installed, before any work."""
     check_installed(wandb=config.wandb, tensorboard=config.tensorboard)
     if not config.teacher:
         for name in ("distill_weight", "teacher_pass"):
             if getattr(config, name) is not None:
                 raise ScratchGPTError(f"--{name.replace('_', '-')} sets how a teacher is used; "
                                       "add --teacher CHECKPOINT")  # fmt: skip
-    teacher_pass = config.teacher_pass or "online"
-    use_threads(config.threads)
-    rank = dist.setup(config.device)
+
+
+def completed_step(paths: RunPaths, config: TrainConfig) -> int | None:
+    """The steps of the run saved at paths when it has done all config asks for, else None."""
+    step = saved_state(resume_state_path(paths)).get("step", -1) + 1
+    return step if step >= config.max_iters > 0 and paths.last.exists() else None
+
+
+def assemble(config: TrainConfig, *, rank: dist.Rank, paths: RunPaths, resume: bool, overwrite: bool,
+             display: RunDisplay, started: float) -> Run:  # fmt: skip
+    """A run's parts: the model and its corpus, batches, optimizer, state (resumed or new), writer."""
     device = dist.device_for_rank(pick_device(config.device))
-    amp = {"bf16": torch.bfloat16, "fp32": None}.get(config.amp, autocast_dtype(device))
-    paths = RunPaths.from_out(config.out)
-    grad_accum_total = config.grad_accum or rank.world_size
-    accum_picked = config.grad_accum is None and rank.world_size > 1
-    dist.local_grad_accum(grad_accum_total, rank)  # an indivisible --grad-accum fails before any work
-    if rank.is_main:
-        if not resume:
-            claim_out(config, paths, overwrite=overwrite)
-        check_writable(paths.best.parent)
     torch.manual_seed(config.seed + rank.index)  # dropout differs per rank
     generator = torch.Generator().manual_seed(config.seed)  # the batch stream is shared: see own_micro_batches
-    train_state: dict = {}
-
-    notices: list[str] = []  # said once the progress display is up
-    ckpt, corpus, source = _start_from(config, paths, device, resume, notify=notices.append)
+    notices: list[str] = []  # said once the display is up
+    ckpt, corpus, source = start_from(config, paths, device, resume=resume, notify=notices.append)
     if rank.is_main and not resume and overwrite:
         clear_run(paths)  # only now: the model to train is loaded and built
-    model, tokenizer, model_config = ckpt.model, ckpt.tokenizer, ckpt.model.config
     teacher = load_teacher(config.teacher, ckpt, device) if config.teacher else None
-    batch_size = config.batch_size or (batch_size_for(model_config.block_size) if config.init_from
-                                       else FRESH_BATCH_SIZE)  # fmt: skip
+    block_size = ckpt.model.config.block_size
+    batch_size = config.batch_size or (batch_size_for(block_size) if config.init_from else FRESH_BATCH_SIZE)
+    accum_picked = config.grad_accum is None and rank.world_size > 1
     # what was decided at the start is saved as given: a resume with another process count keeps the batch
-    config = replace(config, batch_size=batch_size, grad_accum=grad_accum_total)
-
-    tokens = load_tokens(corpus, tokenizer, lossy=config.lossy, notify=notices.append)
-    batches = Batches(tokens, model_config.block_size, batch_size, device=device, name=corpus.name)
-    if teacher and teacher_pass == "once":
-        n, vocab = len(batches.train), model_config.vocab_size
-        if n * vocab * 2 > SCORES_MAX:  # fp16 scores
-            raise ScratchGPTError(f"--teacher-pass once would hold {n * vocab * 2 / 2**30:,.1f} GiB of scores "
-                                  f"({n:,} tokens x {vocab:,}); use --teacher-pass online")  # fmt: skip
-    optimizer = make_optimizer(
-        model, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, config.beta2), kind=config.optimizer
-    )
+    config = replace(config, batch_size=batch_size, grad_accum=config.grad_accum or rank.world_size)
+    run = Run(config, rank=rank, device=device, paths=paths, display=display,
+              state=RunState(step=0, end=config.max_iters), started=started)  # fmt: skip
+    run.model, run.teacher, run.accum_picked = ckpt.model, teacher, accum_picked
+    run.notices += notices
+    tokens = load_tokens(corpus, ckpt.tokenizer, lossy=config.lossy, notify=run.notices.append)
+    run.batches = Batches(tokens, block_size, batch_size, device=device, name=corpus.name)
+    once = teacher is not None and (config.teacher_pass or "online") == "once"
+    if once:
+        check_scores_fit(len(run.batches.train), ckpt.model.config.vocab_size)
+    run.optimizer = make_optimizer(ckpt.model, lr=config.lr, weight_decay=config.weight_decay,
+                                   betas=(0.9, config.beta2), kind=config.optimizer)  # fmt: skip
     if resume:
-        state_path = resume_state_path(paths)
-        rng, train_state = load_train_state(state_path, optimizer)
-        if train_state.get("step") != ckpt.train.get("step"):
-            raise ScratchGPTError(f"{state_path} is from another step than {paths.last}; cannot resume")
-        torch.set_rng_state(rng["torch"])
-        generator.set_state(rng["batches"])  # the same on every rank, whatever their number
-    start = train_state.get("step", -1) + 1
-    best_val = train_state.get("best_val", float("inf"))
-    tokens_seen = train_state.get("tokens_seen", 0)
-
-    def make_schedule() -> Schedule:
-        return Schedule(
-            config.lr, config.lr_decay_iters or config.max_iters, warmup=config.warmup_iters,
-            min_lr_ratio=config.min_lr_ratio, kind=config.schedule, decay_frac=config.decay_frac,
-        )  # fmt: skip
-
-    schedule = make_schedule()
-    ddp_model = dist.wrap(model, device)
+        run.state = resumed_state(paths, ckpt.train.get("step"), run.optimizer, generator, end=config.max_iters)
+    run.start, run.tokens_before = run.state.step, run.state.tokens_seen
+    run.ddp_model = dist.wrap(ckpt.model, device)
     if config.compile:
-        if not hasattr(torch.compiler, "set_stance"):  # new in PyTorch 2.6; evaluation needs it
-            raise ScratchGPTError(f"--compile needs PyTorch 2.6 or newer, this is {torch.__version__}; "
-                                  "upgrade torch or drop --compile")  # fmt: skip
-        for each in [model, *(teacher.models if teacher else [])]:
-            compile_blocks(each)
-    draw = batches.get_at if teacher and teacher_pass == "once" else batches.get  # once: the windows' offsets too
-    own_batches = dist.own_micro_batches(lambda: draw("train", generator), grad_accum_total, rank)
-    grad_accum = dist.local_grad_accum(grad_accum_total, rank)
-    last_losses: dict[str, float] = dict(train_state.get("last_eval", {}))
-    train_losses: list[float] = []
-
-    metrics_log = MetricsLog([])  # only rank 0 logs
+        compile_all([ckpt.model, *(teacher.models if teacher else [])])
+    draw = run.batches.get_at if once else run.batches.get  # once: the windows' offsets too
+    run.own_batches = dist.own_micro_batches(lambda: draw("train", generator), config.grad_accum, rank)
+    run.grad_accum = dist.local_grad_accum(config.grad_accum, rank)
     if rank.is_main:
-        metrics_log = open_metrics_log(
+        run.metrics = open_metrics_log(
             paths.metrics, wandb_config=config.to_dict() if config.wandb else None,
             tensorboard_dir=paths.tensorboard if config.tensorboard else None,
         )  # fmt: skip
-    record = metrics_log.log
-    saved_at = time.monotonic()
-
-    def save(step: int, progress: TrainProgress, *, evaluated: bool = True) -> None:
-        nonlocal best_val, saved_at
-        saved_at = time.monotonic()
-        if not rank.is_main:
-            return
-        if resume_state_path(paths) == paths.pending_train_state:
-            # the run resumed here was killed between its last two renames; finish that save first,
-            # or the pending file written below would replace the only train state matching X.last
-            os.replace(paths.pending_train_state, paths.train_state)
-        meta = {"step": step, "tokens_seen": tokens_seen, "max_iters": config.max_iters, **last_losses}
-        meta["val_loss"] = last_losses.get("val")
-        record_corpus = corpus_record(corpus, source)
-        val = last_losses.get("val", float("inf"))
-        improved = evaluated and (val < best_val or not paths.best.exists())
-        best_val = min(best_val, val) if evaluated else best_val
-        # Each write is atomic, and their order makes a kill -9 between any two harmless: X.last
-        # and the train state resume_state_path() picks for it are always from one step.
-        if improved:
-            save_checkpoint(paths.best, model, tokenizer, corpus=record_corpus, train=meta)
-            progress.note(f"step {step + 1}: saved {paths.best} (val {val:.4f})")
-        save_train_state(
-            paths.pending_train_state, optimizer, rng=_rng_states(generator),
-            state={"step": step, "best_val": best_val, "tokens_seen": tokens_seen, "last_eval": last_losses,
-                   "config": config.to_dict()},
-        )  # fmt: skip
-        try:
-            save_checkpoint(paths.last, model, tokenizer, corpus=record_corpus, train=meta)
-        except BaseException:
-            paths.pending_train_state.unlink(missing_ok=True)  # a failed save leaves only the previous files
-            raise
-        os.replace(paths.pending_train_state, paths.train_state)
-        if not evaluated:
-            progress.note(f"step {step + 1}: saved {paths.last} ({config.save_every:g}-minute save)")
-
-    def eval_losses(iters: int, splits: tuple[str, ...] = ("train", "val")) -> dict[str, float]:
-        # --compile: evaluation runs eager rather than building a second, no-grad graph
-        with torch.compiler.set_stance("force_eager") if config.compile else contextlib.nullcontext():
-            return estimate_loss(model, lambda split, g: batches.get(split, g), iters=iters, seed=config.seed,
-                                 amp_dtype=amp, splits=splits)  # fmt: skip
-
-    def evaluate(step: int, progress: TrainProgress) -> None:
-        losses = eval_losses(config.eval_iters)
-        last_losses.update({"train": losses["train"], "val": losses["val"]})
-        progress.note(f"step {step + 1}: train {losses['train']:.4f}  val {losses['val']:.4f}")
-        record({"step": step + 1, "tokens": tokens_seen, "train_loss": losses["train"], "val_loss": losses["val"]})
-
-    t0 = time.perf_counter()
-    progress_bar = TrainProgress(config.max_iters, start=start, every=config.log_interval, quiet=not rank.is_main)
-    step_tokens = batch_size * model_config.block_size * grad_accum_total
-    dtype = str(amp or torch.float32).removeprefix("torch.")
-    progress_bar.note(
-        f"{'resuming' if resume else 'training'} {model.num_params():,} parameters into {paths.best}: "
-        f"{step_tokens:,} tokens a step ({batch_size} x {model_config.block_size}"
-        + (f" x {grad_accum_total}" if grad_accum_total > 1 else "") + f"), {device}, {dtype}"
-        + (f", {rank.world_size} processes" if rank.world_size > 1 else "")
-    )
-    for notice in notices:
-        progress_bar.note(notice)
-    if accum_picked:
-        progress_bar.note(f"--grad-accum {grad_accum_total}: one micro-batch per process (give --grad-accum to change)")
-    loss_fn = None
-    if teacher:
-        table = None
-        if teacher_pass == "once":  # before the bar starts its clock; Ctrl-C here just stops
-            progress_bar.note(f"{len(config.teacher)} teacher(s) scoring the {len(batches.train):,} training "
-                              "tokens once")  # fmt: skip
-            table = teacher.score(batches.train, model_config.block_size)
-        loss_fn = distillation(teacher, 1.0 if config.distill_weight is None else config.distill_weight, table)
-    flag = interrupt or InterruptFlag()
-    agreed = dist.AgreedInterrupt(flag, device)  # every process stops after the same step
-    step_times: list[float] = []
-
-    def end_at(total: int, progress: TrainProgress) -> None:
-        """The run now ends after step `total` (1-based), as --max-minutes decided."""
-        nonlocal config, schedule
-        config = replace(config, max_iters=total, max_minutes=None)  # what is saved, so a resume keeps to it
-        schedule = make_schedule()
-        progress.set_total(total)
-
-    most_steps = config.max_iters  # --max-minutes fits the steps under --max-iters
-    walls: list[float] = []  # each step's wall time but on_step's, the first (compiling) left out
-    fitted: dict[str, float] = {}  # --max-minutes: "eval_seconds", once measured
-
-    def fit_to_deadline(done: int, progress: TrainProgress) -> None:
-        """Set the run's end to the steps that still fit before the deadline, at the pace of the
-        recent steps: first after ETA_AFTER_STEPS, then again at each --log-interval step, as the
-        pace moves (the machine's load, a save) and while the end is still ahead."""
-        first = "eval_seconds" not in fitted
-        if first:
-            t0 = time.perf_counter()
-            eval_losses(1, splits=("val",))  # an evaluation's cost, measured: one batch of the 2 x --eval-iters
-            fitted["eval_seconds"] = 2 * config.eval_iters * (time.perf_counter() - t0)
-        recent = walls[-REFIT_STEPS:]
-        per_step = sum(recent) / len(recent)  # a mean: the time left is spent on their sum
-        total = steps_that_fit(deadline - time.perf_counter(), step_seconds=per_step,
-                               eval_seconds=fitted["eval_seconds"], done=done, eval_interval=config.eval_interval,
-                               most=most_steps)  # fmt: skip
-        total = dist.agreed_min(total, device)  # every rank ends on the same step
-        if total != config.max_iters:
-            end_at(total, progress)
-        if first:
-            capped = " (--max-iters)" if total == most_steps else ""
-            progress.note(f"{per_step:.2f} s a step: {total:,} steps{capped} in all fit --max-minutes {minutes:g}, "
-                          f"evaluations included (one {fitted['eval_seconds']:.1f} s)")  # fmt: skip
-        elif total == done:
-            progress.note(f"step {done}: --max-minutes {minutes:g} is up; ending here")
-
-    def planned_steps():
-        step = start
-        while step < config.max_iters:  # end_at may bring the end closer while the run goes
-            yield step
-            step += 1
-
-    with flag.active(signals=TRAINING_SIGNALS), progress_bar as progress, metrics_log:
-
-        def on_step(info: StepInfo) -> None:
-            nonlocal tokens_seen, stamp
-            done = info.step + 1
-            if done > start + 1:
-                walls.append(time.perf_counter() - stamp)
-            tokens_seen += info.tokens * rank.world_size
-            train_losses.append(info.loss)
-            progress.step(info.step, info.loss, info.tokens * rank.world_size)
-            step_times.append(info.seconds)
-            left = config.max_iters - done
-            if len(step_times) == ETA_AFTER_STEPS and left > 0:
-                if deadline is not None:
-                    fit_to_deadline(done, progress)
-                else:
-                    per_step = sorted(step_times[1:])[len(step_times[1:]) // 2]  # the first step warms up
-                    progress.note(f"{per_step:.2f} s a step: about {duration(per_step * left)} for the {left:,} "
-                                  "steps left")  # fmt: skip
-            elif fitted and done % config.log_interval == 0 and left > 0:
-                fit_to_deadline(done, progress)
-            if done % config.log_interval == 0:
-                record({"step": info.step + 1, "tokens": tokens_seen, "loss": info.loss, "lr": info.lr,
-                        "tok_per_s": round(progress.tokens_per_second)})  # fmt: skip
-            if done % config.eval_interval == 0 or done == config.max_iters:
-                evaluate(info.step, progress)
-                save(info.step, progress)
-            elif config.save_every and time.monotonic() - saved_at >= config.save_every * 60:
-                save(info.step, progress, evaluated=False)
-            stamp = time.perf_counter()  # a step's pace leaves out this: the fits count evaluations apart
-
-        stamp = time.perf_counter()
-        try:
-            last = train_loop(
-                ddp_model, optimizer, lambda: next(own_batches),
-                steps=planned_steps(), schedule=lambda step: schedule(step), grad_clip=config.grad_clip,
-                grad_accum=grad_accum, amp_dtype=amp, on_step=on_step, interrupt=agreed,
-                backward_context=dist.no_sync_context(ddp_model, grad_accum),
-                loss_fn=loss_fn,
-            )  # fmt: skip
-        except (MemoryError, RuntimeError) as e:
-            if not is_out_of_memory(e):
-                raise
-            raise ScratchGPTError(
-                f"out of memory training on {batch_size} sequences of {model_config.block_size} tokens at a time; "
-                "reduce --batch-size (a larger --grad-accum keeps the batch) or --block-size, or the model"
-            ) from e
-        stopped = agreed.agreed  # what every rank last agreed on: a signal during the last step changes nothing
-        if stopped and last is not None:
-            evaluate(last, progress)
-            save(last, progress)
-            progress.note(f"interrupted after step {last + 1}; continue with --resume --out {config.out}")
-        elif last is not None:
-            progress.note(f"finished {last + 1 - start:,} steps in {clock(time.perf_counter() - started)} "
-                          f"(best val {best_val:.4f}, in {paths.best})")  # fmt: skip
-    dist.teardown()
-    return {
-        "steps": (last + 1) if last is not None else start,
-        "train_losses": train_losses,
-        "val": last_losses.get("val"),
-        "best": str(paths.best),
-        "seconds": time.perf_counter() - t0,
-        "tokens_per_second": progress.tokens_per_second,
-        "interrupted": stopped,
-        "exit_status": flag.exit_status if stopped else 0,
-        "model": model,
-    }
+        run.writer = RunWriter(paths, ckpt.model, ckpt.tokenizer, run.optimizer, corpus=corpus_record(corpus, source),
+                               generator=generator)  # fmt: skip
+    return run
 
 
-# --- a fine-tune in memory (the REPL's /train) -------------------------------------------------
+def check_scores_fit(tokens: int, vocab: int) -> None:
+    if tokens * vocab * 2 > SCORES_MAX:  # fp16 scores
+        raise ScratchGPTError(f"--teacher-pass once would hold {tokens * vocab * 2 / 2**30:,.1f} GiB of scores "
+                              f"({tokens:,} tokens x {vocab:,}); use --teacher-pass online")  # fmt: skip
 
 
-@dataclass(frozen=True)
-class FineTuneReport:
-    """What one fine-tune did."""
-
-    ckpt: Checkpoint  # the model trained (a grown vocabulary is a new model), its train record updated
-    steps: int  # steps finished
-    requested: int
-    corpus: str
-    losses: list[float]  # training loss of each finished step
-    before: dict[str, float] | None  # {"train", "val"} losses of the weights before; None if not measured
-    after: dict[str, float] | None
-    seconds: float
-    tokens_per_second: float
-    grown_vocab: tuple[int, int] | None  # (old, new) vocabulary size when the corpus brought new characters
-
-    @property
-    def interrupted(self) -> bool:
-        return self.steps < self.requested
+def resumed_state(paths: RunPaths, step: int | None, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                  *, end: int) -> RunState:  # fmt: skip
+    """The loop state saved with X.last, the optimizer and RNGs restored from it."""
+    state_path = resume_state_path(paths)
+    rng, saved = load_train_state(state_path, optimizer)
+    if saved.get("step") != step:
+        raise ScratchGPTError(f"{state_path} is from another step than {paths.last}; cannot resume")
+    torch.set_rng_state(rng["torch"])
+    generator.set_state(rng["batches"])  # the same on every rank, whatever their number
+    return RunState(step=saved.get("step", -1) + 1, end=end, best_val=saved.get("best_val", math.inf),
+                    tokens_seen=saved.get("tokens_seen", 0), last_eval=dict(saved.get("last_eval", {})))  # fmt: skip
 
 
-def fine_tuned_record(train: dict, *, start: Checkpoint, steps: int, corpus: dict, after: dict | None) -> dict:
-    """A checkpoint's train metadata after `steps` more steps on corpus: the new step, the losses
-    just measured (or none, when they were not), and where the weights came from."""
-    kept = {k: v for k, v in train.items() if k not in ("exported_from", "dtype", "train", "val", "val_loss")}
-    record = {**kept, "step": train.get("step", -1) + steps}
-    if after is not None:
-        record.update(train=after["train"], val=after["val"], val_loss=after["val"])
-    history = list(train.get("fine_tunes", []))
-    history.append({"from": str(start.path) if start.path else None, "steps": steps, "corpus": corpus["name"]})
-    record["fine_tunes"] = history
-    return record
+def compile_all(models: list[torch.nn.Module]) -> None:
+    if not hasattr(torch.compiler, "set_stance"):  # new in PyTorch 2.6; evaluation needs it
+        raise ScratchGPTError(f"--compile needs PyTorch 2.6 or newer, this is {torch.__version__}; "
+                              "upgrade torch or drop --compile")  # fmt: skip
+    for model in models:
+        compile_blocks(model)
 
 
-def _whole_steps(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """optimizer, its step made all or nothing: the parameters are copied before each step and put
-    back if the step raises (a KeyboardInterrupt between two parameter groups, out of memory), so
-    the weights are always those before or after a whole step. Costs one copy of the weights."""
-    step = optimizer.step
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    saved = [torch.empty_like(p) for p in params]
-
-    @torch.no_grad()
-    def whole_step(*args, **kwargs):
-        copied = False
-        try:
-            for s, p in zip(saved, params, strict=True):
-                s.copy_(p)
-            copied = True
-            return step(*args, **kwargs)
-        except BaseException:
-            if copied:
-                for s, p in zip(saved, params, strict=True):
-                    p.copy_(s)
-            raise
-
-    optimizer.step = whole_step
-    return optimizer
-
-
-def fine_tune(
-    ckpt: Checkpoint,
-    source: str,
-    steps: int,
-    *,
-    seed: int,
-    lr: float = FINE_TUNE_LR,
-    eval_iters: int = FINE_TUNE_EVAL_ITERS,
-    on_ready: Callable[[Checkpoint], None] | None = None,
-    on_step: Callable[[StepInfo], None] | None = None,
-    on_note: Callable[[str], None] | None = None,
-    interrupt: InterruptFlag | None = None,
-) -> FineTuneReport:
-    """Fine-tune ckpt's model in memory for `steps` steps on the corpus source (a name or a path).
-
-    A step takes `batch_size_for(block_size)` sequences, about FINE_TUNE_BATCH_TOKENS tokens; fewer
-    on a model too big for that to be quick (see budget.py), with a note saying how long the steps
-    will take. A char model meeting new characters grows its vocabulary first (a new model). on_ready(ckpt) is
-    called with the checkpoint to be trained when the corpus is ready and the first step is about
-    to run, on_step after each step, on_note(text) with what it is doing when that takes a while
-    (the token cache rebuilt, the two loss measurements).
-    Ctrl-C (through interrupt) stops between steps and keeps the steps done; during the
-    measurements it skips them. The losses before and after are measured on the same batches,
-    the "before" ones from a copy of the old model, so the first step starts at once.
-
-    Whatever ends training (Ctrl-C, an error, out of memory), the weights are those after the last
-    whole step: an optimizer step cut short is undone (see `_whole_steps`) and no gradients are
-    left behind.
-    """
-    corpus = resolve_corpus(source)
-    old_vocab = ckpt.tokenizer.vocab_size
-    record = corpus_record(corpus, source)
-    start = ckpt
-    ckpt = replace(adapt_to_corpus(ckpt, corpus), corpus=record)
-    model, tokenizer = ckpt.model, ckpt.tokenizer
-    device = next(model.parameters()).device
-    amp = autocast_dtype(device)
-    # a model too big for the usual batch to be quick here gets a smaller one, and is told so
-    plan = plan_train_step(model, batch_size=batch_size_for(model.config.block_size), device=device, amp_dtype=amp)
-    if plan.shrunk and on_note is not None:
-        on_note(plan.describe(steps))
-    tokens = load_tokens(corpus, tokenizer, notify=on_note)
-    batches = Batches(tokens, plan.window, plan.batch_size, device=device, name=corpus.name)
-    before_model = copy.deepcopy(model)
-    optimizer = _whole_steps(make_optimizer(model, lr=lr))
-    schedule = Schedule(lr, steps, warmup=min(20, steps // 10))
-    generator = torch.Generator().manual_seed(seed)
-    losses: list[float] = []
-    tokens = 0
-    flag = interrupt if interrupt is not None else InterruptFlag()
-
-    def step_done(info: StepInfo) -> None:
-        nonlocal tokens
-        losses.append(info.loss)
-        tokens += info.tokens
-        if on_step is not None:
-            on_step(info)
-
-    if on_ready is not None:
-        on_ready(ckpt)
-    t0 = time.perf_counter()
-    try:
-        with flag.active():
-            train_loop(
-                model, optimizer, lambda: batches.get("train", generator), steps=range(steps),
-                schedule=schedule, amp_dtype=amp, on_step=step_done, interrupt=flag,
-            )  # fmt: skip
-    finally:
-        seconds = time.perf_counter() - t0
-        optimizer.zero_grad(set_to_none=True)  # a step cut short leaves no gradient for the next /train
-        model.eval()
-        del optimizer
-
-    before = after = None
-    if losses:
-        get = lambda split, g: batches.get(split, g)
-        try:
-            with flag.active(raise_now=True):
-                if on_note is not None:
-                    on_note(f"measuring the loss before and after on {eval_iters} batches per split (Ctrl-C skips it)")
-                after = estimate_loss(model, get, iters=eval_iters, seed=seed, amp_dtype=amp)
-                before = estimate_loss(before_model, get, iters=eval_iters, seed=seed, amp_dtype=amp)
-        except KeyboardInterrupt:  # the user wants the prompt back; the losses are only a report
-            before = after = None
-    del before_model
-    train = fine_tuned_record(ckpt.train, start=start, steps=len(losses), corpus=record, after=after)
-    return FineTuneReport(
-        ckpt=replace(ckpt, train=train) if losses else ckpt, steps=len(losses), requested=steps,
-        corpus=corpus.name, losses=losses, before=before, after=after, seconds=seconds,
-        tokens_per_second=tokens / seconds if seconds > 0 else 0.0,
-        grown_vocab=(old_vocab, tokenizer.vocab_size) if tokenizer.vocab_size != old_vocab else None,
+def announce(run: Run, *, resume: bool) -> None:
+    """What the run trains, where it saves and how; a teacher's scoring of --teacher-pass once."""
+    config, model = run.config, run.model
+    block_size, accum = model.config.block_size, config.grad_accum
+    dtype = str(run.amp or torch.float32).removeprefix("torch.")
+    run.display.note(
+        f"{'resuming' if resume else 'training'} {model.num_params():,} parameters into {run.paths.best}: "
+        f"{config.batch_size * block_size * accum:,} tokens a step ({config.batch_size} x {block_size}"
+        + (f" x {accum}" if accum > 1 else "") + f"), {run.device}, {dtype}"
+        + (f", {run.rank.world_size} processes" if run.rank.world_size > 1 else "")
     )  # fmt: skip
+    for notice in run.notices:
+        run.display.note(notice)
+    if run.accum_picked:
+        run.display.note(f"--grad-accum {accum}: one micro-batch per process (give --grad-accum to change)")
+    run.loss_fn = None
+    if run.teacher is not None:
+        table = None
+        if config.teacher_pass == "once":  # before the display starts its clock; Ctrl-C here just stops
+            run.display.note(f"{len(config.teacher)} teacher(s) scoring the {len(run.batches.train):,} training "
+                             "tokens once")  # fmt: skip
+            table = run.teacher.score(run.batches.train, block_size)
+        run.loss_fn = distillation(run.teacher, 1.0 if config.distill_weight is None else config.distill_weight, table)

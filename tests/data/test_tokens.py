@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -130,11 +132,15 @@ def test_a_stale_temporary_file_from_a_killed_run_is_removed(make_corpus):
     tokenizer = fit_tokenizer("char", ["abc\n"])
     path = token_file(corpus, tokenizer)
     path.parent.mkdir(parents=True)
-    stale = path.parent / f"{path.name}.x1y2.tmp"
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()  # its pid names no process now: the writer of the temp file below was killed
+    stale = path.parent / f".{path.name}.{gone.pid}@{socket.gethostname()}.x1y2.tmp"
     stale.write_bytes(b"\0" * 10)
-    hour_ago = time.time() - 2 * 3600
-    os.utime(stale, (hour_ago, hour_ago))
+    live = path.parent / f".{path.name}.{os.getpid()}@{socket.gethostname()}.x3y4.tmp"  # a live writer's: kept
+    live.write_bytes(b"\0" * 10)
     load_tokens(corpus, tokenizer)
+    assert live.exists()
+    live.unlink()
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name, record_file(path).name]
 
 

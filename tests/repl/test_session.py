@@ -449,7 +449,7 @@ def test_sigint_inside_a_step_finishes_that_step_and_stops(session, adam_calls):
 
 
 def test_ctrl_c_while_measuring_the_losses_skips_them_and_keeps_the_trained_weights(session, monkeypatch):
-    from scratchgpt.training import run as trainer
+    from scratchgpt.training import finetune as trainer
 
     model, real = session.ckpt.model, trainer.estimate_loss
     live: list[dict[str, torch.Tensor]] = []

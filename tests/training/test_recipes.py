@@ -31,7 +31,7 @@ def train(*argv: str) -> dict:
 def test_each_recipe_for_a_new_model_runs(tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)
     summary = train("--config", str(RECIPES / f"{name}.toml"), *SMALL_SHAPE)
-    assert summary["steps"] == 2 and summary["best"].startswith("out/") and (tmp_path / summary["best"]).exists()
+    assert summary.steps == 2 and summary.best.startswith("out/") and (tmp_path / summary.best).exists()
 
 
 @pytest.mark.slow
@@ -43,12 +43,12 @@ def test_the_shipped_char_models_stages_run_in_order(tmp_path, monkeypatch, shak
     train("--config", str(stages / "1-base.toml"), *SMALL_SHAPE, "--block-size", "32", "--corpus", str(corpus))
     train("--config", str(stages / "2-refine.toml"))
     tuned = train("--config", str(stages / "3-context-512.toml"))
-    assert tuned["model"].config.block_size == 512  # the recipe lengthens the context
+    assert tuned.model.config.block_size == 512  # the recipe lengthens the context
     for run_name in ("S", "g1", "g2", "h1", "h2"):  # the average and its fine-tunes, as the script makes them
         shutil.copy(out / "char3.safetensors", out / f"{run_name}.safetensors")
     long = train("--config", str(stages / "4-context-1024.toml"), "--init-from", str(out / "S.safetensors"),
                  "--out", str(out / "g1.safetensors"), "--overwrite")  # fmt: skip
-    assert long["model"].config.block_size == 1024
+    assert long.model.config.block_size == 1024
     train("--config", str(stages / "5-distill.toml"))
     assert load_checkpoint(out / "kd.safetensors").train["step"] == 1
 

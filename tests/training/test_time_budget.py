@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from scratchgpt.model.checkpoint import load_checkpoint
 from scratchgpt.train import parse_args, run
+from scratchgpt.training import pacer as pacer_module
 from scratchgpt.training import run as run_module
 from scratchgpt.training.budget import evaluations_in, steps_that_fit
 from scratchgpt.training.loop import Schedule
@@ -57,14 +58,14 @@ def test_a_run_with_a_time_budget_ends_within_it_and_saves_the_steps_it_fitted(t
     t0 = time.perf_counter()
     summary = train(out, "--max-minutes", "0.25", "--max-iters", "1000000", "--eval-interval", "200")
     elapsed = time.perf_counter() - t0
-    assert 3 < summary["steps"] < 1_000_000
+    assert 3 < summary.steps < 1_000_000
     assert elapsed < 15 + 10  # the budget, and at most a few steps, an evaluation and a save past it
     printed = capsys.readouterr().out
     assert " steps in all fit --max-minutes 0.25, evaluations included" in printed  # the first fit
-    assert f"finished {summary['steps']:,} steps in " in printed  # where the refits took it
-    assert load_checkpoint(RunPaths.from_out(out).last).train["step"] == summary["steps"] - 1  # saved at the end
+    assert f"finished {summary.steps:,} steps in " in printed  # where the refits took it
+    assert load_checkpoint(RunPaths.from_out(out).last).train["step"] == summary.steps - 1  # saved at the end
     again = saved_config(out)  # a resume keeps to the fitted steps rather than fitting anew
-    assert again.max_iters == summary["steps"] and again.max_minutes is None
+    assert again.max_iters == summary.steps and again.max_minutes is None
 
 
 def test_steps_slower_than_the_first_fit_expected_bring_the_end_closer(tmp_path, monkeypatch):
@@ -74,29 +75,29 @@ def test_steps_slower_than_the_first_fit_expected_bring_the_end_closer(tmp_path,
         calls.append(kwargs["done"])
         return most if len(calls) == 1 else steps_that_fit(*args, most=most, **kwargs)
 
-    monkeypatch.setattr(run_module, "steps_that_fit", fit)
+    monkeypatch.setattr(pacer_module, "steps_that_fit", fit)
     out = tmp_path / "run.safetensors"
     t0 = time.perf_counter()
     summary = train(out, "--max-minutes", "0.1", "--max-iters", "1000000", "--eval-interval", "1000000")
     assert time.perf_counter() - t0 < 6 + 10
-    assert 3 < summary["steps"] < 1_000_000 and calls[:2] == [3, 5]  # refitted at each --log-interval step
-    assert load_checkpoint(out).train["step"] == summary["steps"] - 1
-    assert saved_config(out).max_iters == summary["steps"]
+    assert 3 < summary.steps < 1_000_000 and calls[:2] == [3, 5]  # refitted at each --log-interval step
+    assert load_checkpoint(out).train["step"] == summary.steps - 1
+    assert saved_config(out).max_iters == summary.steps
 
 
 def test_a_refit_with_no_time_left_ends_the_run_there_evaluated_and_saved(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(run_module, "steps_that_fit", lambda *a, done, most, **k: most if done == 3 else done)
+    monkeypatch.setattr(pacer_module, "steps_that_fit", lambda *a, done, most, **k: most if done == 3 else done)
     out = tmp_path / "run.safetensors"
     summary = train(out, "--max-minutes", "5", "--max-iters", "1000000", "--eval-interval", "1000000")
-    assert summary["steps"] == 5  # the first refit, at --log-interval 5, found no time left
+    assert summary.steps == 5  # the first refit, at --log-interval 5, found no time left
     assert "step 5: --max-minutes 5 is up; ending here" in capsys.readouterr().out
     assert load_checkpoint(out).train["step"] == 4
-    assert not summary["interrupted"] and summary["exit_status"] == 0
+    assert not summary.interrupted and summary.exit_status == 0
     assert RunPaths.from_out(out).train_state.exists()
 
 
 def test_a_fitted_run_follows_the_schedule_of_its_fitted_length(tmp_path, monkeypatch):
-    monkeypatch.setattr(run_module, "steps_that_fit", lambda *a, **k: 12)
+    monkeypatch.setattr(pacer_module, "steps_that_fit", lambda *a, **k: 12)
     lrs = []
     real_loop = run_module.train_loop
 
@@ -110,7 +111,7 @@ def test_a_fitted_run_follows_the_schedule_of_its_fitted_length(tmp_path, monkey
     monkeypatch.setattr(run_module, "train_loop", loop)
     flags = ["--lr", "1e-2", "--warmup-iters", "2", "--min-lr-ratio", "0.1", "--eval-interval", "100"]
     summary = train(tmp_path / "run.safetensors", "--max-minutes", "5", "--max-iters", "1000", *flags)
-    assert summary["steps"] == 12
+    assert summary.steps == 12
     # the steps before the fit are warmup and the peak, the same for any length; then it decays over 12
     fitted = Schedule(1e-2, 12, warmup=2, min_lr_ratio=0.1)
     assert lrs == pytest.approx([fitted(step) for step in range(12)])

@@ -1,0 +1,134 @@
+"""What a run starts from: the corpus, the model (resumed, fine-tuned or new) with its vocabulary
+fitted or grown to the corpus, and the teachers of a distilled run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import torch
+
+from ..cliutil import is_out_of_memory, shown
+from ..data import Corpus, iter_text, resolve_corpus
+from ..errors import ScratchGPTError
+from ..model.checkpoint import Checkpoint, load_checkpoint
+from ..model.gpt import GPT2_LAYOUT, GPTConfig, build_model, resize_vocab
+from ..tokenizers import fit_tokenizer
+from .config import FINE_TUNE_BATCH_TOKENS, FRESH_BLOCK_SIZE, FRESH_DROPOUT, TrainConfig, heads_for
+from .distill import Teacher
+from .run_files import RunPaths
+
+
+def batch_size_for(block_size: int) -> int:
+    """A fine-tune's sequences per step: FINE_TUNE_BATCH_TOKENS tokens, however long the context."""
+    return max(1, FINE_TUNE_BATCH_TOKENS // block_size)
+
+
+# --- corpus and vocabulary ------------------------------------------------------------------
+
+
+def corpus_record(corpus: Corpus, source: str) -> dict:
+    return {"name": corpus.name, "sha256": corpus.sha256, "source": source}
+
+
+def corpus_of(ckpt: Checkpoint, override: str | None) -> tuple[Corpus, str]:
+    """The corpus to keep training a checkpoint on: the one given, else the one it recorded."""
+    if override:
+        return resolve_corpus(override), override
+    if not ckpt.corpus:
+        raise ScratchGPTError(f"{ckpt.path} does not record its corpus; pass --corpus")
+    source = ckpt.corpus.get("source") or ckpt.corpus["name"]
+    corpus = resolve_corpus(source)
+    if corpus.sha256 != ckpt.corpus["sha256"]:
+        raise ScratchGPTError(f"corpus {source} has changed since {ckpt.path} was trained on it; pass --corpus")
+    return corpus, source
+
+
+def vocab_growth(corpus: str, old: int, new: int) -> str:
+    """The line saying a corpus grew a char model's vocabulary (train --init-from and /train say it alike)."""
+    return f"{corpus} brought {new - old} new characters: vocabulary {old} → {new}"
+
+
+def adapt_to_corpus(ckpt: Checkpoint, corpus: Corpus, *, lossy: bool = False) -> Checkpoint:
+    """Grow a char model's vocabulary with the characters a new corpus brings (old ids kept)."""
+    if ckpt.tokenizer.name != "char":
+        return ckpt
+    grown = ckpt.tokenizer.extend(iter_text(corpus, lossy=lossy))
+    if grown.vocab_size == ckpt.tokenizer.vocab_size:
+        return ckpt
+    model = resize_vocab(ckpt.model, grown.vocab_size)
+    return replace(ckpt, model=model, tokenizer=grown)
+
+
+def load_teacher(paths: tuple[str, ...], student: Checkpoint, device: torch.device) -> Teacher:
+    """--teacher: the checkpoints whose averaged next-token distribution the student learns.
+
+    They must share the student's vocabulary, and their context must cover its windows.
+    """
+    models = []
+    for path in paths:
+        ckpt = load_checkpoint(path, device=device)
+        if ckpt.tokenizer.spec() != student.tokenizer.spec():
+            raise ScratchGPTError(f"teacher {shown(path)} has another vocabulary than the model trained; "
+                                  "a teacher must use the same tokenizer and vocabulary")  # fmt: skip
+        reads, trains = ckpt.config.block_size, student.config.block_size
+        if reads < trains:
+            raise ScratchGPTError(f"teacher {shown(path)} reads {reads} tokens at most, the model trains on "
+                                  f"{trains}; pass --block-size {reads} or less")  # fmt: skip
+        models.append(ckpt.model)
+    return Teacher(models)
+
+
+def fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Checkpoint:
+    gpt2 = config.arch == "gpt2"
+    full_gpt2_vocab = gpt2 and config.tokenizer == "tiktoken"  # GPT-2's own ids, as GPT-2 and nanoGPT use
+    chunks = None if full_gpt2_vocab else iter_text(corpus, lossy=config.lossy)
+    tokenizer = fit_tokenizer(config.tokenizer, chunks, vocab_size=config.vocab_size)
+    layout = GPT2_LAYOUT if gpt2 else dict(
+        bias=config.bias, rope=config.rope, qk_norm=config.qk_norm, activation=config.activation,
+        tie_embeddings=config.tie_embeddings,
+    )  # fmt: skip
+    model_config = GPTConfig(
+        vocab_size=tokenizer.vocab_size, block_size=config.block_size or FRESH_BLOCK_SIZE, n_layer=config.n_layer,
+        n_head=heads_for(config.n_embd, config.n_head), n_embd=config.n_embd,
+        dropout=FRESH_DROPOUT if config.dropout is None else config.dropout, attn_dropout=config.attn_dropout,
+        arch="gpt" if gpt2 else config.arch, **layout,
+    )  # fmt: skip
+    try:
+        return Checkpoint(model=build_model(model_config).to(device), tokenizer=tokenizer)
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
+        raise ScratchGPTError(
+            f"out of memory building the model ({model_config.approx_params * 4 / 1e9:,.1f} GB of fp32 weights); "
+            "reduce --n-embd or --n-layer"
+        ) from e
+
+
+def start_from(
+    config: TrainConfig, paths: RunPaths, device: torch.device, *, resume: bool, notify: Callable[[str], None]
+) -> tuple[Checkpoint, Corpus, str]:
+    """The checkpoint a run trains (resumed, fine-tuned or new) and its corpus; notify hears of a grown vocabulary."""
+    if resume:
+        if not paths.last.exists():
+            raise ScratchGPTError(f"nothing to resume: {paths.last} does not exist; drop --resume to start")
+        ckpt = load_checkpoint(paths.last, device=device)
+        corpus, source = corpus_of(ckpt, None)
+        return ckpt, corpus, source
+    if config.init_from:
+        ckpt = load_checkpoint(config.init_from, device=device)
+        corpus, source = corpus_of(ckpt, config.corpus if config.corpus != "tinyshakespeare" else None)
+        old = ckpt.tokenizer.vocab_size
+        ckpt = adapt_to_corpus(ckpt, corpus, lossy=config.lossy)
+        if ckpt.tokenizer.vocab_size != old:
+            notify(vocab_growth(corpus.name, old, ckpt.tokenizer.vocab_size))
+        if ckpt.config.arch == "gpt":  # only what is given overrides the checkpoint's
+            changes = {k: getattr(config, k) for k in ("dropout", "attn_dropout") if getattr(config, k) is not None}
+            if changes:
+                ckpt.model.set_dropout(**changes)
+            if config.block_size is not None:
+                ckpt.model.set_block_size(config.block_size)
+        return ckpt, corpus, source
+    corpus = resolve_corpus(config.corpus)
+    return fresh_model(config, corpus, device), corpus, config.corpus
+
