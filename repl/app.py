@@ -218,7 +218,7 @@ class Repl:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.completion import Completer, Completion
 
-        from .commands import complete
+        from .completion import complete
         from .keys import TripleQuoteBlock, key_bindings, typeahead_kept
 
         class TableCompleter(Completer):

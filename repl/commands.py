@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shlex
 import textwrap
 from collections.abc import Callable
@@ -588,11 +587,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("bye", ("exit", "quit"), "", "leave (as does Ctrl-D)", "Exits with code 0.", no_arg, do_bye),
 )  # fmt: skip
 
-_BY_NAME = {n: c for c in COMMANDS for n in (c.name, *c.aliases)}
+BY_NAME = {n: c for c in COMMANDS for n in (c.name, *c.aliases)}
 
 
 def lookup(name: str) -> Command | None:
-    return _BY_NAME.get(name.lower())
+    return BY_NAME.get(name.lower())
 
 
 @dataclass(frozen=True)
@@ -609,7 +608,7 @@ def is_command(line: str) -> bool:
 
 def unknown_message(name: str) -> str:
     message = f"Unknown command {quoted('/' + name)}. Type /? for help."
-    close = closest(name, list(_BY_NAME))
+    close = closest(name, list(BY_NAME))
     return message + (f" Did you mean /{close}?" if close else "")
 
 
@@ -633,64 +632,3 @@ def parse(line: str) -> Invocation | str:
 def execute(host: Host, invocation: Invocation) -> None:
     """Run a parsed command. User errors (bad path, missing corpus) come out as ScratchGPTError."""
     invocation.command.handler(host, invocation.value)
-
-
-# --- tab completion ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Candidate:
-    text: str  # what replaces the word being completed
-    start: int  # where that word starts, counted back from the cursor (<= 0)
-    meta: str = ""
-
-
-def _path_candidates(word: str) -> list[Candidate]:
-    expanded = os.path.expanduser(word)
-    folder, prefix = os.path.split(expanded)
-    try:
-        entries = sorted(os.scandir(folder or "."), key=lambda e: e.name)
-    except OSError:
-        return []
-    out = []
-    for entry in entries:
-        if not entry.name.startswith(prefix) or (entry.name.startswith(".") and not prefix.startswith(".")):
-            continue
-        try:
-            is_dir = entry.is_dir()
-        except OSError:
-            continue
-        out.append(Candidate(entry.name + ("/" if is_dir else ""), -len(prefix)))
-    return out
-
-
-def complete(text: str) -> list[Candidate]:
-    """What Tab offers for the text before the cursor."""
-    if not text.startswith("/"):
-        return []
-    head, space, rest = text[1:].partition(" ")
-    if not space:
-        names = sorted(_BY_NAME)
-        return [Candidate("/" + n, -len(text), lookup(n).summary) for n in names if n.startswith(head.lower())]
-    command = lookup(head)
-    if command is None or command.complete is None:
-        return []
-    word = rest
-    if command.complete == "path":
-        return _path_candidates(word)
-    if command.complete == "corpus":
-        if command.name == "train":  # the corpus comes after N
-            _, sep, word = rest.partition(" ")
-            if not sep:
-                return []
-        from ..data import CORPORA
-
-        names = [Candidate(n, -len(word), "registered corpus") for n in sorted(CORPORA) if n.startswith(word)]
-        return names + _path_candidates(word)
-    if command.complete == "tokenizer":
-        choices = list(TOKENIZER_NAMES)
-    elif command.complete == "command":
-        choices = [c.name for c in COMMANDS]
-    else:  # chat
-        choices = ["off"]
-    return [Candidate(c, -len(word)) for c in choices if c.startswith(word)]
