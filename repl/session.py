@@ -432,7 +432,7 @@ class Session:
         of the old weights is dropped (an int8 engine is rebuilt from the new ones), so a reply can
         follow at once.
         """
-        from ..training.run import fine_tune, fine_tuned_record
+        from ..training.run import fine_tune
 
         source = corpus or self.corpus
         if source is None:
@@ -460,18 +460,24 @@ class Session:
                 on_ready=ready, on_step=step_done, on_note=on_note, interrupt=interrupt, eval_iters=eval_iters,
             )  # fmt: skip
         finally:
-            if report is not None:
-                self.ckpt = replace(self.ckpt, train=report.ckpt.train)
-            elif done:  # an error after some steps: they count, and no loss was measured for them
-                train = fine_tuned_record(self.ckpt.train, start=start, steps=len(done), corpus=self.ckpt.corpus,
-                                          after=None)  # fmt: skip
-                self.ckpt = replace(self.ckpt, train=train)
-            if self.engine.copies_weights:  # an int8 copy of the old weights: quantize the new ones
-                self._use(self.ckpt)
-            else:
-                self.engine.reset()  # the cached keys and values belong to the old weights
-            self.steps_trained += len(done)
+            self._after_training(report, start, len(done))
         return report
+
+    def _after_training(self, report: FineTuneReport | None, start: Checkpoint, steps: int) -> None:
+        """Record what `steps` whole steps did (report is None when training ended in an error),
+        and make the engine serve the new weights."""
+        from ..training.run import fine_tuned_record
+
+        if report is not None:
+            self.ckpt = replace(self.ckpt, train=report.ckpt.train)
+        elif steps:  # an error after some steps: they count, and no loss was measured for them
+            train = fine_tuned_record(self.ckpt.train, start=start, steps=steps, corpus=self.ckpt.corpus, after=None)
+            self.ckpt = replace(self.ckpt, train=train)
+        if self.engine.copies_weights:  # an int8 copy of the old weights: quantize the new ones
+            self._use(self.ckpt)
+        else:
+            self.engine.reset()  # the cached keys and values belong to the old weights
+        self.steps_trained += steps
 
     # --- reports -------------------------------------------------------------------------------
 
