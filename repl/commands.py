@@ -316,35 +316,36 @@ def do_help(host: Host, command: Command | None) -> None:
 
 def do_temp(host: Host, value: float | None) -> None:
     s = host.session.settings
-    show = lambda: f"{s.temperature:g}" + (" (greedy)" if s.temperature == 0 else "")
+    show = lambda: host.session.setting_text("temperature")
     _show_or_set(host, value, "temperature", show, lambda v: setattr(s, "temperature", v))
 
 
 def do_len(host: Host, value: int | None) -> None:
     s = host.session.settings
-    _show_or_set(host, value, "length", lambda: f"{s.max_new_tokens} tokens", lambda v: setattr(s, "max_new_tokens", v))
+    show = lambda: host.session.setting_text("length")
+    _show_or_set(host, value, "length", show, lambda v: setattr(s, "max_new_tokens", v))
 
 
 def do_topk(host: Host, value: int | str | None) -> None:
     s = host.session.settings
-    show = lambda: "off" if s.top_k is None else str(s.top_k)
+    show = lambda: host.session.setting_text("top-k")
     _show_or_set(host, value, "top-k", show, lambda v: setattr(s, "top_k", None if v == OFF else v))
 
 
 def do_topp(host: Host, value: float | str | None) -> None:
     s = host.session.settings
-    show = lambda: "off" if s.top_p is None else f"{s.top_p:g}"
+    show = lambda: host.session.setting_text("top-p")
     _show_or_set(host, value, "top-p", show, lambda v: setattr(s, "top_p", None if v == OFF or v == 1 else v))
 
 
 def do_seed(host: Host, value: int | None) -> None:
     session = host.session
-    _show_or_set(host, value, "seed", lambda: str(session.settings.seed), session.reseed)
+    _show_or_set(host, value, "seed", lambda: session.setting_text("seed"), session.reseed)
 
 
 def do_stop(host: Host, value: str | None) -> None:
     s = host.session.settings
-    show = lambda: ", ".join(repr(x) for x in s.stop) or "none"
+    show = lambda: host.session.setting_text("stop")
 
     def assign(v: str) -> None:
         if v == OFF:
@@ -362,7 +363,7 @@ def do_stop(host: Host, value: str | None) -> None:
 def do_threads(host: Host, value: int | str | None) -> None:
     session = host.session
     if value is None:
-        host.say(f"threads: {session.threads.describe()}")
+        host.say(f"threads: {session.setting_text('threads')}")
     else:
         choice = session.set_threads(None if value == AUTO else value)
         host.say(f"threads set to {choice.describe()}")
@@ -479,7 +480,7 @@ def do_chat(host: Host, value: tuple[str, str] | str | None) -> None:
 def do_verbose(host: Host, value: bool | None) -> None:
     s = host.session.settings
     s.verbose = (not s.verbose) if value is None else value
-    host.say(f"verbose {'on' if s.verbose else 'off'}")
+    host.say(f"verbose {host.session.setting_text('verbose')}")
 
 
 def do_bye(host: Host, _: None) -> None:
