@@ -218,7 +218,7 @@ class Repl:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.completion import Completer, Completion
 
-        from .commands import complete
+        from .completion import complete
         from .keys import TripleQuoteBlock, key_bindings, typeahead_kept
 
         class TableCompleter(Completer):
@@ -415,7 +415,7 @@ def _main(argv: Sequence[str] | None) -> int:
     one_shot = not stdin_is_tty or args.prompt is not None or args.prompt_file is not None
     prompt = one_shot_prompt(args, stdin_is_tty) if one_shot else ""  # read before the model loads
     if one_shot:  # (before torch loads OpenMP) a short job whose threads sleep rather than spin when idle:
-        # on a machine busy with other work, spinning cost ~0.7 s to the first token (issue 3 allows 0.5 s)
+        # spinning threads on a machine busy with other work delay the first token (bench/threads.py)
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     session, note = open_session(args)
     if one_shot:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shlex
 import textwrap
 from collections.abc import Callable
@@ -317,35 +316,36 @@ def do_help(host: Host, command: Command | None) -> None:
 
 def do_temp(host: Host, value: float | None) -> None:
     s = host.session.settings
-    show = lambda: f"{s.temperature:g}" + (" (greedy)" if s.temperature == 0 else "")
+    show = lambda: host.session.setting_text("temperature")
     _show_or_set(host, value, "temperature", show, lambda v: setattr(s, "temperature", v))
 
 
 def do_len(host: Host, value: int | None) -> None:
     s = host.session.settings
-    _show_or_set(host, value, "length", lambda: f"{s.max_new_tokens} tokens", lambda v: setattr(s, "max_new_tokens", v))
+    show = lambda: host.session.setting_text("length")
+    _show_or_set(host, value, "length", show, lambda v: setattr(s, "max_new_tokens", v))
 
 
 def do_topk(host: Host, value: int | str | None) -> None:
     s = host.session.settings
-    show = lambda: "off" if s.top_k is None else str(s.top_k)
+    show = lambda: host.session.setting_text("top-k")
     _show_or_set(host, value, "top-k", show, lambda v: setattr(s, "top_k", None if v == OFF else v))
 
 
 def do_topp(host: Host, value: float | str | None) -> None:
     s = host.session.settings
-    show = lambda: "off" if s.top_p is None else f"{s.top_p:g}"
+    show = lambda: host.session.setting_text("top-p")
     _show_or_set(host, value, "top-p", show, lambda v: setattr(s, "top_p", None if v == OFF or v == 1 else v))
 
 
 def do_seed(host: Host, value: int | None) -> None:
     session = host.session
-    _show_or_set(host, value, "seed", lambda: str(session.settings.seed), session.reseed)
+    _show_or_set(host, value, "seed", lambda: session.setting_text("seed"), session.reseed)
 
 
 def do_stop(host: Host, value: str | None) -> None:
     s = host.session.settings
-    show = lambda: ", ".join(repr(x) for x in s.stop) or "none"
+    show = lambda: host.session.setting_text("stop")
 
     def assign(v: str) -> None:
         if v == OFF:
@@ -363,7 +363,7 @@ def do_stop(host: Host, value: str | None) -> None:
 def do_threads(host: Host, value: int | str | None) -> None:
     session = host.session
     if value is None:
-        host.say(f"threads: {session.threads.describe()}")
+        host.say(f"threads: {session.setting_text('threads')}")
     else:
         choice = session.set_threads(None if value == AUTO else value)
         host.say(f"threads set to {choice.describe()}")
@@ -480,7 +480,7 @@ def do_chat(host: Host, value: tuple[str, str] | str | None) -> None:
 def do_verbose(host: Host, value: bool | None) -> None:
     s = host.session.settings
     s.verbose = (not s.verbose) if value is None else value
-    host.say(f"verbose {'on' if s.verbose else 'off'}")
+    host.say(f"verbose {host.session.setting_text('verbose')}")
 
 
 def do_bye(host: Host, _: None) -> None:
@@ -588,11 +588,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("bye", ("exit", "quit"), "", "leave (as does Ctrl-D)", "Exits with code 0.", no_arg, do_bye),
 )  # fmt: skip
 
-_BY_NAME = {n: c for c in COMMANDS for n in (c.name, *c.aliases)}
+BY_NAME = {n: c for c in COMMANDS for n in (c.name, *c.aliases)}
 
 
 def lookup(name: str) -> Command | None:
-    return _BY_NAME.get(name.lower())
+    return BY_NAME.get(name.lower())
 
 
 @dataclass(frozen=True)
@@ -609,7 +609,7 @@ def is_command(line: str) -> bool:
 
 def unknown_message(name: str) -> str:
     message = f"Unknown command {quoted('/' + name)}. Type /? for help."
-    close = closest(name, list(_BY_NAME))
+    close = closest(name, list(BY_NAME))
     return message + (f" Did you mean /{close}?" if close else "")
 
 
@@ -633,64 +633,3 @@ def parse(line: str) -> Invocation | str:
 def execute(host: Host, invocation: Invocation) -> None:
     """Run a parsed command. User errors (bad path, missing corpus) come out as ScratchGPTError."""
     invocation.command.handler(host, invocation.value)
-
-
-# --- tab completion ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Candidate:
-    text: str  # what replaces the word being completed
-    start: int  # where that word starts, counted back from the cursor (<= 0)
-    meta: str = ""
-
-
-def _path_candidates(word: str) -> list[Candidate]:
-    expanded = os.path.expanduser(word)
-    folder, prefix = os.path.split(expanded)
-    try:
-        entries = sorted(os.scandir(folder or "."), key=lambda e: e.name)
-    except OSError:
-        return []
-    out = []
-    for entry in entries:
-        if not entry.name.startswith(prefix) or (entry.name.startswith(".") and not prefix.startswith(".")):
-            continue
-        try:
-            is_dir = entry.is_dir()
-        except OSError:
-            continue
-        out.append(Candidate(entry.name + ("/" if is_dir else ""), -len(prefix)))
-    return out
-
-
-def complete(text: str) -> list[Candidate]:
-    """What Tab offers for the text before the cursor."""
-    if not text.startswith("/"):
-        return []
-    head, space, rest = text[1:].partition(" ")
-    if not space:
-        names = sorted(_BY_NAME)
-        return [Candidate("/" + n, -len(text), lookup(n).summary) for n in names if n.startswith(head.lower())]
-    command = lookup(head)
-    if command is None or command.complete is None:
-        return []
-    word = rest
-    if command.complete == "path":
-        return _path_candidates(word)
-    if command.complete == "corpus":
-        if command.name == "train":  # the corpus comes after N
-            _, sep, word = rest.partition(" ")
-            if not sep:
-                return []
-        from ..data import CORPORA
-
-        names = [Candidate(n, -len(word), "registered corpus") for n in sorted(CORPORA) if n.startswith(word)]
-        return names + _path_candidates(word)
-    if command.complete == "tokenizer":
-        choices = list(TOKENIZER_NAMES)
-    elif command.complete == "command":
-        choices = [c.name for c in COMMANDS]
-    else:  # chat
-        choices = ["off"]
-    return [Candidate(c, -len(word)) for c in choices if c.startswith(word)]

@@ -54,6 +54,10 @@ PROMPT_MARGIN = 16  # tokens encoded beyond the window from a long prompt, so th
 
 
 
+# the settings /show lists, in its order; Session.setting_text formats each
+SETTING_NAMES = ("temperature", "length", "top-k", "top-p", "seed", "stop", "chat", "verbose", "probs", "threads")
+
+
 def turn_seed(seed: int, turn: int) -> int:
     """The generator seed of one turn: distinct per turn, the same for the same (seed, turn)."""
     return (seed * 1_000_003 + turn) % 2**63
@@ -432,7 +436,7 @@ class Session:
         of the old weights is dropped (an int8 engine is rebuilt from the new ones), so a reply can
         follow at once.
         """
-        from ..training.run import fine_tune, fine_tuned_record
+        from ..training.run import fine_tune
 
         source = corpus or self.corpus
         if source is None:
@@ -460,18 +464,24 @@ class Session:
                 on_ready=ready, on_step=step_done, on_note=on_note, interrupt=interrupt, eval_iters=eval_iters,
             )  # fmt: skip
         finally:
-            if report is not None:
-                self.ckpt = replace(self.ckpt, train=report.ckpt.train)
-            elif done:  # an error after some steps: they count, and no loss was measured for them
-                train = fine_tuned_record(self.ckpt.train, start=start, steps=len(done), corpus=self.ckpt.corpus,
-                                          after=None)  # fmt: skip
-                self.ckpt = replace(self.ckpt, train=train)
-            if self.engine.copies_weights:  # an int8 copy of the old weights: quantize the new ones
-                self._use(self.ckpt)
-            else:
-                self.engine.reset()  # the cached keys and values belong to the old weights
-            self.steps_trained += len(done)
+            self._after_training(report, start, len(done))
         return report
+
+    def _after_training(self, report: FineTuneReport | None, start: Checkpoint, steps: int) -> None:
+        """Record what `steps` whole steps did (report is None when training ended in an error),
+        and make the engine serve the new weights."""
+        from ..training.run import fine_tuned_record
+
+        if report is not None:
+            self.ckpt = replace(self.ckpt, train=report.ckpt.train)
+        elif steps:  # an error after some steps: they count, and no loss was measured for them
+            train = fine_tuned_record(self.ckpt.train, start=start, steps=steps, corpus=self.ckpt.corpus, after=None)
+            self.ckpt = replace(self.ckpt, train=train)
+        if self.engine.copies_weights:  # an int8 copy of the old weights: quantize the new ones
+            self._use(self.ckpt)
+        else:
+            self.engine.reset()  # the cached keys and values belong to the old weights
+        self.steps_trained += steps
 
     # --- reports -------------------------------------------------------------------------------
 
@@ -484,7 +494,7 @@ class Session:
 
     def show(self, part: str | None = None) -> list[tuple[str, str]]:
         """The model (part "info"), then the settings ("parameters"), as (name, value) rows."""
-        ckpt, config, s = self.ckpt, self.ckpt.config, self.settings
+        ckpt, config = self.ckpt, self.ckpt.config
         dtype = next(ckpt.model.parameters()).dtype
         val = ckpt.train.get("val_loss")
         sources = ckpt.train.get("exported_from")
@@ -510,19 +520,25 @@ class Session:
             ("val loss", f"{val:.4f}, {how}; scratchgpt eval scores the whole split"
              if isinstance(val, (int, float)) else no_val),  # fmt: skip
         ]
-        settings = [
-            ("temperature", f"{s.temperature:g}" + (" (greedy)" if s.temperature == 0 else "")),
-            ("length", f"{s.max_new_tokens} tokens"),
-            ("top-k", "off" if s.top_k is None else str(s.top_k)),
-            ("top-p", "off" if s.top_p is None else f"{s.top_p:g}"),
-            ("seed", str(s.seed)),
-            ("stop", ", ".join(repr(x) for x in s.stop) or "none"),
-            ("chat", " and ".join(self.chat) if self.chat else "off"),
-            ("verbose", "on" if s.verbose else "off"),
-            ("probs", "on" if s.probs else "off"),
-            ("threads", self.threads.describe()),
-        ]
+        settings = [(name, self.setting_text(name)) for name in SETTING_NAMES]
         return {"info": model, "parameters": settings}.get(part, model + settings)
+
+    def setting_text(self, name: str) -> str:
+        """How one of SETTING_NAMES reads, in /show and in the answers of the command that sets it."""
+        s = self.settings
+        texts = {
+            "temperature": lambda: f"{s.temperature:g}" + (" (greedy)" if s.temperature == 0 else ""),
+            "length": lambda: f"{s.max_new_tokens} tokens",
+            "top-k": lambda: "off" if s.top_k is None else str(s.top_k),
+            "top-p": lambda: "off" if s.top_p is None else f"{s.top_p:g}",
+            "seed": lambda: str(s.seed),
+            "stop": lambda: ", ".join(repr(x) for x in s.stop) or "none",
+            "chat": lambda: " and ".join(self.chat) if self.chat else "off",
+            "verbose": lambda: "on" if s.verbose else "off",
+            "probs": lambda: "on" if s.probs else "off",
+            "threads": lambda: self.threads.describe(),
+        }
+        return texts[name]()
 
     def stats(self) -> list[tuple[str, str]]:
         """The session's counters and the last reply's speed, as (name, value) rows."""

@@ -10,12 +10,12 @@ from scratchgpt.repl.commands import (
     COMMANDS,
     LEN_MAX,
     Invocation,
-    complete,
     is_command,
     lookup,
     parse,
     printable,
 )
+from scratchgpt.repl.completion import complete
 from scratchgpt.repl.keys import TripleQuoteBlock
 from scratchgpt.tokenizers import TOKENIZER_NAMES
 
