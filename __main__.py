@@ -1,5 +1,5 @@
 """`python -m scratchgpt` is `scratchgpt`."""
 
-from .cli import entry
+from .cli.main import entry
 
 raise SystemExit(entry())

@@ -26,8 +26,8 @@ import time
 import numpy as np
 import torch
 
+from scratchgpt.cli.inspect_view import ShadedStream
 from scratchgpt.data import load_tokens, resolve_corpus, split_tokens, val_windows
-from scratchgpt.inspect_view import ShadedStream
 from scratchgpt.model.checkpoint import load_checkpoint, shipped_checkpoint
 from scratchgpt.model.engine import Completion, Engine
 from scratchgpt.model.evaluate import evaluate_windows

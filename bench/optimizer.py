@@ -15,8 +15,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from scratchgpt.cli.train import parse_args, run
 from scratchgpt.model.evaluate import evaluate_checkpoint
-from scratchgpt.train import parse_args, run
 
 
 def main() -> None:

@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from scratchgpt.progress import duration
-from scratchgpt.train import parse_args
+from scratchgpt.cli.progress import duration
+from scratchgpt.cli.train import parse_args
 from scratchgpt.training.config import FRESH_BATCH_SIZE, FRESH_BLOCK_SIZE
 from scratchgpt.training.run import batch_size_for
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from scratchgpt.cliutil import cpu_threads
+from scratchgpt.core.cores import cpu_threads
 from scratchgpt.model.checkpoint import load_checkpoint, shipped_checkpoint
 from scratchgpt.model.engine import Engine
 from scratchgpt.model.threads import choose_decode_threads

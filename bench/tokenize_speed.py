@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.data import iter_text, load_tokens, resolve_corpus, token_file
 from scratchgpt.data.tokens import CHUNK_BYTES, _stable_pieces
-from scratchgpt.errors import ScratchGPTError
 from scratchgpt.tokenizers import TiktokenTokenizer
 from scratchgpt.tokenizers.bpe import ENCODE_THREADS, gpt2_encoding
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scratchgpt.train import parse_args
+from scratchgpt.cli.train import parse_args
 from scratchgpt.training.run import SilentDisplay, train
 
 MODEL = ["--n-layer", "4", "--n-head", "4", "--n-embd", "128", "--block-size", "128", "--batch-size", "16",

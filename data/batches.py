@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ..errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
 from ..tokenizers import Tokenizer
 from .tokens import split_tokens
 

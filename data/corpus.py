@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
-from ..errors import ScratchGPTError
-from ..files import atomic_file
+from ..core import paths
+from ..core.errors import ScratchGPTError
+from ..core.files import atomic_file
 
 HASH_BLOCK = 1 << 20  # bytes read at a time when hashing or downloading
 # bytes of text decoded at a time: tokenizers fit and encode a chunk (or a few, on threads) at once,

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import paths
-from ..files import atomic_file, atomic_write_bytes
+from ..core import paths
+from ..core.files import atomic_file, atomic_write_bytes
 from ..tokenizers import Tokenizer
 from ..tokenizers.base import batched
 from .corpus import CHUNK_BYTES, Corpus, iter_text

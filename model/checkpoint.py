@@ -21,8 +21,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from ..errors import ScratchGPTError
-from ..files import atomic_write_bytes
+from ..core.errors import ScratchGPTError
+from ..core.files import atomic_write_bytes
 from ..tokenizers import Tokenizer, tokenizer_from_spec
 from .gpt import GPTConfig, build_model
 
@@ -340,7 +340,7 @@ SHIPPED = {
 
 def shipped_checkpoint(tokenizer: str = "char") -> Path | None:
     """The default model shipped for a vocabulary, or None where none ships."""
-    from ..paths import SHIPPED_CHECKPOINTS
+    from ..core.paths import SHIPPED_CHECKPOINTS
 
     path = SHIPPED_CHECKPOINTS / SHIPPED.get(tokenizer, "")
     return path if tokenizer in SHIPPED and path.is_file() else None

@@ -7,7 +7,7 @@ import functools
 
 import torch
 
-from ..errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
 
 
 def pick_device(name: str | None = None) -> torch.device:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from ..errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
 from ..tokenizers import Tokenizer
 from .gpt import GPTConfig
 from .logprobs import MAX_TOP_LOGPROBS, TokenLogprob, token_logprobs

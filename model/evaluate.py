@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
+from ..core.errors import ScratchGPTError
 from ..data import IGNORE, load_tokens, resolve_corpus, split_tokens, val_char_count, val_windows
-from ..errors import ScratchGPTError
 from .checkpoint import resolve_checkpoint
 from .device import autocast_context, autocast_dtype, pick_device
 from .interop import open_model

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
 from .sampling import sample_next
 
 ACTIVATIONS = ("relu2", "gelu", "gelu_tanh")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.errors import ScratchGPTError
 from ..data import IGNORE, val_windows
-from ..errors import ScratchGPTError
 from ..tokenizers import Tokenizer
 from .logprobs import MAX_TOP_LOGPROBS, TokenLogprob, token_logprobs
 

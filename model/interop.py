@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ScratchGPTError
-from ..files import atomic_write_bytes
+from ..core.errors import ScratchGPTError
+from ..core.files import atomic_write_bytes
 from ..tokenizers import CharTokenizer, TiktokenTokenizer, Tokenizer
 from ..tokenizers.bpe import GPT2_VOCAB_SIZE, _gpt2_files
 from .checkpoint import Checkpoint, load_checkpoint, load_weights, read_header_metadata, save_tensors

@@ -12,8 +12,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ..cliutil import SEED_MAX, Number, real, shown, whole
-from ..errors import ScratchGPTError
+from ..core.bounds import SEED_MAX, Number, real, whole
+from ..core.errors import ScratchGPTError
+from ..core.text import shown
 
 # Below this a temperature samples as greedy: dividing the logits by less would overflow them, and
 # the distribution already sits all on the likeliest token.

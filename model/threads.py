@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..cliutil import cpu_threads
+from ..core.cores import cpu_threads
 
 # torch's own choice at start-up (one thread per core, or OMP_NUM_THREADS), before any measurement
 DEFAULT_THREADS = torch.get_num_threads()

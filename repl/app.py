@@ -19,9 +19,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..cli import add_engine_flags, add_sampling_flags, sampling_settings
-from ..cliutil import EXIT_OK, Parser, run_entry_point
-from ..errors import ScratchGPTError
+from ..cli.common import EXIT_OK, Parser, run_entry_point
+from ..cli.flags import add_engine_flags, add_sampling_flags, sampling_settings
+from ..core.errors import ScratchGPTError
 from .commands import Exit, execute, is_command, one_line, parse, printable, quoted
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool
     tty = out.isatty()
     clean = printable if tty else (lambda text: text)
     last = "\n"  # the last character on the terminal's line
-    from ..interrupt import InterruptFlag
+    from ..core.interrupt import InterruptFlag
 
     try:
         if echo:
@@ -191,7 +191,7 @@ def make_history():
     """The prompt's history: a file in the user state dir, or memory only with SCRATCHGPT_NOHISTORY=1."""
     from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-    from ..paths import state_dir
+    from ..core.paths import state_dir
 
     if os.environ.get("SCRATCHGPT_NOHISTORY", "") not in ("", "0"):
         return InMemoryHistory()
@@ -281,13 +281,13 @@ class Repl:
         self.notices()
         if reply.header:
             self.say(reply.header, style="bold")
-        from ..interrupt import InterruptFlag
+        from ..core.interrupt import InterruptFlag
 
         pending: list = []  # pieces not yet printed: one print per frame, not per token
         last, shown = "\n", 0.0  # the first piece shows at once
         shade = None
         if self.session.settings.probs:
-            from ..inspect_view import ShadedStream
+            from ..cli.inspect_view import ShadedStream
 
             shade = ShadedStream(reply.completion).shade
         try:

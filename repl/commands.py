@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..cliutil import closest, cpu_threads
+from ..core.cores import cpu_threads
+from ..core.text import closest
 from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SettingError, stop_text
 from ..tokenizers import TOKENIZER_NAMES
 from ..training.config import FINE_TUNE_BATCH_TOKENS
@@ -28,7 +29,7 @@ from .inspect_commands import do_attention, do_lens, do_probs, do_score, do_why
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..cliutil import Number
+    from ..core.bounds import Number
     from .session import Reply, Session
 
 # the sampling bounds are sampling_settings.py's; these name them for the help texts
@@ -378,9 +379,9 @@ def do_tokenizer(host: Host, name: str | None) -> None:
 
 
 def do_train(host: Host, value: tuple[int, str | None]) -> None:
-    from ..interrupt import InterruptFlag
+    from ..cli.progress import TrainProgress, sparkline
+    from ..core.interrupt import InterruptFlag
     from ..model.threads import using_threads
-    from ..progress import TrainProgress, sparkline
     from ..training.start import vocab_growth
 
     steps, corpus = value

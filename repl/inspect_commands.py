@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
 
 if TYPE_CHECKING:
     from .commands import Host
 
 def do_probs(host: Host, value: bool | None) -> None:
-    from ..inspect_view import legend
+    from ..cli.inspect_view import legend
 
     s = host.session.settings
     s.probs = (not s.probs) if value is None else value
@@ -27,7 +27,7 @@ def do_probs(host: Host, value: bool | None) -> None:
 
 
 def do_why(host: Host, position: int | None) -> None:
-    from ..inspect_view import shown_token, why_lines
+    from ..cli.inspect_view import shown_token, why_lines
 
     reply = host.session.last_reply
     records = reply.completion.logits if reply is not None else []
@@ -47,7 +47,7 @@ def do_why(host: Host, position: int | None) -> None:
 
 
 def do_score(host: Host, text: str) -> None:
-    from ..inspect_view import legend, score_summary, score_text_shaded
+    from ..cli.inspect_view import legend, score_summary, score_text_shaded
     from ..model.inspection import score_text
 
     session = host.session
@@ -67,7 +67,7 @@ def _looked_at(host: Host) -> list[int]:
 
 
 def do_attention(host: Host, layer: int | None) -> None:
-    from ..inspect_view import attention_lines
+    from ..cli.inspect_view import attention_lines
     from ..model.inspection import layers_to_show, look_inside
 
     model = host.session.ckpt.model
@@ -78,7 +78,7 @@ def do_attention(host: Host, layer: int | None) -> None:
 
 
 def do_lens(host: Host, _: None) -> None:
-    from ..inspect_view import lens_lines
+    from ..cli.inspect_view import lens_lines
     from ..model.inspection import layers_to_show, look_inside
 
     model = host.session.ckpt.model

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
 from ..model.checkpoint import (
     Checkpoint,
     check_replaceable,
@@ -43,7 +43,7 @@ from ..tokenizers import Tokenizer
 from ..training.config import FINE_TUNE_EVAL_ITERS
 
 if TYPE_CHECKING:
-    from ..interrupt import InterruptFlag
+    from ..core.interrupt import InterruptFlag
     from ..training.loop import StepInfo
     from ..training.run import FineTuneReport
 
@@ -387,7 +387,7 @@ class Session:
         return stem.split("+")[0]  # one timestamp, not one per generation of saves
 
     def default_save_path(self) -> Path:
-        from ..paths import user_checkpoint_dir
+        from ..core.paths import user_checkpoint_dir
 
         return user_checkpoint_dir() / f"{self._model_name()}+{datetime.now():%Y%m%d-%H%M%S}.safetensors"
 

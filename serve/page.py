@@ -16,7 +16,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
 from ..model.inspection import inspect_text, score_text
 from ..model.logprobs import MAX_TOP_LOGPROBS
 from ..tokenizers import Tokenizer

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.data import resolve_corpus
-from scratchgpt.errors import ScratchGPTError
 
 NANOGPT_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # nanoGPT's shakespeare_char
 SHAKESPEARE = Path()  # set by pytest_configure

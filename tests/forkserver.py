@@ -25,7 +25,7 @@ import traceback
 
 import torch
 
-from scratchgpt import train
+from scratchgpt.cli import train
 from scratchgpt.model.checkpoint import save_checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.tokenizers import fit_tokenizer

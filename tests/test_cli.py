@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
-from scratchgpt import paths
-from scratchgpt.cli import main
-from scratchgpt.cliutil import run_entry_point
+from scratchgpt.cli.common import run_entry_point
+from scratchgpt.cli.main import main
+from scratchgpt.core import paths
 
 
 def scratchgpt(capsys, *argv):
@@ -339,7 +339,7 @@ def test_eval_names_what_it_measured_on_one_line_above_the_table_however_narrow(
 
     from rich.console import Console
 
-    from scratchgpt.cli import print_eval
+    from scratchgpt.cli.eval import print_eval
 
     result = {"checkpoint": "/home/someone/models/shakespeare-char.safetensors", "corpus": "tinyshakespeare",
               "tokenizer": "char", "params": 4_800_000, "tokens": 111_539, "val_nats_per_token": 1.4114,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from scratchgpt.cli import main
-from scratchgpt.cliutil import run_entry_point
+from scratchgpt.cli.common import run_entry_point
+from scratchgpt.cli.main import main
 from scratchgpt.data import load_tokens, resolve_corpus, split_tokens
 from scratchgpt.model.checkpoint import load_checkpoint, save_checkpoint
 from scratchgpt.model.evaluate import evaluate_checkpoint

@@ -9,8 +9,8 @@ import pickle
 import pytest
 import torch
 
-from scratchgpt.cli import main
-from scratchgpt.cliutil import run_entry_point
+from scratchgpt.cli.common import run_entry_point
+from scratchgpt.cli.main import main
 from scratchgpt.model.checkpoint import load_checkpoint, shipped_checkpoint
 from scratchgpt.model.interop import import_model
 

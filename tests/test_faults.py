@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from scratchgpt.cliutil import run_entry_point
+from scratchgpt.cli.common import run_entry_point
+from scratchgpt.cli.progress import TrainProgress
+from scratchgpt.cli.train import cli as train_cli
 from scratchgpt.model.checkpoint import load_checkpoint, load_train_state, save_checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
-from scratchgpt.progress import TrainProgress
 from scratchgpt.tokenizers import fit_tokenizer
-from scratchgpt.train import cli as train_cli
 from scratchgpt.training.loop import make_optimizer
 from scratchgpt.training.run import RunPaths, resume_state_path
 
@@ -514,7 +514,7 @@ def test_init_from_a_checkpoint_onto_itself_is_refused_even_with_overwrite(tmp_p
 
 
 def test_export_onto_a_text_file_is_refused_and_onto_a_checkpoint_needs_force(tmp_path, capsys):
-    from scratchgpt.cli import main as scratchgpt_main
+    from scratchgpt.cli.main import main as scratchgpt_main
 
     source = save_checkpoint(tmp_path / "a.safetensors", *_tiny_model())
     notes = tmp_path / "notes.txt"

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from scratchgpt.cli import COMMANDS, main, parsers
-from scratchgpt.cliutil import Number, run_entry_point
+from scratchgpt.cli.common import run_entry_point
+from scratchgpt.cli.main import COMMANDS, main, parsers
+from scratchgpt.core.bounds import Number
 
 PARSERS = parsers()
 NUMERIC = [

@@ -9,11 +9,11 @@ import types
 
 import pytest
 
-from scratchgpt import loggers
-from scratchgpt.cli import main
-from scratchgpt.cliutil import run_entry_point
-from scratchgpt.errors import ScratchGPTError
-from scratchgpt.train import parse_args, run
+from scratchgpt.cli.common import run_entry_point
+from scratchgpt.cli.main import main
+from scratchgpt.cli.train import parse_args, run
+from scratchgpt.core.errors import ScratchGPTError
+from scratchgpt.training import loggers
 from scratchgpt.training.run import RunPaths
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",

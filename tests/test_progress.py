@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from scratchgpt.progress import TrainProgress
+from scratchgpt.cli.progress import TrainProgress
 
 
 def test_the_closing_lines_print_below_the_full_bar_on_a_terminal():

@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from scratchgpt.core.paths import PACKAGE_DIR
 from scratchgpt.model.checkpoint import load_checkpoint, shipped_checkpoint
-from scratchgpt.paths import PACKAGE_DIR
 from scratchgpt.repl.session import Session, Settings
 
 README = PACKAGE_DIR / "README.md"

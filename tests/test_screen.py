@@ -140,8 +140,8 @@ def test_eval_shows_progress_on_a_terminal_and_nothing_more_when_piped(char_chec
 
 
 def test_sample_loads_the_checkpoint_named_and_refuses_a_tokenizer_that_disagrees(char_checkpoint, capsys):
-    from scratchgpt.cli import main
-    from scratchgpt.cliutil import run_entry_point
+    from scratchgpt.cli.common import run_entry_point
+    from scratchgpt.cli.main import main
 
     code = run_entry_point(main, ["sample", str(char_checkpoint), "--tokenizer", "word", "-n", "3"])
     out, err = capsys.readouterr()

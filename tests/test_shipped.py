@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from scratchgpt import paths
-from scratchgpt.cli import main
-from scratchgpt.cliutil import run_entry_point
+from scratchgpt.cli.common import run_entry_point
+from scratchgpt.cli.main import main
+from scratchgpt.core import paths
 from scratchgpt.model.checkpoint import SHIPPED, load_checkpoint, shipped_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

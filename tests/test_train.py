@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from scratchgpt.interrupt import InterruptFlag
+from scratchgpt.cli.progress import TrainProgress
+from scratchgpt.cli.train import parse_args, run
+from scratchgpt.core.interrupt import InterruptFlag
 from scratchgpt.model.checkpoint import load_checkpoint
-from scratchgpt.progress import TrainProgress
-from scratchgpt.train import parse_args, run
 from scratchgpt.training.run import RunPaths
 
 TINY = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "16",
@@ -84,7 +84,7 @@ def test_a_student_distilled_from_a_teacher_ends_closer_to_it_than_one_trained_o
 
 def test_a_teacher_of_another_vocabulary_a_shorter_context_or_too_many_scores_is_refused(tmp_path, monkeypatch):
     import scratchgpt.training.run as train_module
-    from scratchgpt.errors import ScratchGPTError
+    from scratchgpt.core.errors import ScratchGPTError
 
     train(tmp_path / "word", "--max-iters", "1", "--eval-interval", "1", "--tokenizer", "word")
     train(tmp_path / "short", "--max-iters", "1", "--eval-interval", "1", "--block-size", "16")
@@ -118,7 +118,7 @@ def test_init_from_continues_from_the_checkpoint_with_its_dropouts_unless_one_is
 
 
 def test_init_from_with_a_block_size_lengthens_a_rope_models_context_and_refuses_learned_positions(tmp_path):
-    from scratchgpt.errors import ScratchGPTError
+    from scratchgpt.core.errors import ScratchGPTError
     from scratchgpt.model.gpt import rope_tables
 
     def tune(source, name, *extra):
@@ -164,7 +164,7 @@ def test_the_bigram_baseline_trains_and_evaluates_on_the_same_scale(tmp_path):
 
 
 def test_plot_draws_a_png_from_the_metrics_of_a_run(tmp_path):
-    from scratchgpt.plot import plot_run
+    from scratchgpt.cli.plot import plot_run
 
     train(tmp_path, "--max-iters", "10", "--eval-interval", "5")
     png = plot_run(tmp_path / "run.safetensors")
@@ -229,8 +229,8 @@ def test_a_resumed_run_first_finishes_a_save_killed_between_its_renames(tmp_path
 
 
 def test_compile_on_a_pytorch_without_set_stance_is_one_line_naming_the_version(tmp_path, monkeypatch, capsys):
-    from scratchgpt.cliutil import run_entry_point
-    from scratchgpt.train import main
+    from scratchgpt.cli.common import run_entry_point
+    from scratchgpt.cli.train import main
 
     monkeypatch.delattr(torch.compiler, "set_stance")  # as on PyTorch 2.5 and older
     code = run_entry_point(main, [*TINY, "--max-iters", "1", "--compile", "--out", str(tmp_path / "r.safetensors")])

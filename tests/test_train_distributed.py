@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
+from scratchgpt.cli.train import parse_args, run
 from scratchgpt.model.checkpoint import load_checkpoint
-from scratchgpt.train import parse_args, run
 from scratchgpt.training.run import RunPaths
 
 FLAGS = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8",

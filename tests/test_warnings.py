@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from scratchgpt.paths import PACKAGE_DIR
+from scratchgpt.core.paths import PACKAGE_DIR
 
 PROBE = '''
 import warnings

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
 from .base import SPEC_VERSION, StreamDecoder, Tokenizer
 from .bpe import TiktokenTokenizer
 from .char import CharTokenizer

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from ..errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
 
 SPEC_VERSION = 1  # the newest tokenizer spec this code reads and the one it writes
 T = TypeVar("T")

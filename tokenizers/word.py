@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
 from .base import SPEC_VERSION, Tokenizer, check_spec, replace_lone_surrogates, utf8_encodable
 
 UNK = "<unk>"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..durations import duration
+from ..core.durations import duration
 from ..model.device import autocast_context
 from ..model.gpt import GPTConfig
 

@@ -13,15 +13,16 @@ FINE_TUNE_BATCH_TOKENS tokens, and --grad-accum defaults to one micro-batch per 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..cliutil import SEED_MAX, Number, cpu_threads, real, shown, whole
-from ..errors import ScratchGPTError
+from ..core.bounds import SEED_MAX, BadValue, Number, real, whole
+from ..core.cores import cpu_threads
+from ..core.errors import ScratchGPTError
+from ..core.text import shown
 from ..tokenizers import TOKENIZER_NAMES
 
 # Far beyond what a run on one machine uses, and small enough that nothing overflows or allocates
@@ -54,7 +55,7 @@ def heads_for(n_embd: int, n_head: int | None) -> int:
 def out_path(text: str) -> str:
     """--out: a file path (its parent is created), not an existing directory."""
     if not text or Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"expected a checkpoint file path, got the directory {shown(text or '.')}")
+        raise BadValue(f"expected a checkpoint file path, got the directory {shown(text or '.')}")
     return text
 
 
@@ -176,8 +177,13 @@ def checked(values: dict, *, where: str) -> dict:
     return out
 
 
-def _checked_value(f, value: Any, where: str) -> Any:
-    meta, default = f.metadata, (f.default if f.default is not MISSING else f.default_factory())
+def default_of(f: Field) -> Any:
+    """A TrainConfig field's default value."""
+    return f.default if f.default is not MISSING else f.default_factory()
+
+
+def _checked_value(f: Field, value: Any, where: str) -> Any:
+    meta, default = f.metadata, default_of(f)
     problem = None
     if value is None:
         problem = None if default is None else "must be given a value"
@@ -207,43 +213,16 @@ def _checked_value(f, value: Any, where: str) -> Any:
         elif meta["type"] is not None:
             try:
                 value = meta["type"](value)
-            except argparse.ArgumentTypeError as e:
+            except BadValue as e:
                 problem = str(e)
     if problem:
         raise ScratchGPTError(f"{where}: {f.name} {problem}, got {shown(repr(value))}")
     return value
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field. Defaults are SUPPRESSed, so parsing yields only the flags
-    typed; the defaults come from the dataclass (and `--help` shows them)."""
-    for f in fields(TrainConfig):
-        meta = f.metadata
-        default = f.default if f.default is not MISSING else f.default_factory()
-        help_text = meta["help"]
-        if meta["show_default"] and default is not None and not isinstance(default, bool):
-            help_text += f" (default {default})"
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
-        if isinstance(default, bool):  # --x and --no-x, so a flag can undo a recipe's setting either way
-            kwargs["help"] += f" (default: {'on' if default else 'off'})"
-            parser.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, **kwargs)
-            continue
-        if meta["repeat"]:
-            kwargs.update(action="append", metavar="CHECKPOINT")
-        if meta["choices"]:
-            kwargs["choices"] = meta["choices"]
-        if meta["type"] is not None:
-            kwargs["type"] = meta["type"]
-            if isinstance(meta["type"], Number):
-                kwargs["metavar"] = "N" if meta["type"].whole else "X"
-        if f.name == "init_from":
-            kwargs["metavar"] = "CHECKPOINT"
-        parser.add_argument(flag_name(f.name), **kwargs)
-
-
 def recipe_path(name: str | Path) -> Path:
     """A recipe file: the path given, else the shipped recipe of that name (`nanogpt-cpu`, `recipes/x.toml`)."""
-    from ..paths import PACKAGE_DIR
+    from ..core.paths import PACKAGE_DIR
 
     path = Path(name).expanduser()
     if path.exists():

@@ -14,8 +14,8 @@ from typing import TypeVar
 import torch
 import torch.distributed as td
 
-from ..errors import ScratchGPTError
-from ..interrupt import InterruptFlag
+from ..core.errors import ScratchGPTError
+from ..core.interrupt import InterruptFlag
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..core.interrupt import InterruptFlag
 from ..data import Batches, load_tokens, resolve_corpus
-from ..interrupt import InterruptFlag
 from ..model.checkpoint import Checkpoint
 from ..model.device import autocast_dtype
 from .budget import plan_train_step

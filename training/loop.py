@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..interrupt import InterruptFlag
+from ..core.interrupt import InterruptFlag
 from ..model.device import autocast_context
 
 

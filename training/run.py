@@ -18,12 +18,11 @@ from typing import Protocol
 
 import torch
 
-from ..cliutil import is_out_of_memory, use_threads
+from ..core.cores import use_threads
+from ..core.durations import clock, duration
+from ..core.errors import ScratchGPTError, is_out_of_memory
+from ..core.interrupt import TRAINING_SIGNALS, InterruptFlag
 from ..data import Batches, load_tokens
-from ..durations import clock, duration
-from ..errors import ScratchGPTError
-from ..interrupt import TRAINING_SIGNALS, InterruptFlag
-from ..loggers import MetricsLog, check_installed, open_metrics_log
 from ..model.checkpoint import load_train_state
 from ..model.device import autocast_dtype, pick_device
 from ..model.gpt import compile_blocks
@@ -32,6 +31,7 @@ from .budget import evaluations_in
 from .config import FRESH_BATCH_SIZE, TrainConfig
 from .distill import Teacher, distillation
 from .finetune import FINE_TUNE_LR, FineTuneReport, fine_tune, fine_tuned_record
+from .loggers import MetricsLog, check_installed, open_metrics_log
 from .loop import Schedule, StepInfo, estimate_loss, make_optimizer, train_loop
 from .pacer import Pacer
 from .run_files import (

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from ..cliutil import shown
-from ..errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
+from ..core.text import shown
 from ..model.checkpoint import check_replaceable, header_metadata, save_checkpoint, save_train_state
 from ..tokenizers import Tokenizer
 from .config import TrainConfig

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import torch
 
-from ..cliutil import is_out_of_memory, shown
+from ..core.errors import ScratchGPTError, is_out_of_memory
+from ..core.text import shown
 from ..data import Corpus, iter_text, resolve_corpus
-from ..errors import ScratchGPTError
 from ..model.checkpoint import Checkpoint, load_checkpoint
 from ..model.gpt import GPT2_LAYOUT, GPTConfig, build_model, resize_vocab
 from ..tokenizers import fit_tokenizer

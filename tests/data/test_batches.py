@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.data import Batches, iter_text, load_tokens, resolve_corpus, split_tokens, val_char_count, val_windows
 from scratchgpt.data import batches as batches_module
 from scratchgpt.data.batches import IGNORE
-from scratchgpt.errors import ScratchGPTError
 from scratchgpt.tokenizers import fit_tokenizer
 
 TOKENS = np.arange(5000, dtype=np.uint16)  # each token is its own position, so windows are easy to check

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from scratchgpt import paths
+from scratchgpt.core import paths
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.data import CORPORA, CorpusSource, iter_text, resolve_corpus
 from scratchgpt.data import corpus as corpus_module
-from scratchgpt.errors import ScratchGPTError
 
 SHAKESPEARE_SHA = CORPORA["tinyshakespeare"].sha256
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from scratchgpt import paths
+from scratchgpt.core import paths
 from scratchgpt.data import iter_text, load_tokens, resolve_corpus, split_tokens, token_dtype, token_file
 from scratchgpt.data import tokens as tokens_module
 from scratchgpt.data.tokens import _stable_pieces, check_token_file, record_file

@@ -8,7 +8,7 @@ import stat
 import pytest
 import torch
 
-from scratchgpt.errors import ScratchGPTError
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.model.checkpoint import checkpoint_metadata, load_checkpoint, load_tensors, save_checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.tokenizers import fit_tokenizer

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scratchgpt.errors import ScratchGPTError
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.model.gpt import GPT2_LAYOUT, Bigram, GPTConfig, build_model, resize_vocab
 
 VARIANTS = [

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.data import val_windows
-from scratchgpt.errors import ScratchGPTError
 from scratchgpt.model.engine import Completion, Engine
 from scratchgpt.model.evaluate import evaluate_windows
 from scratchgpt.model.gpt import GPT2_LAYOUT, GPTConfig, apply_rope, build_model

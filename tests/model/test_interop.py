@@ -11,7 +11,7 @@ import shutil
 import pytest
 import torch
 
-from scratchgpt.errors import ScratchGPTError
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.model.checkpoint import Checkpoint
 from scratchgpt.model.engine import Engine
 from scratchgpt.model.gpt import GPT2_LAYOUT, GPTConfig, build_model

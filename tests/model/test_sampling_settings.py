@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from scratchgpt.cli import sample_parser, sampling_settings
-from scratchgpt.errors import ScratchGPTError
+from scratchgpt.cli.flags import sampling_settings
+from scratchgpt.cli.sample import sample_parser
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.model.sampling_settings import BOUNDS, SamplingSettings
 from scratchgpt.repl import app
 from scratchgpt.repl.commands import Invocation, parse

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from scratchgpt.inspect_view import ShadedStream, band_style
+from scratchgpt.cli.inspect_view import ShadedStream, band_style
 from scratchgpt.model.checkpoint import Checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.repl.app import make_console

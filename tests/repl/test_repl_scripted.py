@@ -227,7 +227,7 @@ def test_save_then_load_gives_the_same_next_tokens_at_temp_0(drive, tmp_path, ti
 
 
 def test_save_without_a_path_prints_where_it_went(drive):
-    from scratchgpt.paths import user_checkpoint_dir
+    from scratchgpt.core.paths import user_checkpoint_dir
 
     d = drive("/save\r")
     (saved,) = user_checkpoint_dir().iterdir()

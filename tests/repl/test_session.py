@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from scratchgpt.errors import ScratchGPTError
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.repl import session as session_module
@@ -200,7 +200,7 @@ def test_train_steps_take_the_same_tokens_whatever_the_context_length(session):
 
 
 def test_train_stops_between_steps_when_interrupted(session):
-    from scratchgpt.interrupt import InterruptFlag
+    from scratchgpt.core.interrupt import InterruptFlag
 
     flag = InterruptFlag()
     report = session.train(50, on_step=lambda info: setattr(flag, "requested", info.step == 1), interrupt=flag)
@@ -251,7 +251,7 @@ def test_save_then_load_gives_the_same_next_tokens_at_temperature_zero(session, 
 
 
 def test_save_without_a_path_writes_a_timestamped_file_in_the_user_checkpoint_dir(session):
-    from scratchgpt.paths import user_checkpoint_dir
+    from scratchgpt.core.paths import user_checkpoint_dir
 
     path = session.save()
     assert path.parent == user_checkpoint_dir() and path.exists()
@@ -430,7 +430,7 @@ def test_sigint_inside_a_step_finishes_that_step_and_stops(session, adam_calls):
     import os
     import signal
 
-    from scratchgpt.interrupt import InterruptFlag
+    from scratchgpt.core.interrupt import InterruptFlag
 
     model = session.ckpt.model
     after_step: list[dict[str, torch.Tensor]] = []

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from scratchgpt.cli.progress import duration
 from scratchgpt.model.gpt import GPT2_LAYOUT, GPTConfig, build_model
-from scratchgpt.progress import duration
 from scratchgpt.training import budget as train_budget
 from scratchgpt.training.budget import MIN_WINDOW, STEP_SECONDS, StepCost, plan_train_step
 from scratchgpt.training.config import FINE_TUNE_BATCH_TOKENS

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import torch
 
-from scratchgpt.inspect_view import BANDS
+from scratchgpt.cli.inspect_view import BANDS
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.model.inspection import inspect_text, score_text
 from scratchgpt.serve import page

@@ -5,7 +5,7 @@ import socket
 import numpy as np
 import pytest
 
-from scratchgpt.errors import ScratchGPTError
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.tokenizers import TiktokenTokenizer, bpe, fit_tokenizer
 
 ACCENTS_AND_EMOJI = "Crème brûlée, naïve café — ﬁne! 🦄 こんにちは\n"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scratchgpt.errors import ScratchGPTError
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.tokenizers import CharTokenizer, fit_tokenizer
 
 ACCENTS_AND_EMOJI = "Crème brûlée, naïve café — ﬁne! 🦄 こんにちは\n"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from scratchgpt.errors import ScratchGPTError
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.tokenizers import TOKENIZER_NAMES, fit_tokenizer, tokenizer_from_spec
 
 SAMPLE = "Crème brûlée! To be, or not to be 🦄 — that is the question.\n"

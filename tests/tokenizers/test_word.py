@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from scratchgpt.errors import ScratchGPTError
+from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.tokenizers import WordTokenizer, fit_tokenizer, word
 from scratchgpt.tokenizers.word import _count_pieces, split
 

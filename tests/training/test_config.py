@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from scratchgpt.errors import ScratchGPTError
+from scratchgpt.cli.train import build_parser, heads_notice, parse_args
+from scratchgpt.core.errors import ScratchGPTError
+from scratchgpt.core.paths import PACKAGE_DIR
 from scratchgpt.model.gpt import GPTConfig
-from scratchgpt.paths import PACKAGE_DIR
-from scratchgpt.train import build_parser, heads_notice, parse_args
 from scratchgpt.training.config import FRESH_BATCH_SIZE, FRESH_BLOCK_SIZE, TrainConfig, heads_for, load_recipe
 
 RECIPES = sorted((PACKAGE_DIR / "recipes").rglob("*.toml"))
@@ -72,7 +72,7 @@ def test_a_missing_recipe_says_where_the_shipped_ones_are():
 
 
 def test_resume_reads_the_saved_config_back_and_only_flags_typed_now_change_it(tmp_path):
-    from scratchgpt.train import run
+    from scratchgpt.cli.train import run
 
     out = str(tmp_path / "run.safetensors")
     tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
@@ -85,7 +85,7 @@ def test_resume_reads_the_saved_config_back_and_only_flags_typed_now_change_it(t
 
 
 def test_the_saved_config_is_the_whole_description(tmp_path):
-    from scratchgpt.train import run
+    from scratchgpt.cli.train import run
     from scratchgpt.training.run import saved_config
 
     out = tmp_path / "run.safetensors"

@@ -140,7 +140,7 @@ def test_muon_state_round_trips_through_a_train_state_file(tmp_path):
 
 
 def test_an_adamw_run_does_not_resume_with_muon(tmp_path):
-    from scratchgpt.errors import ScratchGPTError
+    from scratchgpt.core.errors import ScratchGPTError
 
     model = build_model(GPTConfig(vocab_size=8, block_size=16, n_layer=1, n_head=2, n_embd=16))
     adamw = make_optimizer(model, lr=1e-3)

@@ -13,9 +13,9 @@ import subprocess
 
 import pytest
 
+from scratchgpt.cli.train import parse_args, run
+from scratchgpt.core.paths import PACKAGE_DIR
 from scratchgpt.model.checkpoint import load_checkpoint
-from scratchgpt.paths import PACKAGE_DIR
-from scratchgpt.train import parse_args, run
 
 RECIPES = PACKAGE_DIR / "recipes"
 SMALL = ["--max-iters", "2", "--eval-iters", "1", "--batch-size", "2", "--no-compile", "--device", "cpu"]

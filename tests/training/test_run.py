@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from scratchgpt.train import main, parse_args, run
+from scratchgpt.cli.train import main, parse_args, run
 from scratchgpt.training import run as run_module
 from scratchgpt.training.pacer import Pacer
 from scratchgpt.training.run import RunPaths, SilentDisplay, train

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scratchgpt.cli.train import parse_args, run
 from scratchgpt.model.checkpoint import load_checkpoint
-from scratchgpt.train import parse_args, run
 from scratchgpt.training import pacer as pacer_module
 from scratchgpt.training import run as run_module
 from scratchgpt.training.budget import evaluations_in, steps_that_fit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # core/ sits in the package root
 SHIPPED_CHECKPOINTS = PACKAGE_DIR / "checkpoints"
 
 

@@ -15,7 +15,7 @@ import socket
 from pathlib import Path
 from types import ModuleType
 
-from .errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
 
 WANDB_PROJECT = "scratchgpt"
 WANDB_HOST = "api.wandb.ai"

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from .durations import clock, duration
+from ..core.durations import clock, duration
 
 __all__ = ["EvalProgress", "RunProgress", "TrainProgress", "clock", "duration", "sparkline"]
 

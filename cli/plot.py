@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import ScratchGPTError
+from ..core.errors import ScratchGPTError
+from .common import Parser
 
 
 def read_metrics(path: Path) -> tuple[list[dict], list[dict]]:
@@ -117,3 +119,17 @@ def plot_run(run: str | Path, *, png: str | Path | None = None) -> Path:
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def plot_parser() -> Parser:
+    p = Parser(prog="scratchgpt plot", description="Draw a run's train and val loss into a PNG.")
+    p.add_argument("run", help="a run's checkpoint path (--out), its .metrics.jsonl, or a folder holding one run")
+    p.add_argument("--png", help="output file (default: next to the metrics file)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def cmd_plot(argv: Sequence[str]) -> int:
+    args = plot_parser().parse_args(argv)
+    print(plot_run(args.run, png=args.png))
+    return 0

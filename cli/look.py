@@ -9,18 +9,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cliutil import Parser, add_threads_flag, use_threads, whole
-from .errors import ScratchGPTError
-from .tokenizers import TOKENIZER_NAMES
+from ..core.bounds import whole
+from ..core.cores import use_threads
+from ..core.errors import ScratchGPTError
+from ..tokenizers import TOKENIZER_NAMES
+from .common import Parser
+from .flags import SOURCE_HELP, add_threads_flag, open_source
 
 if TYPE_CHECKING:
-    from .model.checkpoint import Checkpoint
-    from .model.engine import Completion
+    from ..model.checkpoint import Checkpoint
+    from ..model.engine import Completion
 
 TOP = whole(0, 20)  # model/logprobs.py's MAX_TOP_LOGPROBS, OpenAI's bound (kept here so --help imports no torch)
-SOURCE_HELP = "a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt"
-
-
 def _model_flags(p: Parser) -> None:
     """The flags after the command's own (the [CHECKPOINT] positional is added first, see _parser)."""
     p.add_argument("--tokenizer", choices=TOKENIZER_NAMES, help="the shipped model of this vocabulary")
@@ -64,12 +64,6 @@ def inspect_parser() -> Parser:
     return p
 
 
-def open_for_looking(checkpoint: str | None, vocabulary: str | None, device: str) -> Checkpoint:
-    from .cli import open_source  # cli imports this module's commands lazily: no cycle at import time
-
-    return open_source(checkpoint, vocabulary, device)
-
-
 def _read_text(file: str) -> str:
     if file == "-":
         return sys.stdin.read()
@@ -83,7 +77,7 @@ def _read_text(file: str) -> str:
 
 
 def _console():
-    from .repl.app import make_console
+    from ..repl.app import make_console
 
     return make_console(sys.stdout)
 
@@ -91,11 +85,11 @@ def _console():
 def cmd_score(argv: Sequence[str]) -> int:
     args = score_parser().parse_args(argv)
     use_threads(args.threads)
+    from ..model.inspection import default_stride, disagreements, score_text
     from .inspect_view import legend, score_summary, score_text_shaded
-    from .model.inspection import default_stride, disagreements, score_text
 
     text = _read_text(args.file)
-    ckpt = open_for_looking(args.checkpoint, args.tokenizer, args.device)
+    ckpt = open_source(args.checkpoint, args.tokenizer, args.device)
     top = args.top if args.json else max(args.top, 3)  # the summary names three expected tokens
     result = score_text(ckpt.model, ckpt.tokenizer, text, top=top, stride=args.stride)
     block = ckpt.config.block_size
@@ -106,7 +100,7 @@ def cmd_score(argv: Sequence[str]) -> int:
               file=sys.stderr)  # fmt: skip
     other = None
     if args.against:
-        against = open_for_looking(args.against, None, args.device)
+        against = open_source(args.against, None, args.device)
         other = score_text(against.model, against.tokenizer, text, top=top, stride=args.stride)
         differ = disagreements(result, other)
     if args.json:
@@ -139,10 +133,10 @@ def _print_against(console, ckpt: Checkpoint, other: dict, differ: list[dict]) -
 def cmd_inspect(argv: Sequence[str]) -> int:
     args = inspect_parser().parse_args(argv)
     use_threads(args.threads)
+    from ..model.inspection import inspectable_ids, inspection_json, layers_to_show, look_inside
     from .inspect_view import attention_lines, lens_lines
-    from .model.inspection import inspectable_ids, inspection_json, layers_to_show, look_inside
 
-    ckpt = open_for_looking(args.checkpoint, args.tokenizer, args.device)
+    ckpt = open_source(args.checkpoint, args.tokenizer, args.device)
     model, tokenizer = ckpt.model, ckpt.tokenizer
     layers = layers_to_show(model, args.layer)
     ids = inspectable_ids(model, tokenizer, args.prompt)
@@ -150,7 +144,7 @@ def cmd_inspect(argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps(inspection_json(tokenizer, ids, attention, lens)))
     if args.png:
-        from .model.inspection import token_text, visible
+        from ..model.inspection import token_text, visible
         from .plot import plot_attention
 
         out = plot_attention(attention, [visible(token_text(tokenizer, i)) for i in ids], args.png)
@@ -167,7 +161,7 @@ def cmd_inspect(argv: Sequence[str]) -> int:
 
 def completion_json(completion: Completion) -> dict:
     """`sample --json`: the text and, when asked, each token's logprobs in OpenAI's field names."""
-    from .model.inspection import token_text
+    from ..model.inspection import token_text
 
     tok = completion.tokenizer
 
@@ -185,7 +179,7 @@ def completion_json(completion: Completion) -> dict:
 def sample_looking(completion: Completion, prompt: str, *, as_json: bool) -> int:
     """`sample --json` (one object when the reply is done) or `sample --logprobs K` (the reply streamed,
     each token shaded by its probability, the legend after it)."""
-    from .interrupt import InterruptFlag
+    from ..core.interrupt import InterruptFlag
 
     with InterruptFlag().active(raise_now=True) as ctrl_c:
         if as_json:

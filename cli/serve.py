@@ -8,8 +8,10 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cliutil import Parser, add_threads_flag, whole
-from ..errors import ScratchGPTError
+from ..core.bounds import whole
+from ..core.errors import ScratchGPTError
+from .common import Parser
+from .flags import add_threads_flag
 
 INSTALL_HINT = "scratchgpt serve needs its web stack: pip install 'scratchgpt[serve]' (Starlette and uvicorn)"
 SHUTDOWN_SECONDS = 3  # after SIGTERM or Ctrl-C, how long the streams in flight get to end before the server exits
@@ -53,8 +55,8 @@ def load_models(models, args) -> None:
     from ..model.engine import Engine
     from ..model.interop import open_model
     from ..model.threads import choose_decode_threads
-    from .app import DEFAULT_SPEAKERS, ServedModel
-    from .batch import BatchEngine
+    from ..serve.app import DEFAULT_SPEAKERS, ServedModel
+    from ..serve.batch import BatchEngine
 
     try:
         for source in args.models or [shipped_checkpoint("char")]:
@@ -77,8 +79,8 @@ def cmd_serve(argv: Sequence[str]) -> int:
     try:
         import uvicorn
 
-        from .app import Models, build_app
-        from .security import is_loopback_address
+        from ..serve.app import Models, build_app
+        from ..serve.security import is_loopback_address
     except ImportError:
         raise ScratchGPTError(INSTALL_HINT) from None
     for source in args.models:

@@ -12,15 +12,15 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from .model.inspection import LensRow, token_text, visible
+from ..model.inspection import LensRow, token_text, visible
 
 if TYPE_CHECKING:
     import torch
     from rich.text import Text
 
-    from .model.engine import Completion
-    from .model.sampling_settings import SamplingSettings
-    from .tokenizers import Tokenizer
+    from ..model.engine import Completion
+    from ..model.sampling_settings import SamplingSettings
+    from ..tokenizers import Tokenizer
 
 # Probability bands, a log scale (0.9, 0.5, 0.1 and 0.01 read apart), coloured along viridis, whose
 # lightness falls steadily from yellow to purple: readers with any common colour-vision deficiency,
@@ -63,7 +63,7 @@ def shaded(pieces: Iterable[tuple[str, float | None]]) -> Text:
     """Text pieces, each shaded by the probability the model gave it."""
     from rich.text import Text
 
-    from .repl.commands import printable
+    from ..repl.commands import printable
 
     out = Text()
     for text, prob in pieces:
@@ -82,7 +82,7 @@ class ShadedStream:
     token that produced it. The completion must record logprobs; pieces come in order."""
 
     def __init__(self, completion: Completion):
-        from .tokenizers import StreamDecoder
+        from ..tokenizers import StreamDecoder
 
         self.completion = completion
         self._decoder = StreamDecoder(completion.tokenizer)
@@ -121,8 +121,8 @@ def why_lines(
     """
     import torch
 
-    from .model.logprobs import entropy_bits
-    from .model.sampling import next_token_probs
+    from ..model.logprobs import entropy_bits
+    from ..model.sampling import next_token_probs
 
     logp = torch.log_softmax(logits.float(), dim=-1)[0]  # (V,)
     if settings.greedy:  # temperature 0: all the mass on the likeliest token
