@@ -47,9 +47,10 @@ def cmd_export(argv: Sequence[str]) -> int:
         return 0
     check_replaceable(args.out, force=args.force, how="add --force to replace it")
     sources = [str(p) for p in args.checkpoint]
-    train = {**(ckpt.train or {}), "exported_from": sources[0] if len(sources) == 1 else sources, "dtype": args.dtype}
-    train = drop_estimates_of_averages(train)
-    out = save_checkpoint(args.out, ckpt.model, ckpt.tokenizer, corpus=ckpt.corpus, train=train, dtype=dtype)
+    exported_from = sources[0] if len(sources) == 1 else sources
+    provenance = {**(ckpt.provenance or {}), "exported_from": exported_from, "dtype": args.dtype}
+    provenance = drop_estimates_of_averages(provenance)
+    out = save_checkpoint(args.out, ckpt.model, ckpt.tokenizer, corpus=ckpt.corpus, provenance=provenance, dtype=dtype)
     averaged = f"the average of {len(sources)} checkpoints, " if len(sources) > 1 else ""
     print(f"{out}: {averaged}{ckpt.model.num_params():,} parameters as {args.dtype}, {out.stat().st_size / 1e6:.1f} MB")
     return 0
@@ -79,8 +80,8 @@ def cmd_import(argv: Sequence[str]) -> int:
     check_replaceable(args.out, force=args.force, how="add --force to replace it")
     ckpt = import_model(args.source, meta=args.meta)
     dtype = getattr(torch, DTYPES[args.dtype])
-    out = save_checkpoint(args.out, ckpt.model, ckpt.tokenizer, train=ckpt.train, dtype=dtype)
-    info = ckpt.train["imported"]
+    out = save_checkpoint(args.out, ckpt.model, ckpt.tokenizer, provenance=ckpt.provenance, dtype=dtype)
+    info = ckpt.provenance["imported"]
     print(f"{out}: {info['format']} from {info['from']}, {ckpt.model.num_params():,} parameters as {args.dtype}, "
           f"{info['vocabulary']}; scratchgpt-repl {out} talks to it")  # fmt: skip
     return 0

@@ -21,9 +21,9 @@ class InterruptFlag:
     that checks it stops at a safe point. Outside the main thread it does nothing.
 
     With `active(raise_now=True)` they also raise KeyboardInterrupt at once, as Python does for
-    Ctrl-C by default, and a streaming loop calls `check()` per token. Some of those exceptions
-    never reach the loop: raised inside a torch.compile'd call, about 1 in 15 vanished in a
-    stress test, and the reply ran on. `check()` raises them again.
+    Ctrl-C by default, and a streaming loop calls `check()` per token. An exception raised inside
+    a torch.compile'd call can be swallowed there and never reach the loop, so `check()` raises
+    it again from the flag.
     """
 
     def __init__(self) -> None:

@@ -37,7 +37,8 @@ class Checkpoint:
     tokenizer: Tokenizer
     path: Path | None = None
     corpus: dict | None = None  # {"name": ..., "sha256": ...} of the corpus it was trained on
-    train: dict = field(default_factory=dict)  # step, val_loss, tokens_seen, ...
+    # how it was made (the file's "train" metadata): step, val_loss, tokens_seen, fine_tunes, imported, ...
+    provenance: dict = field(default_factory=dict)
 
     @property
     def config(self) -> GPTConfig:
@@ -151,15 +152,15 @@ def header_metadata(path: str | Path) -> dict[str, str]:
     return read_header_metadata(path) or {}
 
 
-def drop_estimates_of_averages(train: dict) -> dict:
-    """train metadata without the loss estimates when it describes an average of several checkpoints.
+def drop_estimates_of_averages(provenance: dict) -> dict:
+    """A provenance record without the loss estimates when it describes an average of several checkpoints.
 
     Those estimates were the first run's, not the average's (`scratchgpt eval` scores the average);
     exports made before `export` dropped them still carry them, so loading drops them too.
     """
-    if not isinstance(train, dict) or not isinstance(train.get("exported_from"), list):
-        return train
-    return {k: v for k, v in train.items() if k not in ("train", "val", "val_loss")}
+    if not isinstance(provenance, dict) or not isinstance(provenance.get("exported_from"), list):
+        return provenance
+    return {k: v for k, v in provenance.items() if k not in ("train", "val", "val_loss")}
 
 
 def save_checkpoint(
@@ -168,7 +169,7 @@ def save_checkpoint(
     tokenizer: Tokenizer,
     *,
     corpus: dict | None = None,
-    train: dict | None = None,
+    provenance: dict | None = None,
     dtype: torch.dtype | None = None,
 ) -> Path:
     """Write model + tokenizer + provenance to path atomically; dtype casts the floating weights."""
@@ -183,7 +184,7 @@ def save_checkpoint(
         "config": json.dumps(model.config.to_dict()),
         "tokenizer": json.dumps(tokenizer.spec()),
         "corpus": json.dumps(corpus),
-        "train": json.dumps(train or {}),
+        "train": json.dumps(provenance or {}),
     }
     save_tensors(path, state, metadata)
     return Path(path)
@@ -248,7 +249,7 @@ def load_checkpoint(
     detail = load_weights(model, tensors, cast=lambda v: v.to(dtype) if v.is_floating_point() else v)
     if detail:
         raise ScratchGPTError(f"{path}: weights do not match its model config ({detail}); the file is damaged")
-    return Checkpoint(model=model, tokenizer=tokenizer, path=path, corpus=meta["corpus"], train=meta["train"])
+    return Checkpoint(model=model, tokenizer=tokenizer, path=path, corpus=meta["corpus"], provenance=meta["train"])
 
 
 def average_checkpoints(paths: list[str | Path]) -> Checkpoint:

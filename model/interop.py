@@ -89,7 +89,7 @@ def open_model(source: str | Path, *, device: str | torch.device = "cpu") -> tup
         return load_checkpoint(path, device=device), None
     ckpt = import_model(path)
     ckpt.model.to(device)
-    info = ckpt.train["imported"]
+    info = ckpt.provenance["imported"]
     note = (f"imported {path} ({info['format']}, {ckpt.model.num_params() / 1e6:,.1f}M parameters, "
             f"{info['vocabulary']}) in memory; `scratchgpt import` saves it as a checkpoint")  # fmt: skip
     return ckpt, note
@@ -229,7 +229,7 @@ def _import_hf(folder: Path, weights: Path | None) -> Checkpoint:
     vocabulary = "GPT-2 BPE" + _fit_vocab(state, GPT2_VOCAB_SIZE, folder, "GPT-2's vocabulary")
     model = _build(config, state, folder, "its config.json")
     return Checkpoint(model=model, tokenizer=TiktokenTokenizer(), path=folder,
-                      train=_imported(folder, "Hugging Face GPT-2", vocabulary))  # fmt: skip
+                      provenance=_imported(folder, "Hugging Face GPT-2", vocabulary))  # fmt: skip
 
 
 # --- nanoGPT ------------------------------------------------------------------------------------
@@ -367,7 +367,7 @@ def _import_nanogpt(path: Path, meta: str | Path | None) -> Checkpoint:
     step = saved.get("iter_num")
     train = {"step": step} if isinstance(step, int) and not isinstance(step, bool) else {}
     train = _imported(path, "nanoGPT", vocabulary, **train)
-    return Checkpoint(model=model, tokenizer=tokenizer, path=path, train=train)
+    return Checkpoint(model=model, tokenizer=tokenizer, path=path, provenance=train)
 
 
 # --- out: a Hugging Face GPT-2 folder ---------------------------------------------------------

@@ -400,7 +400,8 @@ class Session:
             named = target / f"{self._model_name()}.safetensors"
             target = target / self.default_save_path().name if named.exists() else named
         check_replaceable(target, force=force, how=f"/save {target} --force replaces it")
-        save_checkpoint(target, self.ckpt.model, self.tokenizer, corpus=self.ckpt.corpus, train=self.ckpt.train)
+        ckpt = self.ckpt
+        save_checkpoint(target, ckpt.model, self.tokenizer, corpus=ckpt.corpus, provenance=ckpt.provenance)
         self.ckpt = replace(self.ckpt, path=target)
         self.steps_trained = 0
         return target
@@ -473,10 +474,11 @@ class Session:
         from ..training.run import fine_tuned_record
 
         if report is not None:
-            self.ckpt = replace(self.ckpt, train=report.ckpt.train)
+            self.ckpt = replace(self.ckpt, provenance=report.ckpt.provenance)
         elif steps:  # an error after some steps: they count, and no loss was measured for them
-            train = fine_tuned_record(self.ckpt.train, start=start, steps=steps, corpus=self.ckpt.corpus, after=None)
-            self.ckpt = replace(self.ckpt, train=train)
+            record = fine_tuned_record(self.ckpt.provenance, start=start, steps=steps, corpus=self.ckpt.corpus,
+                                       after=None)
+            self.ckpt = replace(self.ckpt, provenance=record)
         if self.engine.copies_weights:  # an int8 copy of the old weights: quantize the new ones
             self._use(self.ckpt)
         else:
@@ -496,9 +498,9 @@ class Session:
         """The model (part "info"), then the settings ("parameters"), as (name, value) rows."""
         ckpt, config = self.ckpt, self.ckpt.config
         dtype = next(ckpt.model.parameters()).dtype
-        val = ckpt.train.get("val_loss")
-        sources = ckpt.train.get("exported_from")
-        tuned = ckpt.train.get("fine_tunes")
+        val = ckpt.provenance.get("val_loss")
+        sources = ckpt.provenance.get("exported_from")
+        tuned = ckpt.provenance.get("fine_tunes")
         no_val = "unknown"
         if isinstance(sources, list):
             no_val = f"not recorded for an average of {len(sources)} checkpoints; scratchgpt eval scores it"

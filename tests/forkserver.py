@@ -67,7 +67,7 @@ def save_loop_job(request: dict) -> int:
         with torch.no_grad():
             for p in model.parameters():
                 p.fill_(writer * 1000 + i)
-        save_checkpoint(request["path"], model, tokenizer, train={"writer": writer, "version": i})
+        save_checkpoint(request["path"], model, tokenizer, provenance={"writer": writer, "version": i})
     return 0
 
 

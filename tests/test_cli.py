@@ -177,7 +177,7 @@ def test_export_halves_the_file_and_keeps_the_model(capsys, tmp_path):
     assert code == 0 and "as bf16" in out
     assert half.stat().st_size < 0.55 * full.stat().st_size
     a, b = load_checkpoint(full), load_checkpoint(half)
-    assert b.train["dtype"] == "bf16" and b.corpus == a.corpus
+    assert b.provenance["dtype"] == "bf16" and b.corpus == a.corpus
     ids = torch.tensor([a.tokenizer.encode("ROMEO: Is it so?")])
     torch.testing.assert_close(a.model.eval()(ids)[0], b.model.eval()(ids)[0], atol=0.1, rtol=0.05)
     code, _, err = scratchgpt(capsys, "export", str(tmp_path / "nope.safetensors"), str(half))
@@ -200,7 +200,7 @@ def test_export_of_several_checkpoints_saves_the_mean_of_their_weights(capsys, t
     longer.load_state_dict(b.model.state_dict())
     paths_ab = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
     for path, ckpt, model in zip(paths_ab, (a, b), (a.model, longer), strict=True):
-        save_checkpoint(path, model, ckpt.tokenizer, corpus=ckpt.corpus, train={"step": 9, "val_loss": 1.5})
+        save_checkpoint(path, model, ckpt.tokenizer, corpus=ckpt.corpus, provenance={"step": 9, "val_loss": 1.5})
     mean = tmp_path / "mean.safetensors"
     code, out, _ = scratchgpt(capsys, "export", *map(str, paths_ab), str(mean), "--dtype", "fp32")
     assert code == 0 and "the average of 2 checkpoints" in out
@@ -208,10 +208,10 @@ def test_export_of_several_checkpoints_saves_the_mean_of_their_weights(capsys, t
     wa, wb, wm = (m.state_dict() for m in (a.model, b.model, got.model))
     assert all(torch.allclose(wm[k], (wa[k] + wb[k]) / 2, atol=1e-7) for k in wa)
     assert not torch.equal(wm["wte.weight"], wa["wte.weight"])
-    assert got.train["exported_from"] == list(map(str, paths_ab)) and got.corpus == a.corpus
+    assert got.provenance["exported_from"] == list(map(str, paths_ab)) and got.corpus == a.corpus
     assert got.config.block_size == a.config.block_size  # the first checkpoint's context
-    assert load_checkpoint(paths_ab[0]).train["val_loss"] == 1.5
-    assert "val_loss" not in got.train  # the first run's estimate is not the mean's
+    assert load_checkpoint(paths_ab[0]).provenance["val_loss"] == 1.5
+    assert "val_loss" not in got.provenance  # the first run's estimate is not the mean's
 
     other = tmp_path / "other.safetensors"
     small = GPT(replace(a.config, n_layer=1))

@@ -49,7 +49,7 @@ def save_tiny(folder, corpus, name, arch="gpt", seed=0):
     torch.manual_seed(seed)
     config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=16, arch=arch)
     record = {"name": corpus_record.name, "sha256": corpus_record.sha256, "source": str(corpus)}
-    return save_checkpoint(folder / name, build_model(config), tokenizer, corpus=record, train={"step": 0})
+    return save_checkpoint(folder / name, build_model(config), tokenizer, corpus=record, provenance={"step": 0})
 
 
 @pytest.fixture(scope="module")

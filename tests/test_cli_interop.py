@@ -50,7 +50,7 @@ def test_import_writes_a_checkpoint_with_the_models_logits_and_never_replaces_a_
     code, stdout, err = scratchgpt(capsys, "import", folder, out)
     assert code == 0 and err == "" and "Hugging Face GPT-2" in stdout
     ckpt = load_checkpoint(out)
-    assert ckpt.train["imported"]["from"] == str(folder) and ckpt.tokenizer.vocab_size == 50257
+    assert ckpt.provenance["imported"]["from"] == str(folder) and ckpt.tokenizer.vocab_size == 50257
     ids = [464, 2068, 7586]
     torch.testing.assert_close(logits_of(ckpt.model, ids), logits_of(hf, ids), atol=1e-4, rtol=0)
 
@@ -71,7 +71,7 @@ def test_import_of_a_nanogpt_run_reads_meta_pkl_beside_its_ckpt(capsys, nanogpt_
     ckpt = load_checkpoint(tmp_path / "char.safetensors")
     ids = ckpt.tokenizer.encode("ROMEO: O")
     itos = pickle.loads((run / "meta.pkl").read_bytes())["itos"]
-    assert ckpt.tokenizer.chars == "".join(itos[i] for i in range(len(itos))) and ckpt.train["step"] == 10
+    assert ckpt.tokenizer.chars == "".join(itos[i] for i in range(len(itos))) and ckpt.provenance["step"] == 10
     torch.testing.assert_close(logits_of(ckpt.model, ids), logits_of(hf, ids), atol=1e-4, rtol=0)
 
 

@@ -130,7 +130,7 @@ def _assert_resumable(paths: RunPaths) -> int:
     last = load_checkpoint(paths.last)
     load_checkpoint(paths.best)
     _, state = load_train_state(resume_state_path(paths), make_optimizer(last.model, lr=1e-3))
-    assert state["step"] == last.train["step"]
+    assert state["step"] == last.provenance["step"]
     return state["step"]
 
 
@@ -201,7 +201,7 @@ def test_a_temp_file_left_by_a_killed_writer_is_removed_by_the_next_save(forks, 
     assert forks.kill(pid) == -signal.SIGKILL
     left = _temp_files(tmp_path, path.name + ".")
     assert left and str(pid) in left[0]
-    assert load_checkpoint(path).train["writer"] == 1  # the kill cost the write in progress only
+    assert load_checkpoint(path).provenance["writer"] == 1  # the kill cost the write in progress only
     live = tmp_path / f".{path.name}.{os.getpid()}@{socket.gethostname()}.abcdefgh.tmp"  # a live writer's
     live.write_bytes(b"partial")
     tokenizer = fit_tokenizer("char", ["abc"])
@@ -224,10 +224,10 @@ def test_two_processes_saving_to_one_path_always_leave_one_whole_checkpoint(fork
         if not path.exists():
             continue
         ckpt = load_checkpoint(path)  # never a part of a file, never a mix of two
-        value = ckpt.train["writer"] * 1000 + ckpt.train["version"]
+        value = ckpt.provenance["writer"] * 1000 + ckpt.provenance["version"]
         bad = [(n, p.flatten()[:2].tolist()) for n, p in ckpt.model.named_parameters() if not torch.all(p == value)]
         assert not bad, f"weights of another save than its metadata (version {value}): {bad}"
-        seen.add(ckpt.train["writer"])
+        seen.add(ckpt.provenance["writer"])
         reads += 1
     assert list(exits.values()) == [0, 0] and reads > 10 and seen == {1, 2}
     final = load_checkpoint(path)
@@ -372,7 +372,7 @@ def test_repl_save_onto_a_full_or_read_only_disk_is_an_error_line_and_the_sessio
     errors = [line for line in out.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith(f"error: could not write {target}")
     assert target.read_bytes() == before and os.listdir(target.parent) == [target.name]
-    assert f"saved {elsewhere}" in out and load_checkpoint(elsewhere).train == {}
+    assert f"saved {elsewhere}" in out and load_checkpoint(elsewhere).provenance == {}
 
 
 # --- out of memory -----------------------------------------------------------------------------
@@ -470,7 +470,7 @@ def test_a_second_run_onto_an_existing_run_is_refused_naming_it_and_overwrite_st
     first = [*TINY, "--max-iters", "3", "--eval-interval", "3", "--out", str(paths.best)]
     assert train_cli(first) == 0
     before = {p: p.read_bytes() for p in (paths.best, paths.last, paths.train_state, paths.metrics)}
-    val = load_checkpoint(paths.best).train["val_loss"]
+    val = load_checkpoint(paths.best).provenance["val_loss"]
     capsys.readouterr()
 
     second = [*TINY, "--max-iters", "2", "--eval-interval", "2", "--lr", "3e-3", "--out", str(paths.best)]
@@ -482,7 +482,7 @@ def test_a_second_run_onto_an_existing_run_is_refused_naming_it_and_overwrite_st
     assert {p: p.read_bytes() for p in before} == before  # nothing of the first run changed, metrics included
 
     assert train_cli([*second, "--overwrite"]) == 0
-    assert load_checkpoint(paths.best).train["step"] == 1
+    assert load_checkpoint(paths.best).provenance["step"] == 1
     steps = [e["step"] for e in _metrics(paths.metrics) if "loss" in e]
     assert steps == [1, 2]  # the second run's lines alone: one metrics file never mixes two runs
 
@@ -626,6 +626,6 @@ def test_a_long_run_saves_on_a_timer_whatever_its_eval_interval_so_kill_9_loses_
     assert not paths.best.exists()  # no evaluation ran: the timed saves keep the latest state, not a "best"
     last = load_checkpoint(paths.last)
     _, state = load_train_state(resume_state_path(paths), make_optimizer(last.model, lr=1e-3))
-    assert state["step"] == last.train["step"] >= 1
+    assert state["step"] == last.provenance["step"] >= 1
     code, log = forks.run("train", argv=["--resume", "--max-iters", str(state["step"] + 3), "--out", str(paths.best)])
-    assert code == 0 and load_checkpoint(paths.best).train["step"] == state["step"] + 2, log
+    assert code == 0 and load_checkpoint(paths.best).provenance["step"] == state["step"] + 2, log

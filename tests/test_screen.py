@@ -40,7 +40,7 @@ def tiny(path: Path, corpus: Path, tokenizer: str) -> Path:
     model = build_model(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16))
     data = resolve_corpus(corpus)
     record = {"name": data.name, "sha256": data.sha256, "source": str(corpus)}
-    return save_checkpoint(path, model, tok, corpus=record, train={"step": 0})
+    return save_checkpoint(path, model, tok, corpus=record, provenance={"step": 0})
 
 
 @pytest.fixture(scope="module")

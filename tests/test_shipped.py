@@ -38,7 +38,7 @@ def test_every_vocabulary_ships_a_trained_model_small_enough(vocabulary):
     assert path.stat().st_size <= MAX_BYTES
     ckpt = load_checkpoint(path)
     assert ckpt.tokenizer.name == vocabulary
-    assert ckpt.corpus["name"] == "tinyshakespeare" and ckpt.train["step"] > 0
+    assert ckpt.corpus["name"] == "tinyshakespeare" and ckpt.provenance["step"] > 0
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ def test_a_tiny_model_takes_val_loss_from_about_4_2_below_2_5(tmp_path):
     assert 3.8 < summary.train_losses[0] < 4.6  # ~ln(65) for 65 characters
     assert summary.val < 2.5
     ckpt = load_checkpoint(tmp_path / "run.safetensors")
-    assert ckpt.train["step"] == 299 and ckpt.corpus["name"] == "tinyshakespeare"
+    assert ckpt.provenance["step"] == 299 and ckpt.corpus["name"] == "tinyshakespeare"
 
 
 @pytest.mark.parametrize("teacher_pass", [None, "online", "once"], ids=["plain", "distilled", "distilled-once"])

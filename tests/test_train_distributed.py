@@ -87,7 +87,7 @@ def test_two_ranks_with_a_time_budget_fit_and_end_on_the_same_step(tmp_path):
     out = tmp_path / "run.safetensors"  # ranks that disagreed on the end would hang in an all-reduce
     ranks = launch(2, out, ["--max-minutes", "0.15", "--max-iters", "1000000", "--log-interval", "4"])
     assert ranks[0]["digest"] == ranks[1]["digest"]
-    last = load_checkpoint(RunPaths.from_out(out).last).train  # the end's save (the best may be earlier)
+    last = load_checkpoint(RunPaths.from_out(out).last).provenance  # the end's save (the best may be earlier)
     assert 3 < last["max_iters"] < 1_000_000 and last["step"] == last["max_iters"] - 1
 
 
@@ -110,7 +110,7 @@ def test_torchrun_without_grad_accum_takes_one_micro_batch_per_process_and_says_
     assert proc.returncode == 0, stderr[-3000:]
     assert stdout.count("--grad-accum 2: one micro-batch per process") == 1, stdout  # said once, by rank 0
     assert "512 tokens a step (8 x 32 x 2)" in stdout and "2 processes" in stdout
-    assert load_checkpoint(out).train["step"] == 1
+    assert load_checkpoint(out).provenance["step"] == 1
 
 
 @pytest.mark.slow
@@ -144,6 +144,6 @@ def test_sigterm_to_the_torchrun_launcher_ends_in_one_complete_save_that_resumes
     assert "interrupted after step" in stdout, stdout + stderr[-3000:]
     last = load_checkpoint(paths.last)
     _, state = load_train_state(resume_state_path(paths), make_optimizer(last.model, lr=1e-3))
-    assert state["step"] == last.train["step"] >= 2 and not paths.pending_train_state.exists()
+    assert state["step"] == last.provenance["step"] >= 2 and not paths.pending_train_state.exists()
     resumed = run(parse_args(["--resume", "--max-iters", str(state["step"] + 3), "--out", str(paths.best)]))
     assert resumed.steps == state["step"] + 3 and len(resumed.train_losses) == 2

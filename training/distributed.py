@@ -74,7 +74,7 @@ def local_grad_accum(grad_accum: int, rank: Rank) -> int:
     return grad_accum // rank.world_size
 
 
-def own_micro_batches(draw: Callable[[], T], grad_accum: int, rank: Rank) -> Iterator[T]:
+def own_micro_batches(next_batch: Callable[[], T], grad_accum: int, rank: Rank) -> Iterator[T]:
     """This rank's share of every step's micro-batches.
 
     Every rank draws the whole step (grad_accum micro-batches) from the same generator and keeps
@@ -83,7 +83,7 @@ def own_micro_batches(draw: Callable[[], T], grad_accum: int, rank: Rank) -> Ite
     run resumes exactly with any number of processes.
     """
     while True:
-        step = [draw() for _ in range(grad_accum)]  # all at once: a checkpoint after this step
+        step = [next_batch() for _ in range(grad_accum)]  # all at once: a checkpoint after this step
         yield from step[rank.index :: rank.world_size]  # saves the state past all of its draws
 
 
@@ -99,22 +99,22 @@ class AgreedInterrupt:
 
     Each read is one all-reduce of a flag, so every rank stops after the same step and no rank is
     left waiting in a gradient all-reduce the others never join. train_loop reads it once a step;
-    `agreed` is what the last read found, for after the loop (no collective there).
+    `stop_agreed` is what the last read found, for after the loop (no collective there).
     """
 
     def __init__(self, flag: InterruptFlag, device: torch.device):
         self.flag, self.device = flag, device
-        self.agreed = False
+        self.stop_agreed = False
 
     @property
     def requested(self) -> bool:
         if not td.is_initialized():
-            self.agreed = self.flag.requested
-            return self.agreed
+            self.stop_agreed = self.flag.requested
+            return self.stop_agreed
         asked = torch.tensor([int(self.flag.requested)], device=self.device)
         td.all_reduce(asked, op=td.ReduceOp.MAX)
-        self.agreed = bool(asked.item())
-        return self.agreed
+        self.stop_agreed = bool(asked.item())
+        return self.stop_agreed
 
 
 def agreed_min(value: int, device: torch.device) -> int:

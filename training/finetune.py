@@ -42,20 +42,23 @@ class FineTuneReport:
         return self.steps < self.requested
 
 
-def fine_tuned_record(train: dict, *, start: Checkpoint, steps: int, corpus: dict, after: dict | None) -> dict:
-    """A checkpoint's train metadata after `steps` more steps on corpus: the new step, the losses
+def fine_tuned_record(
+    provenance: dict, *, start: Checkpoint, steps: int, corpus: dict, after: dict | None
+) -> dict:
+    """A checkpoint's provenance after `steps` more steps on corpus: the new step, the losses
     just measured (or none, when they were not), and where the weights came from."""
-    kept = {k: v for k, v in train.items() if k not in ("exported_from", "dtype", "train", "val", "val_loss")}
-    record = {**kept, "step": train.get("step", -1) + steps}
+    dropped = ("exported_from", "dtype", "train", "val", "val_loss")
+    kept = {k: v for k, v in provenance.items() if k not in dropped}
+    record = {**kept, "step": provenance.get("step", -1) + steps}
     if after is not None:
         record.update(train=after["train"], val=after["val"], val_loss=after["val"])
-    history = list(train.get("fine_tunes", []))
+    history = list(provenance.get("fine_tunes", []))
     history.append({"from": str(start.path) if start.path else None, "steps": steps, "corpus": corpus["name"]})
     record["fine_tunes"] = history
     return record
 
 
-def _whole_steps(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+def _atomic_steps(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     """optimizer, its step made all or nothing: the parameters are copied before each step and put
     back if the step raises (a KeyboardInterrupt between two parameter groups, out of memory), so
     the weights are always those before or after a whole step. Costs one copy of the weights."""
@@ -64,7 +67,7 @@ def _whole_steps(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     saved = [torch.empty_like(p) for p in params]
 
     @torch.no_grad()
-    def whole_step(*args, **kwargs):
+    def atomic_step(*args, **kwargs):
         copied = False
         try:
             for s, p in zip(saved, params, strict=True):
@@ -77,7 +80,7 @@ def _whole_steps(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
                     p.copy_(s)
             raise
 
-    optimizer.step = whole_step
+    optimizer.step = atomic_step
     return optimizer
 
 
@@ -133,10 +136,10 @@ def fine_tune(
     measure = lambda m: estimate_loss(m, batches.get, iters=eval_iters, seed=seed, amp_dtype=amp)
     before, after = _before_and_after(before_model, model, measure, flag, on_note, eval_iters) if done else (None, None)
     losses = [info.loss for info in done]
-    train = fine_tuned_record(tuned.train, start=ckpt, steps=len(losses), corpus=record, after=after)
+    train = fine_tuned_record(tuned.provenance, start=ckpt, steps=len(losses), corpus=record, after=after)
     new_vocab, old_vocab = tuned.tokenizer.vocab_size, ckpt.tokenizer.vocab_size
     return FineTuneReport(
-        ckpt=replace(tuned, train=train) if losses else tuned, steps=len(losses), requested=steps,
+        ckpt=replace(tuned, provenance=train) if losses else tuned, steps=len(losses), requested=steps,
         corpus=corpus.name, losses=losses, before=before, after=after, seconds=seconds,
         tokens_per_second=sum(info.tokens for info in done) / seconds if seconds > 0 else 0.0,
         grown_vocab=(old_vocab, new_vocab) if new_vocab != old_vocab else None,
@@ -157,9 +160,9 @@ def _before_and_after(before_model, model, measure, flag: InterruptFlag, on_note
 
 
 def _train_in_place(model, next_batch, steps: int, *, lr: float, amp, on_step, flag: InterruptFlag) -> float:
-    """`steps` steps on model, all or nothing each (see `_whole_steps`); the seconds they took.
+    """`steps` steps on model, all or nothing each (see `_atomic_steps`); the seconds they took.
     However training ends, no gradient is left behind and the model is left in eval mode."""
-    optimizer = _whole_steps(make_optimizer(model, lr=lr))
+    optimizer = _atomic_steps(make_optimizer(model, lr=lr))
     t0 = time.perf_counter()
     try:
         with flag.active():

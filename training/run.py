@@ -358,12 +358,12 @@ def train(
                        started=started)  # fmt: skip
         announce(run, resume=resume)
         flag = interrupt or InterruptFlag()
-        agreed = dist.AgreedInterrupt(flag, run.device)  # every process stops after the same step
+        interrupt = dist.AgreedInterrupt(flag, run.device)  # every process stops after the same step
         display.begin(run.state.end, run.start)
         try:
             with flag.active(signals=TRAINING_SIGNALS), run.metrics:
-                last = run.run_loop(agreed)
-                stopped = agreed.agreed  # what every rank last agreed on: a signal in the last step changes nothing
+                last = run.run_loop(interrupt)
+                stopped = interrupt.stop_agreed  # as every rank last agreed: a signal in the last step changes nothing
                 run.finish(last, stopped)
         finally:
             display.end()
@@ -415,13 +415,13 @@ def assemble(config: TrainConfig, *, rank: dist.Rank, paths: RunPaths, resume: b
     run.optimizer = make_optimizer(ckpt.model, lr=config.lr, weight_decay=config.weight_decay,
                                    betas=(0.9, config.beta2), kind=config.optimizer)  # fmt: skip
     if resume:
-        run.state = resumed_state(paths, ckpt.train.get("step"), run.optimizer, generator, end=config.max_iters)
+        run.state = resumed_state(paths, ckpt.provenance.get("step"), run.optimizer, generator, end=config.max_iters)
     run.start, run.tokens_before = run.state.step, run.state.tokens_seen
     run.ddp_model = dist.wrap(ckpt.model, device)
     if config.compile:
         compile_all([ckpt.model, *(teacher.models if teacher else [])])
-    draw = run.batches.get_at if once else run.batches.get  # once: the windows' offsets too
-    run.own_batches = dist.own_micro_batches(lambda: draw("train", generator), config.grad_accum, rank)
+    next_batch = run.batches.get_at if once else run.batches.get  # once: the windows' offsets too
+    run.own_batches = dist.own_micro_batches(lambda: next_batch("train", generator), config.grad_accum, rank)
     run.grad_accum = dist.local_grad_accum(config.grad_accum, rank)
     if rank.is_main:
         run.metrics = open_metrics_log(

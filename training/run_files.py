@@ -272,7 +272,7 @@ class RunWriter:
         meta = {"step": saved.step, "tokens_seen": saved.tokens_seen, "max_iters": saved.config.max_iters,
                 **saved.last_eval, "val_loss": saved.last_eval.get("val")}  # fmt: skip
         if best:
-            save_checkpoint(paths.best, self.model, self.tokenizer, corpus=self.corpus, train=meta)
+            save_checkpoint(paths.best, self.model, self.tokenizer, corpus=self.corpus, provenance=meta)
         save_train_state(
             paths.pending_train_state, self.optimizer,
             rng={"batches": self.generator.get_state(), "torch": torch.get_rng_state()},
@@ -280,7 +280,7 @@ class RunWriter:
                    "last_eval": saved.last_eval, "config": saved.config.to_dict()},
         )  # fmt: skip
         try:
-            save_checkpoint(paths.last, self.model, self.tokenizer, corpus=self.corpus, train=meta)
+            save_checkpoint(paths.last, self.model, self.tokenizer, corpus=self.corpus, provenance=meta)
         except BaseException:
             paths.pending_train_state.unlink(missing_ok=True)  # a failed save leaves only the previous files
             raise

@@ -51,11 +51,11 @@ def test_metadata_holds_config_tokenizer_corpus_and_training_state(saved):
 def test_an_average_saved_with_its_first_runs_loss_estimates_loads_without_them(saved, tmp_path):
     path, model, tokenizer = saved
     stale = {"step": 7, "train": 1.0, "val": 1.5, "val_loss": 1.5, "exported_from": ["a.safetensors", "b.safetensors"]}
-    old = save_checkpoint(tmp_path / "avg.safetensors", model, tokenizer, train=stale)
-    assert load_checkpoint(old).train == {"step": 7, "exported_from": ["a.safetensors", "b.safetensors"]}
+    old = save_checkpoint(tmp_path / "avg.safetensors", model, tokenizer, provenance=stale)
+    assert load_checkpoint(old).provenance == {"step": 7, "exported_from": ["a.safetensors", "b.safetensors"]}
     single = {**stale, "exported_from": "a.safetensors"}
-    one = save_checkpoint(tmp_path / "one.safetensors", model, tokenizer, train=single)
-    assert load_checkpoint(one).train["val_loss"] == 1.5  # an export of one run keeps its estimates
+    one = save_checkpoint(tmp_path / "one.safetensors", model, tokenizer, provenance=single)
+    assert load_checkpoint(one).provenance["val_loss"] == 1.5  # an export of one run keeps its estimates
 
 
 def test_save_is_atomic_and_leaves_no_temp_files(saved):

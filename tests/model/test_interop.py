@@ -99,7 +99,7 @@ def test_open_model_imports_in_memory_and_says_so_in_one_line(hf_gpt2, tmp_path)
     assert "scratchgpt import" in note
     from scratchgpt.model.checkpoint import save_checkpoint
 
-    save_checkpoint(tmp_path / "ours.safetensors", ckpt.model, ckpt.tokenizer, train=ckpt.train)
+    save_checkpoint(tmp_path / "ours.safetensors", ckpt.model, ckpt.tokenizer, provenance=ckpt.provenance)
     again, note = open_model(tmp_path / "ours.safetensors")  # our own format: loaded, not imported
     assert note is None
     torch.testing.assert_close(logits_of(again.model.eval()), logits_of(ckpt.model), atol=0, rtol=0)
@@ -110,7 +110,7 @@ def test_nanogpt_checkpoint_of_the_same_weights_gives_the_hf_import_logits(hf_ex
     path = nanogpt_checkpoint(hf, tmp_path / "ckpt.pt", vocab_size=50304)  # nanoGPT pads GPT-2's vocabulary
     ckpt = import_model(path)
     assert isinstance(ckpt.tokenizer, TiktokenTokenizer) and ckpt.config.vocab_size == 50257  # padding trimmed
-    assert ckpt.config.activation == "gelu" and ckpt.train["step"] == 5000
+    assert ckpt.config.activation == "gelu" and ckpt.provenance["step"] == 5000
     torch.testing.assert_close(logits_of(ckpt.model), logits_of(import_model(folder).model), atol=1e-5, rtol=0)
     torch.testing.assert_close(logits_of(ckpt.model), logits_of(hf), atol=1e-4, rtol=0)
     assert import_model(tmp_path).config == ckpt.config  # nanoGPT's out_dir holding ckpt.pt

@@ -49,7 +49,7 @@ def tiny_checkpoint(tmp_path_factory, tiny_corpus) -> Path:
     model = build_model(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16))
     path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
     record = {"name": corpus.name, "sha256": corpus.sha256, "source": str(tiny_corpus)}
-    return save_checkpoint(path, model, tokenizer, corpus=record, train={"step": 0, "val_loss": 4.0})
+    return save_checkpoint(path, model, tokenizer, corpus=record, provenance={"step": 0, "val_loss": 4.0})
 
 
 @pytest.fixture

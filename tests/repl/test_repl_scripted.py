@@ -426,7 +426,7 @@ def test_ctrl_d_after_train_asks_first_and_cancel_goes_on_to_save(drive, tmp_pat
 def test_bye_after_train_saves_where_the_answer_says(drive, tmp_path):
     path = tmp_path / "answer.safetensors"
     d = drive("/train 1\r", "/bye\r", f"save {path}\r", "/len 3\r")
-    assert d.code == 0 and f"saved {path}" in d.out and load_checkpoint(path).train["step"] >= 0
+    assert d.code == 0 and f"saved {path}" in d.out and load_checkpoint(path).provenance["step"] >= 0
     assert "length set" not in d.out
 
 

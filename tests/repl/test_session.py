@@ -225,7 +225,7 @@ def test_after_train_show_and_save_tell_the_val_loss_just_measured_on_the_corpus
 ):
     corpus = tmp_path / "other.txt"
     corpus.write_text(shakespeare_text[-20_000:], encoding="utf-8")
-    assert session.ckpt.train["val_loss"] == 4.0  # the checkpoint's figure, on its own corpus
+    assert session.ckpt.provenance["val_loss"] == 4.0  # the checkpoint's figure, on its own corpus
     start = session.ckpt.path
     notes: list[str] = []
     report = session.train(2, str(corpus), on_note=notes.append)
@@ -233,8 +233,8 @@ def test_after_train_show_and_save_tell_the_val_loss_just_measured_on_the_corpus
     val = report.after["val"]
     assert dict(session.show())["val loss"].startswith(f"{val:.4f}, measured after /train on other;")
     saved = load_checkpoint(session.save(tmp_path / "tuned.safetensors"))
-    assert saved.train["val_loss"] == val and saved.train["step"] == 2 and saved.corpus["name"] == "other"
-    assert saved.train["fine_tunes"] == [{"from": str(start), "steps": 2, "corpus": "other"}]
+    assert saved.provenance["val_loss"] == val and saved.provenance["step"] == 2 and saved.corpus["name"] == "other"
+    assert saved.provenance["fine_tunes"] == [{"from": str(start), "steps": 2, "corpus": "other"}]
 
 
 def test_save_then_load_gives_the_same_next_tokens_at_temperature_zero(session, tmp_path):
@@ -282,13 +282,13 @@ def test_show_and_stats_describe_model_and_settings(session):
 def test_show_gives_an_average_of_checkpoints_no_val_loss_of_its_own(session, tmp_path):
     ckpt = session.ckpt
     train = {"val_loss": 1.4, "exported_from": ["a.safetensors", "b.safetensors", "c.safetensors"]}
-    session.load(save_checkpoint(tmp_path / "avg.safetensors", ckpt.model, ckpt.tokenizer, train=train))
+    session.load(save_checkpoint(tmp_path / "avg.safetensors", ckpt.model, ckpt.tokenizer, provenance=train))
     shown = dict(session.show())["val loss"]
     assert shown == "not recorded for an average of 3 checkpoints; scratchgpt eval scores it"
     session.train(1)
     session.load(session.save(tmp_path / "tuned.safetensors"))  # a fine-tune of the average is not the average
-    assert "exported_from" not in session.ckpt.train  # its val loss is the one /train measured, on its corpus
-    val = session.ckpt.train["val_loss"]
+    assert "exported_from" not in session.ckpt.provenance  # its val loss is the one /train measured, on its corpus
+    val = session.ckpt.provenance["val_loss"]
     assert dict(session.show())["val loss"].startswith(f"{val:.4f}, measured after /train on tiny-shakespeare")
 
 

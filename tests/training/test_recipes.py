@@ -50,7 +50,7 @@ def test_the_shipped_char_models_stages_run_in_order(tmp_path, monkeypatch, shak
                  "--out", str(out / "g1.safetensors"), "--overwrite")  # fmt: skip
     assert long.model.config.block_size == 1024
     train("--config", str(stages / "5-distill.toml"))
-    assert load_checkpoint(out / "kd.safetensors").train["step"] == 1
+    assert load_checkpoint(out / "kd.safetensors").provenance["step"] == 1
 
 
 def test_the_shipped_char_models_script_names_only_stages_that_exist():

@@ -63,7 +63,7 @@ def test_a_run_with_a_time_budget_ends_within_it_and_saves_the_steps_it_fitted(t
     printed = capsys.readouterr().out
     assert " steps in all fit --max-minutes 0.25, evaluations included" in printed  # the first fit
     assert f"finished {summary.steps:,} steps in " in printed  # where the refits took it
-    assert load_checkpoint(RunPaths.from_out(out).last).train["step"] == summary.steps - 1  # saved at the end
+    assert load_checkpoint(RunPaths.from_out(out).last).provenance["step"] == summary.steps - 1  # saved at the end
     again = saved_config(out)  # a resume keeps to the fitted steps rather than fitting anew
     assert again.max_iters == summary.steps and again.max_minutes is None
 
@@ -81,7 +81,7 @@ def test_steps_slower_than_the_first_fit_expected_bring_the_end_closer(tmp_path,
     summary = train(out, "--max-minutes", "0.1", "--max-iters", "1000000", "--eval-interval", "1000000")
     assert time.perf_counter() - t0 < 6 + 10
     assert 3 < summary.steps < 1_000_000 and calls[:2] == [3, 5]  # refitted at each --log-interval step
-    assert load_checkpoint(out).train["step"] == summary.steps - 1
+    assert load_checkpoint(out).provenance["step"] == summary.steps - 1
     assert saved_config(out).max_iters == summary.steps
 
 
@@ -91,7 +91,7 @@ def test_a_refit_with_no_time_left_ends_the_run_there_evaluated_and_saved(tmp_pa
     summary = train(out, "--max-minutes", "5", "--max-iters", "1000000", "--eval-interval", "1000000")
     assert summary.steps == 5  # the first refit, at --log-interval 5, found no time left
     assert "step 5: --max-minutes 5 is up; ending here" in capsys.readouterr().out
-    assert load_checkpoint(out).train["step"] == 4
+    assert load_checkpoint(out).provenance["step"] == 4
     assert not summary.interrupted and summary.exit_status == 0
     assert RunPaths.from_out(out).train_state.exists()
 
