@@ -38,7 +38,7 @@ def eval_parser() -> Parser:
 def cmd_eval(argv: Sequence[str]) -> int:
     args = eval_parser().parse_args(argv)
     use_threads(args.threads)
-    from .model.evaluate import evaluate_checkpoint
+    from ..model.evaluate import evaluate_checkpoint
     from .progress import EvalProgress
 
     with EvalProgress() as progress:

@@ -68,9 +68,9 @@ def add_threads_flag(p: argparse.ArgumentParser, *, decoding: bool) -> None:
 def open_source(checkpoint: str | None, vocabulary: str | None, device: str):
     """The Checkpoint a sampling or looking command works with: checkpoint (or a Hugging Face / nanoGPT
     model, imported in memory and said so on stderr), else the shipped model of vocabulary (char)."""
-    from .model.checkpoint import check_tokenizer, shipped_checkpoint
-    from .model.device import pick_device
-    from .model.interop import open_model
+    from ..model.checkpoint import check_tokenizer, shipped_checkpoint
+    from ..model.device import pick_device
+    from ..model.interop import open_model
 
     path = checkpoint or shipped_checkpoint(vocabulary or "char")
     if path is None:

@@ -33,13 +33,13 @@ def cmd_export(argv: Sequence[str]) -> int:
     args = export_parser().parse_args(argv)
     import torch
 
-    from .model.checkpoint import average_checkpoints, check_replaceable, drop_estimates_of_averages, save_checkpoint
+    from ..model.checkpoint import average_checkpoints, check_replaceable, drop_estimates_of_averages, save_checkpoint
 
     ckpt = average_checkpoints(args.checkpoint)
     args.dtype = args.dtype or ("fp32" if args.format == "hf" else "bf16")
     dtype = getattr(torch, DTYPES[args.dtype])
     if args.format == "hf":
-        from .model.interop import export_hf
+        from ..model.interop import export_hf
 
         out = export_hf(ckpt, args.out, dtype=dtype)
         print(f"{out}/: a Hugging Face GPT-2 of {ckpt.model.num_params():,} parameters as {args.dtype}; "
@@ -74,8 +74,8 @@ def cmd_import(argv: Sequence[str]) -> int:
     args = import_parser().parse_args(argv)
     import torch
 
-    from .model.checkpoint import check_replaceable, save_checkpoint
-    from .model.interop import import_model
+    from ..model.checkpoint import check_replaceable, save_checkpoint
+    from ..model.interop import import_model
 
     check_replaceable(args.out, force=args.force, how="add --force to replace it")
     ckpt = import_model(args.source, meta=args.meta)

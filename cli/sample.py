@@ -30,9 +30,9 @@ def cmd_sample(argv: Sequence[str]) -> int:
     args = sample_parser().parse_args(argv)  # before importing torch: a bad flag is told at once
     import torch
 
-    from .interrupt import InterruptFlag
-    from .model.engine import Completion, Engine
-    from .model.threads import choose_decode_threads
+    from ..core.interrupt import InterruptFlag
+    from ..model.engine import Completion, Engine
+    from ..model.threads import choose_decode_threads
 
     ckpt = open_source(args.checkpoint, args.tokenizer, args.device)
     settings = sampling_settings(args)
@@ -42,7 +42,7 @@ def cmd_sample(argv: Sequence[str]) -> int:
     generator = torch.Generator(engine.device).manual_seed(settings.seed)
     completion = Completion(engine, ckpt.tokenizer, context, settings, generator=generator, logprobs=args.logprobs)
     if args.json or args.logprobs is not None:
-        from .cli_inspect import sample_looking
+        from .look import sample_looking
 
         return sample_looking(completion, args.prompt, as_json=args.json)
     out = sys.stdout

@@ -49,7 +49,7 @@ def in_repl_terms(message: str) -> str:
 
 
 class ReplParser(Parser):
-    """cliutil's parser, with what the user typed made one printable line in its errors."""
+    """The command line's parser, with what the user typed made one printable line in its errors."""
 
     def error(self, message: str):  # type: ignore[override]
         super().error(one_line(message))

@@ -111,6 +111,15 @@ def check_spec(spec: object, name: str, fields: dict[str, type | tuple[type, ...
     return spec
 
 
+def from_checked_spec(cls: type[T], spec: object, name: str, field: str, kind: type) -> T:
+    """cls built from the one field of its spec, a damaged value (a repeated token, say) one line."""
+    value = check_spec(spec, name, {field: kind})[field]
+    try:
+        return cls(value)
+    except ValueError as e:
+        raise ScratchGPTError(f"{name} tokenizer spec is invalid: {e}; the file is damaged") from None
+
+
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 

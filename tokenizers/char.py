@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..core.errors import ScratchGPTError
-from .base import SPEC_VERSION, Tokenizer, check_spec, replace_lone_surrogates, utf8_encodable
+from .base import SPEC_VERSION, Tokenizer, from_checked_spec, replace_lone_surrogates, utf8_encodable
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -56,11 +56,7 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def from_spec(cls, spec: dict) -> CharTokenizer:
-        chars = check_spec(spec, "char", {"chars": str})["chars"]
-        try:
-            return cls(chars)
-        except ValueError as e:
-            raise ScratchGPTError(f"char tokenizer spec is invalid: {e}; the file is damaged") from None
+        return from_checked_spec(cls, spec, "char", "chars", str)
 
     def spec(self) -> dict:
         return {"name": self.name, "version": SPEC_VERSION, "chars": self.chars}

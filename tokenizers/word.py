@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..core.errors import ScratchGPTError
-from .base import SPEC_VERSION, Tokenizer, check_spec, replace_lone_surrogates, utf8_encodable
+from .base import SPEC_VERSION, Tokenizer, from_checked_spec, replace_lone_surrogates, utf8_encodable
 
 UNK = "<unk>"
 DEFAULT_VOCAB_SIZE = 8192
@@ -103,11 +103,7 @@ class WordTokenizer(Tokenizer):
 
     @classmethod
     def from_spec(cls, spec: dict) -> WordTokenizer:
-        tokens = check_spec(spec, "word", {"tokens": list})["tokens"]
-        try:
-            return cls(tokens)
-        except ValueError as e:
-            raise ScratchGPTError(f"word tokenizer spec is invalid: {e}; the file is damaged") from None
+        return from_checked_spec(cls, spec, "word", "tokens", list)
 
     def spec(self) -> dict:
         return {"name": self.name, "version": SPEC_VERSION, "tokens": list(self.tokens)}
