@@ -63,7 +63,7 @@ def shaded(pieces: Iterable[tuple[str, float | None]]) -> Text:
     """Text pieces, each shaded by the probability the model gave it."""
     from rich.text import Text
 
-    from ..repl.commands import printable
+    from ..core.text import printable
 
     out = Text()
     for text, prob in pieces:

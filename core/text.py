@@ -1,4 +1,4 @@
-"""Users' text as it goes into a message: one safe line, quoted, and the word a typo most likely meant."""
+"""Users' text as it goes into a message: printable, one line, quoted, and the word a typo most likely meant."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import difflib
 from collections.abc import Sequence
 
 SHOWN_MAX = 40  # characters of a bad value quoted back in an error
+# terminal control characters but newline and tab: C0, DEL and C1
+_CONTROL = {c: None for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if chr(c) not in "\n\t"}
 
 
 def closest(word: str, choices: Sequence[str], *, cutoff: float = 0.6) -> str | None:
@@ -19,7 +21,27 @@ def escape_controls(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def shown(text: str) -> str:
-    """A user's value as it goes into an error message: quoted, one printable line, not too long."""
-    text = escape_controls(text)
+def printable(text: str) -> str:
+    """text without terminal control characters (escape sequences typed or sampled are never replayed)."""
+    return text.translate(_CONTROL)
+
+
+def one_line(text: str) -> str:
+    """text as one printable line: control characters dropped, newlines and tabs made spaces."""
+    return printable(text).replace("\n", " ").replace("\t", " ")
+
+
+def _clipped(text: str) -> str:
     return "'" + (text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 1] + "…") + "'"
+
+
+def shown(text: str) -> str:
+    """A value from the command line as it goes into an error message: quoted, not too long, its
+    control characters written as escapes (`\\n`), so that what was passed can be told exactly."""
+    return _clipped(escape_controls(text))
+
+
+def quoted(text: str) -> str:
+    """What a user typed at the REPL's prompt as it goes into an error message: quoted, not too long,
+    one line with control characters dropped, as the prompt showed it."""
+    return _clipped(one_line(text))

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from ..cli.common import EXIT_OK, Parser, run_entry_point
 from ..cli.flags import add_engine_flags, add_sampling_flags, sampling_settings
 from ..core.errors import ScratchGPTError
-from .commands import Exit, execute, is_command, one_line, parse, printable, quoted
+from ..core.text import one_line, printable, quoted
+from .commands import Exit, execute, is_command, parse
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -3,7 +3,8 @@
 `/help`, `/help CMD`, tab completion and argument errors all come from `COMMANDS`. A line is
 handled in two steps: `parse(line)` turns it into an `Invocation` (the command and its checked
 argument) or an error message, and never raises; `execute(host, invocation)` runs the handler.
-Handlers talk to the user through a `Host` (the REPL, or a test's stand-in).
+Handlers talk to the user through a `Host` (the REPL, or a test's stand-in). What each argument may
+be, and the errors that say so, are arguments.py's converters.
 
 This module stays free of prompt_toolkit and rich so that importing it costs nothing.
 """
@@ -11,8 +12,6 @@ This module stays free of prompt_toolkit and rich so that importing it costs not
 from __future__ import annotations
 
 import contextlib
-import math
-import shlex
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,46 +19,47 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.cores import cpu_threads
-from ..core.text import closest
-from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SettingError, stop_text
+from ..core.text import closest, printable, quoted
+from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K
 from ..tokenizers import TOKENIZER_NAMES
 from ..training.config import FINE_TUNE_BATCH_TOKENS
+from .arguments import (
+    AUTO,
+    OFF,
+    TRAIN_MAX,
+    ArgError,
+    chat_arg,
+    command_arg,
+    layer_arg,
+    length_arg,
+    no_arg,
+    off_or,
+    on_off_arg,
+    optional,
+    path_arg,
+    position_arg,
+    save_arg,
+    seed_arg,
+    set_arg,
+    show_arg,
+    stop_arg,
+    temperature_arg,
+    text_arg,
+    threads_arg,
+    tokenizer_arg,
+    top_k_arg,
+    top_p_arg,
+    train_arg,
+)
 from .inspect_commands import do_attention, do_lens, do_probs, do_score, do_why
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..core.bounds import Number
     from .session import Reply, Session
 
 # the sampling bounds are sampling_settings.py's; these name them for the help texts
 TEMP_MAX, LEN_MAX, TOPK_MAX, SEED_MAX = TEMPERATURE.high, int(LENGTH.high), int(TOP_K.high), int(SEED.high)
-TRAIN_MAX = 100_000
-LAYER_MAX = 1 << 10  # /attention's layer bound before the model's own is checked
-SHOWN_MAX = 40  # characters of a bad argument quoted back in an error
-OFF = "off"  # the value of "/topk off", "/topp off", "/stop off", "/chat off"
-AUTO = "auto"  # the value of "/threads auto"
-_CONTROL = {c: None for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if chr(c) not in "\n\t"}
-
-
-def printable(text: str) -> str:
-    """text without terminal control characters (escape sequences typed or sampled are never replayed)."""
-    return text.translate(_CONTROL)
-
-
-def one_line(text: str) -> str:
-    """text as one printable line: control characters dropped, newlines and tabs made spaces."""
-    return printable(text).replace("\n", " ").replace("\t", " ")
-
-
-def quoted(text: str) -> str:
-    """A user's argument as it goes into an error message: printable, one line, not too long."""
-    text = one_line(text)
-    return "'" + (text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 1] + "…") + "'"
-
-
-class ArgError(ValueError):
-    """An argument that does not fit its command; the message says what was expected."""
 
 
 class Exit(Exception):
@@ -75,212 +75,6 @@ class Host(Protocol):
     def say(self, text: str, *, style: str | None = None) -> None: ...
 
     def stream(self, reply: Reply) -> None: ...
-
-
-# --- argument converters: str -> value, raising ArgError --------------------------------------
-
-
-def _optional(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An optional argument: no text means "show the current value" (None)."""
-    return lambda text: None if not text else convert(text)
-
-
-def _one_word(text: str) -> str:
-    if len(text.split()) > 1:
-        raise ArgError(f"takes one argument, got {len(text.split())}")
-    return text
-
-
-def _number(text: str, *, whole: bool) -> float | int:
-    text = _one_word(text)
-    try:
-        if not text.isascii() or "_" in text:  # no "1_000" or non-ASCII digits: plain numbers only
-            raise ValueError
-        value = int(text) if whole else float(text)
-    except ValueError:
-        kind = "a whole number" if whole else "a number"
-        raise ArgError(f"expected {kind}, got {quoted(text)}") from None
-    if not whole and not math.isfinite(value):
-        raise ArgError(f"expected a finite number, got {quoted(text)}")
-    return value
-
-
-def _whole_in(lo: int, hi: int) -> Callable[[str], int]:
-    def convert(text: str) -> int:
-        value = _number(text, whole=True)
-        if not lo <= value <= hi:
-            raise ArgError(f"must be from {lo} to {hi}, got {quoted(text)}")
-        return value
-
-    return convert
-
-
-def _within(bound: Number, note: str = "") -> Callable[[str], float | int]:
-    """A number within one of sampling_settings.py's bounds (note: what an end means, e.g. 0 = greedy)."""
-
-    def convert(text: str) -> float | int:
-        value = _number(text, whole=bound.whole)
-        if not bound.allows(value):
-            raise ArgError(f"must be {bound.span()}{note}, got {quoted(text)}")
-        return value
-
-    return convert
-
-
-def _off_or(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argument that may also be "off" (or "none"), which the handler sees as OFF."""
-    return lambda text: OFF if text.lower() in ("off", "none") else convert(text)
-
-
-temperature_arg = _within(TEMPERATURE, " (0 = greedy)")
-length_arg = _within(LENGTH)
-top_k_arg = _within(TOP_K)
-seed_arg = _within(SEED)
-top_p_arg = _within(TOP_P)
-
-
-def stop_arg(text: str) -> str:
-    try:
-        return stop_text(text)
-    except SettingError as e:
-        raise ArgError(str(e)) from None
-
-
-def threads_arg(text: str) -> int | str:
-    if text.lower() == AUTO:
-        return AUTO
-    return _whole_in(1, cpu_threads())(text)
-
-
-# ollama's parameter names (and llama.cpp's, which ollama follows) -> our command; ours work too
-OLLAMA_NAMES = {"temperature": "temp", "num_predict": "len", "n_predict": "len", "top_k": "topk", "top_p": "topp",
-                "seed": "seed", "stop": "stop"}  # fmt: skip
-SET_SWITCHES = {"verbose": True, "quiet": False}  # ollama's /set verbose and /set quiet
-
-
-def set_arg(text: str) -> tuple[Command, Any]:
-    """/set [parameter] NAME VALUE, as ollama spells it: the command it stands for and its checked value."""
-    words = text.split(None, 1)
-    if words and words[0].lower() == "parameter":
-        words = words[1].split(None, 1) if len(words) > 1 else []
-    if not words:
-        raise ArgError("needs a setting and a value, e.g. /set parameter temperature 0.7")
-    name, value = words[0].lower(), words[1].strip() if len(words) > 1 else ""
-    if name in SET_SWITCHES and not value:
-        return lookup("verbose"), SET_SWITCHES[name]
-    target = lookup(OLLAMA_NAMES.get(name, name))
-    if target is None or target.name not in OLLAMA_NAMES.values():
-        # a typo, not another of ollama's settings: num_ctx is no misspelt num_predict
-        meant = closest(name, [*OLLAMA_NAMES, *SET_SWITCHES], cutoff=0.8)
-        hint = f"did you mean {meant}? " if meant else ""
-        raise ArgError(f"cannot set {quoted(name)}; {hint}it sets {', '.join(OLLAMA_NAMES)} (or verbose, quiet)")
-    if not value:
-        raise ArgError(f"needs a value for {name}")
-    if target.name == "stop":
-        value = _path_text(value)  # a quoted stop string: the quotes are not part of it
-    try:
-        return target, target.convert(value)
-    except ArgError as e:
-        raise ArgError(f"{name} {e}") from None
-
-
-def show_arg(text: str) -> str | None:
-    text = _one_word(text).lower()
-    if text not in ("", "info", "parameters"):
-        raise ArgError(f"shows info or parameters (or both, without an argument), got {quoted(text)}")
-    return text or None
-
-
-def tokenizer_arg(text: str) -> str:
-    text = _one_word(text)
-    if text not in TOKENIZER_NAMES:
-        raise ArgError(f"expected one of {', '.join(TOKENIZER_NAMES)}, got {quoted(text)}")
-    return text
-
-
-def train_arg(text: str) -> tuple[int, str | None]:
-    if not text:
-        raise ArgError("needs a number of steps")
-    steps, _, corpus = text.partition(" ")
-    return _whole_in(1, TRAIN_MAX)(steps), _path_text(corpus) or None
-
-
-def _path_text(text: str) -> str:
-    """A path as typed: surrounding quotes removed (paths may hold spaces)."""
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        text = text[1:-1]
-    if any(c in text for c in "\0\n\r"):
-        raise ArgError(f"{quoted(text)} is not a usable path")
-    return text
-
-
-def path_arg(text: str) -> str:
-    path = _path_text(text)
-    if not path:
-        raise ArgError("needs a path")
-    return path
-
-
-def save_arg(text: str) -> tuple[str | None, bool]:
-    """[PATH] [--force]: where to save, and whether a checkpoint already there may be replaced."""
-    words = text.rsplit(" ", 1)
-    force = words[-1] == "--force"
-    path = _path_text(words[0] if force and len(words) == 2 else "" if force else text)
-    return path or None, force
-
-
-def chat_arg(text: str) -> tuple[str, str] | str:
-    if text.lower() == "off":
-        return OFF
-    try:
-        names = shlex.split(text)
-    except ValueError:
-        raise ArgError(f"cannot read the names in {quoted(text)} (an unclosed quote?)") from None
-    if len(names) != 2:
-        raise ArgError(f"takes two speakers (quote names with spaces), got {len(names)}")
-    for name in names:
-        if not name.strip() or ":" in name or printable(name) != name or "\n" in name or "\t" in name:
-            raise ArgError(f"a speaker is a name without ':' or control characters, got {quoted(name)}")
-    return names[0], names[1]
-
-
-def on_off_arg(text: str) -> bool:
-    text = _one_word(text).lower()
-    if text not in ("on", "off"):
-        raise ArgError(f"expected on or off, got {quoted(text)}")
-    return text == "on"
-
-
-def no_arg(text: str) -> None:
-    if text:
-        raise ArgError(f"takes no arguments, got {quoted(text)}")
-    return None
-
-
-def position_arg(text: str) -> int:
-    """/why's N: a token of the last reply, 1 = the first, -1 = the last."""
-    value = _number(text, whole=True)
-    if value == 0:
-        raise ArgError("counts from 1 (the first token) or from -1 (the last), got '0'")
-    return value
-
-
-layer_arg = _whole_in(0, LAYER_MAX)  # the model's own count is the handler's check
-
-
-def text_arg(text: str) -> str:
-    if not text:
-        raise ArgError("needs some text to score")
-    return text
-
-
-def command_arg(text: str) -> Command:
-    name = _one_word(text).lstrip("/").lower()
-    command = lookup(name)
-    if command is None:
-        raise ArgError(f"there is no command {quoted('/' + name)}")
-    return command
 
 
 # --- handlers: (host, value) -> None ------------------------------------------------------------
@@ -507,32 +301,37 @@ class Command:
         return f"/{self.name} {self.usage}".rstrip()
 
 
+def lookup(name: str) -> Command | None:
+    """The command called name (or one of its aliases), any case; None when there is none."""
+    return BY_NAME.get(name.lower())
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("help", ("?",), "[CMD]", "list the commands, or explain one", "/help CMD shows one command's details.",
-            _optional(command_arg), do_help, "command"),
+            optional(command_arg(lookup)), do_help, "command"),
     Command("temp", (), "[T]", "sampling temperature (0 = greedy)",
             f"Divides the logits by T before sampling; 0 always picks the likeliest token. 0 to {TEMP_MAX:g}.",
-            _optional(temperature_arg), do_temp),
+            optional(temperature_arg), do_temp),
     Command("len", (), "[N]", "longest reply, in tokens", f"Replies stop after N new tokens (1 to {LEN_MAX}).",
-            _optional(length_arg), do_len),
+            optional(length_arg), do_len),
     Command("topk", (), "[K|off]", "sample among the K likeliest tokens",
             f"Only the K likeliest tokens can be sampled (1 to {TOPK_MAX}); off allows all.",
-            _optional(_off_or(top_k_arg)), do_topk),
+            optional(off_or(top_k_arg)), do_topk),
     Command("topp", (), "[P|off]", "nucleus sampling with mass P",
             "Only the smallest set of tokens whose probabilities add up to P (above 0, at most 1) can be sampled.",
-            _optional(_off_or(top_p_arg)), do_topp),
+            optional(off_or(top_p_arg)), do_topp),
     Command("seed", (), "[N]", "random seed of this session",
             f"The seed (0 to {SEED_MAX}) of every reply's sampler; setting it restarts the turn count, so the "
-            "same prompts give the same replies.", _optional(seed_arg), do_seed),
+            "same prompts give the same replies.", optional(seed_arg), do_seed),
     Command("stop", (), "[TEXT|off]", r"stop a reply at TEXT (escapes like \n\n work)",
             r"Adds a stop string; a reply ends before it. Escapes: \n, \t, \\. /stop off removes them all.",
-            _optional(_off_or(stop_arg)), do_stop),
+            optional(off_or(stop_arg)), do_stop),
     Command("threads", (), "[N|auto]", "CPU threads for decoding",
             f"Decode with N threads (1 to {cpu_threads()}); auto measures which count is fastest for this model, as "
-            "at load. /train uses N too, or torch's default under auto.", _optional(threads_arg), do_threads),
+            "at load. /train uses N too, or torch's default under auto.", optional(threads_arg), do_threads),
     Command("tokenizer", (), f"[{'|'.join(TOKENIZER_NAMES)}]", "switch vocabulary (and model)",
             "Loads the shipped model for that vocabulary, or makes a fresh untrained one fitted to the corpus. "
-            "The conversation carries over, re-encoded.", _optional(tokenizer_arg), do_tokenizer, "tokenizer"),
+            "The conversation carries over, re-encoded.", optional(tokenizer_arg), do_tokenizer, "tokenizer"),
     Command("train", (), "N [CORPUS]", "fine-tune for N steps, here and now",
             f"Trains the loaded model for N steps (1 to {TRAIN_MAX}) on the current corpus or CORPUS (a name or "
             f"a path; new characters grow a char vocabulary), about {FINE_TUNE_BATCH_TOKENS:,} tokens a step. "
@@ -540,7 +339,7 @@ COMMANDS: tuple[Command, ...] = (
             train_arg, do_train, "corpus"),
     Command("corpus", (), "[NAME|PATH]", "the corpus /train and /tokenizer use",
             "A registered corpus name (tinyshakespeare) or the path of a UTF-8 text file.",
-            _optional(path_arg), do_corpus, "corpus"),
+            optional(path_arg), do_corpus, "corpus"),
     Command("save", (), "[PATH] [--force]", "write the model to a checkpoint",
             "Writes the weights as they are now, with vocabulary, corpus and val loss, atomically; without PATH, "
             "to a timestamped file in your checkpoint directory. A checkpoint already at PATH is replaced only "
@@ -552,7 +351,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("set", (), "[parameter] NAME VALUE", "ollama's way to set temperature, num_predict, top_k, ...",
             "As in ollama: /set parameter temperature 0.7 is /temp 0.7; num_predict is /len, top_k /topk, "
             "top_p /topp, seed /seed, stop /stop. /set verbose and /set quiet are /verbose on and off.",
-            set_arg, do_set),
+            set_arg(lookup), do_set),
     Command("stats", (), "", "counters and the last reply's speed", "Turns, tokens, cache use, tokens/s.",
             no_arg, do_stats),
     Command("clear", ("reset",), "", "forget the conversation", "Empties the context; settings stay.",
@@ -562,16 +361,16 @@ COMMANDS: tuple[Command, ...] = (
     Command("chat", (), "[SPEAKER1 SPEAKER2|off]", "talk as SPEAKER1, the model answers as SPEAKER2",
             "Each line you type becomes SPEAKER1's speech in the corpus's layout and the model speaks for "
             "SPEAKER2 until the speech ends. Quote names with spaces. /chat off returns to plain continuation.",
-            _optional(chat_arg), do_chat, "chat"),
+            optional(chat_arg), do_chat, "chat"),
     Command("probs", (), "[on|off]", "shade each new token by its probability",
             "Each token of the next replies is shaded by the probability the model gave it, on a log scale in "
             "colours colour-blind readers tell apart (a legend shows when it turns on); plain text when piped or "
-            "under NO_COLOR. Without an argument it toggles.", _optional(on_off_arg), do_probs),
+            "under NO_COLOR. Without an argument it toggles.", optional(on_off_arg), do_probs),
     Command("why", (), "[N]", "the alternatives at token N of the last reply",
             "Ranks the likeliest tokens at token N of the last reply (1 = first, -1 = last, the default): their "
             "probability and log-probability as the model gave them (temperature 1), beside the probability "
             "after this session's temperature, top-k and top-p; the chosen one marked; the entropy in bits.",
-            _optional(position_arg), do_why),
+            optional(position_arg), do_why),
     Command("score", (), "TEXT", "how surprised the model is by TEXT",
             "TEXT shaded by each token's probability, then bits and nats per char, perplexity, and the most "
             "surprising tokens with what the model expected there. Longer than the window: a sliding window.",
@@ -579,21 +378,17 @@ COMMANDS: tuple[Command, ...] = (
     Command("attention", (), "[LAYER]", "where the last position of the conversation looks",
             "For each layer (or LAYER only) and head, the five tokens of the conversation's window that the "
             "last position attends to most, with their weights. scratchgpt inspect --png draws every map.",
-            _optional(layer_arg), do_attention),
+            optional(layer_arg), do_attention),
     Command("lens", (), "", "what each layer would predict next (the logit lens)",
             "The residual stream after the embeddings and after each block, put through the final norm and the "
             "head: each layer's likeliest next tokens and the probability it gives the model's final choice.",
             no_arg, do_lens),
     Command("verbose", (), "[on|off]", "more detail after each reply", "Adds prompt tokens and prefill time to "
-            "the line after each reply; without an argument it toggles.", _optional(on_off_arg), do_verbose),
+            "the line after each reply; without an argument it toggles.", optional(on_off_arg), do_verbose),
     Command("bye", ("exit", "quit"), "", "leave (as does Ctrl-D)", "Exits with code 0.", no_arg, do_bye),
 )  # fmt: skip
 
 BY_NAME = {n: c for c in COMMANDS for n in (c.name, *c.aliases)}
-
-
-def lookup(name: str) -> Command | None:
-    return BY_NAME.get(name.lower())
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def do_score(host: Host, text: str) -> None:
 def _looked_at(host: Host) -> list[int]:
     """The conversation's last window: what the next reply would attend over."""
     session = host.session
-    ids = session.conversation[-session.block_size :]
+    ids = session.conversation.ids[-session.block_size :]
     if not ids:
         raise ScratchGPTError("nothing to look at yet; type a prompt first (the views read the conversation)")
     return ids

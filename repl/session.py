@@ -1,15 +1,11 @@
 """A REPL session's state and behaviour, with no terminal in sight.
 
-`Session` holds the loaded checkpoint, an `Engine` over its model, the sampling settings and the
-conversation (token ids). `reply(text)` continues the conversation with text and returns a
-`Reply` to iterate for text pieces; when the reply ends (finished, stopped, or interrupted) what
-it produced joins the conversation, so the next turn costs only its new tokens (the engine keeps
-its KV cache). Everything the user should hear about but did not ask for (a cropped window,
-characters the vocabulary lacks) is queued in `notices` for the front end to print.
-
-The conversation keeps only its latest `KEPT_WINDOWS` windows of tokens (the model never sees
-further back), and of a prompt longer than the window only the tail that fills it is encoded, so a
-long session or a 10 MB paste costs what the window holds, not what was typed.
+`Session` holds the loaded checkpoint, an `Engine` over its model, the sampling settings and a
+`Conversation` (conversation.py: the token ids, the window, /chat's framing, the notices).
+`reply(text)` continues the conversation with text and returns a `Reply` to iterate for text
+pieces; when the reply ends (finished, stopped, or interrupted) what it produced joins the
+conversation, so the next turn costs only its new tokens (the engine keeps its KV cache). The
+session also swaps models (/tokenizer, /load), saves them, hands them to /train and reports on them.
 
 Every reply samples with its own generator, seeded from (settings.seed, turn number), so the same
 inputs in the same order replay a session exactly.
@@ -34,25 +30,18 @@ from ..model.checkpoint import (
     save_checkpoint,
     shipped_checkpoint,
 )
-from ..model.dialogue import SPEECH_END, separator, speech, turn_opening
 from ..model.engine import Completion, Engine
 from ..model.logprobs import MAX_TOP_LOGPROBS
 from ..model.sampling_settings import SamplingSettings
 from ..model.threads import DEFAULT_THREADS, ThreadChoice, choose_decode_threads
 from ..tokenizers import Tokenizer
 from ..training.config import FINE_TUNE_EVAL_ITERS
+from .conversation import Conversation
 
 if TYPE_CHECKING:
     from ..core.interrupt import InterruptFlag
     from ..training.loop import StepInfo
     from ..training.run import FineTuneReport
-
-UNKNOWN_SHOWN = 8  # unknown characters or words named in one notice
-KEPT_WINDOWS = 4  # windows of tokens the conversation keeps; older ones can never reach the model again
-PROMPT_MARGIN = 16  # tokens encoded beyond the window from a long prompt, so the cut's edge stays out of sight
-
-
-
 
 # the settings /show lists, in its order; Session.setting_text formats each
 SETTING_NAMES = ("temperature", "length", "top-k", "top-p", "seed", "stop", "chat", "verbose", "probs", "threads")
@@ -163,27 +152,22 @@ class Session:
         self.settings = settings or Settings()
         self.engine_options = dict(engine_options or {})  # Engine's compile= and quantize=, for every model used
         self.requested_threads = threads  # --threads or /threads N; None: measured for each model (threads.py)
-        self.conversation: list[int] = []  # every turn's prompt and reply, as ids of the current tokenizer
-        self.chat: tuple[str, str] | None = None  # (the user's speaker, the model's speaker) in /chat mode
+        self.conversation = Conversation(ckpt.tokenizer, ckpt.config.block_size)
         self.corpus: str | None = corpus_source(ckpt)  # what /train and /tokenizer fit to (a name or a path)
-        self.notices: list[str] = []
         self.turn = 0  # replies sampled so far (regenerations included): the second half of each seed
         self.tokens_generated = 0
         self.steps_trained = 0  # optimizer steps this session applied to the current weights
         self.last_reply: Reply | None = None
-        self._last_context: list[int] | None = None  # what the last reply continued, for /regen
-        self._window_noticed = False
-        self._dropped = False  # the conversation has lost its oldest tokens (see KEPT_WINDOWS)
-        self._unknown_reported: set[str] = set()
-        self._unknown_notices: set[str] = set()  # the notices above that name unknown characters or words
         self._use(ckpt)
 
     # --- the model ---------------------------------------------------------------------------
 
-    def _use(self, ckpt: Checkpoint) -> None:
+    def _use(self, ckpt: Checkpoint, *, reencode: bool = False) -> None:
+        """Serve ckpt's model; reencode: the conversation may be in another vocabulary (see Conversation.use)."""
         self.ckpt = ckpt
         self.engine = Engine(ckpt.model, **self.engine_options)
         self.threads = choose_decode_threads(self.engine, self.requested_threads)
+        self.conversation.use(ckpt.tokenizer, ckpt.config.block_size, reencode=reencode)
 
     def set_threads(self, count: int | None) -> ThreadChoice:
         """Decode with count threads from now on; None measures again for this model (and empties the KV cache)."""
@@ -210,135 +194,57 @@ class Session:
 
     def _replace_model(self, ckpt: Checkpoint) -> None:
         """Switch to another checkpoint, carrying the conversation over as text when the vocabulary changes."""
-        old = self.tokenizer
-        self._use(ckpt)
+        self._use(ckpt, reencode=True)
         self.steps_trained = 0
-        if old.spec() != ckpt.tokenizer.spec():
-            new = ckpt.tokenizer
-            self.conversation = self._keep(new.encode(old.decode(self.conversation)))
-            if self._last_context is not None:
-                self._last_context = self._keep(new.encode(old.decode(self._last_context)))
 
-    # --- conversation ------------------------------------------------------------------------
+    # --- the conversation (conversation.py) ---------------------------------------------------
+
+    @property
+    def chat(self) -> tuple[str, str] | None:
+        """(the user's speaker, the model's speaker) in /chat mode, else None."""
+        return self.conversation.speakers
+
+    def set_chat(self, speakers: tuple[str, str] | None) -> None:
+        self.conversation.speakers = speakers
+
+    @property
+    def notices(self) -> list[str]:
+        """What the user should hear about but did not ask for, not yet shown (see Conversation)."""
+        return self.conversation.notices
 
     def take_notices(self, *, unknown_only: bool = False) -> list[str]:
         """The notices not yet shown, in order; unknown_only: just those naming what the vocabulary lacks."""
-        taken = [n for n in self.notices if n in self._unknown_notices] if unknown_only else self.notices
-        self.notices = [n for n in self.notices if n not in taken]
-        return taken
-
-    def _note_unknown(self, text: str) -> None:
-        new = [p for p in self.tokenizer.unknown(text) if p not in self._unknown_reported]
-        if not new:
-            return
-        self._unknown_reported.update(new)
-        named = ", ".join(repr(p) for p in new[:UNKNOWN_SHOWN]) + (" ..." if len(new) > UNKNOWN_SHOWN else "")
-        policy = "become <unk>" if self.tokenizer.name == "word" else "are approximated or dropped"
-        notice = f"not in this model's {self.tokenizer.name} vocabulary, so they {policy}: {named}"
-        self._unknown_notices.add(notice)
-        self.notices.append(notice)
-
-    def _note_window(self, length: int) -> None:
-        if length > self.block_size and not self._window_noticed:
-            self._window_noticed = True
-            self.notices.append(
-                f"the conversation is longer than the model's {self.block_size}-token window; "
-                "it now sees only the latest part (/clear starts afresh)"
-            )
-
-    def _frame(self, text: str) -> str:
-        """A typed line as the chat speaker's speech, in the corpus's own layout, opening the model's turn
-        (an empty line: the model's speaker speaks again)."""
-        speaker, listener = self.chat
-        tail = self.tokenizer.decode(self.conversation[-8:]) if self.conversation else "\n\n"
-        return separator(tail) + (speech(speaker, text) if text else "") + turn_opening(listener)
-
-    @property
-    def kept_tokens(self) -> int:
-        """How much of the conversation is kept, in tokens."""
-        return KEPT_WINDOWS * self.block_size
-
-    def _keep(self, ids: list[int]) -> list[int]:
-        if len(ids) <= self.kept_tokens:
-            return ids
-        self._dropped = True
-        return ids[-self.kept_tokens :]
-
-    def _encode_prompt(self, prompt: str) -> tuple[list[int], bool]:
-        """prompt's ids, and whether it was cropped: of a prompt longer than the window only a
-        tail that fills it is encoded (tails of doubling length until one does), so a 10 MB
-        paste costs about what the window holds. Its characters the vocabulary lacks are noted."""
-        need = self.block_size + PROMPT_MARGIN
-        chars = 4 * need
-        while chars < len(prompt):
-            tail = prompt[-chars:]
-            ids = self.tokenizer.encode(tail)
-            if len(ids) >= need:
-                self._note_unknown(tail)
-                return ids[-need:], True
-            chars *= 2
-        self._note_unknown(prompt)
-        return self.tokenizer.encode(prompt), False
+        return self.conversation.take_notices(unknown_only=unknown_only)
 
     def reply(self, text: str) -> Reply:
-        """Continue the conversation with text (a chat line in /chat mode) and sample a reply.
-        NUL characters are dropped: no corpus has them, and a terminal may not show them."""
-        text = text.replace("\0", "")
-        prompt = self._frame(text) if self.chat else text
-        ids, cropped = self._encode_prompt(prompt)
-        if cropped:  # the earlier conversation is out of sight too
-            self._window_noticed = True
-            self.notices.append(
-                f"your text ({len(prompt):,} characters) is longer than the model's {self.block_size}-token "
-                "window; it sees only the last part"
-            )
-            context = ids
-        else:
-            context = self.conversation + ids
-        if not context:  # nothing to condition on: start a fresh line
-            context = self.tokenizer.encode("\n") or [0]
-        return self._sample(self._keep(context))
+        """Continue the conversation with text (a chat line in /chat mode) and sample a reply."""
+        return self._sample(self.conversation.prompt_ids(text))
 
     def regen(self) -> Reply:
         """Sample the last reply again (the next turn's seed, so a different one unless greedy)."""
-        if self._last_context is None:
-            raise ScratchGPTError("nothing to regenerate yet; type a prompt first")
-        return self._sample(self._last_context)
+        return self._sample(self.conversation.regen_ids())
 
     def _sample(self, context: list[int]) -> Reply:
         s = self.settings
-        self._last_context = context
-        self._note_window(len(context))
         generator = torch.Generator(device=self.device).manual_seed(turn_seed(s.seed, self.turn))
         self.turn += 1
-        extra_stop = [SPEECH_END] if self.chat else []  # a chat reply is one speech
         # every reply keeps each token's distribution as the decode step left it (a reference, nothing
         # computed), so /why can explain any reply and /probs read it as it streams
-        completion = Completion(self.engine, self.tokenizer, context, s, generator=generator, extra_stop=extra_stop,
-                                logprobs=MAX_TOP_LOGPROBS)  # fmt: skip
-        reply = Reply(self, context, completion, header=f"{self.chat[1]}:" if self.chat else "")
+        completion = Completion(self.engine, self.tokenizer, context, s, generator=generator,
+                                extra_stop=self.conversation.reply_stops, logprobs=MAX_TOP_LOGPROBS)  # fmt: skip
+        reply = Reply(self, context, completion, header=self.conversation.reply_header)
         reply.settings = replace(s)  # as sampled: /why compares against these, whatever /temp says later
         return reply
 
     def _commit(self, reply: Reply) -> None:
-        ids, text = reply.completion.ids, reply.completion.text
-        if self.tokenizer.decode(ids) != text:  # stopped or interrupted: keep what was printed, no more
-            ids = self.tokenizer.encode(text)
-        self.conversation = self._keep(reply.context + ids)
+        self.conversation.commit(reply.context, reply.completion.ids, reply.completion.text)
         self.tokens_generated += len(reply.completion.ids)
         self.last_reply = reply
-        self._note_window(len(self.conversation))
 
     def clear(self) -> None:
         """Forget the conversation; keep the model and the settings."""
-        self.conversation = []
-        self._last_context = None
-        self._window_noticed = False
-        self._dropped = False
+        self.conversation.clear()
         self.engine.reset()
-
-    def set_chat(self, speakers: tuple[str, str] | None) -> None:
-        self.chat = speakers
 
     def reseed(self, seed: int) -> None:
         """A new seed restarts the turn count, so `/seed N` then the same prompts replays a session."""
@@ -544,11 +450,11 @@ class Session:
 
     def stats(self) -> list[tuple[str, str]]:
         """The session's counters and the last reply's speed, as (name, value) rows."""
-        dropped = ", older ones dropped" if self._dropped else ""
+        dropped = ", older ones dropped" if self.conversation.dropped else ""
         rows = [
             ("turns", str(self.turn)),
             ("tokens generated", f"{self.tokens_generated:,}"),
-            ("conversation", f"{len(self.conversation):,} tokens (window {self.block_size}{dropped})"),
+            ("conversation", f"{len(self.conversation.ids):,} tokens (window {self.block_size}{dropped})"),
             ("cached", f"{self.engine.cache.pos} tokens"),
             ("steps trained", f"{self.steps_trained} (unsaved)" if self.steps_trained else "0"),
         ]

@@ -231,7 +231,7 @@ def test_two_processes_saving_to_one_path_always_leave_one_whole_checkpoint(fork
         reads += 1
     assert list(exits.values()) == [0, 0] and reads > 10 and seen == {1, 2}
     final = load_checkpoint(path)
-    assert final.train["version"] == 119 and all(torch.all(p == final.train["writer"] * 1000 + 119)
+    assert final.provenance["version"] == 119 and all(torch.all(p == final.provenance["writer"] * 1000 + 119)
                                                  for p in final.model.parameters())  # fmt: skip
     assert os.listdir(tmp_path) == [path.name]
 

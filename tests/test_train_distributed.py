@@ -21,7 +21,7 @@ FLAGS = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "3
 
 WORKER = """
 import hashlib, json, sys, torch
-from scratchgpt.train import parse_args, run
+from scratchgpt.cli.train import parse_args, run
 summary = run(parse_args(sys.argv[1:]))
 digest = hashlib.sha256()
 for name, p in sorted(summary.model.state_dict().items()):

@@ -39,7 +39,7 @@ BAD_ARGUMENTS = {
 def state(session) -> tuple:
     """Everything a command could change, in comparable form."""
     return (
-        dataclasses.asdict(session.settings), list(session.conversation), session.turn, session.chat,
+        dataclasses.asdict(session.settings), list(session.conversation.ids), session.turn, session.chat,
         session.corpus, id(session.ckpt), session.ckpt.path, session.tokenizer.spec(), session.steps_trained,
         session.engine.cache.pos, {k: v.clone() for k, v in session.ckpt.model.state_dict().items()},
     )  # fmt: skip

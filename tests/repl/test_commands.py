@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scratchgpt.core.text import printable
 from scratchgpt.repl.commands import (
     COMMANDS,
     LEN_MAX,
@@ -13,7 +14,6 @@ from scratchgpt.repl.commands import (
     is_command,
     lookup,
     parse,
-    printable,
 )
 from scratchgpt.repl.completion import complete
 from scratchgpt.repl.keys import TripleQuoteBlock

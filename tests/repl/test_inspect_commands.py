@@ -83,7 +83,7 @@ def test_score_shows_the_text_the_rates_and_the_most_surprising_tokens(drive):
 
 def test_attention_and_lens_look_at_the_conversation(drive):
     d = drive("ROMEO:\r", "/attention\r", "/attention 0\r", "/lens\r")
-    ids = d.session.conversation[-d.session.block_size :]
+    ids = d.session.conversation.ids[-d.session.block_size :]
     assert d.out.count("where the last position (") == 2 and f"token {len(ids)})" in d.out
     assert d.out.count("L0 H0 ") == 2 and d.out.count("L0 H1 ") == 2
     lens = [line for line in d.out.splitlines() if line.strip().startswith(("embed", "L0 out"))]

@@ -53,7 +53,7 @@ def test_hundreds_of_turns_keep_the_same_tensors_and_flat_python_memory(repl):
         repl.handle(PROMPTS[i % 4])
     tensors = live_tensors()
     grown = python_growth(repl, [PROMPTS[i % 4] for i in range(300)])
-    assert session.turn > 250 and len(session.conversation) <= session.kept_tokens
+    assert session.turn > 250 and len(session.conversation.ids) <= session.conversation.kept_tokens
     assert live_tensors() == tensors
     assert grown < 64 * 1024, f"Python memory grew by {grown:,} bytes over 300 inputs"
 

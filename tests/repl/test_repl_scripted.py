@@ -52,7 +52,7 @@ def test_ctrl_c_with_text_typed_discards_the_line(drive):
 def test_context_accumulates_across_turns(drive):
     d = drive("ROMEO:\r", "\rJULIET:\r")
     tok = d.session.tokenizer
-    text = tok.decode(d.session.conversation)
+    text = tok.decode(d.session.conversation.ids)
     assert text.startswith("ROMEO:") and "JULIET:" in text
     assert d.session.turn == 3  # an empty line continued the conversation
 
@@ -147,14 +147,14 @@ def test_a_key_sequence_the_prompt_cannot_parse_does_not_end_the_session(drive):
 
 def test_clear_and_reset_empty_the_context(drive):
     d = drive("ROMEO:\r", "/clear\r", "JULIET:\r", "/reset\r")
-    assert d.session.conversation == [] and d.out.count("conversation cleared (settings kept)") == 2
+    assert d.session.conversation.ids == [] and d.out.count("conversation cleared (settings kept)") == 2
 
 
 def test_regen_replaces_the_last_reply(drive):
     d = drive("ROMEO:\r", "/regen\r")
     tok, last = d.session.tokenizer, d.session.last_reply
     assert tok.decode(last.context) == "ROMEO:" and d.session.turn == 2
-    assert tok.decode(d.session.conversation) == "ROMEO:" + last.text
+    assert tok.decode(d.session.conversation.ids) == "ROMEO:" + last.text
     assert d.out.count(" tokens/s · ") == 2
 
 
@@ -177,7 +177,7 @@ def test_chat_frames_lines_and_prints_the_speaker(drive):
     d = drive("/chat ROMEO JULIET\r", "Good morrow.\r", "/chat\r", "/chat off\r", "plain\r")
     assert "chat on: you speak as ROMEO, the model answers as JULIET" in d.out
     assert "JULIET:\n" in d.out and "chat: ROMEO speaks to JULIET" in d.out
-    text = d.session.tokenizer.decode(d.session.conversation)
+    text = d.session.tokenizer.decode(d.session.conversation.ids)
     assert text.startswith("ROMEO:\nGood morrow.\n\nJULIET:\n") and d.session.chat is None
     assert d.session.tokenizer.decode(d.session.last_reply.context).endswith("plain")
 
@@ -293,7 +293,7 @@ def test_ctrl_c_while_generating_keeps_the_printed_text_and_returns_to_the_promp
     reply = session.last_reply
     assert reply.interrupted and 0 < reply.tokens < 30
     assert "stopped" in d.out and reply.text in d.out
-    assert session.tokenizer.decode(session.conversation) == "ROMEO:" + reply.text
+    assert session.tokenizer.decode(session.conversation.ids) == "ROMEO:" + reply.text
     assert session.settings.max_new_tokens == 3  # back at the prompt
 
 
@@ -393,7 +393,7 @@ def test_show_info_and_parameters_show_each_half(drive):
 
 def test_ollama_multiline_clear_and_bye_work_as_there(drive):
     d = drive('"""ROMEO:\r', 'JULIET:"""\r', "/clear\r", "/bye\r")
-    assert d.code == 0 and "conversation cleared (settings kept)" in d.out and d.session.conversation == []
+    assert d.code == 0 and "conversation cleared (settings kept)" in d.out and d.session.conversation.ids == []
     assert d.session.turn == 1  # the block was one prompt
 
 

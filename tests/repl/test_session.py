@@ -11,6 +11,7 @@ from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.repl import session as session_module
+from scratchgpt.repl.conversation import KEPT_WINDOWS, PROMPT_MARGIN
 from scratchgpt.repl.session import Session, Settings
 from scratchgpt.tokenizers import fit_tokenizer
 from scratchgpt.training.config import FINE_TUNE_BATCH_TOKENS
@@ -28,10 +29,10 @@ def test_conversation_accumulates_and_a_new_turn_costs_only_its_new_tokens(sessi
     run(first)
     second = session.reply("\nJULIET:")
     run(second)
-    assert session.conversation == tok.encode("ROMEO:") + first.completion.ids + tok.encode("\nJULIET:") + (
+    assert session.conversation.ids == tok.encode("ROMEO:") + first.completion.ids + tok.encode("\nJULIET:") + (
         second.completion.ids
     )
-    assert tok.decode(session.conversation) == "ROMEO:" + first.text + "\nJULIET:" + second.text
+    assert tok.decode(session.conversation.ids) == "ROMEO:" + first.text + "\nJULIET:" + second.text
     assert second.prompt_tokens == len(tok.encode("\nJULIET:"))  # the KV cache held the rest
 
 
@@ -66,7 +67,7 @@ def test_clear_empties_the_conversation_and_keeps_the_settings(session):
     session.settings.temperature = 0.3
     run(session.reply("ROMEO:"))
     session.clear()
-    assert session.conversation == [] and session.engine.cache.pos == 0
+    assert session.conversation.ids == [] and session.engine.cache.pos == 0
     assert session.settings.temperature == 0.3
     with pytest.raises(ScratchGPTError, match="nothing to regenerate"):
         session.regen()
@@ -79,7 +80,7 @@ def test_regen_resamples_the_last_reply_from_the_same_context(session):
     run(again)
     assert again.context == first.context
     assert again.text != first.text
-    assert session.conversation == first.context + again.completion.ids
+    assert session.conversation.ids == first.context + again.completion.ids
 
 
 def test_stop_string_ends_the_reply_before_it(session):
@@ -92,7 +93,7 @@ def test_stop_string_ends_the_reply_before_it(session):
     text = run(reply)
     assert text == greedy[: greedy.index(stop)]
     assert reply.stop_reason == "stop"
-    assert session.tokenizer.decode(session.conversation) == "ROMEO:" + text
+    assert session.tokenizer.decode(session.conversation.ids) == "ROMEO:" + text
 
 
 def test_interrupted_reply_keeps_what_was_printed(session):
@@ -105,7 +106,7 @@ def test_interrupted_reply_keeps_what_was_printed(session):
                 if len(printed) == 5:
                     raise KeyboardInterrupt  # Ctrl-C while the front end prints
     assert reply.interrupted and reply.stop_reason is None
-    assert session.tokenizer.decode(session.conversation) == "ROMEO:" + "".join(printed)
+    assert session.tokenizer.decode(session.conversation.ids) == "ROMEO:" + "".join(printed)
 
 
 def test_cropping_to_the_window_is_announced_once(session):
@@ -153,7 +154,7 @@ def test_chat_mode_frames_each_line_in_the_corpus_layout(session):
 def test_switching_to_a_vocabulary_without_a_shipped_model_makes_a_fresh_one(session, monkeypatch):
     monkeypatch.setattr(session_module, "shipped_checkpoint", lambda name: None)
     run(session.reply("ROMEO: thou art"))
-    text = session.tokenizer.decode(session.conversation)
+    text = session.tokenizer.decode(session.conversation.ids)
     config = session.ckpt.config
     message = session.switch_tokenizer("word")
     assert "untrained — /train N to train it" in message
@@ -161,7 +162,7 @@ def test_switching_to_a_vocabulary_without_a_shipped_model_makes_a_fresh_one(ses
     new = session.ckpt.config
     assert (new.n_layer, new.n_embd, new.block_size) == (config.n_layer, config.n_embd, config.block_size)
     assert new.vocab_size == session.tokenizer.vocab_size != config.vocab_size
-    assert session.conversation == session.tokenizer.encode(text)  # carried over, re-encoded
+    assert session.conversation.ids == session.tokenizer.encode(text)  # carried over, re-encoded
     run(session.reply(" and"))  # the fresh model generates
     assert "already using" in session.switch_tokenizer("word")
 
@@ -209,13 +210,13 @@ def test_train_stops_between_steps_when_interrupted(session):
 
 def test_train_on_a_new_corpus_grows_the_char_vocabulary(session, tmp_path, shakespeare_text):
     run(session.reply("ROMEO:"))
-    text = session.tokenizer.decode(session.conversation)
+    text = session.tokenizer.decode(session.conversation.ids)
     corpus = tmp_path / "accents.txt"
     corpus.write_text(shakespeare_text[:5000].replace("e", "é").replace("a", "å"), encoding="utf-8")
     old = session.tokenizer.vocab_size
     report = session.train(2, str(corpus))
     assert report.grown_vocab == (old, old + 2)
-    assert session.tokenizer.decode(session.conversation) == text  # old ids kept their meaning
+    assert session.tokenizer.decode(session.conversation.ids) == text  # old ids kept their meaning
     assert session.corpus == str(corpus)
     assert session.tokenizer.unknown("é å") == []
 
@@ -244,7 +245,7 @@ def test_save_then_load_gives_the_same_next_tokens_at_temperature_zero(session, 
     expected = run(session.reply("ROMEO:"))
     fresh = Session(load_checkpoint(path), settings=Settings(temperature=0, max_new_tokens=20))
     assert run(fresh.reply("ROMEO:")) == expected
-    assert fresh.ckpt.train["step"] == 2
+    assert fresh.ckpt.provenance["step"] == 2
     session.clear()
     session.load(path)
     assert run(session.reply("ROMEO:")) == expected
@@ -306,7 +307,7 @@ def test_a_10mb_paste_is_cropped_to_the_window_with_one_notice_and_only_its_tail
     assert max(encoded) < 2_000  # the tail the window needs, not the 10 MB
     block = session.block_size
     assert reply.context[-block:] == encode(paste[-block:])  # a char model: exactly the paste's last characters
-    assert len(reply.context) <= block + session_module.PROMPT_MARGIN  # the earlier turn is out of sight
+    assert len(reply.context) <= block + PROMPT_MARGIN  # the earlier turn is out of sight
     run(reply)
     (notice,) = [n for n in session.take_notices() if "window" in n]  # (others: characters the tiny slice lacks)
     assert "10,000,000 characters" in notice and f"{block}-token window" in notice and "\n" not in notice
@@ -321,7 +322,7 @@ def test_a_cropped_paste_gives_the_same_window_as_encoding_it_all(kind, shakespe
     config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=8)
     session = Session(Checkpoint(model=build_model(config), tokenizer=tokenizer), settings=Settings(max_new_tokens=2))
     reply = session.reply(text)
-    assert reply.context == tokenizer.encode(text)[-(32 + session_module.PROMPT_MARGIN) :]
+    assert reply.context == tokenizer.encode(text)[-(32 + PROMPT_MARGIN) :]
     run(reply)
 
 
@@ -330,19 +331,19 @@ def test_a_long_run_without_spaces_is_cropped_without_encoding_it_whole():
     config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=8)
     session = Session(Checkpoint(model=build_model(config), tokenizer=tokenizer), settings=Settings(max_new_tokens=2))
     reply = session.reply("a" * 10_000_000)
-    assert len(reply.context) == 16 + session_module.PROMPT_MARGIN
+    assert len(reply.context) == 16 + PROMPT_MARGIN
     assert set(tokenizer.decode(reply.context)) == {"a"}
     run(reply)
 
 
 def test_the_conversation_keeps_a_bounded_tail_however_long_the_session(session):
     session.settings.max_new_tokens = 25
-    kept = session_module.KEPT_WINDOWS * session.block_size
+    kept = KEPT_WINDOWS * session.block_size
     for i in range(20):
         run(session.reply(f" {i}"))
-        assert len(session.conversation) <= kept
-    assert len(session.conversation) == kept
-    assert session.tokenizer.decode(session.conversation).endswith(" 19" + session.last_reply.text)
+        assert len(session.conversation.ids) <= kept
+    assert len(session.conversation.ids) == kept
+    assert session.tokenizer.decode(session.conversation.ids).endswith(" 19" + session.last_reply.text)
     assert "older ones dropped" in dict(session.stats())["conversation"]
     session.clear()
     assert "dropped" not in dict(session.stats())["conversation"]
@@ -359,7 +360,7 @@ def test_empty_and_whitespace_prompts_continue_the_conversation(session):
     session.settings.max_new_tokens = 5
     run(session.reply(""))  # nothing at all: a fresh line to start from
     assert session.last_reply.context == session.tokenizer.encode("\n")
-    before = list(session.conversation)
+    before = list(session.conversation.ids)
     run(session.reply("  \n "))
     assert session.last_reply.context == before + session.tokenizer.encode("  \n ")
     run(session.reply(""))
