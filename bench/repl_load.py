@@ -24,8 +24,9 @@ import torch
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from scratchgpt.cli.console import make_console
 from scratchgpt.model.checkpoint import load_checkpoint, shipped_checkpoint
-from scratchgpt.repl.app import Repl, make_console
+from scratchgpt.repl.app import Repl
 from scratchgpt.repl.session import Session, Settings
 
 WINDOW = 10  # inputs per median

@@ -24,10 +24,11 @@ import torch
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from scratchgpt.cli.console import make_console
 from scratchgpt.data import Batches, load_tokens, resolve_corpus
 from scratchgpt.model.checkpoint import load_checkpoint, shipped_checkpoint
 from scratchgpt.model.device import autocast_dtype
-from scratchgpt.repl.app import Repl, make_console
+from scratchgpt.repl.app import Repl
 from scratchgpt.repl.session import Session, Settings, corpus_source
 from scratchgpt.training.loop import Schedule, StepInfo, make_optimizer, train_loop
 from scratchgpt.training.run import FINE_TUNE_LR, batch_size_for

@@ -77,7 +77,7 @@ def _read_text(file: str) -> str:
 
 
 def _console():
-    from ..repl.app import make_console
+    from .console import make_console
 
     return make_console(sys.stdout)
 

@@ -17,9 +17,10 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..cli.common import EXIT_OK, Parser, run_entry_point
+from ..cli.console import make_console
 from ..cli.flags import add_engine_flags, add_sampling_flags, sampling_settings
 from ..core.errors import ScratchGPTError
 from ..core.text import one_line, printable, quoted
@@ -176,16 +177,6 @@ def os_error_message(e: OSError) -> str:
     """What went wrong with a file, in words: "File name too long: '9999…'"."""
     where = f": {quoted(str(e.filename))}" if e.filename is not None else ""
     return f"{e.strerror or type(e).__name__}{where}; check the path"
-
-
-def make_console(file=None, **options: Any) -> Console:
-    """A rich console that prints text as it is: no markup, highlighting or emoji; no ANSI codes at all
-    under NO_COLOR or when the output is not a terminal. options go to rich's Console."""
-    from rich.console import Console
-
-    if os.environ.get("NO_COLOR"):
-        options["color_system"] = None
-    return Console(file=file, markup=False, highlight=False, emoji=False, soft_wrap=True, **options)
 
 
 def make_history():

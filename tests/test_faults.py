@@ -334,7 +334,8 @@ def _repl(session, *lines: str) -> tuple[int, str]:
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
-    from scratchgpt.repl.app import Repl, make_console
+    from scratchgpt.cli.console import make_console
+    from scratchgpt.repl.app import Repl
 
     buffer = io.StringIO()
     with create_pipe_input() as pipe:

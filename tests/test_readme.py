@@ -117,7 +117,8 @@ def run_transcripts() -> list[str]:
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
-    from scratchgpt.repl.app import Repl, make_console
+    from scratchgpt.cli.console import make_console
+    from scratchgpt.repl.app import Repl
 
     transcripts = [b for b in readme_blocks("text") if "$ scratchgpt-repl" in b]
     assert transcripts, "the README's REPL transcripts were not found"

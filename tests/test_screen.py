@@ -86,8 +86,9 @@ def test_notes_and_help_wrap_between_words_on_a_terminal(char_checkpoint):
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
+    from scratchgpt.cli.console import make_console
     from scratchgpt.model.checkpoint import load_checkpoint
-    from scratchgpt.repl.app import Repl, make_console
+    from scratchgpt.repl.app import Repl
     from scratchgpt.repl.commands import lookup
     from scratchgpt.repl.session import Session, Settings
 

@@ -11,10 +11,11 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from scratchgpt.cli.console import make_console
 from scratchgpt.data import resolve_corpus
 from scratchgpt.model.checkpoint import load_checkpoint, save_checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
-from scratchgpt.repl.app import Repl, make_console
+from scratchgpt.repl.app import Repl
 from scratchgpt.repl.session import Session, Settings
 from scratchgpt.tokenizers import fit_tokenizer
 

@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
+from scratchgpt.cli.console import make_console
 from scratchgpt.cli.inspect_view import ShadedStream, band_style
 from scratchgpt.model.checkpoint import Checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
-from scratchgpt.repl.app import make_console
 from scratchgpt.repl.session import Session, Settings
 
 

@@ -11,7 +11,7 @@ import warnings
 import pytest
 import torch
 
-from scratchgpt.repl.app import make_console
+from scratchgpt.cli.console import make_console
 
 PROMPTS = ["ROMEO:", "", "What light through yonder window breaks?", "/len 8"]
 

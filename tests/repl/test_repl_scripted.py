@@ -8,10 +8,10 @@ import io
 import pytest
 import torch
 
+from scratchgpt.cli.console import make_console
 from scratchgpt.model.checkpoint import Checkpoint, load_checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.repl import session as session_module
-from scratchgpt.repl.app import make_console
 from scratchgpt.repl.session import Session, Settings
 from scratchgpt.tokenizers import fit_tokenizer
 
