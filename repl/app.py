@@ -40,7 +40,7 @@ REPL_TERMS = (
     (re.compile(r"pass --lossy to replace bad bytes with U\+FFFD"),
      "scratchgpt train --lossy (in a shell) reads it with bad bytes as U+FFFD"),
 )  # fmt: skip
-FRAME_SECONDS = 1 / 60  # streamed text is printed at most this often: per token, rich would cost ~15% of tokens/s
+FRAME_SECONDS = 1 / 60  # streamed text is printed at most this often: rich per token would slow decoding
 
 
 def in_repl_terms(message: str) -> str:

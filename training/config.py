@@ -38,8 +38,8 @@ FRESH_BLOCK_SIZE = 128  # a new model's context when --block-size is not given
 FRESH_BATCH_SIZE = 16  # a new model's sequences per micro-batch when --batch-size is not given
 FRESH_DROPOUT = 0.0
 FRESH_N_HEAD = 4  # a new model's attention heads when --n-head is not given and it divides --n-embd
-# A fine-tune's default batch, in tokens: about a second a step for the shipped char model on 2
-# cores, whatever the context length (64 sequences of a 512-token context would be ~15 s a step).
+# A fine-tune's default batch, in tokens rather than sequences, so that a /train step costs about
+# the same whatever the model's context length (bench/repl_train.py times it).
 FINE_TUNE_BATCH_TOKENS = 2048
 FINE_TUNE_EVAL_ITERS = 10  # batches per split for /train's before/after losses
 

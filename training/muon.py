@@ -24,9 +24,9 @@ def orthogonalize(g: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.fl
     """About U·Vᵀ for g = U·S·Vᵀ (…, m, n): the singular values land near 1 (within ~0.7–1.2).
 
     dtype is what the iterations run in. bf16 is enough, as the iteration only has to land the
-    singular values in that band, and where bf16 matmuls are native it is the fast choice: on a
-    CPU with AVX-512 BF16 they run about 4x fp32, and Newton–Schulz in fp32 was 40% of a 4x192
-    model's training step (`python bench/muon_speed.py` prints both).
+    singular values in that band, and where bf16 matmuls are native it is the fast choice: in fp32
+    Newton–Schulz would be a large share of a small model's training step (`python bench/muon_speed.py`
+    prints both).
     """
     a, b, c = NS_COEFFS
     x = g.to(dtype)
