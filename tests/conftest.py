@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
+import json
 import pickle
 import sys
 from pathlib import Path
@@ -51,6 +54,28 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def shakespeare_text() -> str:
     return SHAKESPEARE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def shipped_eval():
+    """`scratchgpt eval --checkpoint SHIPPED --json [FLAGS]` of a shipped model, run once per vocabulary and
+    flags in a session: the whole val split takes tens of seconds, and several tests read the same figure."""
+    from scratchgpt.cli.common import run_entry_point
+    from scratchgpt.cli.main import main
+    from scratchgpt.model.checkpoint import shipped_checkpoint
+
+    results: dict[tuple[str, ...], dict] = {}
+
+    def run(vocabulary: str, *flags: str) -> dict:
+        if (vocabulary, *flags) not in results:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                argv = ["eval", "--checkpoint", str(shipped_checkpoint(vocabulary)), "--json", *flags]
+                assert run_entry_point(main, argv) == 0
+            results[(vocabulary, *flags)] = json.loads(out.getvalue())
+        return results[(vocabulary, *flags)]
+
+    return run
 
 
 @pytest.fixture(scope="session")

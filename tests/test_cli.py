@@ -156,10 +156,8 @@ def test_eval_json_reports_the_whole_val_split_per_token_and_per_char(capsys):
     assert result["val_nats_per_char"] < 1.9
 
 
-def test_int8_decoding_costs_the_shipped_model_almost_nothing(capsys):
-    _, exact, _ = scratchgpt(capsys, "eval", "--json")
-    _, int8, _ = scratchgpt(capsys, "eval", "--json", "--quantize", "int8")
-    exact, int8 = json.loads(exact), json.loads(int8)
+def test_int8_decoding_costs_the_shipped_model_almost_nothing(capsys, shipped_eval):
+    exact, int8 = shipped_eval("char"), shipped_eval("char", "--quantize", "int8")
     assert int8["quantize"] == "int8" and exact["quantize"] == "none"
     assert int8["val_nats_per_char"] != exact["val_nats_per_char"]  # the weights really changed...
     assert abs(int8["val_nats_per_char"] - exact["val_nats_per_char"]) < 0.005  # ...and barely matter

@@ -3,14 +3,11 @@ reproduces the figure each one's card (checkpoints/README.md) and bench/RESULTS.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from scratchgpt.cli.common import run_entry_point
-from scratchgpt.cli.main import main
 from scratchgpt.core import paths
 from scratchgpt.model.checkpoint import SHIPPED, load_checkpoint, shipped_checkpoint
 
@@ -43,11 +40,8 @@ def test_every_vocabulary_ships_a_trained_model_small_enough(vocabulary):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("vocabulary", sorted(SHIPPED))
-def test_eval_reproduces_the_quoted_figure_of_each_shipped_model(capsys, vocabulary):
+def test_eval_reproduces_the_quoted_figure_of_each_shipped_model(shipped_eval, vocabulary):
     path = shipped_checkpoint(vocabulary)
-    code = run_entry_point(main, ["eval", "--checkpoint", str(path), "--json"])
-    out, _ = capsys.readouterr()
-    assert code == 0
-    result = json.loads(out)
+    result = shipped_eval(vocabulary)
     assert result["tokenizer"] == vocabulary
     assert result["val_nats_per_char"] == pytest.approx(quoted_figure(path.name), abs=5e-4)
