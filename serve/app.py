@@ -130,9 +130,13 @@ def chat_text(messages: object, speakers: tuple[str, str]) -> str:
     return "".join(parts) + turn_opening(assistant)
 
 
-def encode_prompt(served: ServedModel, text: str, max_tokens: int | None, param: str) -> tuple[list[int], int]:
-    """The prompt's ids and the reply's length: both must fit the model's window (400 naming the sizes)."""
-    ids = served.tokenizer.encode(text) or served.tokenizer.encode("\n") or [0]
+def encode_prompt(
+    served: ServedModel, prompt: str | list[int], max_tokens: int | None, param: str
+) -> tuple[list[int], int]:
+    """The prompt's ids (prompt itself when it is ids) and the reply's length: both must fit the model's
+    window (400 naming the sizes)."""
+    ids = prompt if isinstance(prompt, list) else served.tokenizer.encode(prompt)
+    ids = ids or served.tokenizer.encode("\n") or [0]
     room = served.block_size - len(ids)
     if max_tokens is None and room >= 1:
         return ids, room

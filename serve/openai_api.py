@@ -3,6 +3,11 @@
 Log-probabilities are the model's own (temperature 1, before top-k/top-p), in OpenAI's two shapes:
 chat's `logprobs.content[]` and the completions' `tokens / token_logprobs / top_logprobs / text_offset`
 (offsets count characters from the start of the prompt, as OpenAI's do).
+
+A completion's prompt is text or token ids. With `echo: true` the reply starts with the prompt, and
+its logprobs with the prompt's tokens scored by one forward pass (the first token's are null: nothing
+came before it); with `max_tokens: 0` as well, nothing is generated. That is how evaluation harnesses
+(lm-evaluation-harness's local-completions) read a model's log-likelihood of a text.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import anyio
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..model.dialogue import SPEECH_END
+from ..model.inspection import score_ids
 from ..model.logprobs import MAX_TOP_LOGPROBS, TokenLogprob
 from ..model.sampling_settings import BOUNDS
 from ..tokenizers import Tokenizer
@@ -85,7 +92,8 @@ def chat_logprobs(tokenizer: Tokenizer, tokens: list[tuple[TokenLogprob, int]]) 
 
 
 def completion_logprobs(tokenizer: Tokenizer, tokens: list[tuple[TokenLogprob, int]], prompt_chars: int) -> dict:
-    top = [{token_text(tokenizer, i)[0]: v for i, v in lp.top} for lp, _ in tokens]
+    """The completions' shape; a token whose logprob is None (an echoed prompt's first) has null top_logprobs."""
+    top = [None if lp.logprob is None else {token_text(tokenizer, i)[0]: v for i, v in lp.top} for lp, _ in tokens]
     return {
         "tokens": [token_text(tokenizer, lp.id)[0] for lp, _ in tokens],
         "token_logprobs": [lp.logprob for lp, _ in tokens],
@@ -103,11 +111,30 @@ def sse(data: dict | str) -> str:
     return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
 
 
+class Echo:
+    """A completion's prompt as `echo: true` puts it in front of the reply: its text and scored tokens."""
+
+    def __init__(self, text: str, tokens: list[tuple[TokenLogprob, int]]):
+        self.text, self.tokens = text, tokens
+
+
+async def scored_prompt(request: HttpRequest, served: ServedModel, ids: list[int], k: int | None) -> Echo:
+    """The prompt's text, and each of its tokens with its log-probability given those before it and its
+    character offset: one forward pass in a worker thread, beside the engine's own thread."""
+    tokenizer = served.tokenizer
+    if k is None:  # the text alone
+        return Echo(tokenizer.decode(ids), [])
+    records = await anyio.to_thread.run_sync(lambda: score_ids(served.engine.model, ids, top=k))
+    first = TokenLogprob(ids[0], None)  # type: ignore[arg-type]  # nothing came before it
+    offsets = [len(tokenizer.decode(ids[:i])) for i in range(len(ids))]
+    return Echo(tokenizer.decode(ids), list(zip([first, *records], offsets, strict=True)))
+
+
 class Shape:
     """What differs between the two generation endpoints: the object names and where text and logprobs go."""
 
-    def __init__(self, served: ServedModel, *, chat: bool, prompt_chars: int = 0):
-        self.served, self.chat, self.prompt_chars = served, chat, prompt_chars
+    def __init__(self, served: ServedModel, *, chat: bool, prompt_chars: int = 0, echo: Echo | None = None):
+        self.served, self.chat, self.prompt_chars, self.echo = served, chat, prompt_chars, echo
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
 
@@ -117,6 +144,14 @@ class Shape:
         tokenizer = self.served.tokenizer
         return chat_logprobs(tokenizer, tokens) if self.chat else completion_logprobs(tokenizer, tokens,
                                                                                       self.prompt_chars)
+
+    def echoed(self, text: str | None, tokens: list, wanted: bool, finish: str | None, *, whole: bool) -> dict:
+        """A completion choice with the echoed prompt in front of text and of its logprobs."""
+        choice = self.choice(self.echo.text + (text or ""), tokens, wanted, finish, whole=whole)
+        if wanted:
+            prompt = completion_logprobs(self.served.tokenizer, self.echo.tokens, 0)
+            choice["logprobs"] = {key: prompt[key] + choice["logprobs"][key] for key in prompt}
+        return choice
 
     def choice(self, text: str | None, tokens: list, wanted: bool, finish: str | None, *, whole: bool) -> dict:
         """One choice; a chunk's text None means no content (chat's last delta is {})."""
@@ -146,6 +181,9 @@ async def stream_events(gen: Generation, shape: Shape, wanted: bool, include_usa
         first = shape.choice("", [], False, None, whole=False)
         first["delta"]["role"] = "assistant"
         yield sse(shape.envelope([first], whole=False, streaming_usage=include_usage))
+    if shape.echo is not None:  # the prompt comes first, as one chunk
+        yield sse(shape.envelope([shape.echoed(None, [], wanted, None, whole=False)], whole=False,
+                                 streaming_usage=include_usage))  # fmt: skip
     async for event in gen.events():
         if isinstance(event, Finished):
             if event.reason not in ("stop", "length"):
@@ -172,24 +210,45 @@ async def respond(gen: Generation, shape: Shape, body: dict, wanted: bool) -> Re
     text, tokens, done = await gen.collect()
     if done.reason not in ("stop", "length"):
         raise ApiError(500, done.message or "generation ended early", kind="server_error")
-    choice = shape.choice(text, tokens, wanted, done.reason, whole=True)
+    choose = shape.choice if shape.echo is None else shape.echoed
+    choice = choose(text, tokens, wanted, done.reason, whole=True)
     return JSONResponse(shape.envelope([choice], whole=True, usage=usage(done)))
+
+
+def prompt_of(served: ServedModel, prompt: object) -> str | list[int]:
+    """A completion's one prompt: text, or token ids of the model's vocabulary (either alone in a list)."""
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
+        prompt = prompt[0]
+    if isinstance(prompt, str):
+        return prompt
+    vocab = served.tokenizer.vocab_size
+    if isinstance(prompt, list) and prompt and all(type(i) is int and 0 <= i < vocab for i in prompt):
+        return prompt
+    raise ApiError(400, f"prompt must be a string or a non-empty list of token ids below {vocab} "
+                   "(one prompt per request)", param="prompt")  # fmt: skip
 
 
 async def completions(request: HttpRequest) -> Response:
     body = await read_json(request)
     served = request.app.state.models.get(body.get("model"))
-    prompt = body.get("prompt", "")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise ApiError(400, "prompt must be a string (one prompt per request)", param="prompt")
+    prompt = prompt_of(served, body.get("prompt", ""))
+    echo = body.get("echo", False)
+    if not isinstance(echo, bool):
+        raise ApiError(400, f"echo must be true or false, got {echo!r}", param="echo")
     k = number(body, "logprobs", whole=True, low=0, high=MAX_TOP_LOGPROBS)
     fields = sampling_fields(body)
-    ids, max_tokens = encode_prompt(served, prompt, number(body, "max_tokens", "max_new_tokens", whole=True),
-                                    "max_tokens")  # fmt: skip
+    asked = body.get("max_tokens")
+    nothing_new = echo and asked == 0 and type(asked) is int  # the prompt scored, nothing generated
+    asked = 1 if nothing_new else number(body, "max_tokens", "max_new_tokens", whole=True)
+    ids, max_tokens = encode_prompt(served, prompt, asked, "max_tokens")
+    text = prompt if isinstance(prompt, str) else served.tokenizer.decode(ids)
+    shape = Shape(served, chat=False, prompt_chars=len(text),
+                  echo=await scored_prompt(request, served, ids, k) if echo else None)  # fmt: skip
+    if nothing_new:
+        choice = shape.echoed("", [], k is not None, "length", whole=True)
+        return JSONResponse(shape.envelope([choice], whole=True, usage=usage(Finished("length", len(ids), 0))))
     gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, "logprobs": k, **fields}, request)
-    return await respond(gen, Shape(served, chat=False, prompt_chars=len(prompt)), body, k is not None)
+    return await respond(gen, shape, body, k is not None)
 
 
 async def chat_completions(request: HttpRequest) -> Response:

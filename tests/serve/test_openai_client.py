@@ -91,6 +91,48 @@ def test_completion_logprobs_streamed_carry_tokens_and_offsets(client):
     assert offsets == list(range(3, 3 + len(tokens)))  # from the prompt's start, as OpenAI counts
 
 
+def test_echo_with_max_tokens_zero_scores_the_prompt_as_the_model_does(client, served):
+    from scratchgpt.model.inspection import score_ids
+
+    prompt = "To be, or not"
+    got = client.completions.create(model="tiny", prompt=prompt, max_tokens=0, echo=True, logprobs=3)
+    choice = got.choices[0]
+    assert choice.text == prompt and choice.finish_reason == "length" and got.usage.completion_tokens == 0
+    lp = choice.logprobs
+    assert "".join(lp.tokens) == prompt and lp.text_offset == list(range(len(prompt)))
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None  # nothing came before the first token
+    tiny = served[1].get("tiny")
+    expected = score_ids(tiny.engine.model, tiny.tokenizer.encode(prompt), top=3)
+    assert lp.token_logprobs[1:] == pytest.approx([r.logprob for r in expected], abs=1e-5)
+    assert [list(t) for t in lp.top_logprobs[1:]] == [[tiny.tokenizer.decode([i]) for i, _ in r.top] for r in expected]
+
+
+def test_echo_puts_the_prompt_in_front_of_the_reply_whole_and_streamed(client):
+    plain = client.completions.create(model="tiny", prompt="abc", max_tokens=8, temperature=0, logprobs=1)
+    whole = client.completions.create(model="tiny", prompt="abc", max_tokens=8, temperature=0, logprobs=1, echo=True)
+    assert whole.choices[0].text == "abc" + plain.choices[0].text
+    lp = whole.choices[0].logprobs
+    assert lp.tokens == ["a", "b", "c", *plain.choices[0].logprobs.tokens]
+    assert lp.text_offset == list(range(3 + 8)) and lp.token_logprobs[0] is None
+    assert lp.token_logprobs[3:] == plain.choices[0].logprobs.token_logprobs  # the reply's own, as without echo
+    chunks = list(client.completions.create(model="tiny", prompt="abc", max_tokens=8, temperature=0, echo=True,
+                                            stream=True))
+    assert chunks[0].choices[0].text == "abc" and "".join(c.choices[0].text for c in chunks) == whole.choices[0].text
+
+
+def test_a_prompt_of_token_ids_is_the_text_they_spell(client, served):
+    tokenizer = served[1].get("tiny").tokenizer
+    ids = tokenizer.encode("To be")
+    by_ids = client.completions.create(model="tiny", prompt=ids, max_tokens=10, temperature=0, echo=True)
+    by_text = client.completions.create(model="tiny", prompt="To be", max_tokens=10, temperature=0, echo=True)
+    assert by_ids.choices[0].text == by_text.choices[0].text and by_ids.usage.prompt_tokens == len(ids)
+    for bad in ([tokenizer.vocab_size], [], [-1], [1.5], [[1], [2]]):
+        with pytest.raises(openai.BadRequestError, match="token ids"):
+            client.completions.create(model="tiny", prompt=bad, max_tokens=3)
+    with pytest.raises(openai.BadRequestError, match="max_tokens"):  # nothing to generate is only for echo
+        client.completions.create(model="tiny", prompt="a", max_tokens=0)
+
+
 def test_a_prompt_over_the_window_is_a_bad_request_naming_both_sizes(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.completions.create(model="tiny", prompt="ab" * TINY_BLOCK, max_tokens=5)
