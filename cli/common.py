@@ -14,6 +14,7 @@ from ..core.errors import ScratchGPTError, is_compile_failure, is_out_of_memory
 from ..core.text import closest, escape_controls
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128 + 2  # what a shell reports for a process SIGINT (Ctrl-C) ended
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process SIGPIPE ended
 
 
@@ -107,7 +108,7 @@ def run_entry_point(
         if debug:
             raise
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader left (`| head -1`): stop quietly, as a tool killed by SIGPIPE does
         with contextlib.suppress(OSError):  # and let the interpreter's last flush write nowhere
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

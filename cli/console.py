@@ -10,10 +10,12 @@ if TYPE_CHECKING:
 
 
 def make_console(file=None, **options: Any) -> Console:
-    """A rich console that prints text as it is: no markup, highlighting or emoji; no ANSI codes at all
-    under NO_COLOR or when the output is not a terminal. options go to rich's Console."""
+    """A rich console that prints text as it is: no markup, highlighting or emoji (a path or a sampled
+    text with brackets in it prints as written); no ANSI codes at all under NO_COLOR or when the output
+    is not a terminal. options go to rich's Console."""
     from rich.console import Console
 
     if os.environ.get("NO_COLOR"):
         options["color_system"] = None
-    return Console(file=file, markup=False, highlight=False, emoji=False, soft_wrap=True, **options)
+    options.setdefault("soft_wrap", True)
+    return Console(file=file, markup=False, highlight=False, emoji=False, **options)

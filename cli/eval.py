@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ..core.bounds import whole
 from ..core.cores import use_threads
 from .common import Parser
+from .console import make_console
 from .flags import SOURCE_HELP, add_threads_flag
 
 if TYPE_CHECKING:
@@ -52,9 +53,7 @@ def cmd_eval(argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    from rich.console import Console
-
-    print_eval(result, Console(highlight=False), stride=bool(args.stride))
+    print_eval(result, make_console(soft_wrap=False), stride=bool(args.stride))
     return 0
 
 

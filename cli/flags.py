@@ -15,6 +15,8 @@ from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, S
 from ..tokenizers import TOKENIZER_NAMES
 
 SOURCE_HELP = "a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt"
+# alternatives per token: model/logprobs.py's MAX_TOP_LOGPROBS, OpenAI's bound (kept here so --help imports no torch)
+TOP_LOGPROBS = whole(0, 20)
 
 
 def stop_flag(text: str) -> str:
@@ -26,7 +28,7 @@ def stop_flag(text: str) -> str:
 
 
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
-    """The flags of SamplingSettings, and --tokenizer and --version: `scratchgpt sample` and
+    """The flags of SamplingSettings, and --tokenizer: `scratchgpt sample` and
     `scratchgpt-repl` spell them alike, with the bounds and defaults of model/sampling_settings.py."""
     d = SamplingSettings
     a = p.add_argument
@@ -39,7 +41,10 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     a("--seed", type=SEED, default=None, help="random seed (default: a fresh one)")
     a("--stop", type=stop_flag, action="append", default=[],
       help=r"stop at this text (escapes like \n\n work); repeatable")  # fmt: skip
-    a("--version", action="version", version=f"scratchgpt {__version__}")
+
+
+def add_version_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", action="version", version=f"scratchgpt {__version__}")
 
 
 def sampling_settings(args: argparse.Namespace, cls: type[SamplingSettings] = SamplingSettings, **extra):

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from ..core.text import printable
 from ..model.inspection import LensRow, token_text, visible
 
 if TYPE_CHECKING:
@@ -62,8 +63,6 @@ def legend(*, surprisal: bool = False) -> Text:
 def shaded(pieces: Iterable[tuple[str, float | None]]) -> Text:
     """Text pieces, each shaded by the probability the model gave it."""
     from rich.text import Text
-
-    from ..core.text import printable
 
     out = Text()
     for text, prob in pieces:

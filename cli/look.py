@@ -4,6 +4,7 @@ front of model/inspection.py. Thin: parse flags, call the package, lay the numbe
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,15 +13,17 @@ from typing import TYPE_CHECKING
 from ..core.bounds import whole
 from ..core.cores import use_threads
 from ..core.errors import ScratchGPTError
+from ..core.interrupt import InterruptFlag
 from ..tokenizers import TOKENIZER_NAMES
 from .common import Parser
-from .flags import SOURCE_HELP, add_threads_flag, open_source
+from .console import make_console
+from .flags import SOURCE_HELP, TOP_LOGPROBS, add_threads_flag, open_source
 
 if TYPE_CHECKING:
     from ..model.checkpoint import Checkpoint
     from ..model.engine import Completion
 
-TOP = whole(0, 20)  # model/logprobs.py's MAX_TOP_LOGPROBS, OpenAI's bound (kept here so --help imports no torch)
+
 def _model_flags(p: Parser) -> None:
     """The flags after the command's own (the [CHECKPOINT] positional is added first, see _parser)."""
     p.add_argument("--tokenizer", choices=TOKENIZER_NAMES, help="the shipped model of this vocabulary")
@@ -41,7 +44,8 @@ def score_parser() -> Parser:
                "with what the model expected instead.")  # fmt: skip
     a = p.add_argument
     a("file", metavar="FILE", help="a UTF-8 text file, or - for standard input")
-    a("--top", type=TOP, default=0, help="alternatives per token in --json (0 to 20, default 0)")
+    a("--top", type=TOP_LOGPROBS, default=0,
+      help=f"alternatives per token in --json ({TOP_LOGPROBS.span()}, default 0)")
     a("--against", metavar="OTHER", help="score the same text under a second model and show where they disagree most")
     a("--stride", type=whole(1, 1 << 20), help="a text longer than the window is scored by windows this far apart, "
       "each token once, with at least window - stride tokens of context (default: 2/3 of the window)")  # fmt: skip
@@ -57,7 +61,7 @@ def inspect_parser() -> Parser:
     a = p.add_argument
     a("-p", "--prompt", default="", help="the text to look inside with (within the model's window)")
     a("--layer", type=whole(0, 1 << 10), help="show this layer's heads only (default: every layer)")
-    a("--top", type=whole(1, 20), default=5, help="tokens per head and per lens row (default 5)")
+    a("--top", type=whole(1, int(TOP_LOGPROBS.high)), default=5, help="tokens per head and per lens row (default 5)")
     a("--json", action="store_true", help='one JSON object: {"tokens", "attention": [layer][head][position], "lens"}')
     a("--png", metavar="FILE", help="also draw every layer's and head's attention as a grid of heatmaps")
     _model_flags(p)
@@ -74,12 +78,6 @@ def _read_text(file: str) -> str:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ScratchGPTError(f"{file} is not UTF-8 text; convert it (iconv -t UTF-8) and score it again") from None
-
-
-def _console():
-    from .console import make_console
-
-    return make_console(sys.stdout)
 
 
 def cmd_score(argv: Sequence[str]) -> int:
@@ -106,7 +104,7 @@ def cmd_score(argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps(result if other is None else {"score": result, "against": other, "disagreements": differ}))
         return 0
-    console = _console()
+    console = make_console(sys.stdout)
     console.print(score_text_shaded(result))
     console.print(legend())
     for line in score_summary(ckpt.tokenizer, result):
@@ -117,8 +115,6 @@ def cmd_score(argv: Sequence[str]) -> int:
 
 
 def _print_against(console, ckpt: Checkpoint, other: dict, differ: list[dict]) -> None:
-    import math
-
     from .inspect_view import shown_token
 
     console.print(f"against it: {other['bits_per_char']:.3f} bits/char · {other['nats_per_char']:.4f} nats/char · "
@@ -151,7 +147,7 @@ def cmd_inspect(argv: Sequence[str]) -> int:
         print(f"wrote {out}", file=sys.stderr)
     if args.json:
         return 0
-    console = _console()
+    console = make_console(sys.stdout)
     for line in attention_lines(tokenizer, ids, attention[:, :, -1, :], layers, top=args.top):
         console.print(line)
     for line in lens_lines(tokenizer, lens):
@@ -179,8 +175,6 @@ def completion_json(completion: Completion) -> dict:
 def sample_looking(completion: Completion, prompt: str, *, as_json: bool) -> int:
     """`sample --json` (one object when the reply is done) or `sample --logprobs K` (the reply streamed,
     each token shaded by its probability, the legend after it)."""
-    from ..core.interrupt import InterruptFlag
-
     with InterruptFlag().active(raise_now=True) as ctrl_c:
         if as_json:
             for _ in completion:
@@ -189,7 +183,7 @@ def sample_looking(completion: Completion, prompt: str, *, as_json: bool) -> int
             return 0
         from .inspect_view import ShadedStream, legend
 
-        console, stream = _console(), ShadedStream(completion)
+        console, stream = make_console(sys.stdout), ShadedStream(completion)
         console.print(prompt, end="")
         for piece in completion:
             ctrl_c.check()

@@ -6,48 +6,54 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from .. import __version__
-from ..core.text import closest
+from ..core.text import closest, shown
 from .common import EXIT_USAGE, Parser, run_entry_point
 
-# each command, the module of this folder that holds it, and its parser and handler there
+
+class Command(NamedTuple):
+    """A command: the module of this folder that holds it, the names of its parser and handler there,
+    and what it does in a line (the usage text)."""
+
+    module: str
+    parser: str
+    handler: str
+    summary: str
+
+    def load(self, name: str) -> Callable:
+        """Its parser or handler, by attribute name, importing only this command's module."""
+        return getattr(importlib.import_module(f".{self.module}", __package__), name)
+
+
 COMMANDS = {
-    "train": ("train", "build_parser", "main"),
-    "sample": ("sample", "sample_parser", "cmd_sample"),
-    "eval": ("eval", "eval_parser", "cmd_eval"),
-    "score": ("look", "score_parser", "cmd_score"),
-    "inspect": ("look", "inspect_parser", "cmd_inspect"),
-    "plot": ("plot", "plot_parser", "cmd_plot"),
-    "export": ("interop", "export_parser", "cmd_export"),
-    "import": ("interop", "import_parser", "cmd_import"),
-    "serve": ("serve", "serve_parser", "cmd_serve"),
-}
+    "train": Command("train", "build_parser", "main", "train a GPT or the bigram baseline on a corpus"),
+    "sample": Command("sample", "sample_parser", "cmd_sample",
+                      "continue a prompt with a checkpoint, streaming to stdout"),
+    "eval": Command("eval", "eval_parser", "cmd_eval",
+                    "loss over the whole validation split, in nats per token and per char"),
+    "score": Command("look", "score_parser", "cmd_score", "how surprised a model is by your text, token by token"),
+    "inspect": Command("look", "inspect_parser", "cmd_inspect",
+                       "where a prompt's last position looks (attention) and what each layer predicts"),
+    "plot": Command("plot", "plot_parser", "cmd_plot", "draw a run's loss curves into a PNG"),
+    "export": Command("interop", "export_parser", "cmd_export",
+                      "re-save a checkpoint with bf16 (or fp16) weights, average several, or write a HF GPT-2"),
+    "import": Command("interop", "import_parser", "cmd_import",
+                      "a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint"),
+    "serve": Command("serve", "serve_parser", "cmd_serve", "serve models over HTTP to OpenAI and ollama clients"),
+}  # fmt: skip
 USAGE = (
-    "usage: scratchgpt {train,sample,eval,score,inspect,plot,export,import,serve} [flags]\n\n"
-    "  train   train a GPT or the bigram baseline on a corpus\n"
-    "  sample  continue a prompt with a checkpoint, streaming to stdout\n"
-    "  eval    loss over the whole validation split, in nats per token and per char\n"
-    "  score   how surprised a model is by your text, token by token\n"
-    "  inspect where a prompt's last position looks (attention) and what each layer predicts\n"
-    "  plot    draw a run's loss curves into a PNG\n"
-    "  export  re-save a checkpoint with bf16 (or fp16) weights, average several, or write a HF GPT-2\n"
-    "  import  a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint\n"
-    "  serve   serve models over HTTP to OpenAI and ollama clients\n\n"
-    "`scratchgpt COMMAND --help` lists a command's flags; `scratchgpt --version` prints the version;\n"
+    f"usage: scratchgpt {{{','.join(COMMANDS)}}} [flags]\n\n"
+    + "".join(f"  {name:<7} {command.summary}\n" for name, command in COMMANDS.items())
+    + "\n`scratchgpt COMMAND --help` lists a command's flags; `scratchgpt --version` prints the version;\n"
     "`scratchgpt-repl` talks to a model."
 )
 
 
-def _part(command: str, which: int) -> Callable:
-    """A command's parser (which=1) or handler (which=2), importing only that command's module."""
-    module = importlib.import_module(f".{COMMANDS[command][0]}", __package__)
-    return getattr(module, COMMANDS[command][which])
-
-
 def parsers() -> dict[str, Parser]:
     """Every command's parser, by command: what `COMMAND --help` shows and what the flag tests walk."""
-    return {command: _part(command, 1)() for command in COMMANDS}
+    return {name: command.load(command.parser)() for name, command in COMMANDS.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,10 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         meant = closest(command, list(COMMANDS))
-        print(f"scratchgpt: error: unknown command '{command}'; " + (f"did you mean '{meant}'? " if meant else "")
+        print(f"scratchgpt: error: unknown command {shown(command)}; " + (f"did you mean '{meant}'? " if meant else "")
               + f"use one of {', '.join(COMMANDS)}", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
-    return _part(command, 2)(rest)
+    return COMMANDS[command].load(COMMANDS[command].handler)(rest)
 
 
 def entry() -> int:

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from ..core.durations import clock, duration
+from .console import make_console
 
 __all__ = ["EvalProgress", "RunProgress", "TrainProgress", "clock", "duration", "sparkline"]
 
@@ -31,7 +32,7 @@ class TrainProgress:
     def __init__(
         self, total: int, *, start: int = 0, console: Console | None = None, every: int = 10, quiet: bool = False
     ):
-        self.console = console or Console(file=sys.stdout, highlight=False, soft_wrap=True, quiet=quiet)
+        self.console = console or make_console(sys.stdout, quiet=quiet)
         self.total, self.start, self.every = total, start, every
         self.live = self.console.is_terminal and not quiet
         self._tokens = 0
@@ -121,7 +122,7 @@ class RunProgress:
 
     def __init__(self, *, every: int = 10, console: Console | None = None):
         self.every = every
-        self.console = console or Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        self.console = console or make_console(sys.stdout)
         self.bar: TrainProgress | None = None
 
     def begin(self, total: int, start: int) -> None:
@@ -156,7 +157,7 @@ class EvalProgress:
     terminal, so piped output and --json stay as they were. Call `update(scored, total)`."""
 
     def __init__(self, console: Console | None = None):
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or make_console(stderr=True)
         self._bar: Progress | None = None
 
     def __enter__(self) -> EvalProgress:

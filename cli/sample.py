@@ -5,9 +5,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ..core.bounds import whole
+from ..core.interrupt import InterruptFlag
 from .common import Parser
-from .flags import SOURCE_HELP, add_engine_flags, add_sampling_flags, open_source, sampling_settings
+from .flags import (
+    SOURCE_HELP,
+    TOP_LOGPROBS,
+    add_engine_flags,
+    add_sampling_flags,
+    add_version_flag,
+    open_source,
+    sampling_settings,
+)
 
 
 def sample_parser() -> Parser:
@@ -16,10 +24,11 @@ def sample_parser() -> Parser:
     p.add_checkpoint_arguments(f"{SOURCE_HELP} (default: the shipped char model)")
     a("-p", "--prompt", default="", help="text to continue (default: a new line)")
     add_sampling_flags(p)
+    add_version_flag(p)
     a("--device", default="auto", help="auto, cpu, cuda or mps")
     add_engine_flags(p)
-    a("--logprobs", type=whole(0, 20), metavar="K",
-      help="each token's own log-probability and its K likeliest alternatives (0 to 20): shaded text, or in --json")
+    a("--logprobs", type=TOP_LOGPROBS, metavar="K", help="each token's own log-probability and its K likeliest "
+      f"alternatives ({TOP_LOGPROBS.span()}): shaded text, or in --json")
     a("--json", action="store_true", help='print one JSON object, {"text", "logprobs": {"content": [...]}}, '
       "in OpenAI's field names, instead of streaming")  # fmt: skip
     a("--debug", action="store_true", help="show tracebacks")
@@ -30,7 +39,6 @@ def cmd_sample(argv: Sequence[str]) -> int:
     args = sample_parser().parse_args(argv)  # before importing torch: a bad flag is told at once
     import torch
 
-    from ..core.interrupt import InterruptFlag
     from ..model.engine import Completion, Engine
     from ..model.threads import choose_decode_threads
 

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING
 
 from ..cli.common import EXIT_OK, Parser, run_entry_point
 from ..cli.console import make_console
-from ..cli.flags import add_engine_flags, add_sampling_flags, sampling_settings
+from ..cli.flags import add_engine_flags, add_sampling_flags, add_version_flag, sampling_settings
 from ..core.errors import ScratchGPTError
+from ..core.interrupt import InterruptFlag
+from ..core.paths import state_dir
 from ..core.text import one_line, printable, quoted
 from .commands import Exit, execute, is_command, parse
 
@@ -67,6 +69,7 @@ def build_parser() -> Parser:
                                "(default: the shipped model)")
     a("-p", "--prompt", help="text to continue once, then exit (after piped stdin, if any)")
     add_sampling_flags(p)
+    add_version_flag(p)
     a("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     add_engine_flags(p)
     a("--prompt-file", help="a UTF-8 file whose text to continue once, then exit")
@@ -127,8 +130,6 @@ def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool
     tty = out.isatty()
     clean = printable if tty else (lambda text: text)
     last = "\n"  # the last character on the terminal's line
-    from ..core.interrupt import InterruptFlag
-
     try:
         if echo:
             out.write(clean(prompt))
@@ -182,8 +183,6 @@ def os_error_message(e: OSError) -> str:
 def make_history():
     """The prompt's history: a file in the user state dir, or memory only with SCRATCHGPT_NOHISTORY=1."""
     from prompt_toolkit.history import FileHistory, InMemoryHistory
-
-    from ..core.paths import state_dir
 
     if os.environ.get("SCRATCHGPT_NOHISTORY", "") not in ("", "0"):
         return InMemoryHistory()
@@ -273,8 +272,6 @@ class Repl:
         self.notices()
         if reply.header:
             self.say(reply.header, style="bold")
-        from ..core.interrupt import InterruptFlag
-
         pending: list = []  # pieces not yet printed: one print per frame, not per token
         last, shown = "\n", 0.0  # the first piece shows at once
         shade = None

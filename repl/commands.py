@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.cores import cpu_threads
+from ..core.interrupt import InterruptFlag
 from ..core.text import closest, printable, quoted
 from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K
 from ..tokenizers import TOKENIZER_NAMES
@@ -174,7 +175,6 @@ def do_tokenizer(host: Host, name: str | None) -> None:
 
 def do_train(host: Host, value: tuple[int, str | None]) -> None:
     from ..cli.progress import TrainProgress, sparkline
-    from ..core.interrupt import InterruptFlag
     from ..model.threads import using_threads
     from ..training.start import vocab_growth
 

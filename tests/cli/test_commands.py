@@ -289,6 +289,16 @@ def test_a_corpus_that_is_not_utf8_trains_and_evaluates_with_lossy(capsys, tmp_p
     assert json.loads(result)["tokens"] > 0
 
 
+def test_paths_with_brackets_are_printed_as_written_by_train_and_eval(capsys, tmp_path):
+    for folder in ("[/x]", "[red]y"):  # rich markup: a closing tag with no opening one, and a style
+        out = str(tmp_path / folder / "run.safetensors")
+        code, printed, err = scratchgpt(capsys, "train", *TINY_RUN, "--out", out)
+        assert code == 0, err
+        assert out in printed  # where it saves, as typed (not restyled, no MarkupError)
+        code, printed, err = scratchgpt(capsys, "eval", out)
+        assert code == 0 and out in printed, err
+
+
 def test_a_bad_corpus_through_the_real_command_prints_no_traceback_unless_debug(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_bytes(b"abc\xff\n" * 100)
