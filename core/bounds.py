@@ -16,6 +16,17 @@ from .text import shown
 SEED_MAX = 2**32 - 1  # of training and of sampling
 
 
+def plain_number(text: str, *, whole: bool) -> int | float | None:
+    """text as an int (whole) or a float when it is a number in plain ASCII (no "1_000", no "５"), else
+    None. A float may come out infinite or NaN: the caller says what it needs."""
+    if not text.isascii() or "_" in text:
+        return None
+    try:
+        return int(text) if whole else float(text)
+    except ValueError:  # not a number, or an int of more than 4300 digits
+        return None
+
+
 @dataclass(frozen=True)
 class Number:
     """The type of a numeric flag: plain ASCII digits (no "1_000", no "５"), finite, within bounds.
@@ -38,13 +49,8 @@ class Number:
         return value
 
     def _parse(self, text: str) -> int | float | None:
-        if not text.isascii() or "_" in text:
-            return None
-        try:
-            value = int(text) if self.whole else float(text)
-        except ValueError:  # not a number, or an int of more than 4300 digits
-            return None
-        return value if math.isfinite(value) else None
+        value = plain_number(text, whole=self.whole)
+        return value if value is not None and math.isfinite(value) else None
 
     def allows(self, value: float) -> bool:
         if self.or_zero and value == 0:

@@ -120,10 +120,9 @@ def blocked_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) 
     The queries go in blocks of ATTENTION_BLOCK rows, and a block's scores stop at its last
     query's own position: the keys after it are masked for every row of the block, so their
     products are skipped, not computed and then masked (at T=256, 37.5% of the T x T work). Under
-    torch.compile each block's scale, mask, softmax and casts fuse into one loop, and this runs at
-    about half the time of the fp32 flash kernel forward and backward (6x384 at T=256: 23 against
-    46-52 ms a layer, `python bench/train_speed.py --compile` prints it beside SDPA's). Eager it
-    would be slower than SDPA (each op a pass over T x T), so only the compiled step takes it.
+    torch.compile each block's scale, mask, softmax and casts fuse into one loop, and this beats the
+    fp32 flash kernel forward and backward (`python bench/train_speed.py --compile` prints both).
+    Eager it would be slower than SDPA (each op a pass over T x T), so only the compiled step takes it.
     """
     T, scale = q.size(-2), q.size(-1) ** -0.5
     ys = []
@@ -448,8 +447,8 @@ def build_model(config: GPTConfig) -> GPT | Bigram:
 def compile_blocks(model: GPT | Bigram) -> None:
     """torch.compile every transformer block in place (the bigram has none).
 
-    The blocks share one class and one forward, so the graph is built once, not once per layer
-    (about 30 s on a cold cache for 4×192 on a 2-core CPU), and every layer runs it. The weights
+    The blocks share one class and one forward, so the graph is built once, not once per layer,
+    and every layer runs it. The weights
     stay where they were, so checkpoints and state dicts do not change. Code that should run eager
     (an evaluation, whose grad mode differs) wraps itself in torch.compiler.set_stance("force_eager").
     """

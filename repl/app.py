@@ -336,7 +336,7 @@ class Repl:
 
     def warm_up(self) -> threading.Thread:
         """Import what the first /train needs in the background while the banner is read: the first
-        use of a torch optimizer imports torch._dynamo, about 2 s here, which would otherwise come
+        use of a torch optimizer imports torch._dynamo, which takes seconds and would otherwise come
         before /train's first step. Started once per REPL; the thread is returned for tests and bench/."""
         thread = threading.Thread(
             target=importlib.import_module, args=("torch._dynamo",), daemon=True, name="scratchgpt-warm-up"

@@ -12,13 +12,13 @@ import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..core.bounds import Number, plain_number, whole
 from ..core.cores import cpu_threads
 from ..core.text import closest, printable, quoted
 from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SettingError, stop_text
 from ..tokenizers import TOKENIZER_NAMES
 
 if TYPE_CHECKING:
-    from ..core.bounds import Number
     from .commands import Command
 
     Lookup = Callable[[str], Command | None]  # a command by name or alias, None when there is none
@@ -27,6 +27,8 @@ TRAIN_MAX = 100_000  # most steps one /train takes
 LAYER_MAX = 1 << 10  # /attention's layer bound before the model's own is checked
 OFF = "off"  # the value of "/topk off", "/topp off", "/stop off", "/chat off"
 AUTO = "auto"  # the value of "/threads auto"
+
+
 class ArgError(ValueError):
     """An argument that does not fit its command; the message says what was expected."""
 
@@ -47,26 +49,12 @@ def _one_word(text: str) -> str:
 
 def _number(text: str, *, whole: bool) -> float | int:
     text = _one_word(text)
-    try:
-        if not text.isascii() or "_" in text:  # no "1_000" or non-ASCII digits: plain numbers only
-            raise ValueError
-        value = int(text) if whole else float(text)
-    except ValueError:
-        kind = "a whole number" if whole else "a number"
-        raise ArgError(f"expected {kind}, got {quoted(text)}") from None
-    if not whole and not math.isfinite(value):
+    value = plain_number(text, whole=whole)
+    if value is None:
+        raise ArgError(f"expected {'a whole number' if whole else 'a number'}, got {quoted(text)}")
+    if not math.isfinite(value):
         raise ArgError(f"expected a finite number, got {quoted(text)}")
     return value
-
-
-def _whole_in(lo: int, hi: int) -> Callable[[str], int]:
-    def convert(text: str) -> int:
-        value = _number(text, whole=True)
-        if not lo <= value <= hi:
-            raise ArgError(f"must be from {lo} to {hi}, got {quoted(text)}")
-        return value
-
-    return convert
 
 
 def _within(bound: Number, note: str = "") -> Callable[[str], float | int]:
@@ -103,7 +91,7 @@ def stop_arg(text: str) -> str:
 def threads_arg(text: str) -> int | str:
     if text.lower() == AUTO:
         return AUTO
-    return _whole_in(1, cpu_threads())(text)
+    return _within(whole(1, cpu_threads()))(text)
 
 
 # ollama's parameter names (and llama.cpp's, which ollama follows) -> our command; ours work too
@@ -161,7 +149,7 @@ def train_arg(text: str) -> tuple[int, str | None]:
     if not text:
         raise ArgError("needs a number of steps")
     steps, _, corpus = text.partition(" ")
-    return _whole_in(1, TRAIN_MAX)(steps), _path_text(corpus) or None
+    return _within(whole(1, TRAIN_MAX))(steps), _path_text(corpus) or None
 
 
 def _path_text(text: str) -> str:
@@ -225,7 +213,7 @@ def position_arg(text: str) -> int:
     return value
 
 
-layer_arg = _whole_in(0, LAYER_MAX)  # the model's own count is the handler's check
+layer_arg = _within(whole(0, LAYER_MAX))  # the model's own count is the handler's check
 
 
 def text_arg(text: str) -> str:

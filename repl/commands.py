@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..core.cores import cpu_threads
 from ..core.interrupt import InterruptFlag
 from ..core.text import closest, printable, quoted
-from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K
+from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P
 from ..tokenizers import TOKENIZER_NAMES
 from ..training.config import FINE_TUNE_BATCH_TOKENS
 from .arguments import (
@@ -59,8 +59,6 @@ if TYPE_CHECKING:
 
     from .session import Reply, Session
 
-# the sampling bounds are sampling_settings.py's; these name them for the help texts
-TEMP_MAX, LEN_MAX, TOPK_MAX, SEED_MAX = TEMPERATURE.high, int(LENGTH.high), int(TOP_K.high), int(SEED.high)
 
 
 class Exit(Exception):
@@ -310,18 +308,18 @@ COMMANDS: tuple[Command, ...] = (
     Command("help", ("?",), "[CMD]", "list the commands, or explain one", "/help CMD shows one command's details.",
             optional(command_arg(lookup)), do_help, "command"),
     Command("temp", (), "[T]", "sampling temperature (0 = greedy)",
-            f"Divides the logits by T before sampling; 0 always picks the likeliest token. 0 to {TEMP_MAX:g}.",
+            f"Divides the logits by T ({TEMPERATURE.span()}) before sampling; 0 always picks the likeliest token.",
             optional(temperature_arg), do_temp),
-    Command("len", (), "[N]", "longest reply, in tokens", f"Replies stop after N new tokens (1 to {LEN_MAX}).",
+    Command("len", (), "[N]", "longest reply, in tokens", f"Replies stop after N new tokens ({LENGTH.span()}).",
             optional(length_arg), do_len),
     Command("topk", (), "[K|off]", "sample among the K likeliest tokens",
-            f"Only the K likeliest tokens can be sampled (1 to {TOPK_MAX}); off allows all.",
+            f"Only the K likeliest tokens can be sampled ({TOP_K.span()}); off allows all.",
             optional(off_or(top_k_arg)), do_topk),
     Command("topp", (), "[P|off]", "nucleus sampling with mass P",
-            "Only the smallest set of tokens whose probabilities add up to P (above 0, at most 1) can be sampled.",
+            f"Only the smallest set of tokens whose probabilities add up to P ({TOP_P.span()}) can be sampled.",
             optional(off_or(top_p_arg)), do_topp),
     Command("seed", (), "[N]", "random seed of this session",
-            f"The seed (0 to {SEED_MAX}) of every reply's sampler; setting it restarts the turn count, so the "
+            f"The seed ({SEED.span()}) of every reply's sampler; setting it restarts the turn count, so the "
             "same prompts give the same replies.", optional(seed_arg), do_seed),
     Command("stop", (), "[TEXT|off]", r"stop a reply at TEXT (escapes like \n\n work)",
             r"Adds a stop string; a reply ends before it. Escapes: \n, \t, \\. /stop off removes them all.",

@@ -1,6 +1,6 @@
 """The REPL's views of the inside of the model: /probs, /why, /score, /attention, /lens.
 
-Handlers for commands.py's table (their argument converters live there with the others). They read
+Handlers for commands.py's table (their argument converters are arguments.py's). They read
 what the engine recorded while the last reply streamed (each token's distribution, kept as the decode
 step left it) or run one explicit forward over the text asked about; the layout is inspect_view.py's,
 shared with the command line.
@@ -14,6 +14,7 @@ from ..core.errors import ScratchGPTError
 
 if TYPE_CHECKING:
     from .commands import Host
+
 
 def do_probs(host: Host, value: bool | None) -> None:
     from ..cli.inspect_view import legend
@@ -82,6 +83,6 @@ def do_lens(host: Host, _: None) -> None:
     from ..model.inspection import layers_to_show, look_inside
 
     model = host.session.ckpt.model
-    layers_to_show(model, None)  # the bigram has no layers to look through
+    layers_to_show(model, None)  # raises for the bigram: it has no layers to look through
     _, lens = look_inside(model, _looked_at(host))
     host.say("\n".join(lens_lines(host.session.tokenizer, lens)))

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchgpt.core.text import printable
+from scratchgpt.model.sampling_settings import LENGTH
 from scratchgpt.repl.commands import (
     COMMANDS,
-    LEN_MAX,
     Invocation,
     is_command,
     lookup,
@@ -36,7 +36,7 @@ def test_parse_never_raises_on_any_string(line):
 @pytest.mark.parametrize(
     "line, usage",
     [
-        ("/len 1000000000", f"from 1 to {LEN_MAX}"),
+        ("/len 1000000000", f"from 1 to {int(LENGTH.high)}"),
         ("/len 0", "from 1 to"),
         ("/len -5", "from 1 to"),
         ("/len abc", "whole number"),
