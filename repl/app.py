@@ -352,7 +352,7 @@ class Repl:
             try:
                 line = self.prompt_session.prompt(self.prompt_text())
             except EOFError:
-                if self.may_leave():
+                if self.settle_unsaved():
                     return EXIT_OK
                 continue
             except KeyboardInterrupt:
@@ -369,14 +369,15 @@ class Repl:
             try:
                 self.handle(text, literal=was_block)
             except Exit:
-                if self.may_leave():
+                if self.settle_unsaved():
                     return EXIT_OK
 
-    def may_leave(self) -> bool:
-        """Whether the session may end now: nothing unsaved, or /train's weights saved or discarded on asking.
+    def settle_unsaved(self) -> bool:
+        """Whether the weights in memory may go (the session end, or another model replace them): nothing
+        unsaved, or /train's weights saved or discarded on asking.
 
-        As an editor asks about an unsaved file: save [PATH], discard, or cancel (Enter, Ctrl-C) to go on.
-        Ctrl-D at the question leaves, so a second Ctrl-D always exits.
+        As an editor asks about an unsaved file: save [PATH], discard, or cancel (Enter, Ctrl-C) to keep
+        them. Ctrl-D at the question counts as discard, so a second Ctrl-D always exits.
         """
         while steps := self.session.steps_trained:
             try:

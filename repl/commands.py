@@ -75,6 +75,10 @@ class Host(Protocol):
 
     def stream(self, reply: Reply) -> None: ...
 
+    def settle_unsaved(self) -> bool:
+        """Whether the weights /train changed may go: none unsaved, or the user saved or discarded them."""
+        ...
+
 
 # --- handlers: (host, value) -> None ------------------------------------------------------------
 
@@ -168,7 +172,8 @@ def do_tokenizer(host: Host, name: str | None) -> None:
     if name is None:
         host.say(f"vocabulary: {session.tokenizer.name}, {session.tokenizer.vocab_size:,} tokens")
         return
-    host.say(session.switch_tokenizer(name))
+    if name == session.tokenizer.name or host.settle_unsaved():  # another model replaces the one /train changed
+        host.say(session.switch_tokenizer(name))
 
 
 def do_train(host: Host, value: tuple[int, str | None]) -> None:
@@ -226,6 +231,8 @@ def do_save(host: Host, value: tuple[str | None, bool]) -> None:
 
 
 def do_load(host: Host, path: str) -> None:
+    if not host.settle_unsaved():
+        return
     ckpt = host.session.load(path)
     host.say(f"loaded {ckpt.path}: {host.session.describe_model()}")
 

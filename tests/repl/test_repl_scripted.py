@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from scratchgpt.cli.console import make_console
-from scratchgpt.model.checkpoint import Checkpoint, load_checkpoint
+from scratchgpt.model.checkpoint import Checkpoint, load_checkpoint, shipped_checkpoint
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.repl import session as session_module
 from scratchgpt.repl.session import Session, Settings
@@ -439,6 +439,16 @@ def test_discard_or_a_second_ctrl_d_leaves_without_saving(drive, answer):
 def test_an_answer_that_is_no_choice_asks_again(drive):
     d = drive("/train 1\r", CTRL_D, "maybe\r", "c\r", "/len 3\r")
     assert "'maybe': answer save [PATH], discard or cancel" in d.out and "length set to 3" in d.out
+
+
+@pytest.mark.parametrize("command", ["/tokenizer word", "/load {shipped}"])
+def test_another_model_over_unsaved_train_weights_asks_first(drive, command):
+    command = command.format(shipped=shipped_checkpoint("char"))
+    d = drive("/train 1\r", command + "\r", "c\r", "/stats\r", command + "\r", "d\r", "/stats\r", "/bye\r")
+    cancelled, discarded = d.out.split("steps trained")[1:3]  # the question itself goes to the prompt's line
+    assert cancelled.lstrip().startswith("1 (unsaved)")  # cancel kept the trained weights in use
+    assert discarded.lstrip().startswith("0") and d.code == 0  # discard let the other model in; /bye then leaves
+    assert d.out.count("loaded " if command.startswith("/load") else "word vocabulary: the shipped model") == 1
 
 
 def test_verbose_regen_counts_the_whole_prompt_and_says_what_the_cache_held(drive):
