@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -41,6 +43,21 @@ def open_host_warning(host: str) -> str:
     return f"warning: serving on {host} without --api-key: anyone who can reach this port can use the model"
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port before anything says the server is up: a port in use is one line."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port a stopped server left is free again
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise ScratchGPTError(f"port {port} on {host} is in use (another scratchgpt serve?); "
+                                  "pick another with --port N") from None  # fmt: skip
+        raise ScratchGPTError(f"cannot listen on {host}:{port} ({e.strerror or e}); check --host and --port") from None
+    return sock
+
+
 def model_name(path: Path, taken: dict) -> str:
     name, n = path.stem, 2
     while name in taken:
@@ -67,7 +84,8 @@ def load_models(models, args) -> None:
             engine = BatchEngine(ckpt.model, ckpt.tokenizer, parallel=args.parallel, max_queue=args.max_queue)
             engine.start()
             speakers = tuple(args.speakers) if args.speakers else DEFAULT_SPEAKERS
-            models.add(ServedModel(model_name(Path(source), models.by_name), engine, speakers))
+            models.add(ServedModel(name := model_name(Path(source), models.by_name), engine, speakers))
+            print(f"serving {source} as \"model\": \"{name}\"", file=sys.stderr)
         models.ready = True
     except ScratchGPTError as e:
         models.failure = str(e)
@@ -106,7 +124,11 @@ def cmd_serve(argv: Sequence[str]) -> int:
             models.stop(timeout=0)
             super().handle_exit(sig, frame)
 
+    sock = listening_socket(args.host, args.port)
     print(f"scratchgpt serve: http://{args.host}:{args.port} (the page at /, OpenAI /v1, ollama /api); Ctrl-C stops",
           file=sys.stderr)
-    Server(config).run()
+    try:
+        Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0

@@ -34,7 +34,17 @@ def test_a_model_that_does_not_exist_is_one_line(tmp_path):
         cmd_serve([str(tmp_path / "nope.safetensors")])
 
 
-def test_the_largest_parallel_queue_and_threads_load_and_decode(tmp_path):
+def test_a_port_in_use_is_one_line_before_anything_says_it_serves(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ScratchGPTError, match=f"port {port} on 127.0.0.1 is in use.*--port"):
+            cmd_serve(["--port", str(port)])
+    assert "scratchgpt serve: http" not in capsys.readouterr().err
+
+
+def test_the_largest_parallel_queue_and_threads_load_and_decode(tmp_path, capsys):
     model, tokenizer = tiny_model()
     model.set_block_size(64)  # 256 rows of a 64-token cache
     path = save_checkpoint(tmp_path / "tiny.safetensors", model, tokenizer)
@@ -45,6 +55,7 @@ def test_the_largest_parallel_queue_and_threads_load_and_decode(tmp_path):
     load_models(models, parser.parse_args([str(path), *(x for flag, top in tops.items() for x in (flag, top))]))
     try:
         assert models.ready and models.failure is None
+        assert f'serving {path} as "model": "tiny"' in capsys.readouterr().err  # the name clients ask for
         engine = models.by_name["tiny"].engine
         assert (engine.parallel, engine.max_queue) == (256, 100_000)
         events = []
