@@ -16,6 +16,11 @@ def closest(word: str, choices: Sequence[str], *, cutoff: float = 0.6) -> str | 
     return close[0] if close else None
 
 
+def counted(n: int, noun: str) -> str:
+    """n and the noun, plural unless n is 1: "1 step", "5 steps", "2,048 tokens"."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
 def escape_controls(text: str) -> str:
     """text with every non-printable character (newline, escape, ...) written as its escape: one safe line."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

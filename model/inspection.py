@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..core.errors import ScratchGPTError
+from ..core.text import counted
 from ..data import IGNORE, val_windows
 from ..tokenizers import Tokenizer
 from .logprobs import MAX_TOP_LOGPROBS, TokenLogprob, token_logprobs
@@ -89,7 +90,7 @@ def score_text(
     """
     ids = tokenizer.encode(text)
     if len(ids) < 2:
-        raise ScratchGPTError(f"the text is {len(ids)} token{'s' * (len(ids) != 1)}; scoring needs at least two "
+        raise ScratchGPTError(f"the text is {counted(len(ids), 'token')}; scoring needs at least two "
                               "(the first is what the second is predicted from)")  # fmt: skip
     records = score_ids(model, ids, top=top, stride=stride)
     nats = -sum(r.logprob for r in records)

@@ -25,7 +25,7 @@ from ..cli.flags import add_engine_flags, add_sampling_flags, add_version_flag, 
 from ..core.errors import ScratchGPTError
 from ..core.interrupt import InterruptFlag
 from ..core.paths import state_dir
-from ..core.text import one_line, printable, quoted
+from ..core.text import counted, one_line, printable, quoted
 from .commands import Exit, execute, is_command, parse
 
 if TYPE_CHECKING:
@@ -382,7 +382,8 @@ class Repl:
         while steps := self.session.steps_trained:
             try:
                 answer = self.prompt_session.prompt(
-                    f"{steps} steps of /train are not saved: save [PATH], discard or cancel? ")
+                    f"{counted(steps, 'step')} of /train {'is' if steps == 1 else 'are'} not saved: "
+                    "save [PATH], discard or cancel? ")
             except EOFError:
                 return True
             except KeyboardInterrupt:

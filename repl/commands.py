@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.cores import cpu_threads
 from ..core.interrupt import InterruptFlag
-from ..core.text import closest, printable, quoted
+from ..core.text import closest, counted, printable, quoted
 from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P
 from ..tokenizers import TOKENIZER_NAMES
 from ..training.config import FINE_TUNE_BATCH_TOKENS
@@ -203,7 +203,7 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
     if report.steps == 0:
         host.say("stopped before the first step; the weights are unchanged")
         return
-    done = f"{report.steps} steps" + (f" of {report.requested} (stopped early)" if report.interrupted else "")
+    done = counted(report.steps, "step") + (f" of {report.requested} (stopped early)" if report.interrupted else "")
     host.say(f"trained {done} on {report.corpus} in {report.seconds:.1f}s, {report.tokens_per_second:,.0f} tokens/s")
     if report.before and report.after:
         b, a = report.before, report.after

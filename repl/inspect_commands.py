@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..core.errors import ScratchGPTError
+from ..core.text import counted
 
 if TYPE_CHECKING:
     from .commands import Host
@@ -37,7 +38,7 @@ def do_why(host: Host, position: int | None) -> None:
     n = len(records)
     position = -1 if position is None else position
     if not (1 <= position <= n or -n <= position <= -1):
-        raise ScratchGPTError(f"the last reply has {n} token{'s' * (n != 1)}; /why takes 1 to {n}, or -1 to -{n} "
+        raise ScratchGPTError(f"the last reply has {counted(n, 'token')}; /why takes 1 to {n}, or -1 to -{n} "
                               "counting from the end")  # fmt: skip
     index = position - 1 if position > 0 else n + position
     chosen = reply.completion.ids[index]

@@ -13,6 +13,7 @@ FINE_TUNE_BATCH_TOKENS tokens, and --grad-accum defaults to one micro-batch per 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields
@@ -53,9 +54,10 @@ def heads_for(n_embd: int, n_head: int | None) -> int:
 
 
 def out_path(text: str) -> str:
-    """--out: a file path (its parent is created), not an existing directory."""
-    if not text or Path(text).is_dir():
-        raise BadValue(f"expected a checkpoint file path, got the directory {shown(text or '.')}")
+    """--out: a file path (its parent is created), not a directory, existing or written as one ("new/")."""
+    if not text or Path(text).is_dir() or text.endswith(("/", os.sep)):
+        raise BadValue(f"expected a checkpoint file path, got the directory {shown(text or '.')}; "
+                       "name a file in it, e.g. ckpt.safetensors")
     return text
 
 

@@ -157,9 +157,10 @@ def test_an_unknown_argument_with_control_characters_is_still_one_line(capsys, c
 
 
 def test_an_out_path_that_is_a_directory_is_refused_before_training(capsys, tmp_path):
-    for out in (str(tmp_path), ""):
+    for out in (str(tmp_path), "", str(tmp_path / "new") + "/"):  # a new folder, written as one, too
         code, stdout, err = scratchgpt(capsys, "train", "--out", out)
         assert_usage_error(code, stdout, err, "train", "--out", "expected a checkpoint file path, got the directory")
+    assert "name a file in it" in err and not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("stop", ["\\x", "\\N", "\\u12", "\\"])
