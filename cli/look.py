@@ -15,6 +15,7 @@ from ..core.cores import use_threads
 from ..core.errors import ScratchGPTError
 from ..core.interrupt import InterruptFlag
 from ..tokenizers import TOKENIZER_NAMES
+from ..tokenizers.base import unknown_notice
 from .common import Parser
 from .console import make_console
 from .flags import SOURCE_HELP, TOP_LOGPROBS, add_threads_flag, open_source
@@ -22,6 +23,7 @@ from .flags import SOURCE_HELP, TOP_LOGPROBS, add_threads_flag, open_source
 if TYPE_CHECKING:
     from ..model.checkpoint import Checkpoint
     from ..model.engine import Completion
+    from ..tokenizers import Tokenizer
 
 
 def _model_flags(p: Parser) -> None:
@@ -80,6 +82,24 @@ def _read_text(file: str) -> str:
         raise ScratchGPTError(f"{file} is not UTF-8 text; convert it (iconv -t UTF-8) and score it again") from None
 
 
+def note_unknown(tokenizer: Tokenizer, text: str) -> None:
+    """A note on stderr when the vocabulary cannot spell text exactly: what is scored is then not quite it."""
+    if lacking := tokenizer.unknown(text):
+        print(f"note: {unknown_notice(tokenizer, lacking)}", file=sys.stderr)
+
+
+def check_same_tokens(a: dict, b: dict, *named: tuple[str, Checkpoint], text: str) -> None:
+    """Two scores compare token by token only when both models split text alike; if not, say which
+    characters (or words) one vocabulary lacks, as a fine-tune that grew its vocabulary makes happen."""
+    if [t["id"] for t in a["tokens"]] == [t["id"] for t in b["tokens"]]:
+        return
+    lacks = [f"{name} lacks {', '.join(map(repr, missing[:8]))}" for name, ckpt in named
+             if (missing := ckpt.tokenizer.unknown(text))]  # fmt: skip
+    why = "; ".join(lacks) or "their vocabularies differ"
+    raise ScratchGPTError(f"the two models split the text into different tokens ({why}); compare models of one "
+                          "vocabulary, or a text both can spell")  # fmt: skip
+
+
 def cmd_score(argv: Sequence[str]) -> int:
     args = score_parser().parse_args(argv)
     use_threads(args.threads)
@@ -88,6 +108,7 @@ def cmd_score(argv: Sequence[str]) -> int:
 
     text = _read_text(args.file)
     ckpt = open_source(args.checkpoint, args.tokenizer, args.device)
+    note_unknown(ckpt.tokenizer, text)
     top = args.top if args.json else max(args.top, 3)  # the summary names three expected tokens
     result = score_text(ckpt.model, ckpt.tokenizer, text, top=top, stride=args.stride)
     block = ckpt.config.block_size
@@ -100,6 +121,7 @@ def cmd_score(argv: Sequence[str]) -> int:
     if args.against:
         against = open_source(args.against, None, args.device)
         other = score_text(against.model, against.tokenizer, text, top=top, stride=args.stride)
+        check_same_tokens(result, other, (args.checkpoint or "the model", ckpt), (args.against, against), text=text)
         differ = disagreements(result, other)
     if args.json:
         print(json.dumps(result if other is None else {"score": result, "against": other, "disagreements": differ}))
@@ -134,6 +156,7 @@ def cmd_inspect(argv: Sequence[str]) -> int:
 
     ckpt = open_source(args.checkpoint, args.tokenizer, args.device)
     model, tokenizer = ckpt.model, ckpt.tokenizer
+    note_unknown(tokenizer, args.prompt)
     layers = layers_to_show(model, args.layer)
     ids = inspectable_ids(model, tokenizer, args.prompt)
     attention, lens = look_inside(model, ids, top=args.top)

@@ -18,8 +18,8 @@ from __future__ import annotations
 from ..core.errors import ScratchGPTError
 from ..model.dialogue import SPEECH_END, separator, speech, turn_opening
 from ..tokenizers import Tokenizer
+from ..tokenizers.base import unknown_notice
 
-UNKNOWN_SHOWN = 8  # unknown characters or words named in one notice
 KEPT_WINDOWS = 4  # windows of tokens the conversation keeps; older ones can never reach the model again
 PROMPT_MARGIN = 16  # tokens encoded beyond the window from a long prompt, so the cut's edge stays out of sight
 
@@ -148,9 +148,7 @@ class Conversation:
         if not new:
             return
         self._unknown_reported.update(new)
-        named = ", ".join(repr(p) for p in new[:UNKNOWN_SHOWN]) + (" ..." if len(new) > UNKNOWN_SHOWN else "")
-        policy = "become <unk>" if self.tokenizer.name == "word" else "are approximated or dropped"
-        notice = f"not in this model's {self.tokenizer.name} vocabulary, so they {policy}: {named}"
+        notice = unknown_notice(self.tokenizer, new)
         self._unknown_notices.add(notice)
         self.notices.append(notice)
 

@@ -64,6 +64,16 @@ class Tokenizer(abc.ABC):
         return f"<{type(self).__name__} {self.name!r} vocab_size={self.vocab_size}>"
 
 
+UNKNOWN_SHOWN = 8  # pieces a notice names
+
+
+def unknown_notice(tokenizer: Tokenizer, pieces: list[str]) -> str:
+    """The one line that says which pieces of a text tokenizer lacks, and what becomes of them."""
+    named = ", ".join(repr(p) for p in pieces[:UNKNOWN_SHOWN]) + (" ..." if len(pieces) > UNKNOWN_SHOWN else "")
+    policy = "become <unk>" if tokenizer.name == "word" else "are approximated or dropped"
+    return f"not in this model's {tokenizer.name} vocabulary, so they {policy}: {named}"
+
+
 class StreamDecoder:
     """Turns token ids into text one id at a time, for printing as a model generates.
 

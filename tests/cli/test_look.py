@@ -142,6 +142,20 @@ def test_score_against_another_model_lists_where_they_disagree(capsys, ckpt, oth
     assert code == 0 and "where they disagree most" in out
 
 
+def test_score_notes_what_the_vocabulary_lacks_and_against_a_grown_one_names_it(capsys, ckpt, tmp_path):
+    grown_corpus = tmp_path / "fr.txt"
+    grown_corpus.write_text("Il était une fois, café.\n" * 50, encoding="utf-8")
+    grown = str(save_tiny(tmp_path, grown_corpus, "grown.safetensors"))
+    text = tmp_path / "t.txt"
+    text.write_text("ROMEO: un café", encoding="utf-8")
+    code, _, err = scratchgpt(capsys, "score", ckpt, str(text), "--json")
+    assert code == 0 and "note: not in this model's char vocabulary, so they are approximated or dropped: 'é'" in err
+    code, out, err = scratchgpt(capsys, "score", ckpt, str(text), "--against", grown)
+    note, error = err.splitlines()  # the note above, then the error in one line
+    assert code == 1 and out == "" and note.startswith("note: ") and "Traceback" not in err
+    assert "different tokens" in error and f"{ckpt} lacks 'é'" in error
+
+
 def test_score_on_the_validation_split_agrees_with_eval(ckpt):
     """With eval's own windows (stride = the context) the sums are the same, within fp32 summing order;
     score's default stride gives every token more context, so a lower loss on a trained model (not
