@@ -36,6 +36,7 @@ SURE_FRACTION = 0.25  # a lower bound under this share of STEP_SECONDS: quick en
 # cost of big batches; below ~100 tokens a 124M model's matmuls only read weights
 PROBE_WINDOW = 512
 PASSES_PER_FORWARD = 3  # a forward and backward: backward computes two matmuls for each of forward's
+TIMINGS = 2  # timed runs of each probe window; the faster counts
 MIN_WINDOW = 32  # shortest window a too-slow model trains on: shorter ones teach little about context
 # passes over a weight-sized tensor in a step beyond forward and backward: the all-or-nothing copy
 # (read, write), gradient clipping (read), fused AdamW (weights, gradients and two moments: 7)
@@ -107,7 +108,8 @@ def _timed(fn) -> float:
 def measure_step_cost(model: torch.nn.Module, *, device: torch.device, amp_dtype: torch.dtype | None) -> StepCost:
     """The two parts of a training step of model here, from its forward timed over one window of
     PROBE_WINDOW tokens (or the model's context, if shorter) and one of a quarter of that (train
-    mode, autocast, the graph for backward built; once each, after a warm-up), times
+    mode, autocast, the graph for backward built; each run once untimed, as its first run allocates,
+    then the faster of TIMINGS runs, as another process's burst only ever adds), times
     PASSES_PER_FORWARD, and the optimizer's passes over the weights as OPTIMIZER_PASSES copies of
     them. Forwards alone cost a third of what timing backward too would. The mode and the RNG are
     left as they were."""
@@ -123,8 +125,10 @@ def measure_step_cost(model: torch.nn.Module, *, device: torch.device, amp_dtype
     with torch.random.fork_rng(devices=[]):  # dropout draws nothing the real steps would have drawn
         model.train()
         try:
-            forward(windows[0])  # the first call allocates
-            short_s, long_s = (PASSES_PER_FORWARD * _timed(lambda w=w: forward(w)) for w in windows)
+            for w in windows:  # a window's first call allocates
+                forward(w)
+            short_s, long_s = (PASSES_PER_FORWARD * min(_timed(lambda w=w: forward(w)) for _ in range(TIMINGS))
+                               for w in windows)  # fmt: skip
         finally:
             model.train(was_training)
     with torch.no_grad():
