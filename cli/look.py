@@ -75,7 +75,8 @@ def _read_text(file: str) -> str:
         return sys.stdin.read()
     path = Path(file).expanduser()
     if not path.is_file():
-        raise ScratchGPTError(f"no file at {file}; give a UTF-8 text file, or - to read standard input")
+        what = f"{file} is a directory" if path.is_dir() else f"no file at {file}"
+        raise ScratchGPTError(f"{what}; give a UTF-8 text file, or - to read standard input")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..core import paths
 from ..core.errors import ScratchGPTError
 from ..core.files import atomic_file
+from ..core.text import closest
 
 HASH_BLOCK = 1 << 20  # bytes read at a time when hashing or downloading
 # bytes of text decoded at a time: tokenizers fit and encode a chunk (or a few, on threads) at once,
@@ -105,8 +106,10 @@ def resolve_corpus(name_or_path: str | Path, *, download: bool = True) -> Corpus
 def _path_corpus(path: Path, given: str) -> Corpus:
     if not path.exists():
         registered = ", ".join(sorted(CORPORA))
+        meant = closest(given, sorted(CORPORA))
         raise ScratchGPTError(
-            f"corpus {given!r} is neither a file nor a registered corpus ({registered}); check the path"
+            f"corpus {given!r} is neither a file nor a registered corpus ({registered}); "
+            + (f"did you mean {meant!r}?" if meant else "check the path")
         )
     if path.is_dir():
         raise ScratchGPTError(f"corpus {given!r} is a directory; give a UTF-8 text file")

@@ -70,11 +70,23 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
                 metadata = f.metadata() or {}
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        if _is_text(path):
+            raise ScratchGPTError(f"{path} is a text file, not a checkpoint; give a .safetensors file "
+                                  "(text to train on goes to --corpus)") from None  # fmt: skip
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ScratchGPTError(
             f"{path} is not a readable safetensors checkpoint ({reason}); re-download or re-save it"
         ) from e
     return tensors, metadata
+
+
+def _is_text(path: Path) -> bool:
+    """Whether path starts as UTF-8 text would (a safetensors file starts with its header's length in
+    8 binary bytes, then JSON)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    text = head.decode("utf-8", errors="ignore")  # a character cut at the 64th byte is dropped
+    return bool(head) and len(text.encode()) >= len(head) - 3 and all(c.isprintable() or c in "\n\r\t" for c in text)
 
 
 def _json_field(metadata: dict[str, str], key: str, path: Path):

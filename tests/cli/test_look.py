@@ -170,10 +170,13 @@ def test_score_on_the_validation_split_agrees_with_eval(ckpt):
 
 
 @pytest.mark.parametrize("content, words", [(None, ["no file at"]), (b"\xff\xfe", ["not UTF-8"]),
-                                            (b"R", ["1 token", "at least two"])])  # fmt: skip
+                                            (b"R", ["1 token", "at least two"]),
+                                            ("dir", ["is a directory"])])  # fmt: skip
 def test_score_of_a_missing_binary_or_one_token_file_is_one_line(capsys, ckpt, tmp_path, content, words):
     path = tmp_path / "x.txt"
-    if content is not None:
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
         path.write_bytes(content)
     one_line_error(*scratchgpt(capsys, "score", ckpt, str(path)), *words)
 

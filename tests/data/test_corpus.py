@@ -133,6 +133,8 @@ def test_a_missing_path_is_refused(tmp_path):
         resolve_corpus(tmp_path / "nope.txt")
     with pytest.raises(ScratchGPTError, match="'shakespeare'.*registered corpus \\(tinyshakespeare\\)"):
         resolve_corpus("shakespeare")
+    with pytest.raises(ScratchGPTError, match="did you mean 'tinyshakespeare'\\?"):  # a typo of a registered name
+        resolve_corpus("tinyshakespear")
 
 
 def test_a_directory_is_refused(tmp_path):

@@ -109,6 +109,14 @@ def test_a_broken_checkpoint_is_one_clear_error(saved, tmp_path, kind):
     assert "\n" not in str(e.value) and str(bad) in str(e.value)
 
 
+@pytest.mark.parametrize("text", ["ROMEO:\nBut soft!\n", "Il était une fois « Hélène »\n" * 5])
+def test_a_text_file_given_as_a_checkpoint_is_called_a_text_file(tmp_path, text):
+    notes = tmp_path / "notes.txt"
+    notes.write_text(text, encoding="utf-8")
+    with pytest.raises(ScratchGPTError, match="notes.txt is a text file, not a checkpoint.*--corpus"):
+        load_checkpoint(notes)
+
+
 def test_a_missing_checkpoint_says_so(tmp_path):
     with pytest.raises(ScratchGPTError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.safetensors")
