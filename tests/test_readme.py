@@ -1,6 +1,7 @@
-"""Every command in README.md runs as written, in the README's order, as a new user in a fresh clone runs it.
+"""Every command in README.md and docs/GUIDE.md runs as written, in their order, as a new user in a fresh
+clone runs it.
 
-The `bash` blocks are read from the README itself, so a command changed there is the command tested. Each
+The `bash` blocks are read from the documents themselves, so a command changed there is the command tested. Each
 runs through bash in a folder laid out like a clone (checkpoints/, recipes/) with an empty home holding the
 placeholder inputs the README names (~/books/*.txt, ~/models/gpt2, a nanoGPT out-shakespeare-char/).
 Only what would take long is changed, by appending flags (later flags win in argparse):
@@ -39,6 +40,7 @@ from scratchgpt.model.checkpoint import load_checkpoint, shipped_checkpoint
 from scratchgpt.repl.session import Session, Settings
 
 README = PACKAGE_DIR / "README.md"
+DOCUMENTS = (README, PACKAGE_DIR / "docs" / "GUIDE.md")  # the guide's commands run after the README's
 SKIPPED = {
     "pip install": "set-up: the test runs inside that installation",
     "python -m pytest": "the suite this test belongs to",
@@ -55,8 +57,9 @@ COMMAND_TIMEOUT = 600  # seconds; a command that hangs fails the test rather tha
 
 
 def readme_blocks(language: str) -> list[str]:
-    """The README's fenced code blocks in the given language, in order."""
-    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.M | re.S)
+    """The fenced code blocks in the given language of the README, then of the guide it links to, in order."""
+    text = "".join(doc.read_text(encoding="utf-8") for doc in DOCUMENTS)
+    return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.M | re.S)
 
 
 def readme_commands() -> list[str]:
