@@ -42,6 +42,7 @@ REPL_TERMS = (
     (re.compile(r"pass --lossy to replace bad bytes with U\+FFFD"),
      "scratchgpt train --lossy (in a shell) reads it with bad bytes as U+FFFD"),
 )  # fmt: skip
+COMMAND_WORDS = {"help", "quit", "exit", "bye", "?"}  # typed without their /, they are text to the model
 FRAME_SECONDS = 1 / 60  # streamed text is printed at most this often: rich per token would slow decoding
 
 
@@ -220,6 +221,7 @@ class Repl:
         self.session = session
         self.console = console or make_console()
         self.debug = debug
+        self._hinted = False  # the hint about bare command words was given
         # keys typed during a reply or a command wait for the next prompt (only a real terminal needs holding)
         self._keys_held = typeahead_kept if input is None else contextlib.nullcontext
         self.block = TripleQuoteBlock()
@@ -318,6 +320,7 @@ class Repl:
             if text.lstrip().startswith("//"):
                 text = text.replace("/", "", 1)
             self.stream(self.session.reply(text))
+            self._hint_commands(text)
         except ScratchGPTError as e:
             self.error(f"error: {in_repl_terms(str(e))}")
         except KeyboardInterrupt:
@@ -333,6 +336,14 @@ class Repl:
                 self.console.print_exception()
             else:
                 self.error(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)")
+
+    def _hint_commands(self, text: str) -> None:
+        """Once a session, after a reply to a bare command word (quit, help, ...): commands start with /."""
+        word = text.strip().lower()
+        if word in COMMAND_WORDS and not self._hinted:
+            self._hinted = True
+            self.say(f"('{word}' went to the model as text; commands start with /: /help lists them, "
+                     "/bye or Ctrl-D leaves)", style="dim")  # fmt: skip
 
     def warm_up(self) -> threading.Thread:
         """Import what the first /train needs in the background while the banner is read: the first

@@ -451,6 +451,12 @@ def test_another_model_over_unsaved_train_weights_asks_first(drive, command):
     assert d.out.count("loaded " if command.startswith("/load") else "word vocabulary: the shipped model") == 1
 
 
+def test_a_bare_quit_goes_to_the_model_then_a_hint_says_commands_start_with_a_slash_once(drive):
+    d = drive("quit\r", "exit\r", "ROMEO:\r")
+    assert d.session.turn == 3 and d.code == 0  # each went to the model as text
+    assert d.out.count("commands start with /") == 1 and "('quit' went to the model as text" in d.out
+
+
 def test_verbose_regen_counts_the_whole_prompt_and_says_what_the_cache_held(drive):
     d = drive("/verbose on\r", "ROMEO:\r", "/regen\r")
     assert "prompt 6 tokens · " in d.out and "prompt 6 tokens (5 cached) · " in d.out
