@@ -31,16 +31,16 @@ class Pacer:
     most: int = 0  # --max-iters: the longest run a fit may choose
     eval_seconds: float | None = None  # one evaluation, once measured
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=REFIT_STEPS))
-    _stamp: float | None = None
+    _step_began: float | None = None  # perf_counter() at the running step's start; None during the first
 
     def step_done(self) -> None:
         """A step ended: its time counts, unless it is the first."""
-        if self._stamp is not None:
-            self.recent.append(time.perf_counter() - self._stamp)
+        if self._step_began is not None:
+            self.recent.append(time.perf_counter() - self._step_began)
 
     def resume_clock(self) -> None:
         """The step's report (its evaluation, its save) is over: the next step's time starts now."""
-        self._stamp = time.perf_counter()
+        self._step_began = time.perf_counter()
 
     @property
     def step_seconds(self) -> float:

@@ -262,8 +262,7 @@ class Run:
 
     def run_loop(self, interrupt: dist.AgreedInterrupt) -> int | None:
         """The steps; returns the last one finished. Out of memory is one line saying what to reduce."""
-        self.began = time.perf_counter()
-        self.pacer.resume_clock()
+        self.began = time.perf_counter()  # the pacer's clock starts after step 1 (set-up, compilation)
         try:
             return train_loop(
                 self.ddp_model, self.optimizer, lambda: next(self.own_batches), steps=self.planned_steps(),
