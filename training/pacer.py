@@ -2,7 +2,7 @@
 `--max-minutes` the step it should end at.
 
 The pacer decides nothing about the run itself: `Pacer.fit` returns a new end, and the run
-carries it out (its config, schedule and progress display).
+carries it out (its state, from which its lr schedule, its saves and its display follow).
 """
 
 from __future__ import annotations

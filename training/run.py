@@ -87,6 +87,8 @@ class RunState:
 
     step: int  # steps finished, the resumed ones included: the next step's 0-based index
     end: int  # the run ends after this many steps (--max-iters, or what --max-minutes fitted)
+    decay_iters: int | None  # the steps the lr decays over (--lr-decay-iters, or its refit); None: over `end`
+    fitted: bool = False  # --max-minutes fitted end (and decay_iters): saves record them in place of the budget
     best_val: float = math.inf  # the best validation loss evaluated
     tokens_seen: int = 0  # training tokens, all processes together
     last_eval: dict[str, float] = field(default_factory=dict)  # {"train", "val"} of the latest evaluation
@@ -130,12 +132,10 @@ class Run:
                  display: RunDisplay, state: RunState, started: float):  # fmt: skip
         self.config, self.rank, self.device, self.paths = config, rank, device, paths
         self.display, self.state, self.started = display, state, started
-        self.minutes = config.max_minutes
         deadline = started + config.max_minutes * 60 if config.max_minutes else None
         self.pacer = Pacer(config.eval_interval, deadline=deadline, most=config.max_iters)
         # --max-minutes fits the lr decay to the fitted end, keeping a pinned lr_decay_iters' share
         self.decay_share = config.lr_decay_iters / config.max_iters if deadline and config.lr_decay_iters else None
-        self.schedule = schedule_of(config)
         self.amp = {"bf16": torch.bfloat16, "fp32": None}.get(config.amp, autocast_dtype(device))
         self.metrics = MetricsLog([])  # only the first rank logs
         self.writer: RunWriter | None = None
@@ -144,7 +144,8 @@ class Run:
     # --- during the loop --------------------------------------------------------------------
 
     def lr(self, step: int) -> float:
-        return self.schedule(step)
+        """The learning rate at step, on the schedule over the run's length as it now stands (a refit moves it)."""
+        return schedule_of(self.config, self.state.decay_iters or self.state.end)(step)
 
     def planned_steps(self) -> Iterator[int]:
         step = self.state.step
@@ -198,23 +199,28 @@ class Run:
         if first:
             capped = " (--max-iters)" if total == self.pacer.most else ""
             self.display.note(f"{self.pacer.step_seconds:.2f} s a step: {total:,} steps{capped} in all fit "
-                              f"--max-minutes {self.minutes:g}, evaluations included "
+                              f"--max-minutes {self.config.max_minutes:g}, evaluations included "
                               f"(one {self.pacer.eval_seconds:.1f} s)")  # fmt: skip
             if self.decay_share is not None:
-                self.display.note(f"the lr decays over {self.config.lr_decay_iters:,} steps: lr_decay_iters keeps "
+                self.display.note(f"the lr decays over {self.state.decay_iters:,} steps: lr_decay_iters keeps "
                                   "its share of --max-iters in the fitted run")  # fmt: skip
         elif total == done:
-            self.display.note(f"step {done}: --max-minutes {self.minutes:g} is up; ending here")
+            self.display.note(f"step {done}: --max-minutes {self.config.max_minutes:g} is up; ending here")
 
     def end_at(self, total: int) -> None:
-        """The run now ends after step `total`: saved so, so that a resume keeps to it."""
-        decay = self.config.lr_decay_iters
+        """The run now ends after step `total`, a pinned lr decay keeping its share: saved so (see
+        `config_to_save`), so that a resume keeps to both."""
+        self.state.end, self.state.fitted = total, True
         if self.decay_share is not None:
-            decay = max(1, round(self.decay_share * total))
-        self.config = replace(self.config, max_iters=total, max_minutes=None, lr_decay_iters=decay)
-        self.schedule = schedule_of(self.config)
-        self.state.end = total
+            self.state.decay_iters = max(1, round(self.decay_share * total))
         self.display.set_total(total)
+
+    def config_to_save(self) -> TrainConfig:
+        """The config as given, or once --max-minutes has fitted the run, with the fitted end and lr
+        decay in place of the budget: a resume continues that run rather than fitting anew."""
+        if not self.state.fitted:
+            return self.config
+        return replace(self.config, max_iters=self.state.end, max_minutes=None, lr_decay_iters=self.state.decay_iters)
 
     def eval_losses(self, iters: int, splits=("train", "val"), on_batch=None) -> dict[str, float]:
         # --compile: evaluation runs eager rather than building a second, no-grad graph
@@ -244,7 +250,7 @@ class Run:
         improved = evaluated and (val < state.best_val or not self.paths.best.exists())
         if evaluated:
             state.best_val = min(state.best_val, val)
-        saved = SavedStep(step, state.tokens_seen, state.best_val, state.last_eval, self.config)
+        saved = SavedStep(step, state.tokens_seen, state.best_val, state.last_eval, self.config_to_save())
         self.writer.save(saved, best=improved)
         if improved:
             self.display.note(f"step {step + 1}: saved {self.paths.best} (val {val:.4f})")
@@ -318,9 +324,10 @@ class EvalWatch:
             self.display.evaluating(done, total)
 
 
-def schedule_of(config: TrainConfig) -> Schedule:
+def schedule_of(config: TrainConfig, decay_iters: int) -> Schedule:
+    """config's lr schedule, decaying over decay_iters steps."""
     return Schedule(
-        config.lr, config.lr_decay_iters or config.max_iters, warmup=config.warmup_iters,
+        config.lr, decay_iters, warmup=config.warmup_iters,
         min_lr_ratio=config.min_lr_ratio, kind=config.schedule, decay_frac=config.decay_frac,
     )  # fmt: skip
 
@@ -403,7 +410,8 @@ def assemble(config: TrainConfig, *, rank: dist.Rank, paths: RunPaths, resume: b
     # what was decided at the start is saved as given: a resume with another process count keeps the batch
     config = replace(config, batch_size=batch_size, grad_accum=config.grad_accum or rank.world_size)
     run = Run(config, rank=rank, device=device, paths=paths, display=display,
-              state=RunState(step=0, end=config.max_iters), started=started)  # fmt: skip
+              state=RunState(step=0, end=config.max_iters, decay_iters=config.lr_decay_iters),
+              started=started)  # fmt: skip
     run.model, run.teacher, run.accum_picked = ckpt.model, teacher, accum_picked
     run.notices += notices
     tokens = load_tokens(corpus, ckpt.tokenizer, lossy=config.lossy, notify=run.notices.append)
@@ -414,7 +422,7 @@ def assemble(config: TrainConfig, *, rank: dist.Rank, paths: RunPaths, resume: b
     run.optimizer = make_optimizer(ckpt.model, lr=config.lr, weight_decay=config.weight_decay,
                                    betas=(0.9, config.beta2), kind=config.optimizer)  # fmt: skip
     if resume:
-        run.state = resumed_state(paths, ckpt.provenance.get("step"), run.optimizer, generator, end=config.max_iters)
+        run.state = resumed_state(paths, ckpt.provenance.get("step"), run.optimizer, generator, run.state)
     run.start, run.tokens_before = run.state.step, run.state.tokens_seen
     run.ddp_model = dist.wrap(ckpt.model, device)
     if config.compile:
@@ -439,16 +447,17 @@ def check_scores_fit(tokens: int, vocab: int) -> None:
 
 
 def resumed_state(paths: RunPaths, step: int | None, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                  *, end: int) -> RunState:  # fmt: skip
-    """The loop state saved with X.last, the optimizer and RNGs restored from it."""
+                  fresh: RunState) -> RunState:  # fmt: skip
+    """fresh (the config's end and decay) with the loop state saved with X.last; the optimizer and
+    RNGs restored from it."""
     state_path = resume_state_path(paths)
     rng, saved = load_train_state(state_path, optimizer)
     if saved.get("step") != step:
         raise ScratchGPTError(f"{state_path} is from another step than {paths.last}; cannot resume")
     torch.set_rng_state(rng["torch"])
     generator.set_state(rng["batches"])  # the same on every rank, whatever their number
-    return RunState(step=saved.get("step", -1) + 1, end=end, best_val=saved.get("best_val", math.inf),
-                    tokens_seen=saved.get("tokens_seen", 0), last_eval=dict(saved.get("last_eval", {})))  # fmt: skip
+    return replace(fresh, step=saved.get("step", -1) + 1, best_val=saved.get("best_val", math.inf),
+                   tokens_seen=saved.get("tokens_seen", 0), last_eval=dict(saved.get("last_eval", {})))  # fmt: skip
 
 
 def compile_all(models: list[torch.nn.Module]) -> None:
