@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from scratchgpt.cli.progress import duration
 from scratchgpt.cli.train import parse_args
+from scratchgpt.core.durations import duration
 from scratchgpt.training.config import FRESH_BATCH_SIZE, FRESH_BLOCK_SIZE
-from scratchgpt.training.run import batch_size_for
+from scratchgpt.training.start import batch_size_for
 
 RECIPE_SECONDS = 51.5  # recipes/nanogpt-cpu.toml's whole run on 2 quiet cores (bench/RESULTS.md)
 TIMED_STEPS = 12  # the first logged speed is at step 10 (log_interval), warm by then

@@ -9,10 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from ..core.durations import clock, duration
 from .console import make_console
-
-__all__ = ["EvalProgress", "RunProgress", "TrainProgress", "clock", "duration", "sparkline"]
 
 
 def sparkline(values: list[float], width: int = 40) -> str:
@@ -29,12 +26,10 @@ def sparkline(values: list[float], width: int = 40) -> str:
 class TrainProgress:
     """Reports steps of one training run. Use as a context manager; call `step` and `note`."""
 
-    def __init__(
-        self, total: int, *, start: int = 0, console: Console | None = None, every: int = 10, quiet: bool = False
-    ):
-        self.console = console or make_console(sys.stdout, quiet=quiet)
+    def __init__(self, total: int, *, start: int = 0, console: Console | None = None, every: int = 10):
+        self.console = console or make_console(sys.stdout)
         self.total, self.start, self.every = total, start, every
-        self.live = self.console.is_terminal and not quiet
+        self.live = self.console.is_terminal
         self._tokens = 0
         self._t0 = time.perf_counter()
         self._bar: Progress | None = None

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from scratchgpt.cli.progress import duration
+from scratchgpt.core.durations import duration
 from scratchgpt.model.gpt import GPT2_LAYOUT, GPTConfig, build_model
 from scratchgpt.training import budget as train_budget
 from scratchgpt.training.budget import MIN_WINDOW, STEP_SECONDS, StepCost, plan_train_step
 from scratchgpt.training.config import FINE_TUNE_BATCH_TOKENS
-from scratchgpt.training.run import batch_size_for
+from scratchgpt.training.start import batch_size_for
 
 GPT2_SMALL = SimpleNamespace(config=GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768,
                                               **GPT2_LAYOUT))  # fmt: skip
