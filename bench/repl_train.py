@@ -30,8 +30,9 @@ from scratchgpt.model.checkpoint import load_checkpoint, shipped_checkpoint
 from scratchgpt.model.device import autocast_dtype
 from scratchgpt.repl.app import Repl
 from scratchgpt.repl.session import Session, Settings, corpus_source
+from scratchgpt.training.finetune import FINE_TUNE_LR
 from scratchgpt.training.loop import Schedule, StepInfo, make_optimizer, train_loop
-from scratchgpt.training.run import FINE_TUNE_LR, batch_size_for
+from scratchgpt.training.start import batch_size_for
 
 
 def main() -> None:

@@ -24,7 +24,8 @@ from ..training.config import (
     heads_for,
     load_recipe,
 )
-from ..training.run import RunSummary, saved_config, train
+from ..training.run import RunSummary, train
+from ..training.run_files import saved_config
 from .common import Parser, run_entry_point
 from .progress import RunProgress
 

@@ -40,8 +40,8 @@ from .conversation import Conversation
 
 if TYPE_CHECKING:
     from ..core.interrupt import InterruptFlag
+    from ..training.finetune import FineTuneReport
     from ..training.loop import StepInfo
-    from ..training.run import FineTuneReport
 
 # the settings /show lists, in its order; Session.setting_text formats each
 SETTING_NAMES = ("temperature", "length", "top-k", "top-p", "seed", "stop", "chat", "verbose", "probs", "threads")
@@ -334,7 +334,7 @@ class Session:
         eval_iters: int = FINE_TUNE_EVAL_ITERS,
     ) -> FineTuneReport:
         """Fine-tune the loaded model for `steps` steps on corpus (default: the session's corpus);
-        see training.run.fine_tune, which does the work. on_start is called when the first step is
+        see training.finetune.fine_tune, which does the work. on_start is called when the first step is
         about to run, on_step after each, on_note with what takes a while (measuring the losses).
 
         The weights change in memory only; the checkpoint's record (step, val loss, corpus, where
@@ -343,7 +343,7 @@ class Session:
         of the old weights is dropped (an int8 engine is rebuilt from the new ones), so a reply can
         follow at once.
         """
-        from ..training.run import fine_tune
+        from ..training.finetune import fine_tune
 
         source = corpus or self.corpus
         if source is None:
@@ -377,7 +377,7 @@ class Session:
     def _after_training(self, report: FineTuneReport | None, start: Checkpoint, steps: int) -> None:
         """Record what `steps` whole steps did (report is None when training ended in an error),
         and make the engine serve the new weights."""
-        from ..training.run import fine_tuned_record
+        from ..training.finetune import fine_tuned_record
 
         if report is not None:
             self.ckpt = replace(self.ckpt, provenance=report.ckpt.provenance)

@@ -26,7 +26,7 @@ from scratchgpt.model.checkpoint import load_checkpoint, load_train_state, save_
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.tokenizers import fit_tokenizer
 from scratchgpt.training.loop import make_optimizer
-from scratchgpt.training.run import RunPaths, resume_state_path
+from scratchgpt.training.run_files import RunPaths, resume_state_path
 
 FORKSERVER = Path(__file__).with_name("forkserver.py")
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8",

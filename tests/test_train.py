@@ -11,7 +11,7 @@ from scratchgpt.cli.progress import TrainProgress
 from scratchgpt.cli.train import parse_args, run
 from scratchgpt.core.interrupt import InterruptFlag
 from scratchgpt.model.checkpoint import load_checkpoint
-from scratchgpt.training.run import RunPaths
+from scratchgpt.training.run_files import RunPaths
 
 TINY = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "16",
         "--eval-iters", "5", "--log-interval", "5", "--device", "cpu"]
@@ -204,7 +204,7 @@ def test_a_resumed_run_first_finishes_a_save_killed_between_its_renames(tmp_path
 
     from scratchgpt.model.checkpoint import checkpoint_metadata
     from scratchgpt.training import run_files as train_module
-    from scratchgpt.training.run import resume_state_path
+    from scratchgpt.training.run_files import resume_state_path
 
     paths = RunPaths.from_out(tmp_path / "run.safetensors")
     train(tmp_path, "--max-iters", "2", "--eval-interval", "1")

@@ -13,7 +13,7 @@ import torch
 
 from scratchgpt.cli.train import parse_args, run
 from scratchgpt.model.checkpoint import load_checkpoint
-from scratchgpt.training.run import RunPaths
+from scratchgpt.training.run_files import RunPaths
 
 FLAGS = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8",
          "--grad-accum", "2", "--max-iters", "12", "--eval-interval", "6", "--eval-iters", "2", "--dropout", "0",
@@ -130,7 +130,7 @@ def test_sigterm_to_the_torchrun_launcher_ends_in_one_complete_save_that_resumes
 
     from scratchgpt.model.checkpoint import load_train_state
     from scratchgpt.training.loop import make_optimizer
-    from scratchgpt.training.run import RunPaths, resume_state_path
+    from scratchgpt.training.run_files import RunPaths, resume_state_path
 
     paths = RunPaths.from_out(tmp_path / "run.safetensors")
     proc = torchrun(tmp_path, *FLAGS, "--max-iters", "100000", "--eval-interval", "100000", "--log-interval", "1",

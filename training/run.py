@@ -30,7 +30,6 @@ from . import distributed as dist
 from .budget import evaluations_in
 from .config import FRESH_BATCH_SIZE, TrainConfig
 from .distill import Teacher, distillation
-from .finetune import FINE_TUNE_LR, FineTuneReport, fine_tune, fine_tuned_record
 from .loggers import MetricsLog, check_installed, open_metrics_log
 from .loop import Schedule, StepInfo, estimate_loss, make_optimizer, train_loop
 from .pacer import Pacer
@@ -43,13 +42,9 @@ from .run_files import (
     claim_out,
     clear_run,
     resume_state_path,
-    saved_config,
     saved_state,
 )
 from .start import batch_size_for, corpus_record, load_teacher, start_from
-
-__all__ = ["FINE_TUNE_LR", "FineTuneReport", "RunDisplay", "RunPaths", "RunState", "RunSummary", "batch_size_for",
-           "fine_tune", "fine_tuned_record", "resume_state_path", "saved_config", "train"]  # fmt: skip
 
 SCORES_MAX = 4 << 30  # bytes of --teacher-pass once's table of scores
 ETA_AFTER_STEPS = 3  # the run's first steps, timed to say how long the rest will take

@@ -15,7 +15,7 @@ from scratchgpt.repl.conversation import KEPT_WINDOWS, PROMPT_MARGIN
 from scratchgpt.repl.session import Session, Settings
 from scratchgpt.tokenizers import fit_tokenizer
 from scratchgpt.training.config import FINE_TUNE_BATCH_TOKENS
-from scratchgpt.training.run import batch_size_for
+from scratchgpt.training.start import batch_size_for
 
 
 def run(reply) -> str:

@@ -86,7 +86,7 @@ def test_resume_reads_the_saved_config_back_and_only_flags_typed_now_change_it(t
 
 def test_the_saved_config_is_the_whole_description(tmp_path):
     from scratchgpt.cli.train import run
-    from scratchgpt.training.run import saved_config
+    from scratchgpt.training.run_files import saved_config
 
     out = tmp_path / "run.safetensors"
     command = parse_args(["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",

@@ -14,7 +14,7 @@ from scratchgpt.cli.main import main
 from scratchgpt.cli.train import parse_args, run
 from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.training import loggers
-from scratchgpt.training.run import RunPaths
+from scratchgpt.training.run_files import RunPaths
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
         "--eval-iters", "2", "--log-interval", "2", "--eval-interval", "4", "--max-iters", "8",

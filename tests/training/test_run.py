@@ -10,7 +10,8 @@ import pytest
 from scratchgpt.cli.train import main, parse_args, run
 from scratchgpt.training import run as run_module
 from scratchgpt.training.pacer import Pacer
-from scratchgpt.training.run import RunPaths, SilentDisplay, train
+from scratchgpt.training.run import SilentDisplay, train
+from scratchgpt.training.run_files import RunPaths, saved_config
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
         "--log-interval", "5", "--device", "cpu", "--amp", "fp32"]  # fmt: skip
@@ -116,5 +117,5 @@ def test_max_minutes_fits_a_pinned_lr_decay_to_the_fitted_run_keeping_its_share(
     assert lrs == pytest.approx([fitted(step) for step in range(12)])
     assert lrs[-1] == pytest.approx(1e-3, rel=0.3)  # decayed to about min_lr by the end: the budget held the decay
     assert f"the lr decays over {fitted_decay} steps" in capsys.readouterr().out
-    saved = run_module.saved_config(out)
+    saved = saved_config(out)
     assert (saved.max_iters, saved.lr_decay_iters) == (12, fitted_decay)  # a resume keeps to both

@@ -14,7 +14,7 @@ from scratchgpt.training import pacer as pacer_module
 from scratchgpt.training import run as run_module
 from scratchgpt.training.budget import evaluations_in, steps_that_fit
 from scratchgpt.training.loop import Schedule
-from scratchgpt.training.run import RunPaths, saved_config
+from scratchgpt.training.run_files import RunPaths, saved_config
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
         "--eval-iters", "2", "--log-interval", "5", "--device", "cpu", "--amp", "fp32"]
