@@ -109,7 +109,7 @@ class RunSummary:
 class Run:
     """One run's parts, put together by `assemble`, and what it does at each step."""
 
-    # set by assemble once built
+    # set by assemble once built, but loss_fn (train, after the teacher's scoring) and began (run_loop)
     model: torch.nn.Module
     teacher: Teacher | None
     accum_picked: bool  # --grad-accum was chosen for the process count, not given
@@ -354,17 +354,19 @@ def train(
         if resume and (done := completed_step(paths, config)) is not None:
             display.note(f"{paths.best} is complete at step {done:,}; to train it further, run again with "
                          f"--resume and a larger --max-iters (above {done:,})")  # fmt: skip
-            return RunSummary(done, [], None, str(paths.best), 0.0, 0.0, interrupted=False, exit_status=0, model=None)
+            return RunSummary(steps=done, train_losses=[], val=None, best=str(paths.best), seconds=0.0,
+                              tokens_per_second=0.0, interrupted=False, exit_status=0, model=None)  # fmt: skip
         run = assemble(config, rank=rank, paths=paths, resume=resume, overwrite=overwrite, display=display,
                        started=started)  # fmt: skip
         announce(run, resume=resume)
+        run.loss_fn = distillation_loss(run)
         flag = interrupt or InterruptFlag()
-        interrupt = dist.AgreedInterrupt(flag, run.device)  # every process stops after the same step
+        agreed = dist.AgreedInterrupt(flag, run.device)  # every process stops after the same step
         display.begin(run.state.end, run.start)
         try:
             with flag.active(signals=TRAINING_SIGNALS), run.metrics:
-                last = run.run_loop(interrupt)
-                stopped = interrupt.stop_agreed  # as every rank last agreed: a signal in the last step changes nothing
+                last = run.run_loop(agreed)
+                stopped = agreed.stop_agreed  # as every rank last agreed: a signal in the last step changes nothing
                 run.finish(last, stopped)
         finally:
             display.end()
@@ -464,7 +466,7 @@ def compile_all(models: list[torch.nn.Module]) -> None:
 
 
 def announce(run: Run, *, resume: bool) -> None:
-    """What the run trains, where it saves and how; a teacher's scoring of --teacher-pass once."""
+    """What the run trains, where it saves and how."""
     config, model = run.config, run.model
     block_size, accum = model.config.block_size, config.grad_accum
     dtype = str(run.amp or torch.float32).removeprefix("torch.")
@@ -478,11 +480,17 @@ def announce(run: Run, *, resume: bool) -> None:
         run.display.note(notice)
     if run.accum_picked:
         run.display.note(f"--grad-accum {accum}: one micro-batch per process (give --grad-accum to change)")
-    run.loss_fn = None
-    if run.teacher is not None:
-        table = None
-        if config.teacher_pass == "once":  # before the display starts its clock; Ctrl-C here just stops
-            run.display.note(f"{len(config.teacher)} teacher(s) scoring the {len(run.batches.train):,} training "
-                             "tokens once")  # fmt: skip
-            table = run.teacher.score(run.batches.train, block_size)
-        run.loss_fn = distillation(run.teacher, 1.0 if config.distill_weight is None else config.distill_weight, table)
+
+
+def distillation_loss(run: Run) -> Callable[..., torch.Tensor] | None:
+    """The loss toward the run's teachers (None: the model's own), their scores of the training
+    tokens taken first with --teacher-pass once."""
+    config, teacher = run.config, run.teacher
+    if teacher is None:
+        return None
+    table = None
+    if config.teacher_pass == "once":  # before the display starts its clock; Ctrl-C here just stops
+        run.display.note(f"{len(config.teacher)} teacher(s) scoring the {len(run.batches.train):,} training "
+                         "tokens once")  # fmt: skip
+        table = teacher.score(run.batches.train, run.model.config.block_size)
+    return distillation(teacher, 1.0 if config.distill_weight is None else config.distill_weight, table)
