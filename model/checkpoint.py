@@ -29,6 +29,7 @@ from .gpt import GPTConfig, build_model
 FORMAT = "scratchgpt"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "config", "tokenizer")
+PROVENANCE_KEY = "train"  # the file's metadata key, kept for checkpoints already written
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Checkpoint:
     tokenizer: Tokenizer
     path: Path | None = None
     corpus: dict | None = None  # {"name": ..., "sha256": ...} of the corpus it was trained on
-    # how it was made (the file's "train" metadata): step, val_loss, tokens_seen, fine_tunes, imported, ...
+    # how it was made (the file's PROVENANCE_KEY metadata): step, val_loss, tokens_seen, fine_tunes, imported, ...
     provenance: dict = field(default_factory=dict)
 
     @property
@@ -99,7 +100,7 @@ def _json_field(metadata: dict[str, str], key: str, path: Path):
 
 
 def checkpoint_metadata(path: str | Path) -> dict:
-    """The decoded metadata of a checkpoint (config, tokenizer, corpus, train), without building it."""
+    """The decoded metadata of a checkpoint (config, tokenizer, corpus, PROVENANCE_KEY), without building it."""
     _, metadata = load_tensors(path)
     return _decode_metadata(metadata, Path(path))
 
@@ -118,7 +119,7 @@ def _decode_metadata(metadata: dict[str, str], path: Path) -> dict:
         "config": _json_field(metadata, "config", path),
         "tokenizer": _json_field(metadata, "tokenizer", path),
         "corpus": json.loads(metadata.get("corpus", "null")),
-        "train": drop_estimates_of_averages(json.loads(metadata.get("train", "{}"))),
+        PROVENANCE_KEY: drop_estimates_of_averages(json.loads(metadata.get(PROVENANCE_KEY, "{}"))),
     }
 
 
@@ -137,7 +138,7 @@ def check_replaceable(path: str | Path, *, force: bool, how: str, other: str = "
     if metadata.get("format") not in (FORMAT, FORMAT + ".train_state"):
         raise ScratchGPTError(f"{path} exists and is not a ScratchGPT checkpoint, so it is left as it is; {other}")
     if not force:
-        step = json.loads(metadata.get("train") or "{}").get("step")
+        step = json.loads(metadata.get(PROVENANCE_KEY) or "{}").get("step")
         at = f" (step {step + 1})" if isinstance(step, int) else ""
         raise ScratchGPTError(f"{path} already holds a checkpoint{at}; {how}")
 
@@ -196,7 +197,7 @@ def save_checkpoint(
         "config": json.dumps(model.config.to_dict()),
         "tokenizer": json.dumps(tokenizer.spec()),
         "corpus": json.dumps(corpus),
-        "train": json.dumps(provenance or {}),
+        PROVENANCE_KEY: json.dumps(provenance or {}),
     }
     save_tensors(path, state, metadata)
     return Path(path)
@@ -261,7 +262,8 @@ def load_checkpoint(
     detail = load_weights(model, tensors, cast=lambda v: v.to(dtype) if v.is_floating_point() else v)
     if detail:
         raise ScratchGPTError(f"{path}: weights do not match its model config ({detail}); the file is damaged")
-    return Checkpoint(model=model, tokenizer=tokenizer, path=path, corpus=meta["corpus"], provenance=meta["train"])
+    return Checkpoint(model=model, tokenizer=tokenizer, path=path, corpus=meta["corpus"],
+                      provenance=meta[PROVENANCE_KEY])
 
 
 def average_checkpoints(paths: list[str | Path]) -> Checkpoint:

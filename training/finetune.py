@@ -136,10 +136,10 @@ def fine_tune(
     measure = lambda m: estimate_loss(m, batches.get, iters=eval_iters, seed=seed, amp_dtype=amp)
     before, after = _before_and_after(before_model, model, measure, flag, on_note, eval_iters) if done else (None, None)
     losses = [info.loss for info in done]
-    train = fine_tuned_record(tuned.provenance, start=ckpt, steps=len(losses), corpus=record, after=after)
+    provenance = fine_tuned_record(tuned.provenance, start=ckpt, steps=len(losses), corpus=record, after=after)
     new_vocab, old_vocab = tuned.tokenizer.vocab_size, ckpt.tokenizer.vocab_size
     return FineTuneReport(
-        ckpt=replace(tuned, provenance=train) if losses else tuned, steps=len(losses), requested=steps,
+        ckpt=replace(tuned, provenance=provenance) if losses else tuned, steps=len(losses), requested=steps,
         corpus=corpus.name, losses=losses, before=before, after=after, seconds=seconds,
         tokens_per_second=sum(info.tokens for info in done) / seconds if seconds > 0 else 0.0,
         grown_vocab=(old_vocab, new_vocab) if new_vocab != old_vocab else None,

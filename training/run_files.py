@@ -26,7 +26,7 @@ import torch
 
 from ..core.errors import ScratchGPTError
 from ..core.text import shown
-from ..model.checkpoint import check_replaceable, header_metadata, save_checkpoint, save_train_state
+from ..model.checkpoint import PROVENANCE_KEY, check_replaceable, header_metadata, save_checkpoint, save_train_state
 from ..tokenizers import Tokenizer
 from .config import TrainConfig
 
@@ -84,7 +84,7 @@ def resume_state_path(paths: RunPaths) -> Path:
     """
     pending = paths.pending_train_state
     if pending.exists() and paths.last.exists():
-        if saved_state(pending).get("step") == header_json(paths.last, "train").get("step"):
+        if saved_state(pending).get("step") == header_json(paths.last, PROVENANCE_KEY).get("step"):
             return pending
     return paths.train_state
 
@@ -117,10 +117,11 @@ def describe_run(paths: RunPaths) -> str | None:
         if not path.exists():
             continue
         check_replaceable(path, force=True, how="", other="choose another --out")  # refuses what is no checkpoint
-        train = header_json(path, "train")
+        provenance = header_json(path, PROVENANCE_KEY)
         if found is None or path == paths.last:
-            val = train.get("val_loss")
-            found = f"step {train.get('step', -1) + 1}" + (f", val {val:.4f}" if isinstance(val, (int, float)) else "")
+            val = provenance.get("val_loss")
+            found = f"step {provenance.get('step', -1) + 1}"
+            found += f", val {val:.4f}" if isinstance(val, (int, float)) else ""
     if found is None and (paths.train_state.exists() or paths.metrics.exists()):
         found = "its metrics and resume state, no checkpoint yet"
     return found
