@@ -62,10 +62,9 @@ def out_path(text: str) -> str:
 
 
 def setting(default: Any, help: str, *, type: Callable | None = None, choices: tuple | None = None,
-            flag: str | None = None, repeat: bool = False, show_default: bool = True) -> Any:  # fmt: skip
+            repeat: bool = False, show_default: bool = True) -> Any:  # fmt: skip
     """A TrainConfig field: its default, help, and how its flag parses (type or choices)."""
-    meta = {"help": help, "type": type, "choices": choices, "flag": flag, "repeat": repeat,
-            "show_default": show_default}  # fmt: skip
+    meta = {"help": help, "type": type, "choices": choices, "repeat": repeat, "show_default": show_default}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
