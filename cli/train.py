@@ -110,12 +110,12 @@ def heads_notice(command: TrainCommand) -> str | None:
             "--n-head sets them)")
 
 
-def run(command: TrainCommand, **options) -> RunSummary:
+def run(command: TrainCommand) -> RunSummary:
     notice = heads_notice(command)
     if notice and int(os.environ.get("RANK", "0")) == 0:
         print(notice, flush=True)
     display = RunProgress(every=command.config.log_interval)
-    return train(command.config, resume=command.resume, overwrite=command.overwrite, display=display, **options)
+    return train(command.config, resume=command.resume, overwrite=command.overwrite, display=display)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
