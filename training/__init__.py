@@ -5,6 +5,7 @@ run.py          train(config): a run composed of the parts below, its RunState a
 start.py        what a run starts from: corpus, model (resumed, fine-tuned or new), teachers
 run_files.py    a run's files, what may replace them, the save order (RunWriter), the one-owner RunLock
 pacer.py        step and evaluation times: the ETA, and the end that fits --max-minutes
+loggers.py      where a run's metrics go: its JSONL file, W&B and TensorBoard on request
 budget.py       how long steps take before any runs; steps_that_fit a time budget
 finetune.py     fine_tune(...): the REPL's /train, in memory
 loop.py         train_loop, Schedule, make_optimizer, estimate_loss: no files, no terminal
@@ -12,18 +13,3 @@ distill.py      learning toward teachers' next-token distributions (--teacher)
 muon.py         the Muon optimizer for the blocks' matrices (--optimizer muon)
 distributed.py  torchrun: process group, DDP, micro-batches per rank, one agreed stop
 """
-
-from __future__ import annotations
-
-import importlib
-
-_EXPORTS = {"TrainConfig": "config", "train": "run", "fine_tune": "finetune", "FineTuneReport": "finetune"}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    """`from scratchgpt.training import train`, imported on first use: the REPL's slash commands
-    read training.config without paying for torch's training imports."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
