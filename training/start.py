@@ -117,7 +117,8 @@ def start_from(
         return ckpt, corpus, source
     if config.init_from:
         ckpt = load_checkpoint(config.init_from, device=device)
-        corpus, source = corpus_of(ckpt, config.corpus if config.corpus != "tinyshakespeare" else None)
+        given = config.corpus if config.corpus != TrainConfig.corpus else None  # the default: the checkpoint's own
+        corpus, source = corpus_of(ckpt, given)
         old = ckpt.tokenizer.vocab_size
         ckpt = adapt_to_corpus(ckpt, corpus, lossy=config.lossy)
         if ckpt.tokenizer.vocab_size != old:
