@@ -8,12 +8,12 @@ saved config, changed only by the flags typed now. The pipeline is training/run.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 from ..core.bounds import Number
+from ..training import distributed as dist
 from ..training.config import (
     FRESH_N_HEAD,
     PROCESS_SETTINGS,
@@ -112,7 +112,7 @@ def heads_notice(command: TrainCommand) -> str | None:
 
 def run(command: TrainCommand) -> RunSummary:
     notice = heads_notice(command)
-    if notice and int(os.environ.get("RANK", "0")) == 0:
+    if notice and dist.from_environment().is_main:
         print(notice, flush=True)
     display = RunProgress(every=command.config.log_interval)
     return train(command.config, resume=command.resume, overwrite=command.overwrite, display=display)
@@ -124,8 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cli(argv: Sequence[str] | None = None) -> int:
     """The entry point. Under torchrun only rank 0 prints a user error: every rank meets the same one."""
-    quiet = int(os.environ.get("RANK", "0")) != 0
-    return run_entry_point(main, argv, quiet=quiet)
+    return run_entry_point(main, argv, quiet=not dist.from_environment().is_main)
 
 
 if __name__ == "__main__":

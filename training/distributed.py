@@ -31,12 +31,19 @@ class Rank:
         return self.index == 0
 
 
-def setup(device_arg: str | None) -> Rank:
-    """Join the process group torchrun describes in the environment (gloo on CPU, nccl on CUDA)."""
+def from_environment() -> Rank:
+    """This process's rank as torchrun's environment gives it (Rank() outside torchrun); joins nothing."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Rank()
-    rank = Rank(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world)
+    return Rank(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world)
+
+
+def setup(device_arg: str | None) -> Rank:
+    """Join the process group torchrun describes in the environment (gloo on CPU, nccl on CUDA)."""
+    rank = from_environment()
+    if rank.world_size == 1:
+        return rank
     use_cuda = torch.cuda.is_available() and (device_arg or "auto") in ("auto", "cuda")
     if not td.is_initialized():
         td.init_process_group(backend="nccl" if use_cuda else "gloo")
