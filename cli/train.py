@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..core.bounds import Number
+from ..core.interrupt import InterruptFlag
 from ..training import distributed as dist
 from ..training.config import (
     FRESH_N_HEAD,
@@ -110,12 +111,14 @@ def heads_notice(command: TrainCommand) -> str | None:
             "--n-head sets them)")
 
 
-def run(command: TrainCommand) -> RunSummary:
+def run(command: TrainCommand, *, interrupt: InterruptFlag | None = None) -> RunSummary:
+    """Train as command says, progress on the terminal; raising interrupt stops it between two steps, as Ctrl-C does."""
     notice = heads_notice(command)
     if notice and dist.from_environment().is_main:
         print(notice, flush=True)
     display = RunProgress(every=command.config.log_interval)
-    return train(command.config, resume=command.resume, overwrite=command.overwrite, display=display)
+    return train(command.config, resume=command.resume, overwrite=command.overwrite, display=display,
+                 interrupt=interrupt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
