@@ -36,6 +36,7 @@ from ..model.sampling_settings import SamplingSettings
 from ..model.threads import DEFAULT_THREADS, ThreadChoice, choose_decode_threads
 from ..tokenizers import Tokenizer
 from ..training.config import FINE_TUNE_EVAL_ITERS
+from ..training.start import corpus_record
 from .conversation import Conversation
 
 if TYPE_CHECKING:
@@ -274,8 +275,7 @@ class Session:
         with torch.random.fork_rng(devices=[]):  # a reproducible init that leaves the global RNG alone
             torch.manual_seed(self.settings.seed)
             model = build_model(config).to(self.device)
-        record = {"name": corpus.name, "sha256": corpus.sha256, "source": self.corpus}
-        self._replace_model(Checkpoint(model=model, tokenizer=tokenizer, corpus=record))
+        self._replace_model(Checkpoint(model=model, tokenizer=tokenizer, corpus=corpus_record(corpus, self.corpus)))
         return (
             f"{name} vocabulary: a fresh model ({self.describe_model()}) fitted to {corpus.name} — "
             "untrained — /train N to train it"

@@ -83,7 +83,7 @@ def test_a_student_distilled_from_a_teacher_ends_closer_to_it_than_one_trained_o
 
 
 def test_a_teacher_of_another_vocabulary_a_shorter_context_or_too_many_scores_is_refused(tmp_path, monkeypatch):
-    import scratchgpt.training.run as train_module
+    import scratchgpt.training.run as run_module
     from scratchgpt.core.errors import ScratchGPTError
 
     train(tmp_path / "word", "--max-iters", "1", "--eval-interval", "1", "--tokenizer", "word")
@@ -92,7 +92,7 @@ def test_a_teacher_of_another_vocabulary_a_shorter_context_or_too_many_scores_is
                                                                      "32; pass --block-size 16 or less")]:  # fmt: skip
         with pytest.raises(ScratchGPTError, match=words):
             train(tmp_path / "student", "--max-iters", "1", "--teacher", str(tmp_path / teacher / "run.safetensors"))
-    monkeypatch.setattr(train_module, "SCORES_MAX", 64 << 20)  # 65 chars x 1M training tokens x 2 bytes: 124 MiB
+    monkeypatch.setattr(run_module, "SCORES_MAX", 64 << 20)  # 65 chars x 1M training tokens x 2 bytes: 124 MiB
     with pytest.raises(ScratchGPTError, match=r"once would hold 0.1 GiB of scores \(1,003,854 tokens x 65\); use "):
         train(tmp_path / "student", "--max-iters", "1", "--teacher", str(tmp_path / "short" / "run.safetensors"),
               "--teacher-pass", "once", "--block-size", "16")  # fmt: skip
@@ -203,7 +203,7 @@ def test_a_resumed_run_first_finishes_a_save_killed_between_its_renames(tmp_path
     import shutil
 
     from scratchgpt.model.checkpoint import checkpoint_metadata
-    from scratchgpt.training import run_files as train_module
+    from scratchgpt.training import run_files
     from scratchgpt.training.run_files import resume_state_path
 
     paths = RunPaths.from_out(tmp_path / "run.safetensors")
@@ -214,17 +214,17 @@ def test_a_resumed_run_first_finishes_a_save_killed_between_its_renames(tmp_path
     shutil.move(paths.train_state, paths.pending_train_state)
     shutil.copy(tmp_path / "step1.optim", paths.train_state)
 
-    real_save = train_module.save_checkpoint
+    real_save = run_files.save_checkpoint
 
     def save_checkpoint(path, *args, **kwargs):
         if Path(path) == paths.last:  # a kill here must leave a train state that matches X.last
-            state = train_module.saved_state(resume_state_path(paths))
+            state = run_files.saved_state(resume_state_path(paths))
             assert state["step"] == checkpoint_metadata(paths.last)["train"]["step"]
         return real_save(path, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save_checkpoint)
+    monkeypatch.setattr(run_files, "save_checkpoint", save_checkpoint)
     run(parse_args(["--resume", "--max-iters", "5", "--out", str(paths.best)]))
-    assert train_module.saved_state(paths.train_state)["step"] == 4
+    assert run_files.saved_state(paths.train_state)["step"] == 4
     assert not paths.pending_train_state.exists()
 
 
@@ -243,8 +243,8 @@ def test_a_run_says_at_once_where_it_saves_what_it_trains_and_how_long_it_will_t
     run(parse_args([*TINY, "--max-iters", "6", "--eval-interval", "6", "--amp", "fp32", "--out", str(out)]))
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"training 28,896 parameters into {out}: 512 tokens a step (16 x 32), cpu, float32")
-    eta = [line for line in lines if "s a step: about" in line]
-    assert len(eta) == 1 and eta[0].endswith("for the 3 steps left")
+    eta = [line for line in lines if " s a step and " in line]
+    assert len(eta) == 1 and eta[0].startswith("3 steps left at ") and ": about " in eta[0]
 
 
 def test_a_fine_tune_takes_about_2048_tokens_a_step_whatever_the_checkpoints_context(tmp_path, capsys):

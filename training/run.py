@@ -182,8 +182,8 @@ class Run:
             return
         left, evaluations = self.state.end - done, evaluations_in(done, self.state.end, self.config.eval_interval)
         seconds = duration(self.pacer.seconds_left(done, self.state.end))
-        self.display.note(f"{evaluations} evaluation{'s' * (evaluations != 1)} of {self.pacer.eval_seconds:.1f} s and "
-                          f"{self.pacer.step_seconds:.2f} s a step: about {seconds} for the {left:,} steps left")
+        self.display.note(f"{left:,} steps left at {self.pacer.step_seconds:.2f} s a step and {evaluations} "
+                          f"evaluation{'s' * (evaluations != 1)} at {self.pacer.eval_seconds:.1f} s: about {seconds}")
 
     def refit(self, done: int, *, first: bool = False) -> None:
         """--max-minutes: end at the steps that still fit, at the pace of the recent steps; first

@@ -43,14 +43,15 @@ def test_the_time_left_counts_the_steps_and_each_evaluation_the_final_one_includ
     assert pacer.seconds_left(5, 5) == 0
 
 
-@pytest.mark.parametrize("interval, said", [(5, "2 evaluations of "), (100, "1 evaluation of ")])
+@pytest.mark.parametrize("interval, said", [(5, "and 2 evaluations at "), (100, "and 1 evaluation at ")])
 def test_a_10_step_run_announces_its_time_with_its_evaluations(tmp_path, interval, said):
     args = parse_args([*TINY, "--max-iters", "10", "--eval-interval", str(interval), "--eval-iters", "3",
                        "--out", str(tmp_path / "run.safetensors")])  # fmt: skip
     shown = Watched()
     train(args.config, display=shown)
-    announced = [n for n in shown.notes if "s a step: about" in n]
-    assert len(announced) == 1 and announced[0].startswith(said) and announced[0].endswith("for the 7 steps left")
+    announced = [n for n in shown.notes if " s a step and " in n]
+    assert len(announced) == 1 and announced[0].startswith("7 steps left at ") and said in announced[0]
+    assert ": about " in announced[0]
     assert len(shown.etas) == 8  # from step 3 on, the time left goes to the display at each step
     assert shown.etas[-1][1] == 0.0
 
