@@ -283,6 +283,7 @@ class Run:
         if stopped and last is not None:
             self.evaluate(last)
             self.save(last)
+            self.display.end()  # the bar stops where it is: the way to go on is the last line on the screen
             self.display.note(f"interrupted after step {last + 1}; continue with --resume --out {self.config.out}")
         elif last is not None:
             took = clock(time.perf_counter() - self.started)

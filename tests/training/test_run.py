@@ -35,6 +35,28 @@ class Watched(SilentDisplay):
         self.evaluating_calls.append((done, total))
 
 
+def test_an_interrupted_run_ends_its_bar_before_the_line_that_says_how_to_resume(tmp_path):
+    from scratchgpt.core.interrupt import InterruptFlag
+
+    flag, told = InterruptFlag(), []
+
+    class Stopping(Watched):
+        def step(self, step: int, loss: float, tokens: int) -> None:
+            flag.requested = step + 1 == 3  # as if Ctrl-C arrived during the third step
+
+        def note(self, text: str) -> None:
+            told.append(text)
+
+        def end(self) -> None:
+            told.append("<end>")
+
+    args = parse_args([*TINY, "--max-iters", "10", "--out", str(tmp_path / "run.safetensors")])
+    summary = train(args.config, display=Stopping(), interrupt=flag)
+    assert summary.interrupted and summary.steps == 3
+    resume = f"interrupted after step 3; continue with --resume --out {tmp_path / 'run.safetensors'}"
+    assert told[told.index(resume) - 1] == "<end>"  # the bar ended first (ending it twice is harmless)
+
+
 def test_the_time_left_counts_the_steps_and_each_evaluation_the_final_one_included():
     pacer = Pacer(eval_interval=5, eval_seconds=10.0)
     pacer.recent.extend([1.0, 3.0])  # 2 s a step
