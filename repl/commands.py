@@ -336,7 +336,8 @@ COMMANDS: tuple[Command, ...] = (
             "at load. /train uses N too, or torch's default under auto.", optional(threads_arg), do_threads),
     Command("tokenizer", (), f"[{'|'.join(TOKENIZER_NAMES)}]", "switch vocabulary (and model)",
             "Loads the shipped model for that vocabulary, or makes a fresh untrained one fitted to the corpus. "
-            "The conversation carries over, re-encoded.", optional(tokenizer_arg), do_tokenizer, "tokenizer"),
+            "The conversation carries over, re-encoded. Weights /train changed and nobody saved are asked about "
+            "first.", optional(tokenizer_arg), do_tokenizer, "tokenizer"),
     Command("train", (), "N [CORPUS]", "fine-tune for N steps, here and now",
             f"Trains the loaded model for N steps (1 to {TRAIN_MAX}) on the current corpus or CORPUS (a name or "
             f"a path; new characters grow a char vocabulary), about {FINE_TUNE_BATCH_TOKENS:,} tokens a step. "
@@ -349,7 +350,8 @@ COMMANDS: tuple[Command, ...] = (
             "Writes the weights as they are now, with vocabulary, corpus and val loss, atomically; without PATH, "
             "to a timestamped file in your checkpoint directory. A checkpoint already at PATH is replaced only "
             "with --force; any other file, never.", save_arg, do_save, "path"),
-    Command("load", (), "PATH", "load a checkpoint", "Replaces model and vocabulary; the conversation carries over.",
+    Command("load", (), "PATH", "load a checkpoint", "Replaces model and vocabulary; the conversation carries over. "
+            "Weights /train changed and nobody saved are asked about first.",
             path_arg, do_load, "path"),
     Command("show", (), "[info|parameters]", "the model and the settings", "Checkpoint, parameters, vocabulary, "
             "context, device, corpus and validation loss (info), then every setting (parameters).", show_arg, do_show),
