@@ -26,7 +26,7 @@ from ..model.dialogue import SPEECH_END
 from ..model.inspection import score_ids
 from ..model.logprobs import MAX_TOP_LOGPROBS, TokenLogprob
 from ..model.sampling_settings import BOUNDS
-from ..tokenizers import Tokenizer
+from ..tokenizers import StreamDecoder, Tokenizer
 from .app import ApiError, Generation, ServedModel, chat_text, encode_prompt, error_body, read_json
 from .batch import Finished
 
@@ -126,8 +126,11 @@ async def scored_prompt(request: HttpRequest, served: ServedModel, ids: list[int
         return Echo(tokenizer.decode(ids), [])
     records = await anyio.to_thread.run_sync(lambda: score_ids(served.engine.model, ids, top=k))
     first = TokenLogprob(ids[0], None)  # type: ignore[arg-type]  # nothing came before it
-    offsets = [len(tokenizer.decode(ids[:i])) for i in range(len(ids))]
-    return Echo(tokenizer.decode(ids), list(zip([first, *records], offsets, strict=True)))
+    decoder, offsets, text = StreamDecoder(tokenizer), [], ""
+    for token in ids:  # each token's offset: the characters final before it, as the reply's are counted
+        offsets.append(len(text))
+        text += decoder.push(token)
+    return Echo(text + decoder.flush(), list(zip([first, *records], offsets, strict=True)))
 
 
 class Shape:
