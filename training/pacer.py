@@ -20,10 +20,9 @@ REFIT_STEPS = 50  # --max-minutes: the recent steps whose pace sets how many mor
 class Pacer:
     """Step times as they come, and an evaluation's cost once measured.
 
-    A step's time runs from the end of the previous step's report (`resume_clock`) to the start of
-    its own (`step_done`): the first step (set-up, compilation) is left out, and so are the
-    evaluations and saves, which are counted apart: `eval_seconds` each, at the steps
-    `evaluations_in` names.
+    A step's time is the training loop's own measure of it (`StepInfo.seconds`: batches, forward,
+    backward, update); the run leaves out its first step (set-up, compilation). Evaluations and
+    saves are counted apart: `eval_seconds` each, at the steps `evaluations_in` names.
     """
 
     eval_interval: int
@@ -31,16 +30,10 @@ class Pacer:
     most: int = 0  # --max-iters: the longest run a fit may choose
     eval_seconds: float | None = None  # one evaluation, once measured
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=REFIT_STEPS))
-    _step_began: float | None = None  # perf_counter() at the running step's start; None during the first
 
-    def step_done(self) -> None:
-        """A step ended: its time counts, unless it is the first."""
-        if self._step_began is not None:
-            self.recent.append(time.perf_counter() - self._step_began)
-
-    def resume_clock(self) -> None:
-        """The step's report (its evaluation, its save) is over: the next step's time starts now."""
-        self._step_began = time.perf_counter()
+    def step_done(self, seconds: float) -> None:
+        """A step took seconds."""
+        self.recent.append(seconds)
 
     @property
     def step_seconds(self) -> float:

@@ -22,6 +22,7 @@ from ..core.cores import use_threads
 from ..core.durations import clock, duration
 from ..core.errors import ScratchGPTError, is_out_of_memory
 from ..core.interrupt import TRAINING_SIGNALS, InterruptFlag
+from ..core.text import counted
 from ..data import Batches, load_tokens
 from ..model.checkpoint import load_train_state
 from ..model.device import autocast_dtype, pick_device
@@ -151,7 +152,8 @@ class Run:
     def on_step(self, info: StepInfo) -> None:
         """After each step: count it, show it, pace it; log, evaluate and save when due."""
         state, config = self.state, self.config
-        self.pacer.step_done()
+        if info.step > self.start:  # the first step carries set-up and compilation: not a step's pace
+            self.pacer.step_done(info.seconds)
         done, tokens = info.step + 1, info.tokens * self.rank.world_size
         state.step, state.tokens_seen = done, state.tokens_seen + tokens
         state.train_losses.append(info.loss)
@@ -171,7 +173,6 @@ class Run:
             self.save(info.step, evaluated=False)
         if self.pacer.eval_seconds is not None:  # what is left once this step's evaluation is done
             self.display.set_eta(self.pacer.seconds_left(done, state.end) if done < state.end else 0.0)
-        self.pacer.resume_clock()
 
     def first_pace(self, done: int) -> None:
         """After the first steps: an evaluation's cost measured, then the end fitted to
@@ -182,8 +183,8 @@ class Run:
             return
         left, evaluations = self.state.end - done, evaluations_in(done, self.state.end, self.config.eval_interval)
         seconds = duration(self.pacer.seconds_left(done, self.state.end))
-        self.display.note(f"{left:,} steps left at {self.pacer.step_seconds:.2f} s a step and {evaluations} "
-                          f"evaluation{'s' * (evaluations != 1)} at {self.pacer.eval_seconds:.1f} s: about {seconds}")
+        self.display.note(f"{counted(left, 'step')} left at {self.pacer.step_seconds:.2f} s a step and "
+                          f"{counted(evaluations, 'evaluation')} at {self.pacer.eval_seconds:.1f} s: about {seconds}")
 
     def refit(self, done: int, *, first: bool = False) -> None:
         """--max-minutes: end at the steps that still fit, at the pace of the recent steps; first

@@ -17,13 +17,11 @@ TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16
 SLOW = 2.0  # seconds the first step takes here, far beyond a tiny model's step
 
 
-def test_a_step_is_timed_only_after_the_clock_was_resumed():
+def test_the_pace_is_the_mean_of_the_recent_steps_only():
     pacer = Pacer(eval_interval=5)
-    pacer.step_done()  # the first step: no clock was running
-    assert list(pacer.recent) == []
-    pacer.resume_clock()
-    pacer.step_done()
-    assert len(pacer.recent) == 1
+    for seconds in [9.0] + [1.0] * pacer_module.REFIT_STEPS:
+        pacer.step_done(seconds)
+    assert pacer.step_seconds == 1.0  # the 9 s step has left the window
 
 
 def test_a_slow_first_step_counts_neither_in_the_pace_nor_in_the_fitted_end(tmp_path, monkeypatch):
