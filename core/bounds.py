@@ -2,7 +2,8 @@
 
 A bad value raises argparse.ArgumentTypeError (named `BadValue` here), the standard library's
 exception for a value of the wrong kind, so a `Number` serves as a flag's type unchanged and
-recipes and the REPL catch the same error.
+recipes catch the same error. The REPL's converters share `plain_number` and `Number.allows`
+and word their own messages, quoting what was typed as its prompt shows it.
 """
 
 from __future__ import annotations

@@ -245,8 +245,8 @@ async def completions(request: HttpRequest) -> Response:
     asked = 1 if nothing_new else number(body, "max_tokens", "max_new_tokens", whole=True)
     ids, max_tokens = encode_prompt(served, prompt, asked, "max_tokens")
     text = prompt if isinstance(prompt, str) else served.tokenizer.decode(ids)
-    shape = Shape(served, chat=False, prompt_chars=len(text),
-                  echo=await scored_prompt(request, served, ids, k) if echo else None)  # fmt: skip
+    echoed = await scored_prompt(request, served, ids, k) if echo else None
+    shape = Shape(served, chat=False, prompt_chars=len(echoed.text if echoed else text), echo=echoed)
     if nothing_new:
         choice = shape.echoed("", [], k is not None, "length", whole=True)
         return JSONResponse(shape.envelope([choice], whole=True, usage=usage(Finished("length", len(ids), 0))))
