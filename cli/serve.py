@@ -72,8 +72,8 @@ def load_models(models, args) -> None:
     from ..model.engine import Engine
     from ..model.interop import open_model
     from ..model.threads import choose_decode_threads
-    from ..serve.app import DEFAULT_SPEAKERS, ServedModel
     from ..serve.batch import BatchEngine
+    from ..serve.common import DEFAULT_SPEAKERS, ServedModel
 
     try:
         for source in args.models or [shipped_checkpoint("char")]:
@@ -97,7 +97,8 @@ def cmd_serve(argv: Sequence[str]) -> int:
     try:
         import uvicorn
 
-        from ..serve.app import Models, build_app
+        from ..serve.app import build_app
+        from ..serve.common import Models
         from ..serve.security import is_loopback_address
     except ImportError:
         raise ScratchGPTError(INSTALL_HINT) from None

@@ -1,21 +1,14 @@
-"""The server's Starlette app: the served models, the routes, errors as JSON, and how a request meets an engine.
+"""The server's Starlette app: the routes, the middleware and errors as JSON.
 
-`default_routes()` lists every endpoint; a new one is one more line there: its handler reads the models
-from `request.app.state.models` (`Models.get(name)`), the body with `read_json`, and generates with
-`Generation(served, fields, request)` (its `events()` for Pieces with text and logprobs, or `collect()`).
+`default_routes()` lists every endpoint; a new one is one more line there: its handler (in a route module)
+reads the models from `request.app.state.models` (`Models.get(name)`), the body with `read_json`, and
+generates with `Generation(served, fields, request)`, all from common.py.
 A path that must answer without the API key goes in security.OPEN_PATHS.
-
-The event loop never runs the model: a `Generation` hands its request to the model's engine thread and
-awaits the pieces that thread posts back with `call_soon_threadsafe`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,175 +18,9 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..model.dialogue import SPEECH_END, speech, turn_opening
-from ..tokenizers import Tokenizer
-from .batch import BatchEngine, Finished, Piece, QueueFull, Request
-from .security import MAX_BODY, Guard
-
-RETRY_AFTER_SECONDS = 1  # told to a client turned away while every row and the waiting line are full
-DISCONNECT_POLL = 0.2  # seconds between checks that the client of a whole (unstreamed) reply is still there
-DEFAULT_SPEAKERS = ("USER", "ASSISTANT")  # the names chat messages are spoken under, unless a message names one
-
-
-class ApiError(Exception):
-    """An error a client caused (or a full server): OpenAI's {"error": {...}}, or on ollama's paths {"error": msg}."""
-
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 kind: str = "invalid_request_error", headers: dict[str, str] | None = None):  # fmt: skip
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
-        self.headers = headers
-
-
-@dataclass
-class ServedModel:
-    """A model by the name clients ask for, its engine and how chat turns are framed for it."""
-
-    name: str
-    engine: BatchEngine
-    speakers: tuple[str, str] = DEFAULT_SPEAKERS
-    created: int = field(default_factory=lambda: int(time.time()))
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return self.engine.tokenizer
-
-    @property
-    def block_size(self) -> int:
-        return self.engine.config.block_size
-
-
-class Models:
-    """The served models, filled in once loaded (until then /health answers 503)."""
-
-    def __init__(self) -> None:
-        self.by_name: dict[str, ServedModel] = {}
-        self.ready = False
-        self.failure: str | None = None  # why loading failed, for /health
-
-    def add(self, served: ServedModel) -> None:
-        self.by_name[served.name] = served
-
-    def get(self, name: object) -> ServedModel:
-        if not self.ready:
-            raise ApiError(503, "the model is still loading; retry shortly", kind="server_error",
-                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)})  # fmt: skip
-        if name is None and len(self.by_name) == 1:
-            return next(iter(self.by_name.values()))
-        if not isinstance(name, str) or name not in self.by_name:
-            names = ", ".join(self.by_name)
-            raise ApiError(400, f"model {name!r} is not served here; use one of: {names}", param="model",
-                           code="model_not_found")  # fmt: skip
-        return self.by_name[name]
-
-    def stop(self, timeout: float = 5.0) -> None:
-        for served in self.by_name.values():
-            served.engine.stop(timeout)
-
-
-async def read_json(request: HttpRequest) -> dict:
-    """The request's JSON object; 413 past MAX_BODY bytes (counted as they arrive), 400 for anything not an object."""
-    size, chunks = 0, []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, f"the request body is over {MAX_BODY:,} bytes; send a shorter prompt")
-        chunks.append(chunk)
-    try:
-        body = json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"the request body is not valid JSON ({e})") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, f"the request body must be a JSON object, not {type(body).__name__}")
-    return body
-
-
-def chat_text(messages: object, speakers: tuple[str, str]) -> str:
-    """Chat messages as the model reads them: system text first, each message a speech by its speaker (the
-    message's `name`, else the user's or the assistant's default), then the assistant's speaker opening its turn."""
-    if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "messages must be a non-empty list of {role, content} objects", param="messages")
-    parts, user, assistant = [], *speakers
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("system", "developer", "user", "assistant"):
-            raise ApiError(400, f"messages[{i}] needs a role of system, user or assistant", param=f"messages[{i}]")
-        content = m.get("content")
-        if isinstance(content, list):  # content parts: the text ones, joined
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-        if not isinstance(content, str):
-            raise ApiError(400, f"messages[{i}].content must be a string", param=f"messages[{i}].content")
-        name = m.get("name") if isinstance(m.get("name"), str) and m.get("name") else None
-        if m["role"] in ("system", "developer"):
-            parts.append(content.strip() + SPEECH_END)
-        else:
-            parts.append(speech(name or (user if m["role"] == "user" else assistant), content))
-    return "".join(parts) + turn_opening(assistant)
-
-
-def encode_prompt(
-    served: ServedModel, prompt: str | list[int], max_tokens: int | None, param: str
-) -> tuple[list[int], int]:
-    """The prompt's ids (prompt itself when it is ids) and the reply's length: both must fit the model's
-    window (400 naming the sizes)."""
-    ids = prompt if isinstance(prompt, list) else served.tokenizer.encode(prompt)
-    ids = ids or served.tokenizer.encode("\n") or [0]
-    room = served.block_size - len(ids)
-    if max_tokens is None and room >= 1:
-        return ids, room
-    if max_tokens is None or max_tokens > room:
-        asked = f" plus max_tokens {max_tokens}" if max_tokens is not None else ""
-        raise ApiError(400, f"the prompt's {len(ids)} tokens{asked} exceed the model's {served.block_size}-token "
-                       "window; shorten the prompt or ask for fewer tokens", param=param,
-                       code="context_length_exceeded")  # fmt: skip
-    return ids, max_tokens
-
-
-class Generation:
-    """One request handed to an engine; iterate `events()` on the event loop for its Pieces and its Finished."""
-
-    def __init__(self, served: ServedModel, request_fields: dict, http: HttpRequest):
-        loop = asyncio.get_running_loop()
-        self.http = http
-        self.queue: asyncio.Queue[Piece | Finished] = asyncio.Queue()
-        self.request = Request(emit=lambda e: loop.call_soon_threadsafe(self.queue.put_nowait, e), **request_fields)
-        self.started = time.perf_counter_ns()
-        try:
-            served.engine.submit(self.request)
-        except QueueFull:
-            raise ApiError(503, "the server is busy (every slot and the waiting line are full); retry shortly",
-                           kind="server_error", code="server_busy",
-                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None  # fmt: skip
-
-    async def events(self) -> AsyncIterator[Piece | Finished]:
-        """Pieces as they come, then the Finished. Left early (a client gone), the engine drops the request."""
-        try:
-            while True:
-                event = await self.queue.get()
-                yield event
-                if isinstance(event, Finished):
-                    return
-        finally:
-            self.request.cancelled = True  # read by the engine thread before its next step
-
-    async def collect(self) -> tuple[str, list, Finished]:
-        """The whole reply: its text, its (logprob, offset) pairs and how it ended. A client that hangs up
-        first (checked every DISCONNECT_POLL seconds) cancels it, as a stream's does at its next token."""
-        task = asyncio.ensure_future(self._collect())
-        while not task.done():
-            await asyncio.wait({task}, timeout=DISCONNECT_POLL)
-            if not task.done() and await self.http.is_disconnected():
-                task.cancel()  # events() then marks the request cancelled
-                raise ApiError(499, "the client closed the connection", kind="client_closed")
-        return task.result()
-
-    async def _collect(self) -> tuple[str, list, Finished]:
-        text, tokens = [], []
-        async for event in self.events():
-            if isinstance(event, Finished):
-                return "".join(text), tokens, event
-            text.append(event.text)
-            tokens.extend(event.tokens)
-        raise AssertionError("events ended without a Finished")
+from . import ollama_api, openai_api, page
+from .common import ApiError, Models, error_body
+from .security import Guard
 
 
 async def health(request: HttpRequest) -> Response:
@@ -203,12 +30,6 @@ async def health(request: HttpRequest) -> Response:
     if not models.ready:
         return JSONResponse({"status": "loading"}, status_code=503)
     return JSONResponse({"status": "ok"})
-
-
-def error_body(path: str, e: ApiError) -> dict:
-    if path.startswith("/api/"):  # ollama's clients read a plain message
-        return {"error": e.message}
-    return {"error": {"message": e.message, "type": e.kind, "param": e.param, "code": e.code}}
 
 
 async def api_error(request: HttpRequest, e: ApiError) -> Response:
@@ -222,8 +43,6 @@ async def http_error(request: HttpRequest, e: HTTPException) -> Response:
 
 
 def default_routes() -> list[Route]:
-    from . import ollama_api, openai_api, page
-
     return [Route("/health", health, methods=["GET"]), *openai_api.ROUTES, *ollama_api.ROUTES, *page.ROUTES]
 
 

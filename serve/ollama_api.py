@@ -16,9 +16,17 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..model.dialogue import SPEECH_END
-from .app import ApiError, Generation, ServedModel, chat_text, encode_prompt, read_json
 from .batch import Finished
-from .openai_api import number, sampling_fields
+from .common import (
+    ApiError,
+    Generation,
+    ServedModel,
+    chat_text,
+    encode_prompt,
+    numeric_field,
+    read_json,
+    sampling_fields,
+)
 
 OLLAMA_TEMPERATURE = 0.8  # ollama's default
 
@@ -38,7 +46,7 @@ def options(body: dict) -> tuple[dict, int | None]:
     num_predict = opts.get("num_predict")
     if type(num_predict) is int and num_predict < 0:
         num_predict = None  # ollama's -1: no limit but the window
-    return fields, number({"num_predict": num_predict}, "num_predict", "max_new_tokens", whole=True)
+    return fields, numeric_field({"num_predict": num_predict}, "num_predict", "max_new_tokens", whole=True)
 
 
 def final_fields(done: Finished, started_ns: int, now_ns: int) -> dict:

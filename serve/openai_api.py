@@ -25,55 +25,22 @@ from starlette.routing import Route
 from ..model.dialogue import SPEECH_END
 from ..model.inspection import score_ids
 from ..model.logprobs import MAX_TOP_LOGPROBS, TokenLogprob
-from ..model.sampling_settings import BOUNDS
 from ..tokenizers import StreamDecoder, Tokenizer
-from .app import ApiError, Generation, ServedModel, chat_text, encode_prompt, error_body, read_json
 from .batch import Finished
-
-MAX_STOPS = 4  # OpenAI's bound on stop strings
-
-
-def number(body: dict, name: str, bound: str | None = None, *, whole: bool = False, low: float | None = None,
-           high: float | None = None) -> float | int | None:  # fmt: skip
-    """body[name] (None when absent or null), checked against BOUNDS[bound] or [low, high]; 400 naming the field."""
-    value = body.get(name)
-    if value is None:
-        return None
-    ok = not isinstance(value, bool) and isinstance(value, int if whole else (int, float))
-    if bound is not None:
-        rule = BOUNDS[bound]
-        ok, describe = ok and rule.allows(value), rule.describe()
-    else:
-        ok, describe = ok and low <= value <= high, f"{'a whole number' if whole else 'a number'} in {low}..{high}"
-    if not ok:
-        raise ApiError(400, f"{name} must be {describe}, got {value!r}", param=name, code="invalid_value")
-    return value
+from .common import (
+    ApiError,
+    Generation,
+    ServedModel,
+    chat_text,
+    encode_prompt,
+    error_body,
+    numeric_field,
+    read_json,
+    sampling_fields,
+)
 
 
-def stops(value: object) -> list[str]:
-    if value is None:
-        return []
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or len(items) > MAX_STOPS or not all(isinstance(s, str) for s in items):
-        raise ApiError(400, f"stop must be a string or a list of at most {MAX_STOPS} strings", param="stop")
-    return [s for s in items if s]
-
-
-def sampling_fields(body: dict) -> dict:
-    """The Request fields every endpoint shares: temperature, top_p, top_k (an extension), seed, stop."""
-    if body.get("n") not in (None, 1):
-        raise ApiError(400, "n must be 1: this server samples one choice per request", param="n")
-    temperature = number(body, "temperature", "temperature")
-    return {
-        "temperature": 1.0 if temperature is None else float(temperature),
-        "top_p": number(body, "top_p", "top_p"),
-        "top_k": number(body, "top_k", "top_k", whole=True),
-        "seed": number(body, "seed", "seed", whole=True),
-        "stop": stops(body.get("stop")),
-    }
-
-
-def token_text(tokenizer: Tokenizer, token: int) -> tuple[str, list[int]]:
+def openai_token(tokenizer: Tokenizer, token: int) -> tuple[str, list[int]]:
     """A token as OpenAI shows it: its text, or "bytes:\\x.." when it is part of a character; and its bytes."""
     raw = tokenizer.token_bytes(token)
     try:
@@ -85,17 +52,17 @@ def token_text(tokenizer: Tokenizer, token: int) -> tuple[str, list[int]]:
 def chat_logprobs(tokenizer: Tokenizer, tokens: list[tuple[TokenLogprob, int]]) -> dict:
     content = []
     for lp, _ in tokens:
-        text, raw = token_text(tokenizer, lp.id)
-        top = [dict(zip(("token", "bytes"), token_text(tokenizer, i), strict=True), logprob=v) for i, v in lp.top]
+        text, raw = openai_token(tokenizer, lp.id)
+        top = [dict(zip(("token", "bytes"), openai_token(tokenizer, i), strict=True), logprob=v) for i, v in lp.top]
         content.append({"token": text, "logprob": lp.logprob, "bytes": raw, "top_logprobs": top})
     return {"content": content}
 
 
 def completion_logprobs(tokenizer: Tokenizer, tokens: list[tuple[TokenLogprob, int]], prompt_chars: int) -> dict:
     """The completions' shape; a token whose logprob is None (an echoed prompt's first) has null top_logprobs."""
-    top = [None if lp.logprob is None else {token_text(tokenizer, i)[0]: v for i, v in lp.top} for lp, _ in tokens]
+    top = [None if lp.logprob is None else {openai_token(tokenizer, i)[0]: v for i, v in lp.top} for lp, _ in tokens]
     return {
-        "tokens": [token_text(tokenizer, lp.id)[0] for lp, _ in tokens],
+        "tokens": [openai_token(tokenizer, lp.id)[0] for lp, _ in tokens],
         "token_logprobs": [lp.logprob for lp, _ in tokens],
         "top_logprobs": top,
         "text_offset": [prompt_chars + offset for _, offset in tokens],
@@ -133,30 +100,31 @@ async def scored_prompt(request: HttpRequest, served: ServedModel, ids: list[int
     return Echo(text + decoder.flush(), list(zip([first, *records], offsets, strict=True)))
 
 
-class Shape:
-    """What differs between the two generation endpoints: the object names and where text and logprobs go."""
+class ReplyFormat:
+    """How one reply is laid out, which is what differs between the two generation endpoints: the object
+    names, and where the text and the logprobs go."""
 
     def __init__(self, served: ServedModel, *, chat: bool, prompt_chars: int = 0, echo: Echo | None = None):
         self.served, self.chat, self.prompt_chars, self.echo = served, chat, prompt_chars, echo
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
 
-    def logprobs(self, tokens: list, wanted: bool) -> dict | None:
-        if not wanted:
+    def logprobs(self, tokens: list, with_logprobs: bool) -> dict | None:
+        if not with_logprobs:
             return None
         tokenizer = self.served.tokenizer
         return chat_logprobs(tokenizer, tokens) if self.chat else completion_logprobs(tokenizer, tokens,
                                                                                       self.prompt_chars)
 
-    def echoed(self, text: str | None, tokens: list, wanted: bool, finish: str | None, *, whole: bool) -> dict:
+    def echoed(self, text: str | None, tokens: list, with_logprobs: bool, finish: str | None, *, whole: bool) -> dict:
         """A completion choice with the echoed prompt in front of text and of its logprobs."""
-        choice = self.choice(self.echo.text + (text or ""), tokens, wanted, finish, whole=whole)
-        if wanted:
+        choice = self.choice(self.echo.text + (text or ""), tokens, with_logprobs, finish, whole=whole)
+        if with_logprobs:
             prompt = completion_logprobs(self.served.tokenizer, self.echo.tokens, 0)
             choice["logprobs"] = {key: prompt[key] + choice["logprobs"][key] for key in prompt}
         return choice
 
-    def choice(self, text: str | None, tokens: list, wanted: bool, finish: str | None, *, whole: bool) -> dict:
+    def choice(self, text: str | None, tokens: list, with_logprobs: bool, finish: str | None, *, whole: bool) -> dict:
         """One choice; a chunk's text None means no content (chat's last delta is {})."""
         choice: dict = {"index": 0}
         if not self.chat:
@@ -165,7 +133,7 @@ class Shape:
             choice["message"] = {"role": "assistant", "content": text}
         else:
             choice["delta"] = {} if text is None else {"content": text}
-        choice["logprobs"] = self.logprobs(tokens, wanted)
+        choice["logprobs"] = self.logprobs(tokens, with_logprobs)
         choice["finish_reason"] = finish
         return choice
 
@@ -177,15 +145,17 @@ class Shape:
         return out
 
 
-async def stream_events(gen: Generation, shape: Shape, wanted: bool, include_usage: bool) -> AsyncIterator[str]:
+async def stream_events(
+    gen: Generation, layout: ReplyFormat, with_logprobs: bool, include_usage: bool
+) -> AsyncIterator[str]:
     """The SSE frames of one reply: its pieces, a last chunk with finish_reason, the usage if asked, [DONE]; a
     failure midway ends with an error event."""
-    if shape.chat:  # OpenAI's first chunk names the role
-        first = shape.choice("", [], False, None, whole=False)
+    if layout.chat:  # OpenAI's first chunk names the role
+        first = layout.choice("", [], False, None, whole=False)
         first["delta"]["role"] = "assistant"
-        yield sse(shape.envelope([first], whole=False, streaming_usage=include_usage))
-    if shape.echo is not None:  # the prompt comes first, as one chunk
-        yield sse(shape.envelope([shape.echoed(None, [], wanted, None, whole=False)], whole=False,
+        yield sse(layout.envelope([first], whole=False, streaming_usage=include_usage))
+    if layout.echo is not None:  # the prompt comes first, as one chunk
+        yield sse(layout.envelope([layout.echoed(None, [], with_logprobs, None, whole=False)], whole=False,
                                  streaming_usage=include_usage))  # fmt: skip
     async for event in gen.events():
         if isinstance(event, Finished):
@@ -193,29 +163,30 @@ async def stream_events(gen: Generation, shape: Shape, wanted: bool, include_usa
                 error = error_body("/v1", ApiError(500, event.message or "generation ended early", kind="server_error"))
                 yield sse(error)
                 return
-            last = shape.choice(None, [], False, event.reason, whole=False)
-            yield sse(shape.envelope([last], whole=False, streaming_usage=include_usage))
+            last = layout.choice(None, [], False, event.reason, whole=False)
+            yield sse(layout.envelope([last], whole=False, streaming_usage=include_usage))
             if include_usage:
-                yield sse(shape.envelope([], whole=False, usage=usage(event)))
+                yield sse(layout.envelope([], whole=False, usage=usage(event)))
             yield sse("[DONE]")
             return
-        yield sse(shape.envelope([shape.choice(event.text, event.tokens, wanted, None, whole=False)], whole=False,
-                                 streaming_usage=include_usage))  # fmt: skip
+        choice = layout.choice(event.text, event.tokens, with_logprobs, None, whole=False)
+        yield sse(layout.envelope([choice], whole=False, streaming_usage=include_usage))
 
 
-async def respond(gen: Generation, shape: Shape, body: dict, wanted: bool) -> Response:
+async def respond(gen: Generation, layout: ReplyFormat, body: dict, with_logprobs: bool) -> Response:
     stream = body.get("stream") is True
     options = body.get("stream_options") or {}
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     if stream:
-        return StreamingResponse(stream_events(gen, shape, wanted, include_usage), media_type="text/event-stream",
+        frames = stream_events(gen, layout, with_logprobs, include_usage)
+        return StreamingResponse(frames, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
     text, tokens, done = await gen.collect()
     if done.reason not in ("stop", "length"):
         raise ApiError(500, done.message or "generation ended early", kind="server_error")
-    choose = shape.choice if shape.echo is None else shape.echoed
-    choice = choose(text, tokens, wanted, done.reason, whole=True)
-    return JSONResponse(shape.envelope([choice], whole=True, usage=usage(done)))
+    choose = layout.choice if layout.echo is None else layout.echoed
+    choice = choose(text, tokens, with_logprobs, done.reason, whole=True)
+    return JSONResponse(layout.envelope([choice], whole=True, usage=usage(done)))
 
 
 def prompt_of(served: ServedModel, prompt: object) -> str | list[int]:
@@ -238,39 +209,39 @@ async def completions(request: HttpRequest) -> Response:
     echo = body.get("echo", False)
     if not isinstance(echo, bool):
         raise ApiError(400, f"echo must be true or false, got {echo!r}", param="echo")
-    k = number(body, "logprobs", whole=True, low=0, high=MAX_TOP_LOGPROBS)
+    k = numeric_field(body, "logprobs", whole=True, low=0, high=MAX_TOP_LOGPROBS)
     fields = sampling_fields(body)
     asked = body.get("max_tokens")
     nothing_new = echo and asked == 0 and type(asked) is int  # the prompt scored, nothing generated
-    asked = 1 if nothing_new else number(body, "max_tokens", "max_new_tokens", whole=True)
+    asked = 1 if nothing_new else numeric_field(body, "max_tokens", "max_new_tokens", whole=True)
     ids, max_tokens = encode_prompt(served, prompt, asked, "max_tokens")
     text = prompt if isinstance(prompt, str) else served.tokenizer.decode(ids)
     echoed = await scored_prompt(request, served, ids, k) if echo else None
-    shape = Shape(served, chat=False, prompt_chars=len(echoed.text if echoed else text), echo=echoed)
+    layout = ReplyFormat(served, chat=False, prompt_chars=len(echoed.text if echoed else text), echo=echoed)
     if nothing_new:
-        choice = shape.echoed("", [], k is not None, "length", whole=True)
-        return JSONResponse(shape.envelope([choice], whole=True, usage=usage(Finished("length", len(ids), 0))))
+        choice = layout.echoed("", [], k is not None, "length", whole=True)
+        return JSONResponse(layout.envelope([choice], whole=True, usage=usage(Finished("length", len(ids), 0))))
     gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, "logprobs": k, **fields}, request)
-    return await respond(gen, shape, body, k is not None)
+    return await respond(gen, layout, body, k is not None)
 
 
 async def chat_completions(request: HttpRequest) -> Response:
     body = await read_json(request)
     served = request.app.state.models.get(body.get("model"))
-    wanted = body.get("logprobs") is True
-    k = number(body, "top_logprobs", whole=True, low=0, high=MAX_TOP_LOGPROBS)
-    if k and not wanted:
+    with_logprobs = body.get("logprobs") is True
+    k = numeric_field(body, "top_logprobs", whole=True, low=0, high=MAX_TOP_LOGPROBS)
+    if k and not with_logprobs:
         raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
     fields = sampling_fields(body)
     fields["stop"] = [*fields["stop"], SPEECH_END]  # a reply is one speech
-    max_tokens = number(body, "max_completion_tokens", "max_new_tokens", whole=True)
+    max_tokens = numeric_field(body, "max_completion_tokens", "max_new_tokens", whole=True)
     if max_tokens is None:
-        max_tokens = number(body, "max_tokens", "max_new_tokens", whole=True)
+        max_tokens = numeric_field(body, "max_tokens", "max_new_tokens", whole=True)
     ids, max_tokens = encode_prompt(served, chat_text(body.get("messages"), served.speakers), max_tokens,
                                     "messages")  # fmt: skip
-    gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, "logprobs": (k or 0) if wanted else None,
-                              **fields}, request)  # fmt: skip
-    return await respond(gen, Shape(served, chat=True), body, wanted)
+    logprobs = (k or 0) if with_logprobs else None
+    gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, "logprobs": logprobs, **fields}, request)
+    return await respond(gen, ReplyFormat(served, chat=True), body, with_logprobs)
 
 
 async def list_models(request: HttpRequest) -> Response:

@@ -20,8 +20,7 @@ from ..core.errors import ScratchGPTError
 from ..model.inspection import inspect_text, score_text
 from ..model.logprobs import MAX_TOP_LOGPROBS
 from ..tokenizers import Tokenizer
-from .app import ApiError, ServedModel, chat_text, read_json
-from .openai_api import number
+from .common import ApiError, ServedModel, chat_text, numeric_field, read_json
 
 LENS_TOP = 5  # tokens per logit-lens row, as `scratchgpt inspect` shows
 # A scored text's reply holds every token with its alternatives: a 1 MiB body could ask for a
@@ -117,7 +116,7 @@ def score_within_limit(model, tokenizer: Tokenizer, text: str, top: int) -> dict
 async def api_score(request: HttpRequest) -> Response:
     """{"model", "text", "top"}: `scratchgpt score --json`'s object for the text."""
     served, text, body = await served_and_text(request)
-    top = number(body, "top", whole=True, low=0, high=MAX_TOP_LOGPROBS) or 0
+    top = numeric_field(body, "top", whole=True, low=0, high=MAX_TOP_LOGPROBS) or 0
     return JSONResponse(await off_the_loop(request, score_within_limit, served.engine.model, served.tokenizer,
                                            text, top))  # fmt: skip
 

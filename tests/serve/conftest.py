@@ -14,8 +14,9 @@ import torch
 uvicorn = pytest.importorskip("uvicorn")  # the serve extra; CI's test extra installs it
 
 from scratchgpt.model.gpt import GPTConfig, build_model  # noqa: E402
-from scratchgpt.serve.app import Models, ServedModel, build_app  # noqa: E402
+from scratchgpt.serve.app import build_app  # noqa: E402
 from scratchgpt.serve.batch import BatchEngine  # noqa: E402
+from scratchgpt.serve.common import Models, ServedModel  # noqa: E402
 from scratchgpt.tokenizers import fit_tokenizer  # noqa: E402
 from scratchgpt.tokenizers.char import CharTokenizer  # noqa: E402
 

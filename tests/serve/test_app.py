@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("starlette")
 
-from scratchgpt.serve.app import ApiError, chat_text  # noqa: E402
+from scratchgpt.serve.common import ApiError, chat_text  # noqa: E402
 
 
 def test_chat_messages_become_speeches_opening_the_assistants_turn():

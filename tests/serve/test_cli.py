@@ -16,8 +16,8 @@ import pytest
 from scratchgpt.cli.serve import INSTALL_HINT, cmd_serve, load_models, serve_parser
 from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.model.checkpoint import save_checkpoint
-from scratchgpt.serve.app import Models
 from scratchgpt.serve.batch import Finished, Request
+from scratchgpt.serve.common import Models
 
 from .conftest import tiny_model
 

@@ -15,7 +15,7 @@ from scratchgpt.cli.inspect_view import BANDS
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.model.inspection import inspect_text, score_text
 from scratchgpt.serve import page
-from scratchgpt.serve.app import chat_text
+from scratchgpt.serve.common import chat_text
 from scratchgpt.serve.page import inspect_window, window_tail
 from scratchgpt.tokenizers import fit_tokenizer
 
