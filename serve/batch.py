@@ -33,6 +33,10 @@ from ..model.stop_text import StopText
 from ..tokenizers import Tokenizer
 
 
+class ShuttingDown(Exception):
+    """submit() after stop(): the engine takes no more requests."""
+
+
 class QueueFull(Exception):
     """Every row is busy and the waiting line is full."""
 
@@ -128,7 +132,9 @@ class BatchEngine:
         return len(self.rows) + len(self._waiting)
 
     def submit(self, request: Request) -> None:
-        with self._lock:
+        with self._lock:  # the thread's last drain of the waiting line takes this lock too: none is left behind
+            if self._stopping:
+                raise ShuttingDown
             if len(self.rows) + len(self._waiting) >= self.parallel + self.max_queue:
                 raise QueueFull
             self._waiting.append(request)

@@ -95,10 +95,12 @@ def test_past_parallel_and_the_queue_a_request_gets_503_with_retry_after():
     model, tokenizer = tiny_model()
     models = serve(("tiny", model, tokenizer), parallel=1, max_queue=0)
     engine = models.by_name["tiny"].engine
-    engine.stop()  # a stopped engine never takes its waiting request: the one slot stays held
-    engine.submit(Request(prompt=[1], max_tokens=1, emit=lambda e: None))
+    holder = Request(prompt=[1], max_tokens=TINY_BLOCK - 10, emit=lambda e: None)  # holds the one slot a while
+    engine.submit(holder)
     with running(build_app(models)) as url:
         r = httpx.post(f"{url}/v1/completions", json={"model": "tiny", "prompt": "a"}, timeout=60)
+    holder.cancelled = True
+    models.stop()
     assert r.status_code == 503 and r.headers["retry-after"] == "1" and error_of(r)["code"] == "server_busy"
 
 
