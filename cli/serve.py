@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import socket
 import sys
@@ -10,8 +11,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..core.bounds import whole
+from ..core.bounds import real, whole
 from ..core.errors import ScratchGPTError
+from ..serve.security import Limits
 from .common import Parser
 from .flags import add_threads_flag
 
@@ -30,13 +32,27 @@ def serve_parser() -> Parser:
     a("--parallel", type=whole(1, 256), default=8, help="requests decoded together, per model (default 8)")
     a("--max-queue", type=whole(0, 100_000), default=32,
       help="requests waiting beyond --parallel; past it, 503 with Retry-After (default 32)")  # fmt: skip
-    a("--cors-origin", default=None, help="let pages from this origin call the API (default: no CORS)")
+    a("--cors-origin", default=None,
+      help="let pages from this origin call the API (default: only the server's own page may)")  # fmt: skip
+    a("--request-timeout", type=real(0.1, 3600), default=None, metavar="SECONDS",
+      help="a request's header, and then its body, must each arrive within this (default 10 and 30)")  # fmt: skip
+    a("--max-connections", type=whole(1, 100_000), default=100,
+      help="open connections; a request past them gets 503 (default 100)")  # fmt: skip
     a("--speakers", nargs=2, metavar=("USER", "ASSISTANT"), default=None,
       help="names chat messages are spoken under (default USER and ASSISTANT)")  # fmt: skip
     a("--device", default="auto", help="auto, cpu, cuda or mps")
     add_threads_flag(p, decoding=True)
     a("--debug", action="store_true", help="show tracebacks")
     return p
+
+
+def limits_of(args) -> Limits:
+    """The Limits the flags ask for: --request-timeout sets the header's and the body's deadlines alike."""
+    timeout = args.request_timeout
+    chosen = Limits(max_connections=args.max_connections)
+    if timeout is None:
+        return chosen
+    return dataclasses.replace(chosen, header_seconds=timeout, body_seconds=timeout)
 
 
 def open_host_warning(host: str) -> str:
@@ -100,6 +116,7 @@ def cmd_serve(argv: Sequence[str]) -> int:
         from ..serve.app import build_app
         from ..serve.common import Models
         from ..serve.security import is_loopback_address
+        from ..serve.server import server_config
     except ImportError:
         raise ScratchGPTError(INSTALL_HINT) from None
     for source in args.models:
@@ -116,13 +133,15 @@ def cmd_serve(argv: Sequence[str]) -> int:
         yield
         models.stop()
 
-    app = build_app(models, api_key=args.api_key, loopback=loopback, cors_origin=args.cors_origin, lifespan=lifespan)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                            timeout_graceful_shutdown=SHUTDOWN_SECONDS)  # fmt: skip
+    limits = limits_of(args)
+    app = build_app(models, api_key=args.api_key, loopback=loopback, cors_origin=args.cors_origin, lifespan=lifespan,
+                    limits=limits)  # fmt: skip
+    config = server_config(app, limits, host=args.host, port=args.port, log_level="warning",
+                           timeout_graceful_shutdown=SHUTDOWN_SECONDS)  # fmt: skip
 
     class Server(uvicorn.Server):
-        def handle_exit(self, sig, frame) -> None:  # end the streams in flight first, with an error event each
-            models.stop(timeout=0)
+        def handle_exit(self, sig, frame) -> None:  # end the streams in flight first, with an error event each;
+            models.stop(timeout=0)  # from now on a new request is a 503 "shutting down" at once
             super().handle_exit(sig, frame)
 
     sock = listening_socket(args.host, args.port)

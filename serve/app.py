@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from . import ollama_api, openai_api, page
 from .common import ApiError, Models, error_body
-from .security import Guard
+from .security import Guard, Limits
 
 
 async def health(request: HttpRequest) -> Response:
@@ -47,13 +47,15 @@ def default_routes() -> list[Route]:
 
 
 def build_app(models: Models, *, api_key: str | None = None, loopback: bool = True, cors_origin: str | None = None,
-              routes: list[Route] | None = None, lifespan: Callable | None = None) -> Starlette:  # fmt: skip
-    """The app over models. loopback: refuse Host headers that are not loopback names (DNS rebinding)."""
+              routes: list[Route] | None = None, lifespan: Callable | None = None,
+              limits: Limits | None = None) -> Starlette:  # fmt: skip
+    """The app over models. loopback: refuse Host headers that are not loopback names (DNS rebinding);
+    limits: the body's deadline (the header's and the connection limit are server.py's, from the same Limits)."""
     middleware = []
     if cors_origin:  # outermost, so a browser's preflight is answered before the key is asked for
         middleware.append(Middleware(CORSMiddleware, allow_origins=[cors_origin], allow_methods=["GET", "POST"],
                                      allow_headers=["authorization", "content-type", "x-api-key"]))  # fmt: skip
-    middleware.append(Middleware(Guard, api_key=api_key, loopback=loopback))
+    middleware.append(Middleware(Guard, api_key=api_key, loopback=loopback, cors_origin=cors_origin, limits=limits))
     app = Starlette(routes=routes if routes is not None else default_routes(), middleware=middleware,
                     exception_handlers={ApiError: api_error, HTTPException: http_error}, lifespan=lifespan)  # fmt: skip
     app.state.models = models

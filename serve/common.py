@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import anyio
+from starlette.requests import ClientDisconnect
 from starlette.requests import Request as HttpRequest
 
 from ..model.dialogue import SPEECH_END, speech, turn_opening
 from ..model.sampling_settings import BOUNDS
 from ..tokenizers import Tokenizer
-from .batch import BatchEngine, Finished, Piece, QueueFull, Request
-from .security import MAX_BODY
+from .batch import BatchEngine, Finished, Piece, QueueFull, Request, ShuttingDown
+from .security import MAX_BODY, BodyTimeout, clipped
 
 RETRY_AFTER_SECONDS = 1  # told to a client turned away while every row and the waiting line are full
 DISCONNECT_POLL = 0.2  # seconds between checks that the client of a whole (unstreamed) reply is still there
+# OpenAI fields that would change what a client expects of the reply; refused (400) rather than ignored
+UNSUPPORTED_FIELDS = ("tools", "tool_choice", "functions", "function_call", "response_format", "best_of")
+log = logging.getLogger("uvicorn.error")  # uvicorn's own handler prints it
 DEFAULT_SPEAKERS = ("USER", "ASSISTANT")  # the names chat messages are spoken under, unless a message names one
 
 
@@ -62,11 +68,14 @@ class Models:
         self.by_name: dict[str, ServedModel] = {}
         self.ready = False
         self.failure: str | None = None  # why loading failed, for /health
+        self.stopping = False  # set by stop(): from then on every request is a 503 at once
 
     def add(self, served: ServedModel) -> None:
         self.by_name[served.name] = served
 
     def get(self, name: object) -> ServedModel:
+        if self.stopping:
+            raise shutting_down()
         if not self.ready:
             raise ApiError(503, "the model is still loading; retry shortly", kind="server_error",
                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})  # fmt: skip
@@ -74,25 +83,46 @@ class Models:
             return next(iter(self.by_name.values()))
         if not isinstance(name, str) or name not in self.by_name:
             names = ", ".join(self.by_name)
-            raise ApiError(400, f"model {name!r} is not served here; use one of: {names}", param="model",
+            raise ApiError(400, f"model {clipped(name)} is not served here; use one of: {names}", param="model",
                            code="model_not_found")  # fmt: skip
         return self.by_name[name]
 
     def stop(self, timeout: float = 5.0) -> None:
+        self.stopping = True
         for served in self.by_name.values():
             served.engine.stop(timeout)
 
 
+def shutting_down() -> ApiError:
+    return ApiError(503, "the server is shutting down; retry against another or later", kind="server_error",
+                    code="shutting_down", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})  # fmt: skip
+
+
+def request_id(request: HttpRequest) -> str:
+    return request.scope.get("state", {}).get("request_id", "-")
+
+
 async def read_json(request: HttpRequest) -> dict:
-    """The request's JSON object; 413 past MAX_BODY bytes (counted as they arrive), 400 for anything not an object."""
+    """The request's JSON object; 413 past MAX_BODY bytes (counted as they arrive), 408 when the body is late,
+    400 for anything not an object (too deeply nested JSON included). A client gone mid-body is one log line."""
     size, chunks = 0, []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, f"the request body is over {MAX_BODY:,} bytes; send a shorter prompt")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise ApiError(413, f"the request body is over {MAX_BODY:,} bytes; send a shorter prompt")
+            chunks.append(chunk)
+    except BodyTimeout:
+        raise ApiError(408, "the request body did not arrive in time; send it whole and at once",
+                       code="body_timeout") from None  # fmt: skip
+    except ClientDisconnect:
+        log.warning("request %s: %s %s: the client disconnected before its body was whole (%d bytes came)",
+                    request_id(request), request.method, request.url.path, size)  # fmt: skip
+        raise ApiError(499, "the client closed the connection", kind="client_closed") from None
     try:
         body = json.loads(b"".join(chunks))
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply to read") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, f"the request body is not valid JSON ({e})") from None
     if not isinstance(body, dict):
@@ -111,7 +141,7 @@ def chat_text(messages: object, speakers: tuple[str, str]) -> str:
             raise ApiError(400, f"messages[{i}] needs a role of system, user or assistant", param=f"messages[{i}]")
         content = m.get("content")
         if isinstance(content, list):  # content parts: the text ones, joined
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+            content = "".join(part_text(part, f"messages[{i}].content[{j}]") for j, part in enumerate(content))
         if not isinstance(content, str):
             raise ApiError(400, f"messages[{i}].content must be a string", param=f"messages[{i}].content")
         name = m.get("name") if isinstance(m.get("name"), str) and m.get("name") else None
@@ -122,12 +152,32 @@ def chat_text(messages: object, speakers: tuple[str, str]) -> str:
     return "".join(parts) + turn_opening(assistant)
 
 
-def encode_prompt(
+def part_text(part: object, where: str) -> str:
+    """A content part's text: a text part's string, nothing for another kind (an image, say)."""
+    if not isinstance(part, dict) or part.get("type") != "text":
+        return ""
+    text = part.get("text", "")
+    if not isinstance(text, str):
+        raise ApiError(400, f"{where}.text must be a string", param=f"{where}.text")
+    return text
+
+
+def refuse_unsupported(body: dict, fields: tuple[str, ...] = UNSUPPORTED_FIELDS) -> None:
+    """400 naming the first field of fields that body sets: a client asking for tools or a JSON reply must
+    hear that it will not get one, not read a plain reply as if it had (best_of 1 is the plain reply)."""
+    for name in fields:
+        value = body.get(name)
+        if value is not None and value != "" and not (name == "best_of" and value == 1 and type(value) is int):
+            raise ApiError(400, f"{name} is not supported by this server", param=name, code="unsupported_parameter")
+
+
+async def encode_prompt(
     served: ServedModel, prompt: str | list[int], max_tokens: int | None, param: str
 ) -> tuple[list[int], int]:
     """The prompt's ids (prompt itself when it is ids) and the reply's length: both must fit the model's
-    window (400 naming the sizes)."""
-    ids = prompt if isinstance(prompt, list) else served.tokenizer.encode(prompt)
+    window (400 naming the sizes). Text is tokenized in a worker thread: a megabyte of it takes a BPE
+    tokenizer most of a second, which the event loop's other clients must not wait for."""
+    ids = prompt if isinstance(prompt, list) else await anyio.to_thread.run_sync(served.tokenizer.encode, prompt)
     ids = ids or served.tokenizer.encode("\n") or [0]
     room = served.block_size - len(ids)
     if max_tokens is None and room >= 1:
@@ -151,6 +201,8 @@ class Generation:
         self.started = time.perf_counter_ns()
         try:
             served.engine.submit(self.request)
+        except ShuttingDown:
+            raise shutting_down() from None
         except QueueFull:
             raise ApiError(503, "the server is busy (every slot and the waiting line are full); retry shortly",
                            kind="server_error", code="server_busy",
@@ -211,7 +263,7 @@ def numeric_field(body: dict, name: str, bound: str | None = None, *, whole: boo
     else:
         ok, describe = ok and low <= value <= high, f"{'a whole number' if whole else 'a number'} in {low}..{high}"
     if not ok:
-        raise ApiError(400, f"{name} must be {describe}, got {value!r}", param=name, code="invalid_value")
+        raise ApiError(400, f"{name} must be {describe}, got {clipped(value)}", param=name, code="invalid_value")
     return value
 
 

@@ -25,10 +25,12 @@ from .common import (
     encode_prompt,
     numeric_field,
     read_json,
+    refuse_unsupported,
     sampling_fields,
 )
 
 OLLAMA_TEMPERATURE = 0.8  # ollama's default
+OLLAMA_UNSUPPORTED = ("format", "tools")  # a JSON or structured reply, tool calls: refused, not ignored
 
 
 def now() -> str:
@@ -88,6 +90,7 @@ async def respond(gen: Generation, served: ServedModel, body: dict, chat: bool) 
 
 async def generate(request: HttpRequest) -> Response:
     body = await read_json(request)
+    refuse_unsupported(body, OLLAMA_UNSUPPORTED)
     served = request.app.state.models.get(body.get("model"))
     prompt = body.get("prompt", "")
     if not isinstance(prompt, str):
@@ -96,17 +99,19 @@ async def generate(request: HttpRequest) -> Response:
     if isinstance(system, str) and system:
         prompt = system.strip() + SPEECH_END + prompt
     fields, num_predict = options(body)
-    ids, max_tokens = encode_prompt(served, prompt, num_predict, "num_predict")
+    ids, max_tokens = await encode_prompt(served, prompt, num_predict, "num_predict")
     gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, **fields}, request)
     return await respond(gen, served, body, False)
 
 
 async def chat(request: HttpRequest) -> Response:
     body = await read_json(request)
+    refuse_unsupported(body, OLLAMA_UNSUPPORTED)
     served = request.app.state.models.get(body.get("model"))
     fields, num_predict = options(body)
     fields["stop"] = [*fields["stop"], SPEECH_END]
-    ids, max_tokens = encode_prompt(served, chat_text(body.get("messages"), served.speakers), num_predict, "messages")
+    prompt = chat_text(body.get("messages"), served.speakers)
+    ids, max_tokens = await encode_prompt(served, prompt, num_predict, "messages")
     gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, **fields}, request)
     return await respond(gen, served, body, True)
 

@@ -32,10 +32,12 @@ from .common import (
     Generation,
     ServedModel,
     chat_text,
+    clipped,
     encode_prompt,
     error_body,
     numeric_field,
     read_json,
+    refuse_unsupported,
     sampling_fields,
 )
 
@@ -204,17 +206,18 @@ def prompt_of(served: ServedModel, prompt: object) -> str | list[int]:
 
 async def completions(request: HttpRequest) -> Response:
     body = await read_json(request)
+    refuse_unsupported(body)
     served = request.app.state.models.get(body.get("model"))
     prompt = prompt_of(served, body.get("prompt", ""))
     echo = body.get("echo", False)
     if not isinstance(echo, bool):
-        raise ApiError(400, f"echo must be true or false, got {echo!r}", param="echo")
+        raise ApiError(400, f"echo must be true or false, got {clipped(echo)}", param="echo")
     k = numeric_field(body, "logprobs", whole=True, low=0, high=MAX_TOP_LOGPROBS)
     fields = sampling_fields(body)
     asked = body.get("max_tokens")
     nothing_new = echo and asked == 0 and type(asked) is int  # the prompt scored, nothing generated
     asked = 1 if nothing_new else numeric_field(body, "max_tokens", "max_new_tokens", whole=True)
-    ids, max_tokens = encode_prompt(served, prompt, asked, "max_tokens")
+    ids, max_tokens = await encode_prompt(served, prompt, asked, "max_tokens")
     text = prompt if isinstance(prompt, str) else served.tokenizer.decode(ids)
     echoed = await scored_prompt(request, served, ids, k) if echo else None
     layout = ReplyFormat(served, chat=False, prompt_chars=len(echoed.text if echoed else text), echo=echoed)
@@ -227,6 +230,7 @@ async def completions(request: HttpRequest) -> Response:
 
 async def chat_completions(request: HttpRequest) -> Response:
     body = await read_json(request)
+    refuse_unsupported(body)
     served = request.app.state.models.get(body.get("model"))
     with_logprobs = body.get("logprobs") is True
     k = numeric_field(body, "top_logprobs", whole=True, low=0, high=MAX_TOP_LOGPROBS)
@@ -237,7 +241,7 @@ async def chat_completions(request: HttpRequest) -> Response:
     max_tokens = numeric_field(body, "max_completion_tokens", "max_new_tokens", whole=True)
     if max_tokens is None:
         max_tokens = numeric_field(body, "max_tokens", "max_new_tokens", whole=True)
-    ids, max_tokens = encode_prompt(served, chat_text(body.get("messages"), served.speakers), max_tokens,
+    ids, max_tokens = await encode_prompt(served, chat_text(body.get("messages"), served.speakers), max_tokens,
                                     "messages")  # fmt: skip
     logprobs = (k or 0) if with_logprobs else None
     gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, "logprobs": logprobs, **fields}, request)

@@ -20,12 +20,15 @@ from ..core.errors import ScratchGPTError
 from ..model.inspection import inspect_text, score_text
 from ..model.logprobs import MAX_TOP_LOGPROBS
 from ..tokenizers import Tokenizer
-from .common import ApiError, ServedModel, chat_text, numeric_field, read_json
+from .common import RETRY_AFTER_SECONDS, ApiError, ServedModel, chat_text, numeric_field, read_json
 
 LENS_TOP = 5  # tokens per logit-lens row, as `scratchgpt inspect` shows
-# A scored text's reply holds every token with its alternatives: a 1 MiB body could ask for a
-# gigabyte of JSON. Past this many tokens the page is the wrong tool (`scratchgpt score` is the right one).
-MAX_SCORE_TOKENS = 50_000
+# A scored text's reply holds every token with its alternatives (about 60 bytes each): a 1 MiB body
+# could ask for 50 MB of JSON and half a minute of CPU. The page scores at most MAX_SCORE_TOKENS tokens and
+# MAX_SCORE_ENTRIES tokens-and-alternatives (tokens x (1 + top)): a reply of a few MB at most. Past them
+# the page is the wrong tool (`scratchgpt score` is the right one).
+MAX_SCORE_TOKENS = 10_000
+MAX_SCORE_ENTRIES = 50_000
 
 
 def page_html() -> str:
@@ -73,14 +76,25 @@ async def page(request: HttpRequest) -> Response:
     return Response(html, media_type="text/html; charset=utf-8", headers=headers)
 
 
-async def off_the_loop(request: HttpRequest, work: Callable, *args) -> dict:
-    """work(*args) in a worker thread, one such call at a time for the whole server (the engines' own
-    threads keep decoding beside it); a ScratchGPTError it raises (an empty text, say) becomes a 400."""
+def as_json(work: Callable, *args) -> Response:
+    """work(*args)'s object as a JSON response, rendered where it runs (JSONResponse renders as it is built,
+    here in a worker thread): a reply of megabytes must not be rendered on the event loop, which every
+    other client waits on."""
+    return JSONResponse(work(*args))
+
+
+async def off_the_loop(request: HttpRequest, work: Callable, *args) -> Response:
+    """work(*args) as JSON, computed and rendered in a worker thread, one such call at a time for the whole
+    server (the engines' own threads keep decoding beside it); while one runs, another gets 503 with
+    Retry-After at once, as a full engine answers. A ScratchGPTError it raises (an empty text, say) is a 400."""
     state = request.app.state
     if getattr(state, "page_limiter", None) is None:
         state.page_limiter = anyio.CapacityLimiter(1)
+    if state.page_limiter.available_tokens < 1:
+        raise ApiError(503, "the server is busy with another page request; retry shortly", kind="server_error",
+                       code="server_busy", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})  # fmt: skip
     try:
-        return await anyio.to_thread.run_sync(work, *args, limiter=state.page_limiter)
+        return await anyio.to_thread.run_sync(as_json, work, *args, limiter=state.page_limiter)
     except ScratchGPTError as e:
         raise ApiError(400, str(e)) from None
 
@@ -102,14 +116,19 @@ async def api_inspect(request: HttpRequest) -> Response:
     """{"model", "text"} or {"model", "messages", "text"}: the attention of the text's last position and the
     logit lens there (`scratchgpt inspect --json`'s object, plus "cropped")."""
     served, text, _ = await served_and_text(request)
-    return JSONResponse(await off_the_loop(request, inspect_window, served.engine.model, served.tokenizer, text))
+    return await off_the_loop(request, inspect_window, served.engine.model, served.tokenizer, text)
+
+
+def score_limit(top: int) -> int:
+    """The most tokens the page scores with top alternatives each."""
+    return min(MAX_SCORE_TOKENS, MAX_SCORE_ENTRIES // (1 + top))
 
 
 def score_within_limit(model, tokenizer: Tokenizer, text: str, top: int) -> dict:
     tokens = len(tokenizer.encode(text))
-    if tokens > MAX_SCORE_TOKENS:
-        raise ScratchGPTError(f"the text is {tokens:,} tokens; the page scores at most {MAX_SCORE_TOKENS:,} "
-                              "(scratchgpt score takes any length)")  # fmt: skip
+    if tokens > score_limit(top):
+        raise ScratchGPTError(f"the text is {tokens:,} tokens; the page scores at most {score_limit(top):,} "
+                              f"with top {top} (scratchgpt score takes any length)")  # fmt: skip
     return score_text(model, tokenizer, text, top=top)
 
 
@@ -117,8 +136,7 @@ async def api_score(request: HttpRequest) -> Response:
     """{"model", "text", "top"}: `scratchgpt score --json`'s object for the text."""
     served, text, body = await served_and_text(request)
     top = numeric_field(body, "top", whole=True, low=0, high=MAX_TOP_LOGPROBS) or 0
-    return JSONResponse(await off_the_loop(request, score_within_limit, served.engine.model, served.tokenizer,
-                                           text, top))  # fmt: skip
+    return await off_the_loop(request, score_within_limit, served.engine.model, served.tokenizer, text, top)
 
 
 ROUTES = [

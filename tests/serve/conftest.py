@@ -17,6 +17,8 @@ from scratchgpt.model.gpt import GPTConfig, build_model  # noqa: E402
 from scratchgpt.serve.app import build_app  # noqa: E402
 from scratchgpt.serve.batch import BatchEngine  # noqa: E402
 from scratchgpt.serve.common import Models, ServedModel  # noqa: E402
+from scratchgpt.serve.security import Limits  # noqa: E402
+from scratchgpt.serve.server import server_config  # noqa: E402
 from scratchgpt.tokenizers import fit_tokenizer  # noqa: E402
 from scratchgpt.tokenizers.char import CharTokenizer  # noqa: E402
 
@@ -54,11 +56,11 @@ def emoji_model():
 
 
 @contextlib.contextmanager
-def running(app):
-    """Serve app on a free loopback port; yields its base URL."""
+def running(app, limits: Limits | None = None):
+    """Serve app on a free loopback port, as `scratchgpt serve` does (server_config); yields its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(server_config(app, limits or Limits(), log_level="warning", timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

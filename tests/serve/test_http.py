@@ -14,6 +14,7 @@ from scratchgpt.serve.security import MAX_BODY, host_name, is_loopback_name
 from .conftest import API_KEY, TINY_BLOCK, running, serve, tiny_model, wait_idle
 
 KEY = {"Authorization": f"Bearer {API_KEY}"}
+JSON_KEY = {**KEY, "Content-Type": "application/json"}  # what a client sending raw bytes declares
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def test_health_is_open_and_everything_else_needs_the_key(http):
 
 
 def test_bad_json_and_a_non_object_body_are_400_in_openai_shape(http):
-    r = http.post("/v1/completions", content=b"{not json", headers=KEY)
+    r = http.post("/v1/completions", content=b"{not json", headers=JSON_KEY)
     assert r.status_code == 400 and "not valid JSON" in error_of(r)["message"]
     r = http.post("/v1/chat/completions", json=[1, 2], headers=KEY)
     assert r.status_code == 400 and error_of(r)["type"] == "invalid_request_error"
@@ -46,13 +47,13 @@ def test_bad_json_and_a_non_object_body_are_400_in_openai_shape(http):
 
 def test_a_body_over_a_mebibyte_is_413_declared_or_streamed(http):
     big = json.dumps({"model": "tiny", "prompt": "a" * MAX_BODY}).encode()
-    assert http.post("/v1/completions", content=big, headers=KEY).status_code == 413
+    assert http.post("/v1/completions", content=big, headers=JSON_KEY).status_code == 413
 
     def chunks():  # no Content-Length: the handler counts the bytes as they arrive
         for i in range(0, len(big), 65536):
             yield big[i : i + 65536]
 
-    r = http.post("/v1/completions", content=chunks(), headers=KEY)
+    r = http.post("/v1/completions", content=chunks(), headers=JSON_KEY)
     assert r.status_code == 413 and "1,048,576" in error_of(r)["message"]
 
 
