@@ -29,6 +29,7 @@ RETRY_AFTER_SECONDS = 1  # told to a client turned away while every row and the 
 DISCONNECT_POLL = 0.2  # seconds between checks that the client of a whole (unstreamed) reply is still there
 # OpenAI fields that would change what a client expects of the reply; refused (400) rather than ignored
 UNSUPPORTED_FIELDS = ("tools", "tool_choice", "functions", "function_call", "response_format", "best_of")
+CLOSE = {"Connection": "close"}  # a reply before the body's end: the rest of it is not read, the connection ends
 log = logging.getLogger("uvicorn.error")  # uvicorn's own handler prints it
 DEFAULT_SPEAKERS = ("USER", "ASSISTANT")  # the names chat messages are spoken under, unless a message names one
 
@@ -110,11 +111,12 @@ async def read_json(request: HttpRequest) -> dict:
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_BODY:
-                raise ApiError(413, f"the request body is over {MAX_BODY:,} bytes; send a shorter prompt")
+                raise ApiError(413, f"the request body is over {MAX_BODY:,} bytes; send a shorter prompt",
+                               headers=CLOSE)  # fmt: skip
             chunks.append(chunk)
     except BodyTimeout:
         raise ApiError(408, "the request body did not arrive in time; send it whole and at once",
-                       code="body_timeout") from None  # fmt: skip
+                       code="body_timeout", headers=CLOSE) from None  # fmt: skip
     except ClientDisconnect:
         log.warning("request %s: %s %s: the client disconnected before its body was whole (%d bytes came)",
                     request_id(request), request.method, request.url.path, size)  # fmt: skip
