@@ -368,6 +368,7 @@ SMALL_JSON = st.recursive(
 )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", POSTS)
 def test_random_json_in_any_field_is_never_a_5xx(server, path):
     url, _, _ = server
