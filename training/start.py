@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from ..core.errors import ScratchGPTError, is_out_of_memory
 from ..core.text import shown
 from ..data import Corpus, iter_text, resolve_corpus
+from ..data.learned import learned_tokenizer
 from ..model.checkpoint import Checkpoint, load_checkpoint
 from ..model.gpt import GPT2_LAYOUT, GPTConfig, build_model, resize_vocab
-from ..tokenizers import fit_tokenizer
+from ..tokenizers import Tokenizer, fit_tokenizer
+from ..tokenizers.learned import load_tokenizer_file
 from .config import FINE_TUNE_BATCH_TOKENS, FRESH_BLOCK_SIZE, FRESH_DROPOUT, TrainConfig, heads_for
 from .distill import Teacher
 from .run_files import RunPaths
@@ -79,11 +82,24 @@ def load_teacher(paths: tuple[str, ...], student: Checkpoint, device: torch.devi
     return Teacher(models)
 
 
+def fresh_tokenizer(config: TrainConfig, corpus: Corpus, *, full_gpt2_vocab: bool = False) -> Tokenizer:
+    """A new model's vocabulary: read from --tokenizer FILE, learned from the training split (bpe, cached), or
+    fitted to the corpus (char, word, compact tiktoken)."""
+    if config.tokenizer.endswith(".json"):
+        if config.vocab_size is not None:
+            raise ScratchGPTError(f"--vocab-size does not apply to a tokenizer file ({shown(config.tokenizer)} "
+                                  "fixes its vocabulary); leave it out")  # fmt: skip
+        return load_tokenizer_file(Path(config.tokenizer).expanduser())
+    if config.tokenizer == "bpe":
+        return learned_tokenizer(corpus, vocab_size=config.vocab_size, lossy=config.lossy)
+    chunks = None if full_gpt2_vocab else iter_text(corpus, lossy=config.lossy)
+    return fit_tokenizer(config.tokenizer, chunks, vocab_size=config.vocab_size)
+
+
 def fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Checkpoint:
     gpt2 = config.arch == "gpt2"
     full_gpt2_vocab = gpt2 and config.tokenizer == "tiktoken"  # GPT-2's own ids, as GPT-2 and nanoGPT use
-    chunks = None if full_gpt2_vocab else iter_text(corpus, lossy=config.lossy)
-    tokenizer = fit_tokenizer(config.tokenizer, chunks, vocab_size=config.vocab_size)
+    tokenizer = fresh_tokenizer(config, corpus, full_gpt2_vocab=full_gpt2_vocab)
     layout = GPT2_LAYOUT if gpt2 else dict(
         bias=config.bias, rope=config.rope, qk_norm=config.qk_norm, activation=config.activation,
         tie_embeddings=config.tie_embeddings,
