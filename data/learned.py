@@ -25,10 +25,16 @@ from .corpus import Corpus, iter_text
 from .tokens import TRAIN_FRACTION
 
 
-def training_text(corpus: Corpus, *, lossy: bool = False) -> str:
-    """The first TRAIN_FRACTION of the corpus's characters: the part a vocabulary may be learned from."""
+def text_splits(corpus: Corpus, *, lossy: bool = False) -> tuple[str, str]:
+    """(train, val): the corpus's first TRAIN_FRACTION of characters, and the rest."""
     text = "".join(iter_text(corpus, lossy=lossy))
-    return text[: int(TRAIN_FRACTION * len(text))]
+    cut = int(TRAIN_FRACTION * len(text))
+    return text[:cut], text[cut:]
+
+
+def training_text(corpus: Corpus, *, lossy: bool = False) -> str:
+    """The part of the corpus a vocabulary may be learned from (its first TRAIN_FRACTION of characters)."""
+    return text_splits(corpus, lossy=lossy)[0]
 
 
 def learned_tokenizer_file(corpus: Corpus, vocab_size: int) -> Path:
