@@ -121,6 +121,19 @@ def fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Ch
         ) from e
 
 
+def check_same_vocabulary(config: TrainConfig, ckpt: Checkpoint) -> None:
+    """A fine-tune keeps its checkpoint's vocabulary: a --tokenizer FILE (or a name other than the default) that
+    is not that vocabulary is refused, never silently ignored."""
+    if config.tokenizer.endswith(".json"):
+        same = load_tokenizer_file(Path(config.tokenizer).expanduser()).spec() == ckpt.tokenizer.spec()
+    else:
+        same = config.tokenizer in (TrainConfig.tokenizer, ckpt.tokenizer.name)
+    if not same:
+        raise ScratchGPTError(f"{ckpt.path} has its own {ckpt.tokenizer.name} vocabulary, which a fine-tune keeps, "
+                              f"not --tokenizer {shown(config.tokenizer)}; drop --tokenizer, or train a new model "
+                              "without --init-from")  # fmt: skip
+
+
 def start_from(
     config: TrainConfig, paths: RunPaths, device: torch.device, *, resume: bool, notify: Callable[[str], None]
 ) -> tuple[Checkpoint, Corpus, str]:
@@ -133,6 +146,7 @@ def start_from(
         return ckpt, corpus, source
     if config.init_from:
         ckpt = load_checkpoint(config.init_from, device=device)
+        check_same_vocabulary(config, ckpt)
         given = config.corpus if config.corpus != TrainConfig.corpus else None  # the default: the checkpoint's own
         corpus, source = corpus_of(ckpt, given)
         old = ckpt.tokenizer.vocab_size

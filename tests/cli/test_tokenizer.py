@@ -104,3 +104,15 @@ def test_odd_input_is_one_line(capsys, tmp_path, text_file, argv, words):
         code, err = usage.code, capsys.readouterr().err
     assert code != 0 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and words in err, err
+
+
+def test_a_tokenizer_file_beside_a_checkpoint_with_another_vocabulary_is_one_line(capsys, tmp_path, text_file):
+    from scratchgpt.model.checkpoint import shipped_checkpoint
+
+    tok = tmp_path / "tok.json"
+    assert scratchgpt(capsys, "tokenizer", "train", str(text_file), "--vocab-size", "300", "--out", str(tok))[0] == 0
+    out = tmp_path / "ft.safetensors"
+    code, _, err = scratchgpt(capsys, "train", "--init-from", str(shipped_checkpoint("char")), "--tokenizer",
+                              str(tok), "--max-iters", "1", "--out", str(out))  # fmt: skip
+    assert code == 1 and "has its own char vocabulary" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
