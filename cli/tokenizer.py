@@ -81,8 +81,7 @@ def train_tokenizer(args) -> int:
     save_tokenizer(tokenizer, out)
     learned = len(tokenizer.merges)
     short = f" (the text held no more pairs: vocabulary {tokenizer.vocab_size})" if learned < wanted else ""
-    print(f"learned {counted(learned, 'merge')} from {corpus.name}'s training split in {seconds:.1f} s{short}",
-          file=sys.stderr)  # fmt: skip
+    print(f"learned {counted(learned, 'merge')} from {corpus.name}'s training split in {seconds:.1f} s{short}")
     print(f"wrote {out}; train on it with: scratchgpt train --corpus {args.corpus} --tokenizer {out}")
     return 0
 

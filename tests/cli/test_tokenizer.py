@@ -34,7 +34,7 @@ def test_tokenizer_train_writes_a_file_show_reads_it_and_an_existing_file_is_kep
     code, stdout, err = scratchgpt(capsys, "tokenizer", "train", str(text_file), "--vocab-size", "400",
                                    "--out", str(out))  # fmt: skip
     assert code == 0, err
-    assert "learned 143 merges" in err and f"--tokenizer {out}" in stdout
+    assert "learned 143 merges" in stdout and f"--tokenizer {out}" in stdout
     tokenizer = load_tokenizer_file(out)
     assert tokenizer.vocab_size == 400
     before = out.read_bytes()
