@@ -41,11 +41,13 @@ COMMANDS = {
                       "re-save a checkpoint with bf16 (or fp16) weights, average several, or write a HF GPT-2"),
     "import": Command("interop", "import_parser", "cmd_import",
                       "a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint"),
+    "tokenizer": Command("tokenizer", "tokenizer_parser", "cmd_tokenizer",
+                         "learn a BPE vocabulary from your text, or see how a vocabulary splits one"),
     "serve": Command("serve", "serve_parser", "cmd_serve", "serve models over HTTP to OpenAI and ollama clients"),
 }  # fmt: skip
 USAGE = (
     f"usage: scratchgpt {{{','.join(COMMANDS)}}} [flags]\n\n"
-    + "".join(f"  {name:<7} {command.summary}\n" for name, command in COMMANDS.items())
+    + "".join(f"  {name:<9} {command.summary}\n" for name, command in COMMANDS.items())
     + "\n`scratchgpt COMMAND --help` lists a command's flags; `scratchgpt --version` prints the version;\n"
     "`scratchgpt-repl` talks to a model."
 )

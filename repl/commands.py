@@ -52,7 +52,7 @@ from .arguments import (
     top_p_arg,
     train_arg,
 )
-from .inspect_commands import do_attention, do_lens, do_probs, do_score, do_why
+from .inspect_commands import do_attention, do_lens, do_probs, do_score, do_tokens, do_why
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -378,6 +378,9 @@ COMMANDS: tuple[Command, ...] = (
             "probability and log-probability as the model gave them (temperature 1), beside the probability "
             "after this session's temperature, top-k and top-p; the chosen one marked; the entropy in bits.",
             optional(position_arg), do_why),
+    Command("tokens", (), "TEXT", "how the model in use splits TEXT into tokens",
+            "TEXT split as this model's vocabulary splits it: tokens shaded alternately (between bars without "
+            "colour), spaces as ·, line breaks as ↵, then the count and characters a token.", text_arg, do_tokens),
     Command("score", (), "TEXT", "how surprised the model is by TEXT",
             "TEXT shaded by each token's probability, then bits and nats per char, perplexity, and the most "
             "surprising tokens with what the model expected there. Longer than the window: a sliding window.",

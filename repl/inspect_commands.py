@@ -1,4 +1,4 @@
-"""The REPL's views of the inside of the model: /probs, /why, /score, /attention, /lens.
+"""The REPL's views of the inside of the model: /probs, /why, /tokens, /score, /attention, /lens.
 
 Handlers for commands.py's table (their argument converters are arguments.py's). They read
 what the engine recorded while the last reply streamed (each token's distribution, kept as the decode
@@ -46,6 +46,12 @@ def do_why(host: Host, position: int | None) -> None:
     host.say(f"token {index + 1} of {n}: {shown_token(tokenizer, chosen)}; the model's own probabilities "
              "(temperature 1) beside the ones this session sampled from")  # fmt: skip
     host.say("\n".join(why_lines(tokenizer, records[index], chosen, reply.settings)))
+
+
+def do_tokens(host: Host, text: str) -> None:
+    from ..cli.tokenizer import split_view
+
+    host.console.print(split_view(host.session.tokenizer, text, color=host.console.color_system is not None))
 
 
 def do_score(host: Host, text: str) -> None:

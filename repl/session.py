@@ -264,13 +264,15 @@ class Session:
             self.load(shipped)
             return f"{name} vocabulary: the shipped model {shipped.name} ({self.describe_model()})"
         from ..data import iter_text, resolve_corpus
+        from ..data.learned import learned_tokenizer
         from ..model.gpt import build_model
         from ..tokenizers import fit_tokenizer
 
         if self.corpus is None:
             raise ScratchGPTError(f"no corpus to fit a {name} vocabulary to; choose one with /corpus NAME|PATH")
         corpus = resolve_corpus(self.corpus)
-        tokenizer = fit_tokenizer(name, iter_text(corpus))
+        # a BPE is learned from the training split (and cached), as `scratchgpt train --tokenizer bpe` learns it
+        tokenizer = learned_tokenizer(corpus) if name == "bpe" else fit_tokenizer(name, iter_text(corpus))
         config = replace(self.ckpt.config, vocab_size=tokenizer.vocab_size)
         with torch.random.fork_rng(devices=[]):  # a reproducible init that leaves the global RNG alone
             torch.manual_seed(self.settings.seed)

@@ -23,7 +23,7 @@ from typing import Any
 from ..core.bounds import SEED_MAX, BadValue, Number, real, whole
 from ..core.cores import cpu_threads
 from ..core.errors import ScratchGPTError
-from ..core.text import shown
+from ..core.text import closest, shown
 from ..tokenizers import TOKENIZER_NAMES
 
 # Far beyond what a run on one machine uses, and small enough that nothing overflows or allocates
@@ -53,6 +53,15 @@ def heads_for(n_embd: int, n_head: int | None) -> int:
     return min(divisors, key=lambda h: (abs(h - FRESH_N_HEAD), -h))
 
 
+def vocabulary(text: str) -> str:
+    """--tokenizer: one of TOKENIZER_NAMES, or the path of a tokenizer file (*.json)."""
+    if text in TOKENIZER_NAMES or text.endswith(".json"):
+        return text
+    meant = closest(text, list(TOKENIZER_NAMES))
+    hint = f"did you mean {meant!r}? " if meant else ""
+    raise BadValue(f"{shown(text)} is no vocabulary; {hint}use one of {', '.join(TOKENIZER_NAMES)} or a FILE.json")
+
+
 def out_path(text: str) -> str:
     """--out: a file path (its parent is created), not a directory, existing or written as one ("new/")."""
     if not text or Path(text).is_dir() or text.endswith(("/", os.sep)):
@@ -74,8 +83,10 @@ def setting(default: Any, help: str, *, type: Callable | None = None, choices: t
 class TrainConfig:
     # --- data -------------------------------------------------------------------------------
     corpus: str = setting("tinyshakespeare", "registered corpus name or path to a UTF-8 text file")
-    tokenizer: str = setting("char", "vocabulary", choices=TOKENIZER_NAMES)
-    vocab_size: int | None = setting(None, "word tokenizer: words kept (default 8192)", type=whole(2, VOCAB_MAX))
+    tokenizer: str = setting("char", f"vocabulary: {', '.join(TOKENIZER_NAMES)} (a byte-level BPE learned from the "
+                             "training split), or a FILE.json from `scratchgpt tokenizer train`", type=vocabulary)
+    vocab_size: int | None = setting(None, "ids the vocabulary keeps: word, words (default 8192); bpe, bytes, "
+                                     "merges and <|endoftext|> (default 4096)", type=whole(2, VOCAB_MAX))
     lossy: bool = setting(False, "read a corpus that is not valid UTF-8, replacing bad bytes")
     # --- model (a fine-tune or a resumed run takes these from its checkpoint) ----------------
     arch: str = setting("gpt", "model: transformer; gpt2, GPT-2's layout of it (learned positions, biases, tanh "

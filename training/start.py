@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from ..core.errors import ScratchGPTError, is_out_of_memory
 from ..core.text import shown
 from ..data import Corpus, iter_text, resolve_corpus
+from ..data.learned import learned_tokenizer
 from ..model.checkpoint import Checkpoint, load_checkpoint
 from ..model.gpt import GPT2_LAYOUT, GPTConfig, build_model, resize_vocab
-from ..tokenizers import fit_tokenizer
+from ..tokenizers import Tokenizer, fit_tokenizer
+from ..tokenizers.learned import load_tokenizer_file
 from .config import FINE_TUNE_BATCH_TOKENS, FRESH_BLOCK_SIZE, FRESH_DROPOUT, TrainConfig, heads_for
 from .distill import Teacher
 from .run_files import RunPaths
@@ -79,11 +82,24 @@ def load_teacher(paths: tuple[str, ...], student: Checkpoint, device: torch.devi
     return Teacher(models)
 
 
+def fresh_tokenizer(config: TrainConfig, corpus: Corpus, *, full_gpt2_vocab: bool = False) -> Tokenizer:
+    """A new model's vocabulary: read from --tokenizer FILE, learned from the training split (bpe, cached), or
+    fitted to the corpus (char, word, compact tiktoken)."""
+    if config.tokenizer.endswith(".json"):
+        if config.vocab_size is not None:
+            raise ScratchGPTError(f"--vocab-size does not apply to a tokenizer file ({shown(config.tokenizer)} "
+                                  "fixes its vocabulary); leave it out")  # fmt: skip
+        return load_tokenizer_file(Path(config.tokenizer).expanduser())
+    if config.tokenizer == "bpe":
+        return learned_tokenizer(corpus, vocab_size=config.vocab_size, lossy=config.lossy)
+    chunks = None if full_gpt2_vocab else iter_text(corpus, lossy=config.lossy)
+    return fit_tokenizer(config.tokenizer, chunks, vocab_size=config.vocab_size)
+
+
 def fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Checkpoint:
     gpt2 = config.arch == "gpt2"
     full_gpt2_vocab = gpt2 and config.tokenizer == "tiktoken"  # GPT-2's own ids, as GPT-2 and nanoGPT use
-    chunks = None if full_gpt2_vocab else iter_text(corpus, lossy=config.lossy)
-    tokenizer = fit_tokenizer(config.tokenizer, chunks, vocab_size=config.vocab_size)
+    tokenizer = fresh_tokenizer(config, corpus, full_gpt2_vocab=full_gpt2_vocab)
     layout = GPT2_LAYOUT if gpt2 else dict(
         bias=config.bias, rope=config.rope, qk_norm=config.qk_norm, activation=config.activation,
         tie_embeddings=config.tie_embeddings,
@@ -105,6 +121,19 @@ def fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Ch
         ) from e
 
 
+def check_same_vocabulary(config: TrainConfig, ckpt: Checkpoint) -> None:
+    """A fine-tune keeps its checkpoint's vocabulary: a --tokenizer FILE (or a name other than the default) that
+    is not that vocabulary is refused, never silently ignored."""
+    if config.tokenizer.endswith(".json"):
+        same = load_tokenizer_file(Path(config.tokenizer).expanduser()).spec() == ckpt.tokenizer.spec()
+    else:
+        same = config.tokenizer in (TrainConfig.tokenizer, ckpt.tokenizer.name)
+    if not same:
+        raise ScratchGPTError(f"{ckpt.path} has its own {ckpt.tokenizer.name} vocabulary, which a fine-tune keeps, "
+                              f"not --tokenizer {shown(config.tokenizer)}; drop --tokenizer, or train a new model "
+                              "without --init-from")  # fmt: skip
+
+
 def start_from(
     config: TrainConfig, paths: RunPaths, device: torch.device, *, resume: bool, notify: Callable[[str], None]
 ) -> tuple[Checkpoint, Corpus, str]:
@@ -117,6 +146,7 @@ def start_from(
         return ckpt, corpus, source
     if config.init_from:
         ckpt = load_checkpoint(config.init_from, device=device)
+        check_same_vocabulary(config, ckpt)
         given = config.corpus if config.corpus != TrainConfig.corpus else None  # the default: the checkpoint's own
         corpus, source = corpus_of(ckpt, given)
         old = ckpt.tokenizer.vocab_size

@@ -57,7 +57,7 @@ def test_parse_never_raises_on_any_string(line):
         ("/train 100001", "from 1 to 100000"),
         ("/train lots", "whole number"),
         ("/train", "number of steps"),
-        ("/tokenizer bpe", "char, tiktoken, word"),
+        ("/tokenizer bep", "char, tiktoken, word, bpe"),
         ("/chat ROMEO", "two speakers"),
         ("/chat A B C", "two speakers"),
         ('/chat "ROMEO A', "unclosed quote"),
@@ -134,7 +134,7 @@ def test_printable_keeps_newlines_and_tabs_only():
 
 def test_tab_completes_command_names_from_the_table():
     got = [c.text for c in complete("/t")]
-    assert got == ["/temp", "/threads", "/tokenizer", "/topk", "/topp", "/train"]
+    assert got == ["/temp", "/threads", "/tokenizer", "/tokens", "/topk", "/topp", "/train"]
     assert all(c.start == -2 for c in complete("/t"))
     assert [c.text for c in complete("/e")] == ["/exit"]
 

@@ -107,3 +107,17 @@ def test_every_reply_keeps_one_distribution_per_token_and_computes_nothing_until
     first = completion.logprobs[0]
     assert first.logprob == pytest.approx(float(torch.log_softmax(completion.logits[0][0], -1)[first.id]))
     assert len(first.top) == 20 and sum(math.exp(lp) for _, lp in first.top) <= 1 + 1e-6  # the session's 20
+
+
+def test_tokens_shows_how_the_model_in_use_splits_a_text(drive):
+    d = drive("/tokens to be or\r", "/tokens\r", "ROMEO:\r")
+    assert "t|o|·|b|e|·|o|r|" in d.out and "8 tokens, 1.00 characters a token" in d.out  # the char model
+    assert d.session.last_reply is not None  # an empty /tokens is one line, and the session goes on
+
+
+def test_tokenizer_bpe_learns_a_vocabulary_from_the_corpus_and_tokens_shows_its_split(drive):
+    d = drive("/tokenizer bpe\r", "/tokens the king\r")
+    tokenizer = d.session.tokenizer
+    assert tokenizer.name == "bpe" and d.session.ckpt.model.config.vocab_size == tokenizer.vocab_size > 256
+    pieces = [tokenizer.decode([i]).replace(" ", "·") for i in tokenizer.encode("the king")]
+    assert "|".join(pieces) + "|" in d.out and f"{len(pieces)} tokens" in d.out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scratchgpt.tokenizers import CharTokenizer, TiktokenTokenizer, WordTokenizer, fit_tokenizer
+from scratchgpt.tokenizers import CharTokenizer, LearnedBPETokenizer, TiktokenTokenizer, WordTokenizer, fit_tokenizer
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +26,9 @@ def gpt2() -> TiktokenTokenizer:
 @pytest.fixture(scope="session")
 def gpt2_compact(shakespeare_text) -> TiktokenTokenizer:
     return fit_tokenizer("tiktoken", [shakespeare_text])
+
+
+@pytest.fixture(scope="session")
+def bpe_shakespeare(shakespeare_text) -> LearnedBPETokenizer:
+    """A 1,024-id BPE learned from the first 200,000 characters (a second or so)."""
+    return fit_tokenizer("bpe", [shakespeare_text[:200_000]], vocab_size=1024)

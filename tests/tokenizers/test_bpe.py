@@ -109,8 +109,8 @@ def test_encode_batch_on_threads_equals_encode_array_of_each_text(gpt2, gpt2_com
             np.testing.assert_array_equal(ids, tokenizer.encode_array(text))
 
 
-def test_vocab_size_is_only_for_word():
-    with pytest.raises(ScratchGPTError, match="only to the word tokenizer"):
+def test_vocab_size_is_only_for_word_and_learned_bpe():
+    with pytest.raises(ScratchGPTError, match="only to the word and bpe tokenizers, not tiktoken"):
         fit_tokenizer("tiktoken", vocab_size=100)
 
 

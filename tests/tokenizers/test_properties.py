@@ -16,7 +16,7 @@ PROPERTY = settings(
 # of characters near a Shakespeare vocabulary (accents, ligatures, BPE-splitting ones)
 TEXT = st.text(alphabet=st.one_of(st.characters(codec="utf-8"), st.sampled_from("aeAE ,.\n\t'éüÉﬁ🦄こ—")))
 SURROGATE = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
-TOKENIZERS = ["char_shakespeare", "word_shakespeare", "gpt2", "gpt2_compact"]
+TOKENIZERS = ["char_shakespeare", "word_shakespeare", "gpt2", "gpt2_compact", "bpe_shakespeare"]
 
 
 @PROPERTY

@@ -10,7 +10,7 @@ from scratchgpt.tokenizers import TOKENIZER_NAMES, fit_tokenizer, tokenizer_from
 SAMPLE = "Crème brûlée! To be, or not to be 🦄 — that is the question.\n"
 
 
-@pytest.fixture(params=["char_shakespeare", "word_shakespeare", "gpt2", "gpt2_compact"])
+@pytest.fixture(params=["char_shakespeare", "word_shakespeare", "gpt2", "gpt2_compact", "bpe_shakespeare"])
 def tokenizer(request):
     return request.getfixturevalue(request.param)
 
@@ -53,11 +53,11 @@ def test_spec_without_a_valid_version_is_rejected(version):
 
 
 def test_fit_with_unknown_name_lists_the_choices():
-    with pytest.raises(ScratchGPTError, match="unknown tokenizer 'bpe'; choose one of char, tiktoken, word"):
-        fit_tokenizer("bpe", ["text"])
+    with pytest.raises(ScratchGPTError, match="unknown tokenizer 'bep'; choose one of char, tiktoken, word, bpe"):
+        fit_tokenizer("bep", ["text"])
 
 
-def test_char_and_word_need_a_corpus():
-    for name in ("char", "word"):
+def test_char_word_and_bpe_need_a_corpus():
+    for name in ("char", "word", "bpe"):
         with pytest.raises(ScratchGPTError, match="corpus"):
             fit_tokenizer(name)
