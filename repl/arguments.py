@@ -10,18 +10,14 @@ from __future__ import annotations
 import math
 import shlex
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core.bounds import Number, plain_number, whole
 from ..core.cores import cpu_threads
 from ..core.text import closest, printable, quoted
 from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SettingError, stop_text
 from ..tokenizers import TOKENIZER_NAMES
-
-if TYPE_CHECKING:
-    from .commands import Command
-
-    Lookup = Callable[[str], Command | None]  # a command by name or alias, None when there is none
+from .command_types import Command, Lookup
 
 TRAIN_MAX = 100_000  # most steps one /train takes
 LAYER_MAX = 1 << 10  # /attention's layer bound before the model's own is checked

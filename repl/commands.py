@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from ..core.cores import cpu_threads
 from ..core.interrupt import InterruptFlag
@@ -52,33 +52,8 @@ from .arguments import (
     top_p_arg,
     train_arg,
 )
+from .command_types import Command, Exit, Host
 from .inspect_commands import do_attention, do_lens, do_probs, do_score, do_why
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from .session import Reply, Session
-
-
-
-class Exit(Exception):
-    """Raised by /bye: the REPL ends with exit code 0."""
-
-
-class Host(Protocol):
-    """What a handler needs from the front end."""
-
-    session: Session
-    console: Console
-
-    def say(self, text: str, *, style: str | None = None) -> None: ...
-
-    def stream(self, reply: Reply) -> None: ...
-
-    def settle_unsaved(self) -> bool:
-        """Whether the weights /train changed may go: none unsaved, or the user saved or discarded them."""
-        ...
-
 
 # --- handlers: (host, value) -> None ------------------------------------------------------------
 
@@ -288,22 +263,6 @@ def do_bye(host: Host, _: None) -> None:
 
 
 # --- the table --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    aliases: tuple[str, ...]
-    usage: str  # the argument form, "" when it takes none
-    summary: str  # one line for /help
-    details: str  # /help CMD
-    convert: Callable[[str], Any]  # the stripped argument text -> the handler's value, or ArgError
-    handler: Callable[[Host, Any], None]
-    complete: str | None = None  # what Tab offers for the argument: "tokenizer", "path", "corpus", "command", "chat"
-
-    @property
-    def signature(self) -> str:
-        return f"/{self.name} {self.usage}".rstrip()
 
 
 def lookup(name: str) -> Command | None:
