@@ -31,16 +31,19 @@ def corpus_record(corpus: Corpus, source: str) -> dict:
     return {"name": corpus.name, "sha256": corpus.sha256, "source": source}
 
 
+CORPUS_HINTS = {"cli_hint": "pass --corpus", "repl_hint": "name one with /train N PATH or /corpus PATH"}
+
+
 def corpus_of(ckpt: Checkpoint, override: str | None) -> tuple[Corpus, str]:
     """The corpus to keep training a checkpoint on: the one given, else the one it recorded."""
     if override:
         return resolve_corpus(override), override
     if not ckpt.corpus:
-        raise ScratchGPTError(f"{ckpt.path} does not record its corpus; pass --corpus")
+        raise ScratchGPTError(f"{ckpt.path} does not record its corpus", **CORPUS_HINTS)
     source = ckpt.corpus.get("source") or ckpt.corpus["name"]
     corpus = resolve_corpus(source)
     if corpus.sha256 != ckpt.corpus["sha256"]:
-        raise ScratchGPTError(f"corpus {source} has changed since {ckpt.path} was trained on it; pass --corpus")
+        raise ScratchGPTError(f"corpus {source} has changed since {ckpt.path} was trained on it", **CORPUS_HINTS)
     return corpus, source
 
 
