@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from ..core.bounds import Number
@@ -26,7 +27,8 @@ from ..training.config import (
     load_recipe,
 )
 from ..training.run import RunSummary, train
-from ..training.run_files import saved_config
+from ..training.run_files import RunPaths, saved_config
+from ..training.start import check_inputs
 from .common import Parser, run_entry_point
 from .progress import RunProgress
 
@@ -116,9 +118,33 @@ def run(command: TrainCommand, *, interrupt: InterruptFlag | None = None) -> Run
     notice = heads_notice(command)
     if notice and dist.from_environment().is_main:
         print(notice, flush=True)
+    check_inputs(command.config, resume=command.resume)  # the corpus given, before what --out holds
     display = RunProgress(every=command.config.log_interval)
-    return train(command.config, resume=command.resume, overwrite=command.overwrite, display=display,
-                 interrupt=interrupt)
+    made = missing_folders(RunPaths.from_out(command.config.out).best.parent)
+    try:
+        return train(command.config, resume=command.resume, overwrite=command.overwrite, display=display,
+                     interrupt=interrupt)
+    except BaseException:
+        remove_if_empty(made)  # a run that failed to start leaves no empty --out folder behind
+        raise
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """folder and those of its parents that do not exist yet, innermost first: what a run would create."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove each of folders (innermost first) that is still empty; one that holds a file stays, as do its parents."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # only an empty folder: never anything the run or the user put there
+        except OSError:
+            return
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -103,7 +103,16 @@ def resolve_corpus(name_or_path: str | Path, *, download: bool = True) -> Corpus
     return _checked(name, _download(name, source, download=download), source)
 
 
-def _path_corpus(path: Path, given: str) -> Corpus:
+def check_corpus(name_or_path: str | Path) -> None:
+    """Raise at once the error resolve_corpus would for a path that is no usable file (missing, a
+    directory, empty), without reading it: a command checks what the user gave before anything else.
+    A registered name passes (it is found or downloaded later)."""
+    if _is_path(name_or_path):
+        _usable_file(Path(name_or_path).expanduser(), str(name_or_path))
+
+
+def _usable_file(path: Path, given: str) -> int:
+    """The size of the corpus file at path; ScratchGPTError when it is missing, a directory or empty."""
     if not path.exists():
         registered = ", ".join(sorted(CORPORA))
         meant = closest(given, sorted(CORPORA))
@@ -116,6 +125,11 @@ def _path_corpus(path: Path, given: str) -> Corpus:
     size = path.stat().st_size
     if size == 0:
         raise ScratchGPTError(f"corpus {given!r} is empty; give a UTF-8 text file")
+    return size
+
+
+def _path_corpus(path: Path, given: str) -> Corpus:
+    size = _usable_file(path, given)
     try:
         sha = file_sha256(path)
     except OSError as e:

@@ -10,7 +10,7 @@ import torch
 
 from ..core.errors import ScratchGPTError, is_out_of_memory
 from ..core.text import shown
-from ..data import Corpus, iter_text, resolve_corpus
+from ..data import Corpus, check_corpus, iter_text, resolve_corpus
 from ..model.checkpoint import Checkpoint, load_checkpoint
 from ..model.gpt import GPT2_LAYOUT, GPTConfig, build_model, resize_vocab
 from ..tokenizers import fit_tokenizer
@@ -106,6 +106,15 @@ def fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Ch
             f"out of memory building the model ({model_config.approx_params * 4 / 1e9:,.1f} GB of fp32 weights); "
             "reduce --n-embd or --n-layer"
         ) from e
+
+
+def check_inputs(config: TrainConfig, *, resume: bool) -> None:
+    """Refuse a corpus the user named that is not there (missing, a directory, empty) before the
+    output is looked at: a missing input is the first thing to hear of, not an --out that holds a run.
+    A resumed run reads the corpus its checkpoint recorded; a fine-tune's default corpus is its own."""
+    if resume or (config.init_from and config.corpus == TrainConfig.corpus):
+        return
+    check_corpus(config.corpus)
 
 
 def start_from(
