@@ -36,17 +36,17 @@ class Host(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Command:
     """One slash command: its names, its argument form and help, the converter of its argument and its handler."""
 
     name: str
-    aliases: tuple[str, ...]
     usage: str  # the argument form, "" when it takes none
     summary: str  # one line for /help
     details: str  # /help CMD
     convert: Callable[[str], Any]  # the stripped argument text -> the handler's value, or ArgError
     handler: Callable[[Host, Any], None]
+    aliases: tuple[str, ...] = ()  # other names it answers to
     complete: str | None = None  # what Tab offers for the argument: "tokenizer", "path", "corpus", "command", "chat"
 
     @property
