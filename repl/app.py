@@ -23,7 +23,7 @@ from ..cli.flags import add_engine_flags, add_sampling_flags, add_version_flag, 
 from ..core.errors import ScratchGPTError
 from ..core.interrupt import InterruptFlag
 from ..core.paths import state_dir
-from ..core.text import counted, one_line, printable, quoted
+from ..core.text import counted, quoted_typed, terminal_line, terminal_safe
 from . import piped
 from .commands import Exit, execute, is_command, parse
 
@@ -41,7 +41,7 @@ class ReplParser(Parser):
     """The command line's parser, with what the user typed made one printable line in its errors."""
 
     def error(self, message: str):  # type: ignore[override]
-        super().error(one_line(message))
+        super().error(terminal_line(message))
 
 
 def build_parser() -> Parser:
@@ -87,7 +87,7 @@ def open_session(args: argparse.Namespace) -> tuple[Session, str | None]:
 
 def os_error_message(e: OSError) -> str:
     """What went wrong with a file, in words: "File name too long: '9999…'"."""
-    where = f": {quoted(str(e.filename))}" if e.filename is not None else ""
+    where = f": {quoted_typed(str(e.filename))}" if e.filename is not None else ""
     return f"{e.strerror or type(e).__name__}{where}; check the path"
 
 
@@ -145,10 +145,10 @@ class Repl:
 
     def say(self, text: str, *, style: str | None = None) -> None:
         # paths and names the user typed may hold escapes; on a terminal long lines wrap between words
-        self.console.print(printable(text), style=style, soft_wrap=not self.console.is_terminal)
+        self.console.print(terminal_safe(text), style=style, soft_wrap=not self.console.is_terminal)
 
     def error(self, text: str) -> None:
-        self.say(one_line(text), style="red")
+        self.say(terminal_line(text), style="red")
 
     def notices(self) -> None:
         for note in self.session.take_notices():
@@ -172,7 +172,7 @@ class Repl:
             text = Text().join(pieces)  # already printable (inspect_view.shaded)
             last = text.plain[-1:]
         else:
-            text = printable("".join(pieces))
+            text = terminal_safe("".join(pieces))
             last = text[-1:]
         pieces.clear()
         if last:
@@ -319,7 +319,7 @@ class Repl:
             elif word in ("", "c", "cancel"):
                 return False
             else:
-                self.error(f"{quoted(answer.strip())}: answer save [PATH], discard or cancel")
+                self.error(f"{quoted_typed(answer.strip())}: answer save [PATH], discard or cancel")
         return True
 
 
@@ -345,7 +345,7 @@ def _main_printable_errors(argv: Sequence[str] | None) -> int:
     try:
         return _main(argv)
     except ScratchGPTError as e:
-        raise ScratchGPTError(one_line(str(e))) from e
+        raise ScratchGPTError(terminal_line(str(e))) from e
     except OSError as e:
         raise ScratchGPTError(os_error_message(e)) from e
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..core.cores import cpu_threads
 from ..core.interrupt import InterruptFlag
-from ..core.text import closest, counted, printable, quoted
+from ..core.text import closest, counted, quoted_typed, terminal_safe
 from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P
 from ..tokenizers import TOKENIZER_NAMES
 from ..training.config import FINE_TUNE_BATCH_TOKENS
@@ -149,7 +149,7 @@ def do_tokenizer(host: Host, name: str | None) -> None:
 
 def do_train(host: Host, value: tuple[int, str | None]) -> None:
     from ..cli.progress import TrainProgress, sparkline
-    from ..model.threads import using_threads
+    from ..model.threads import temporary_threads
     from ..training.start import vocab_growth
 
     steps, corpus = value
@@ -165,7 +165,7 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
     def start() -> None:  # the first step begins: the bar appears
         bar.append(shown.enter_context(TrainProgress(steps, console=host.console, every=every)))
 
-    with using_threads(session.train_threads), shown:
+    with temporary_threads(session.train_threads), shown:
         report = session.train(
             steps, corpus, on_start=start, on_step=lambda info: bar[0].step(info.step, info.loss, info.tokens),
             on_note=note, interrupt=InterruptFlag(),
@@ -212,7 +212,7 @@ def do_load(host: Host, path: str) -> None:
 
 def _rows(host: Host, rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
-    host.say("\n".join(f"  {k:<{width}}  {printable(v)}" for k, v in rows))
+    host.say("\n".join(f"  {k:<{width}}  {terminal_safe(v)}" for k, v in rows))
 
 
 def do_show(host: Host, part: str | None) -> None:
@@ -555,7 +555,7 @@ def is_command(line: str) -> bool:
 
 
 def unknown_message(name: str) -> str:
-    message = f"Unknown command {quoted('/' + name)}. Type /? for help."
+    message = f"Unknown command {quoted_typed('/' + name)}. Type /? for help."
     close = closest(name, list(BY_NAME))
     return message + (f" Did you mean /{close}?" if close else "")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..cli.common import EXIT_OK
 from ..core.errors import ScratchGPTError
 from ..core.interrupt import InterruptFlag
-from ..core.text import printable
+from ..core.text import terminal_safe
 
 if TYPE_CHECKING:
     from .session import Session
@@ -51,7 +51,7 @@ def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool
     if hasattr(out, "reconfigure"):
         out.reconfigure(errors="replace")
     tty = out.isatty()
-    clean = printable if tty else (lambda text: text)
+    clean = terminal_safe if tty else (lambda text: text)
     last = "\n"  # the last character on the terminal's line
     try:
         if echo:

@@ -9,7 +9,7 @@ from dataclasses import replace
 import torch
 
 from ..core.errors import ScratchGPTError, is_out_of_memory
-from ..core.text import shown
+from ..core.text import quoted_arg
 from ..data import Corpus, check_corpus, iter_text, resolve_corpus
 from ..model.checkpoint import Checkpoint, load_checkpoint
 from ..model.gpt import GPT2_LAYOUT, GPTConfig, build_model, resize_vocab
@@ -72,11 +72,11 @@ def load_teacher(paths: tuple[str, ...], student: Checkpoint, device: torch.devi
     for path in paths:
         ckpt = load_checkpoint(path, device=device)
         if ckpt.tokenizer.spec() != student.tokenizer.spec():
-            raise ScratchGPTError(f"teacher {shown(path)} has another vocabulary than the model trained; "
+            raise ScratchGPTError(f"teacher {quoted_arg(path)} has another vocabulary than the model trained; "
                                   "a teacher must use the same tokenizer and vocabulary")  # fmt: skip
         reads, trains = ckpt.config.block_size, student.config.block_size
         if reads < trains:
-            raise ScratchGPTError(f"teacher {shown(path)} reads {reads} tokens at most, the model trains on "
+            raise ScratchGPTError(f"teacher {quoted_arg(path)} reads {reads} tokens at most, the model trains on "
                                   f"{trains}; pass --block-size {reads} or less")  # fmt: skip
         models.append(ckpt.model)
     return Teacher(models)
