@@ -28,7 +28,7 @@ class Command(NamedTuple):
 
 
 COMMANDS = {
-    "train": Command("train", "build_parser", "main", "train a GPT or the bigram baseline on a corpus"),
+    "train": Command("train", "train_parser", "cmd_train", "train a GPT or the bigram baseline on a corpus"),
     "sample": Command("sample", "sample_parser", "cmd_sample",
                       "continue a prompt with a checkpoint, streaming to stdout"),
     "eval": Command("eval", "eval_parser", "cmd_eval",

@@ -69,7 +69,7 @@ class TrainCommand:
     overwrite: bool = False
 
 
-def build_parser() -> Parser:
+def train_parser() -> Parser:
     p = Parser(
         prog="scratchgpt train",
         description="Train a GPT (or the bigram baseline) on a text corpus. Settings come from the defaults "
@@ -87,7 +87,7 @@ def build_parser() -> Parser:
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainCommand:
     """The command line as a TrainCommand: defaults < recipe < flags (with --resume: saved run < flags)."""
-    given = vars(build_parser().parse_args(argv))
+    given = vars(train_parser().parse_args(argv))
     recipe, resume, overwrite = given.pop("config", None), given.pop("resume", False), given.pop("overwrite", False)
     given.pop("debug", None)
     if "teacher" in given:
@@ -147,13 +147,13 @@ def remove_if_empty(folders: list[Path]) -> None:
             return
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def cmd_train(argv: Sequence[str] | None = None) -> int:
     return run(parse_args(argv)).exit_status
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
     """The entry point. Under torchrun only rank 0 prints a user error: every rank meets the same one."""
-    return run_entry_point(main, argv, quiet=not dist.from_environment().is_main)
+    return run_entry_point(cmd_train, argv, quiet=not dist.from_environment().is_main)
 
 
 if __name__ == "__main__":
