@@ -47,8 +47,8 @@ class Batches:
                     f"{corpus} is too short: its {split} split has {n} tokens, a block needs "
                     f"block_size+1={block_size + 1}",
                     cli_hint="use a longer corpus or a smaller --block-size",
-                    # /train keeps the loaded model's context: only the text can change
-                    repl_hint=f"/train needs a longer corpus (the model's context is {block_size} tokens)",
+                    # /train's window is the loaded model's (or shorter for a slow one): only the text can change
+                    repl_hint=f"/train needs a longer corpus (it reads {block_size}-token windows)",
                 )
         self._window = np.arange(block_size + 1)  # (T+1,)
 

@@ -477,5 +477,5 @@ def test_train_on_too_short_a_text_advises_in_the_repls_terms_not_a_flag_it_does
     short = tmp_path / "french.txt"
     short.write_text("Bonjour.\nAu revoir.\n", encoding="utf-8")  # far fewer tokens than one block of 32
     d = drive(f"/train 2 {short}\r")
-    assert "too short" in d.out and "/train needs a longer corpus (the model's context is 32 tokens)" in d.out
+    assert "too short" in d.out and "/train needs a longer corpus (it reads 32-token windows)" in d.out
     assert "--block-size" not in d.out and d.session.steps_trained == 0
