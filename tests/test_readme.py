@@ -86,7 +86,7 @@ def test_the_readme_commands_are_found_and_each_training_one_is_shortened():
     commands = readme_commands()
     assert len(commands) >= 20  # the blocks were found
     run = [as_run(c) for c in commands]
-    assert sum(r is None for r in run) == 6  # four pip lines (the serve extra too), pytest, the two-machine torchrun
+    assert sum(r is None for r in run) == 7  # git clone, four pip lines (serve extra too), pytest, 2-machine torchrun
     assert all(r.endswith(SHORT) for r in run if r and ("scratchgpt train" in r or "scratchgpt.train" in r))
 
 
