@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ..core.text import printable
+from ..core.text import terminal_safe
 from ..model.inspection import LensRow, token_text, visible
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def shaded(pieces: Iterable[tuple[str, float | None]]) -> Text:
 
     out = Text()
     for text, prob in pieces:
-        out.append(printable(text), style=band_style(prob))
+        out.append(terminal_safe(text), style=band_style(prob))
     return out
 
 

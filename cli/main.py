@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from .. import __version__
-from ..core.text import closest, shown
+from ..core.text import closest, quoted_arg
 from .common import EXIT_USAGE, Parser, run_entry_point
 
 
@@ -28,7 +28,7 @@ class Command(NamedTuple):
 
 
 COMMANDS = {
-    "train": Command("train", "build_parser", "main", "train a GPT or the bigram baseline on a corpus"),
+    "train": Command("train", "train_parser", "cmd_train", "train a GPT or the bigram baseline on a corpus"),
     "sample": Command("sample", "sample_parser", "cmd_sample",
                       "continue a prompt with a checkpoint, streaming to stdout"),
     "eval": Command("eval", "eval_parser", "cmd_eval",
@@ -69,8 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         meant = closest(command, list(COMMANDS))
-        print(f"scratchgpt: error: unknown command {shown(command)}; " + (f"did you mean '{meant}'? " if meant else "")
-              + f"use one of {', '.join(COMMANDS)}", file=sys.stderr)  # fmt: skip
+        hint = f"did you mean '{meant}'? " if meant else ""
+        print(f"scratchgpt: error: unknown command {quoted_arg(command)}; {hint}use one of {', '.join(COMMANDS)}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     return COMMANDS[command].load(COMMANDS[command].handler)(rest)
 

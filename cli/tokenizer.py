@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..core.bounds import whole
 from ..core.errors import ScratchGPTError
-from ..core.text import counted, shown
+from ..core.text import counted, quoted_arg
 from .common import Parser
 from .console import make_console
 
@@ -58,9 +58,10 @@ def train_tokenizer(args) -> int:
     corpus = resolve_corpus(args.corpus)
     out = Path(args.out or f"{corpus.name}-bpe-{args.vocab_size}.json").expanduser()
     if out.is_dir():
-        raise ScratchGPTError(f"--out {shown(str(out))} is a directory; name a file in it, e.g. {out / 'bpe.json'}")
+        example = out / "bpe.json"
+        raise ScratchGPTError(f"--out {quoted_arg(str(out))} is a directory; name a file in it, e.g. {example}")
     if out.exists() and not args.overwrite:
-        raise ScratchGPTError(f"{shown(str(out))} exists; pass --overwrite to replace it, or another --out")
+        raise ScratchGPTError(f"{quoted_arg(str(out))} exists; pass --overwrite to replace it, or another --out")
     text = training_text(corpus, lossy=args.lossy)
     wanted = args.vocab_size - BYTES - len(SPECIALS)
     console = make_console(sys.stderr)
@@ -118,7 +119,7 @@ def _load_any(path: Path):
     if path.suffix == ".json":
         return load_tokenizer_file(path)
     if not path.is_file():
-        raise ScratchGPTError(f"no file {shown(str(path))}; give a tokenizer .json or a checkpoint")
+        raise ScratchGPTError(f"no file {quoted_arg(str(path))}; give a tokenizer .json or a checkpoint")
     return tokenizer_from_spec(checkpoint_metadata(path)["tokenizer"])
 
 

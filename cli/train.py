@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from ..core.bounds import Number
@@ -26,7 +27,8 @@ from ..training.config import (
     load_recipe,
 )
 from ..training.run import RunSummary, train
-from ..training.run_files import saved_config
+from ..training.run_files import RunPaths, saved_config
+from ..training.start import check_inputs
 from .common import Parser, run_entry_point
 from .progress import RunProgress
 
@@ -67,7 +69,7 @@ class TrainCommand:
     overwrite: bool = False
 
 
-def build_parser() -> Parser:
+def train_parser() -> Parser:
     p = Parser(
         prog="scratchgpt train",
         description="Train a GPT (or the bigram baseline) on a text corpus. Settings come from the defaults "
@@ -85,7 +87,7 @@ def build_parser() -> Parser:
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainCommand:
     """The command line as a TrainCommand: defaults < recipe < flags (with --resume: saved run < flags)."""
-    given = vars(build_parser().parse_args(argv))
+    given = vars(train_parser().parse_args(argv))
     recipe, resume, overwrite = given.pop("config", None), given.pop("resume", False), given.pop("overwrite", False)
     given.pop("debug", None)
     if "teacher" in given:
@@ -116,18 +118,42 @@ def run(command: TrainCommand, *, interrupt: InterruptFlag | None = None) -> Run
     notice = heads_notice(command)
     if notice and dist.from_environment().is_main:
         print(notice, flush=True)
+    check_inputs(command.config, resume=command.resume)  # the corpus given, before what --out holds
     display = RunProgress(every=command.config.log_interval)
-    return train(command.config, resume=command.resume, overwrite=command.overwrite, display=display,
-                 interrupt=interrupt)
+    made = missing_folders(RunPaths.from_out(command.config.out).best.parent)
+    try:
+        return train(command.config, resume=command.resume, overwrite=command.overwrite, display=display,
+                     interrupt=interrupt)
+    except BaseException:
+        remove_if_empty(made)  # a run that failed to start leaves no empty --out folder behind
+        raise
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def missing_folders(folder: Path) -> list[Path]:
+    """folder and those of its parents that do not exist yet, innermost first: what a run would create."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove each of folders (innermost first) that is still empty; one that holds a file stays, as do its parents."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # only an empty folder: never anything the run or the user put there
+        except OSError:
+            return
+
+
+def cmd_train(argv: Sequence[str] | None = None) -> int:
     return run(parse_args(argv)).exit_status
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
     """The entry point. Under torchrun only rank 0 prints a user error: every rank meets the same one."""
-    return run_entry_point(main, argv, quiet=not dist.from_environment().is_main)
+    return run_entry_point(cmd_train, argv, quiet=not dist.from_environment().is_main)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import math
 from argparse import ArgumentTypeError as BadValue
 from dataclasses import dataclass
 
-from .text import shown
+from .text import quoted_arg
 
 SEED_MAX = 2**32 - 1  # of training and of sampling
 
@@ -46,7 +46,7 @@ class Number:
     def __call__(self, text: str) -> int | float:
         value = self._parse(text)
         if value is None or not self.allows(value):
-            raise BadValue(f"expected {self.describe()}, got {shown(text)}")
+            raise BadValue(f"expected {self.describe()}, got {quoted_arg(text)}")
         return value
 
     def _parse(self, text: str) -> int | float | None:

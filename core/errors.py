@@ -10,8 +10,24 @@ class ScratchGPTError(Exception):
     """A user-facing error: its message is one line saying what is wrong and what to do.
 
     Entry points print it as `error: <message>` on stderr and exit non-zero; tracebacks are
-    for bugs (or `--debug`).
+    for bugs (or `--debug`). What to do differs by front end when the fix is a flag: such an error
+    is raised with the problem and a hint for each, ScratchGPTError(problem, cli_hint="pass --corpus
+    PATH", repl_hint="/corpus PATH"); str(e) is the command line's line and e.repl_message the
+    REPL's, so no front end rewrites another's words.
     """
+
+    def __init__(self, message: str, *, cli_hint: str = "", repl_hint: str | None = None):
+        super().__init__(f"{message}; {cli_hint}" if cli_hint else message)
+        self.problem = message  # what is wrong, in words every front end shares
+        self.cli_hint = cli_hint  # what to do, in the command line's flags ("" when the message says it all)
+        self.repl_hint = cli_hint if repl_hint is None else repl_hint  # the same at the REPL's prompt
+
+    @property
+    def repl_message(self) -> str:
+        """The line the REPL prints: the problem and what to do there."""
+        if not self.cli_hint and not self.repl_hint:
+            return str(self)  # one message for all; str(), not problem, so that a subclass's own __str__ counts
+        return f"{self.problem}; {self.repl_hint}" if self.repl_hint else self.problem
 
 
 OUT_OF_MEMORY_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")

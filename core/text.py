@@ -1,4 +1,10 @@
-"""Users' text as it goes into a message: printable, one line, quoted, and the word a typo most likely meant."""
+"""Text on its way to a terminal or into a message, and the word a typo most likely meant.
+
+Each function is named for where its text goes: `terminal_safe` (model or user text printed as it
+is, control characters dropped), `terminal_line` (the same, made one line: an error line),
+`quoted_arg` (a command-line value quoted in an error, its controls escaped so it can be told
+exactly), `quoted_typed` (what was typed at the REPL prompt, quoted as the prompt showed it).
+"""
 
 from __future__ import annotations
 
@@ -26,27 +32,27 @@ def escape_controls(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def printable(text: str) -> str:
+def terminal_safe(text: str) -> str:
     """text without terminal control characters (escape sequences typed or sampled are never replayed)."""
     return text.translate(_CONTROL)
 
 
-def one_line(text: str) -> str:
+def terminal_line(text: str) -> str:
     """text as one printable line: control characters dropped, newlines and tabs made spaces."""
-    return printable(text).replace("\n", " ").replace("\t", " ")
+    return terminal_safe(text).replace("\n", " ").replace("\t", " ")
 
 
 def _clipped(text: str) -> str:
     return "'" + (text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 1] + "…") + "'"
 
 
-def shown(text: str) -> str:
+def quoted_arg(text: str) -> str:
     """A value from the command line as it goes into an error message: quoted, not too long, its
     control characters written as escapes (`\\n`), so that what was passed can be told exactly."""
     return _clipped(escape_controls(text))
 
 
-def quoted(text: str) -> str:
+def quoted_typed(text: str) -> str:
     """What a user typed at the REPL's prompt as it goes into an error message: quoted, not too long,
     one line with control characters dropped, as the prompt showed it."""
-    return _clipped(one_line(text))
+    return _clipped(terminal_line(text))

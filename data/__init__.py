@@ -8,7 +8,17 @@ batches.py  Batches (random training/validation windows), val_windows and val_ch
 from __future__ import annotations
 
 from .batches import IGNORE, Batches, val_char_count, val_windows
-from .corpus import CORPORA, Corpus, CorpusSource, corpus_cache_dir, data_dirs, file_sha256, iter_text, resolve_corpus
+from .corpus import (
+    CORPORA,
+    Corpus,
+    CorpusSource,
+    check_corpus,
+    corpus_cache_dir,
+    data_dirs,
+    file_sha256,
+    iter_text,
+    resolve_corpus,
+)
 from .tokens import load_tokens, split_tokens, token_dtype, token_file
 
 __all__ = [
@@ -17,6 +27,7 @@ __all__ = [
     "Batches",
     "Corpus",
     "CorpusSource",
+    "check_corpus",
     "corpus_cache_dir",
     "data_dirs",
     "file_sha256",

@@ -45,7 +45,10 @@ class Batches:
             if n < block_size + 1:
                 raise ScratchGPTError(
                     f"{corpus} is too short: its {split} split has {n} tokens, a block needs "
-                    f"block_size+1={block_size + 1}; use a longer corpus or a smaller --block-size"
+                    f"block_size+1={block_size + 1}",
+                    cli_hint="use a longer corpus or a smaller --block-size",
+                    # /train's window is the loaded model's (or shorter for a slow one): only the text can change
+                    repl_hint=f"/train needs a longer corpus (it reads {block_size}-token windows)",
                 )
         self._window = np.arange(block_size + 1)  # (T+1,)
 

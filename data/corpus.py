@@ -103,7 +103,16 @@ def resolve_corpus(name_or_path: str | Path, *, download: bool = True) -> Corpus
     return _checked(name, _download(name, source, download=download), source)
 
 
-def _path_corpus(path: Path, given: str) -> Corpus:
+def check_corpus(name_or_path: str | Path) -> None:
+    """Raise at once the error resolve_corpus would for a path that is no usable file (missing, a
+    directory, empty), without reading it: a command checks what the user gave before anything else.
+    A registered name passes (it is found or downloaded later)."""
+    if _is_path(name_or_path):
+        _usable_file(Path(name_or_path).expanduser(), str(name_or_path))
+
+
+def _usable_file(path: Path, given: str) -> int:
+    """The size of the corpus file at path; ScratchGPTError when it is missing, a directory or empty."""
     if not path.exists():
         registered = ", ".join(sorted(CORPORA))
         meant = closest(given, sorted(CORPORA))
@@ -116,6 +125,11 @@ def _path_corpus(path: Path, given: str) -> Corpus:
     size = path.stat().st_size
     if size == 0:
         raise ScratchGPTError(f"corpus {given!r} is empty; give a UTF-8 text file")
+    return size
+
+
+def _path_corpus(path: Path, given: str) -> Corpus:
+    size = _usable_file(path, given)
     try:
         sha = file_sha256(path)
     except OSError as e:
@@ -127,8 +141,9 @@ def _checked(name: str, path: Path, source: CorpusSource) -> Corpus:
     sha = file_sha256(path)
     if sha != source.sha256:
         raise ScratchGPTError(
-            f"{path} is not the {name} corpus (sha256 {sha[:12]}..., expected {source.sha256[:12]}...); "
-            f"delete or replace it, or pass --corpus {path} to train on it as your own text"
+            f"{path} is not the {name} corpus (sha256 {sha[:12]}..., expected {source.sha256[:12]}...)",
+            cli_hint=f"delete or replace it, or pass --corpus {path} to train on it as your own text",
+            repl_hint=f"delete or replace it, or /corpus {path} trains on it as your own text",
         )
     return Corpus(name=name, path=path.resolve(), sha256=sha, size=path.stat().st_size)
 
@@ -136,16 +151,19 @@ def _checked(name: str, path: Path, source: CorpusSource) -> Corpus:
 def _download(name: str, source: CorpusSource, *, download: bool) -> Path:
     """source fetched into the cache: streamed to a temporary file, hash-checked, renamed into place."""
     target = corpus_cache_dir() / source.filename
-    where = f"put {source.filename} in $SCRATCHGPT_DATA or {target.parent}, or pass --corpus PATH"
+    put = f"put {source.filename} in $SCRATCHGPT_DATA or {target.parent}"
+    where = {"cli_hint": f"{put}, or pass --corpus PATH",
+             "repl_hint": f"{put}, or give one with /train N PATH or /corpus PATH"}  # fmt: skip
     if not download:
-        raise ScratchGPTError(f"corpus {name!r} is not on this machine and downloading is off; {where}")
+        raise ScratchGPTError(f"corpus {name!r} is not on this machine and downloading is off", **where)
     digest = hashlib.sha256()
 
     def check_hash(_: Path) -> None:
         if digest.hexdigest() != source.sha256:
             raise ScratchGPTError(
                 f"downloaded {name!r} from {source.url} but its sha256 is {digest.hexdigest()[:12]}..., "
-                f"expected {source.sha256[:12]}...; {where}"
+                f"expected {source.sha256[:12]}...",
+                **where,
             )
 
     try:
@@ -159,7 +177,7 @@ def _download(name: str, source: CorpusSource, *, download: bool) -> Path:
     except (OSError, http.client.HTTPException, ValueError) as e:
         reason = " ".join(_reason(e).split())  # one line
         raise ScratchGPTError(
-            f"corpus {name!r} is not on this machine and could not be downloaded ({reason}); {where}"
+            f"corpus {name!r} is not on this machine and could not be downloaded ({reason})", **where
         ) from None
     return target
 
@@ -195,8 +213,10 @@ def iter_text(corpus: Corpus, *, chunk_bytes: int = CHUNK_BYTES, lossy: bool = F
                 text = decoder.decode(block, final=not block)
             except UnicodeDecodeError as e:
                 raise ScratchGPTError(
-                    f"{corpus.path} is not UTF-8 text (bad byte at offset {offset - held + e.start}); "
-                    "convert it to UTF-8, or pass --lossy to replace bad bytes with U+FFFD"
+                    f"{corpus.path} is not UTF-8 text (bad byte at offset {offset - held + e.start})",
+                    cli_hint="convert it to UTF-8, or pass --lossy to replace bad bytes with U+FFFD",
+                    repl_hint="convert it to UTF-8, or scratchgpt train --lossy (in a shell) reads it with bad bytes "
+                    "as U+FFFD",
                 ) from None
             if text:
                 yield text

@@ -38,7 +38,7 @@ def evaluate_checkpoint(
     ckpt, imported = open_model(path, device=dev)
     source = corpus or (ckpt.corpus or {}).get("source") or (ckpt.corpus or {}).get("name")
     if not source:
-        raise ScratchGPTError(f"{path} does not record its corpus; pass --corpus")
+        raise ScratchGPTError(f"{path} does not record its corpus", cli_hint="pass --corpus")
     data = resolve_corpus(source)
     _, val = split_tokens(load_tokens(data, ckpt.tokenizer, lossy=lossy, notify=notify))
     amp_dtype = {"bf16": torch.bfloat16, "fp32": None}.get(amp, autocast_dtype(dev))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..core.bounds import SEED_MAX, Number, real, whole
 from ..core.errors import ScratchGPTError
-from ..core.text import shown
+from ..core.text import quoted_arg
 
 # Below this a temperature samples as greedy: dividing the logits by less would overflow them, and
 # the distribution already sits all on the likeliest token.
@@ -52,7 +52,7 @@ def stop_text(text: str) -> str:
     try:
         stop = parse_stop(text)
     except (UnicodeError, ValueError):
-        raise SettingError(rf"has a broken escape in {shown(text)}; write \n, \t or \\") from None
+        raise SettingError(rf"has a broken escape in {quoted_arg(text)}; write \n, \t or \\") from None
     if not any(c.isprintable() or c in "\n\t" for c in stop):  # nothing but control characters
         raise SettingError("needs some text to stop at")
     return stop

@@ -116,8 +116,10 @@ def choose_decode_threads(engine, requested: int | None = None) -> ThreadChoice:
 
 
 @contextlib.contextmanager
-def using_threads(count: int) -> Iterator[None]:
-    """torch set to count threads inside the block, and back to what it was afterwards."""
+def temporary_threads(count: int) -> Iterator[None]:
+    """torch set to count threads inside the block, and back to what it was afterwards (/train's threads).
+
+    Not core.cores.use_threads, which sets a whole command's count from --threads and keeps it."""
     before = torch.get_num_threads()
     torch.set_num_threads(count)
     try:

@@ -1,9 +1,8 @@
 """`scratchgpt-repl`: talk to a model in a terminal, or continue piped text once.
 
-stdin a terminal (and no -p/--prompt-file): the interactive `Repl`. Otherwise the prompt is read
-(a file, all of stdin, then -p), the continuation is written to stdout, and the program exits;
-nothing else is drawn, and stats go to stderr only with --verbose. prompt_toolkit and rich are
-imported on the interactive path only, so a piped prompt starts as fast as torch allows.
+stdin a terminal (and no -p/--prompt-file): the interactive `Repl`, here. Otherwise piped.py's
+one-shot mode: the prompt continued once on stdout, and the program exits. prompt_toolkit and rich
+are imported on the interactive path only, so a piped prompt starts as fast as torch allows.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import argparse
 import contextlib
 import importlib
 import os
-import re
 import sys
 import threading
 import time
@@ -25,7 +23,8 @@ from ..cli.flags import add_engine_flags, add_sampling_flags, add_version_flag, 
 from ..core.errors import ScratchGPTError
 from ..core.interrupt import InterruptFlag
 from ..core.paths import state_dir
-from ..core.text import counted, one_line, printable, quoted
+from ..core.text import counted, quoted_typed, terminal_line, terminal_safe
+from . import piped
 from .commands import Exit, execute, is_command, parse
 
 if TYPE_CHECKING:
@@ -34,30 +33,15 @@ if TYPE_CHECKING:
     from .session import Reply, Session
 
 EMPTY_INTERRUPT_MESSAGE = "Use Ctrl-D or /bye to exit."
-# The library's messages name the command line's flags; at the prompt, the commands that do the same
-REPL_TERMS = (
-    (re.compile(r"pass --corpus (\S+) to train on it as your own text"), r"/corpus \1 trains on it as your own text"),
-    (re.compile(r"pass --corpus PATH\b"), "give one with /train N PATH or /corpus PATH"),
-    (re.compile(r"pass --corpus\b"), "name one with /train N PATH or /corpus PATH"),
-    (re.compile(r"pass --lossy to replace bad bytes with U\+FFFD"),
-     "scratchgpt train --lossy (in a shell) reads it with bad bytes as U+FFFD"),
-)  # fmt: skip
 COMMAND_WORDS = {"help", "quit", "exit", "bye", "?"}  # typed without their /, they are text to the model
 FRAME_SECONDS = 1 / 60  # streamed text is printed at most this often: rich per token would slow decoding
-
-
-def in_repl_terms(message: str) -> str:
-    """message with each command-line flag it suggests replaced by the REPL command that does the same."""
-    for flag, command in REPL_TERMS:
-        message = flag.sub(command, message)
-    return message
 
 
 class ReplParser(Parser):
     """The command line's parser, with what the user typed made one printable line in its errors."""
 
     def error(self, message: str):  # type: ignore[override]
-        super().error(one_line(message))
+        super().error(terminal_line(message))
 
 
 def build_parser() -> Parser:
@@ -101,83 +85,9 @@ def open_session(args: argparse.Namespace) -> tuple[Session, str | None]:
     return session, note
 
 
-def _read_text(data: bytes) -> str:
-    """Piped or file text: invalid UTF-8 replaced, NUL bytes dropped."""
-    return data.decode("utf-8", errors="replace").replace("\0", "")
-
-
-def one_shot_prompt(args: argparse.Namespace, stdin_is_tty: bool) -> str:
-    parts = []
-    if args.prompt_file:
-        try:
-            with open(os.path.expanduser(args.prompt_file), "rb") as f:
-                parts.append(_read_text(f.read()))
-        except OSError as e:
-            raise ScratchGPTError(f"cannot read --prompt-file {args.prompt_file}: {e.strerror or e}") from None
-    if not stdin_is_tty and sys.stdin is not None:
-        parts.append(_read_text(sys.stdin.buffer.read()))
-    if args.prompt:
-        parts.append(args.prompt)
-    return "".join(parts)
-
-
-def run_once(session: Session, prompt: str, *, echo: bool = False, verbose: bool = False) -> int:
-    """Continue prompt once: the continuation (after the prompt with echo) and a newline on stdout;
-    on stderr, what the input lost (characters the vocabulary lacks) and, with verbose, the other
-    notices and stats."""
-    out = sys.stdout
-    if hasattr(out, "reconfigure"):
-        out.reconfigure(errors="replace")
-    tty = out.isatty()
-    clean = printable if tty else (lambda text: text)
-    last = "\n"  # the last character on the terminal's line
-    try:
-        if echo:
-            out.write(clean(prompt))
-            last = prompt[-1:] or last
-        reply = session.reply(prompt)
-        for note in session.take_notices(unknown_only=True):  # what the input lost (é -> e), as the prompt says it
-            print(f"note: {note}", file=sys.stderr)
-        with InterruptFlag().active(raise_now=True) as ctrl_c:
-            for piece in reply:
-                ctrl_c.check()
-                out.write(clean(piece))
-                out.flush()
-                last = piece[-1:] or last
-        out.write("\n")  # as `scratchgpt sample` does: the shell prompt, or a stats line, starts a line of its own
-        out.flush()
-    except BrokenPipeError:  # `| head`: the reader has what it wanted
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, out.fileno())
-        return EXIT_OK
-    except BaseException:  # failed mid-reply (a compile error, Ctrl-C): the error line starts a line of its own
-        if tty and last != "\n":
-            out.write("\n")
-            out.flush()
-        raise
-    if verbose:
-        for note in session.take_notices():
-            print(f"note: {note}", file=sys.stderr)
-        print(stats_line(session, reply, verbose=True), file=sys.stderr)
-    return EXIT_OK
-
-
-def stats_line(session: Session, reply: Reply, *, verbose: bool) -> str:
-    s = session.settings
-    parts = [f"{reply.tokens} tokens", f"{reply.tokens_per_second:,.1f} tokens/s", f"temp {s.temperature:g}",
-             f"seed {s.seed}"]  # fmt: skip
-    if verbose:
-        cached = len(reply.context) - reply.prompt_tokens  # the KV cache already held them (a /regen: all but one)
-        parts += [f"prompt {len(reply.context)} tokens" + (f" ({cached} cached)" if cached else ""),
-                  f"prefill {reply.prefill_seconds * 1000:.0f} ms"]  # fmt: skip
-    if reply.interrupted:
-        parts.append("stopped")
-    return " · ".join(parts)
-
-
 def os_error_message(e: OSError) -> str:
     """What went wrong with a file, in words: "File name too long: '9999…'"."""
-    where = f": {quoted(str(e.filename))}" if e.filename is not None else ""
+    where = f": {quoted_typed(str(e.filename))}" if e.filename is not None else ""
     return f"{e.strerror or type(e).__name__}{where}; check the path"
 
 
@@ -235,10 +145,10 @@ class Repl:
 
     def say(self, text: str, *, style: str | None = None) -> None:
         # paths and names the user typed may hold escapes; on a terminal long lines wrap between words
-        self.console.print(printable(text), style=style, soft_wrap=not self.console.is_terminal)
+        self.console.print(terminal_safe(text), style=style, soft_wrap=not self.console.is_terminal)
 
     def error(self, text: str) -> None:
-        self.say(one_line(text), style="red")
+        self.say(terminal_line(text), style="red")
 
     def notices(self) -> None:
         for note in self.session.take_notices():
@@ -262,7 +172,7 @@ class Repl:
             text = Text().join(pieces)  # already printable (inspect_view.shaded)
             last = text.plain[-1:]
         else:
-            text = printable("".join(pieces))
+            text = terminal_safe("".join(pieces))
             last = text[-1:]
         pieces.clear()
         if last:
@@ -294,6 +204,8 @@ class Repl:
         last = self._print_pieces(pending) or last
         if last != "\n":
             self.console.print()
+        from .session import stats_line
+
         self.say(stats_line(self.session, reply, verbose=self.session.settings.verbose), style="dim")
         self.notices()
 
@@ -322,7 +234,7 @@ class Repl:
             self.stream(self.session.reply(text))
             self._hint_commands(text)
         except ScratchGPTError as e:
-            self.error(f"error: {in_repl_terms(str(e))}")
+            self.error(f"error: {e.repl_message}")
         except KeyboardInterrupt:
             self.error("interrupted")
         except MemoryError:
@@ -407,7 +319,7 @@ class Repl:
             elif word in ("", "c", "cancel"):
                 return False
             else:
-                self.error(f"{quoted(answer.strip())}: answer save [PATH], discard or cancel")
+                self.error(f"{quoted_typed(answer.strip())}: answer save [PATH], discard or cancel")
         return True
 
 
@@ -415,7 +327,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     stdin_is_tty = sys.stdin is not None and sys.stdin.isatty()
     one_shot = not stdin_is_tty or args.prompt is not None or args.prompt_file is not None
-    prompt = one_shot_prompt(args, stdin_is_tty) if one_shot else ""  # read before the model loads
+    prompt = piped.read_prompt(args, stdin_is_tty) if one_shot else ""  # read before the model loads
     if one_shot:  # (before torch loads OpenMP) a short job whose threads sleep rather than spin when idle:
         # spinning threads on a machine busy with other work delay the first token (bench/threads.py)
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -423,7 +335,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if one_shot:
         if note and args.verbose:
             print(f"note: {note}", file=sys.stderr)
-        return run_once(session, prompt, echo=args.echo, verbose=args.verbose)
+        return piped.run_once(session, prompt, echo=args.echo, verbose=args.verbose)
     return Repl(session, debug=args.debug).run(note=note)
 
 
@@ -433,7 +345,7 @@ def _main_printable_errors(argv: Sequence[str] | None) -> int:
     try:
         return _main(argv)
     except ScratchGPTError as e:
-        raise ScratchGPTError(one_line(str(e))) from e
+        raise ScratchGPTError(terminal_line(str(e))) from e
     except OSError as e:
         raise ScratchGPTError(os_error_message(e)) from e
 

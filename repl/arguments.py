@@ -10,18 +10,14 @@ from __future__ import annotations
 import math
 import shlex
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core.bounds import Number, plain_number, whole
 from ..core.cores import cpu_threads
-from ..core.text import closest, printable, quoted
+from ..core.text import closest, quoted_typed, terminal_safe
 from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P, SettingError, stop_text
 from ..tokenizers import TOKENIZER_NAMES
-
-if TYPE_CHECKING:
-    from .commands import Command
-
-    Lookup = Callable[[str], Command | None]  # a command by name or alias, None when there is none
+from .command_types import Command, Lookup
 
 TRAIN_MAX = 100_000  # most steps one /train takes
 LAYER_MAX = 1 << 10  # /attention's layer bound before the model's own is checked
@@ -51,9 +47,9 @@ def _number(text: str, *, whole: bool) -> float | int:
     text = _one_word(text)
     value = plain_number(text, whole=whole)
     if value is None:
-        raise ArgError(f"expected {'a whole number' if whole else 'a number'}, got {quoted(text)}")
+        raise ArgError(f"expected {'a whole number' if whole else 'a number'}, got {quoted_typed(text)}")
     if not math.isfinite(value):
-        raise ArgError(f"expected a finite number, got {quoted(text)}")
+        raise ArgError(f"expected a finite number, got {quoted_typed(text)}")
     return value
 
 
@@ -63,7 +59,7 @@ def _within(bound: Number, note: str = "") -> Callable[[str], float | int]:
     def convert(text: str) -> float | int:
         value = _number(text, whole=bound.whole)
         if not bound.allows(value):
-            raise ArgError(f"must be {bound.span()}{note}, got {quoted(text)}")
+            raise ArgError(f"must be {bound.span()}{note}, got {quoted_typed(text)}")
         return value
 
     return convert
@@ -118,7 +114,8 @@ def set_arg(lookup: Lookup) -> Callable[[str], tuple[Command, Any]]:
             # a typo, not another of ollama's settings: num_ctx is no misspelt num_predict
             meant = closest(name, [*OLLAMA_NAMES, *SET_SWITCHES], cutoff=0.8)
             hint = f"did you mean {meant}? " if meant else ""
-            raise ArgError(f"cannot set {quoted(name)}; {hint}it sets {', '.join(OLLAMA_NAMES)} (or verbose, quiet)")
+            settable = f"{', '.join(OLLAMA_NAMES)} (or verbose, quiet)"
+            raise ArgError(f"cannot set {quoted_typed(name)}; {hint}it sets {settable}")
         if not value:
             raise ArgError(f"needs a value for {name}")
         if target.name == "stop":
@@ -134,14 +131,14 @@ def set_arg(lookup: Lookup) -> Callable[[str], tuple[Command, Any]]:
 def show_arg(text: str) -> str | None:
     text = _one_word(text).lower()
     if text not in ("", "info", "parameters"):
-        raise ArgError(f"shows info or parameters (or both, without an argument), got {quoted(text)}")
+        raise ArgError(f"shows info or parameters (or both, without an argument), got {quoted_typed(text)}")
     return text or None
 
 
 def tokenizer_arg(text: str) -> str:
     text = _one_word(text)
     if text not in TOKENIZER_NAMES:
-        raise ArgError(f"expected one of {', '.join(TOKENIZER_NAMES)}, got {quoted(text)}")
+        raise ArgError(f"expected one of {', '.join(TOKENIZER_NAMES)}, got {quoted_typed(text)}")
     return text
 
 
@@ -158,7 +155,7 @@ def _path_text(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         text = text[1:-1]
     if any(c in text for c in "\0\n\r"):
-        raise ArgError(f"{quoted(text)} is not a usable path")
+        raise ArgError(f"{quoted_typed(text)} is not a usable path")
     return text
 
 
@@ -183,25 +180,25 @@ def chat_arg(text: str) -> tuple[str, str] | str:
     try:
         names = shlex.split(text)
     except ValueError:
-        raise ArgError(f"cannot read the names in {quoted(text)} (an unclosed quote?)") from None
+        raise ArgError(f"cannot read the names in {quoted_typed(text)} (an unclosed quote?)") from None
     if len(names) != 2:
         raise ArgError(f"takes two speakers (quote names with spaces), got {len(names)}")
     for name in names:
-        if not name.strip() or ":" in name or printable(name) != name or "\n" in name or "\t" in name:
-            raise ArgError(f"a speaker is a name without ':' or control characters, got {quoted(name)}")
+        if not name.strip() or ":" in name or terminal_safe(name) != name or "\n" in name or "\t" in name:
+            raise ArgError(f"a speaker is a name without ':' or control characters, got {quoted_typed(name)}")
     return names[0], names[1]
 
 
 def on_off_arg(text: str) -> bool:
     text = _one_word(text).lower()
     if text not in ("on", "off"):
-        raise ArgError(f"expected on or off, got {quoted(text)}")
+        raise ArgError(f"expected on or off, got {quoted_typed(text)}")
     return text == "on"
 
 
 def no_arg(text: str) -> None:
     if text:
-        raise ArgError(f"takes no arguments, got {quoted(text)}")
+        raise ArgError(f"takes no arguments, got {quoted_typed(text)}")
     return None
 
 
@@ -229,7 +226,7 @@ def command_arg(lookup: Lookup) -> Callable[[str], Command]:
         name = _one_word(text).lstrip("/").lower()
         command = lookup(name)
         if command is None:
-            raise ArgError(f"there is no command {quoted('/' + name)}")
+            raise ArgError(f"there is no command {quoted_typed('/' + name)}")
         return command
 
     return convert

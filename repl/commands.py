@@ -16,11 +16,11 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from ..core.cores import cpu_threads
 from ..core.interrupt import InterruptFlag
-from ..core.text import closest, counted, printable, quoted
+from ..core.text import closest, counted, quoted_typed, terminal_safe
 from ..model.sampling_settings import LENGTH, SEED, TEMPERATURE, TOP_K, TOP_P
 from ..tokenizers import TOKENIZER_NAMES
 from ..training.config import FINE_TUNE_BATCH_TOKENS
@@ -52,43 +52,19 @@ from .arguments import (
     top_p_arg,
     train_arg,
 )
+from .command_types import Command, Exit, Host
 from .inspect_commands import do_attention, do_lens, do_probs, do_score, do_tokens, do_why
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from .session import Reply, Session
-
-
-
-class Exit(Exception):
-    """Raised by /bye: the REPL ends with exit code 0."""
-
-
-class Host(Protocol):
-    """What a handler needs from the front end."""
-
-    session: Session
-    console: Console
-
-    def say(self, text: str, *, style: str | None = None) -> None: ...
-
-    def stream(self, reply: Reply) -> None: ...
-
-    def settle_unsaved(self) -> bool:
-        """Whether the weights /train changed may go: none unsaved, or the user saved or discarded them."""
-        ...
-
 
 # --- handlers: (host, value) -> None ------------------------------------------------------------
 
 
-def _show_or_set(host: Host, value: Any, label: str, current: Callable[[], str], assign: Callable[[Any], None]) -> None:
+def _show_or_set(host: Host, value: Any, setting: str, assign: Callable[[Any], None]) -> None:
+    """Say the setting's value (value None), or assign value and say the new one."""
     if value is None:
-        host.say(f"{label} is {current()}")
+        host.say(f"{setting} is {host.session.setting_text(setting)}")
     else:
         assign(value)
-        host.say(f"{label} set to {current()}")
+        host.say(f"{setting} set to {host.session.setting_text(setting)}")
 
 
 def _hanging(text: str, indent: int, host: Host) -> str:
@@ -114,36 +90,31 @@ def do_help(host: Host, command: Command | None) -> None:
 
 def do_temp(host: Host, value: float | None) -> None:
     s = host.session.settings
-    show = lambda: host.session.setting_text("temperature")
-    _show_or_set(host, value, "temperature", show, lambda v: setattr(s, "temperature", v))
+    _show_or_set(host, value, "temperature", lambda v: setattr(s, "temperature", v))
 
 
 def do_len(host: Host, value: int | None) -> None:
     s = host.session.settings
-    show = lambda: host.session.setting_text("length")
-    _show_or_set(host, value, "length", show, lambda v: setattr(s, "max_new_tokens", v))
+    _show_or_set(host, value, "length", lambda v: setattr(s, "max_new_tokens", v))
 
 
 def do_topk(host: Host, value: int | str | None) -> None:
     s = host.session.settings
-    show = lambda: host.session.setting_text("top-k")
-    _show_or_set(host, value, "top-k", show, lambda v: setattr(s, "top_k", None if v == OFF else v))
+    _show_or_set(host, value, "top-k", lambda v: setattr(s, "top_k", None if v == OFF else v))
 
 
 def do_topp(host: Host, value: float | str | None) -> None:
     s = host.session.settings
-    show = lambda: host.session.setting_text("top-p")
-    _show_or_set(host, value, "top-p", show, lambda v: setattr(s, "top_p", None if v == OFF or v == 1 else v))
+    _show_or_set(host, value, "top-p", lambda v: setattr(s, "top_p", None if v == OFF or v == 1 else v))
 
 
 def do_seed(host: Host, value: int | None) -> None:
     session = host.session
-    _show_or_set(host, value, "seed", lambda: session.setting_text("seed"), session.reseed)
+    _show_or_set(host, value, "seed", session.reseed)
 
 
 def do_stop(host: Host, value: str | None) -> None:
     s = host.session.settings
-    show = lambda: host.session.setting_text("stop")
 
     def assign(v: str) -> None:
         if v == OFF:
@@ -152,10 +123,10 @@ def do_stop(host: Host, value: str | None) -> None:
             s.stop.append(v)
 
     if value is None:
-        host.say(f"stop strings: {show()}")
+        host.say(f"stop strings: {host.session.setting_text('stop')}")
     else:
         assign(value)
-        host.say(f"stop strings now: {show()}")
+        host.say(f"stop strings now: {host.session.setting_text('stop')}")
 
 
 def do_threads(host: Host, value: int | str | None) -> None:
@@ -178,7 +149,7 @@ def do_tokenizer(host: Host, name: str | None) -> None:
 
 def do_train(host: Host, value: tuple[int, str | None]) -> None:
     from ..cli.progress import TrainProgress, sparkline
-    from ..model.threads import using_threads
+    from ..model.threads import temporary_threads
     from ..training.start import vocab_growth
 
     steps, corpus = value
@@ -191,8 +162,10 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
         shown.close()  # a note after the steps (the measuring) goes below a finished bar, not above a live one
         host.say(text, style="dim")
 
-    with using_threads(session.train_threads), shown:
-        start = lambda: bar.append(shown.enter_context(TrainProgress(steps, console=host.console, every=every)))
+    def start() -> None:  # the first step begins: the bar appears
+        bar.append(shown.enter_context(TrainProgress(steps, console=host.console, every=every)))
+
+    with temporary_threads(session.train_threads), shown:
         report = session.train(
             steps, corpus, on_start=start, on_step=lambda info: bar[0].step(info.step, info.loss, info.tokens),
             on_note=note, interrupt=InterruptFlag(),
@@ -239,7 +212,7 @@ def do_load(host: Host, path: str) -> None:
 
 def _rows(host: Host, rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
-    host.say("\n".join(f"  {k:<{width}}  {printable(v)}" for k, v in rows))
+    host.say("\n".join(f"  {k:<{width}}  {terminal_safe(v)}" for k, v in rows))
 
 
 def do_show(host: Host, part: str | None) -> None:
@@ -290,113 +263,292 @@ def do_bye(host: Host, _: None) -> None:
 # --- the table --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Command:
-    name: str
-    aliases: tuple[str, ...]
-    usage: str  # the argument form, "" when it takes none
-    summary: str  # one line for /help
-    details: str  # /help CMD
-    convert: Callable[[str], Any]  # the stripped argument text -> the handler's value, or ArgError
-    handler: Callable[[Host, Any], None]
-    complete: str | None = None  # what Tab offers for the argument: "tokenizer", "path", "corpus", "command", "chat"
-
-    @property
-    def signature(self) -> str:
-        return f"/{self.name} {self.usage}".rstrip()
-
-
 def lookup(name: str) -> Command | None:
     """The command called name (or one of its aliases), any case; None when there is none."""
     return BY_NAME.get(name.lower())
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("help", ("?",), "[CMD]", "list the commands, or explain one", "/help CMD shows one command's details.",
-            optional(command_arg(lookup)), do_help, "command"),
-    Command("temp", (), "[T]", "sampling temperature (0 = greedy)",
-            f"Divides the logits by T ({TEMPERATURE.span()}) before sampling; 0 always picks the likeliest token.",
-            optional(temperature_arg), do_temp),
-    Command("len", (), "[N]", "longest reply, in tokens", f"Replies stop after N new tokens ({LENGTH.span()}).",
-            optional(length_arg), do_len),
-    Command("topk", (), "[K|off]", "sample among the K likeliest tokens",
-            f"Only the K likeliest tokens can be sampled ({TOP_K.span()}); off allows all.",
-            optional(off_or(top_k_arg)), do_topk),
-    Command("topp", (), "[P|off]", "nucleus sampling with mass P",
-            f"Only the smallest set of tokens whose probabilities add up to P ({TOP_P.span()}) can be sampled.",
-            optional(off_or(top_p_arg)), do_topp),
-    Command("seed", (), "[N]", "random seed of this session",
+    Command(
+        name="help",
+        aliases=("?",),
+        usage="[CMD]",
+        summary="list the commands, or explain one",
+        details="/help CMD shows one command's details.",
+        convert=optional(command_arg(lookup)),
+        handler=do_help,
+        complete="command",
+    ),
+    Command(
+        name="temp",
+        usage="[T]",
+        summary="sampling temperature (0 = greedy)",
+        details=f"Divides the logits by T ({TEMPERATURE.span()}) before sampling; 0 always picks the likeliest token.",
+        convert=optional(temperature_arg),
+        handler=do_temp,
+    ),
+    Command(
+        name="len",
+        usage="[N]",
+        summary="longest reply, in tokens",
+        details=f"Replies stop after N new tokens ({LENGTH.span()}).",
+        convert=optional(length_arg),
+        handler=do_len,
+    ),
+    Command(
+        name="topk",
+        usage="[K|off]",
+        summary="sample among the K likeliest tokens",
+        details=f"Only the K likeliest tokens can be sampled ({TOP_K.span()}); off allows all.",
+        convert=optional(off_or(top_k_arg)),
+        handler=do_topk,
+    ),
+    Command(
+        name="topp",
+        usage="[P|off]",
+        summary="nucleus sampling with mass P",
+        details=f"Only the smallest set of tokens whose probabilities add up to P ({TOP_P.span()}) can be sampled.",
+        convert=optional(off_or(top_p_arg)),
+        handler=do_topp,
+    ),
+    Command(
+        name="seed",
+        usage="[N]",
+        summary="random seed of this session",
+        details=(
             f"The seed ({SEED.span()}) of every reply's sampler; setting it restarts the turn count, so the "
-            "same prompts give the same replies.", optional(seed_arg), do_seed),
-    Command("stop", (), "[TEXT|off]", r"stop a reply at TEXT (escapes like \n\n work)",
-            r"Adds a stop string; a reply ends before it. Escapes: \n, \t, \\. /stop off removes them all.",
-            optional(off_or(stop_arg)), do_stop),
-    Command("threads", (), "[N|auto]", "CPU threads for decoding",
+            "same prompts give the same replies."
+        ),
+        convert=optional(seed_arg),
+        handler=do_seed,
+    ),
+    Command(
+        name="stop",
+        usage="[TEXT|off]",
+        summary=r"stop a reply at TEXT (escapes like \n\n work)",
+        details=r"Adds a stop string; a reply ends before it. Escapes: \n, \t, \\. /stop off removes them all.",
+        convert=optional(off_or(stop_arg)),
+        handler=do_stop,
+    ),
+    Command(
+        name="threads",
+        usage="[N|auto]",
+        summary="CPU threads for decoding",
+        details=(
             f"Decode with N threads (1 to {cpu_threads()}); auto measures which count is fastest for this model, as "
-            "at load. /train uses N too, or torch's default under auto.", optional(threads_arg), do_threads),
-    Command("tokenizer", (), f"[{'|'.join(TOKENIZER_NAMES)}]", "switch vocabulary (and model)",
+            "at load. /train uses N too, or torch's default under auto."
+        ),
+        convert=optional(threads_arg),
+        handler=do_threads,
+    ),
+    Command(
+        name="tokenizer",
+        usage=f"[{'|'.join(TOKENIZER_NAMES)}]",
+        summary="switch vocabulary (and model)",
+        details=(
             "Loads the shipped model for that vocabulary, or makes a fresh untrained one fitted to the corpus. "
             "The conversation carries over, re-encoded. Weights /train changed and nobody saved are asked about "
-            "first.", optional(tokenizer_arg), do_tokenizer, "tokenizer"),
-    Command("train", (), "N [CORPUS]", "fine-tune for N steps, here and now",
+            "first."
+        ),
+        convert=optional(tokenizer_arg),
+        handler=do_tokenizer,
+        complete="tokenizer",
+    ),
+    Command(
+        name="train",
+        usage="N [CORPUS]",
+        summary="fine-tune for N steps, here and now",
+        details=(
             f"Trains the loaded model for N steps (1 to {TRAIN_MAX}) on the current corpus or CORPUS (a name or "
             f"a path; new characters grow a char vocabulary), about {FINE_TUNE_BATCH_TOKENS:,} tokens a step. "
-            "Ctrl-C stops early and keeps the steps done. Weights change in memory only: /save writes them.",
-            train_arg, do_train, "corpus"),
-    Command("corpus", (), "[NAME|PATH]", "the corpus /train and /tokenizer use",
-            "A registered corpus name (tinyshakespeare) or the path of a UTF-8 text file.",
-            optional(path_arg), do_corpus, "corpus"),
-    Command("save", (), "[PATH] [--force]", "write the model to a checkpoint",
+            "Ctrl-C stops early and keeps the steps done. Weights change in memory only: /save writes them."
+        ),
+        convert=train_arg,
+        handler=do_train,
+        complete="corpus",
+    ),
+    Command(
+        name="corpus",
+        usage="[NAME|PATH]",
+        summary="the corpus /train and /tokenizer use",
+        details="A registered corpus name (tinyshakespeare) or the path of a UTF-8 text file.",
+        convert=optional(path_arg),
+        handler=do_corpus,
+        complete="corpus",
+    ),
+    Command(
+        name="save",
+        usage="[PATH] [--force]",
+        summary="write the model to a checkpoint",
+        details=(
             "Writes the weights as they are now, with vocabulary, corpus and val loss, atomically; without PATH, "
             "to a timestamped file in your checkpoint directory. A checkpoint already at PATH is replaced only "
-            "with --force; any other file, never.", save_arg, do_save, "path"),
-    Command("load", (), "PATH", "load a checkpoint", "Replaces model and vocabulary; the conversation carries over. "
-            "Weights /train changed and nobody saved are asked about first.",
-            path_arg, do_load, "path"),
-    Command("show", (), "[info|parameters]", "the model and the settings", "Checkpoint, parameters, vocabulary, "
-            "context, device, corpus and validation loss (info), then every setting (parameters).", show_arg, do_show),
-    Command("set", (), "[parameter] NAME VALUE", "ollama's way to set temperature, num_predict, top_k, ...",
+            "with --force; any other file, never."
+        ),
+        convert=save_arg,
+        handler=do_save,
+        complete="path",
+    ),
+    Command(
+        name="load",
+        usage="PATH",
+        summary="load a checkpoint",
+        details=(
+            "Replaces model and vocabulary; the conversation carries over. "
+            "Weights /train changed and nobody saved are asked about first."
+        ),
+        convert=path_arg,
+        handler=do_load,
+        complete="path",
+    ),
+    Command(
+        name="show",
+        usage="[info|parameters]",
+        summary="the model and the settings",
+        details=(
+            "Checkpoint, parameters, vocabulary, "
+            "context, device, corpus and validation loss (info), then every setting (parameters)."
+        ),
+        convert=show_arg,
+        handler=do_show,
+    ),
+    Command(
+        name="set",
+        usage="[parameter] NAME VALUE",
+        summary="ollama's way to set temperature, num_predict, top_k, ...",
+        details=(
             "As in ollama: /set parameter temperature 0.7 is /temp 0.7; num_predict is /len, top_k /topk, "
-            "top_p /topp, seed /seed, stop /stop. /set verbose and /set quiet are /verbose on and off.",
-            set_arg(lookup), do_set),
-    Command("stats", (), "", "counters and the last reply's speed", "Turns, tokens, cache use, tokens/s.",
-            no_arg, do_stats),
-    Command("clear", ("reset",), "", "forget the conversation", "Empties the context; settings stay.",
-            no_arg, do_clear),
-    Command("regen", (), "", "sample the last reply again", "Replaces the last reply with a new sample.",
-            no_arg, do_regen),
-    Command("chat", (), "[SPEAKER1 SPEAKER2|off]", "talk as SPEAKER1, the model answers as SPEAKER2",
+            "top_p /topp, seed /seed, stop /stop. /set verbose and /set quiet are /verbose on and off."
+        ),
+        convert=set_arg(lookup),
+        handler=do_set,
+    ),
+    Command(
+        name="stats",
+        usage="",
+        summary="counters and the last reply's speed",
+        details="Turns, tokens, cache use, tokens/s.",
+        convert=no_arg,
+        handler=do_stats,
+    ),
+    Command(
+        name="clear",
+        aliases=("reset",),
+        usage="",
+        summary="forget the conversation",
+        details="Empties the context; settings stay.",
+        convert=no_arg,
+        handler=do_clear,
+    ),
+    Command(
+        name="regen",
+        usage="",
+        summary="sample the last reply again",
+        details="Replaces the last reply with a new sample.",
+        convert=no_arg,
+        handler=do_regen,
+    ),
+    Command(
+        name="chat",
+        usage="[SPEAKER1 SPEAKER2|off]",
+        summary="talk as SPEAKER1, the model answers as SPEAKER2",
+        details=(
             "Each line you type becomes SPEAKER1's speech in the corpus's layout and the model speaks for "
-            "SPEAKER2 until the speech ends. Quote names with spaces. /chat off returns to plain continuation.",
-            optional(chat_arg), do_chat, "chat"),
-    Command("probs", (), "[on|off]", "shade each new token by its probability",
+            "SPEAKER2 until the speech ends. Quote names with spaces. /chat off returns to plain continuation."
+        ),
+        convert=optional(chat_arg),
+        handler=do_chat,
+        complete="chat",
+    ),
+    Command(
+        name="probs",
+        usage="[on|off]",
+        summary="shade each new token by its probability",
+        details=(
             "Each token of the next replies is shaded by the probability the model gave it, on a log scale in "
             "colours colour-blind readers tell apart (a legend shows when it turns on); plain text when piped or "
-            "under NO_COLOR. Without an argument it toggles.", optional(on_off_arg), do_probs),
-    Command("why", (), "[N]", "the alternatives at token N of the last reply",
+            "under NO_COLOR. Without an argument it toggles."
+        ),
+        convert=optional(on_off_arg),
+        handler=do_probs,
+    ),
+    Command(
+        name="why",
+        usage="[N]",
+        summary="the alternatives at token N of the last reply",
+        details=(
             "Ranks the likeliest tokens at token N of the last reply (1 = first, -1 = last, the default): their "
             "probability and log-probability as the model gave them (temperature 1), beside the probability "
-            "after this session's temperature, top-k and top-p; the chosen one marked; the entropy in bits.",
-            optional(position_arg), do_why),
-    Command("tokens", (), "TEXT", "how the model in use splits TEXT into tokens",
+            "after this session's temperature, top-k and top-p; the chosen one marked; the entropy in bits."
+        ),
+        convert=optional(position_arg),
+        handler=do_why,
+    ),
+    Command(
+        name="tokens",
+        usage="TEXT",
+        summary="how the model in use splits TEXT into tokens",
+        details=(
             "TEXT split as this model's vocabulary splits it: tokens shaded alternately (between bars without "
-            "colour), spaces as ·, line breaks as ↵, then the count and characters a token.", text_arg, do_tokens),
-    Command("score", (), "TEXT", "how surprised the model is by TEXT",
+            "colour), spaces as ·, line breaks as ↵, then the count and characters a token."
+        ),
+        convert=text_arg,
+        handler=do_tokens,
+    ),
+    Command(
+        name="score",
+        usage="TEXT",
+        summary="how surprised the model is by TEXT",
+        details=(
             "TEXT shaded by each token's probability, then bits and nats per char, perplexity, and the most "
-            "surprising tokens with what the model expected there. Longer than the window: a sliding window.",
-            text_arg, do_score),
-    Command("attention", (), "[LAYER]", "where the last position of the conversation looks",
+            "surprising tokens with what the model expected there. Longer than the window: a sliding window."
+        ),
+        convert=text_arg,
+        handler=do_score,
+    ),
+    Command(
+        name="attention",
+        usage="[LAYER]",
+        summary="where the last position of the conversation looks",
+        details=(
             "For each layer (or LAYER only) and head, the five tokens of the conversation's window that the "
-            "last position attends to most, with their weights. scratchgpt inspect --png draws every map.",
-            optional(layer_arg), do_attention),
-    Command("lens", (), "", "what each layer would predict next (the logit lens)",
+            "last position attends to most, with their weights. scratchgpt inspect --png draws every map."
+        ),
+        convert=optional(layer_arg),
+        handler=do_attention,
+    ),
+    Command(
+        name="lens",
+        usage="",
+        summary="what each layer would predict next (the logit lens)",
+        details=(
             "The residual stream after the embeddings and after each block, put through the final norm and the "
-            "head: each layer's likeliest next tokens and the probability it gives the model's final choice.",
-            no_arg, do_lens),
-    Command("verbose", (), "[on|off]", "more detail after each reply", "Adds prompt tokens and prefill time to "
-            "the line after each reply; without an argument it toggles.", optional(on_off_arg), do_verbose),
-    Command("bye", ("exit", "quit"), "", "leave (as does Ctrl-D)", "Exits with code 0.", no_arg, do_bye),
-)  # fmt: skip
+            "head: each layer's likeliest next tokens and the probability it gives the model's final choice."
+        ),
+        convert=no_arg,
+        handler=do_lens,
+    ),
+    Command(
+        name="verbose",
+        usage="[on|off]",
+        summary="more detail after each reply",
+        details=(
+            "Adds prompt tokens and prefill time to "
+            "the line after each reply; without an argument it toggles."
+        ),
+        convert=optional(on_off_arg),
+        handler=do_verbose,
+    ),
+    Command(
+        name="bye",
+        aliases=("exit", "quit"),
+        usage="",
+        summary="leave (as does Ctrl-D)",
+        details="Exits with code 0.",
+        convert=no_arg,
+        handler=do_bye,
+    ),
+)
 
 BY_NAME = {n: c for c in COMMANDS for n in (c.name, *c.aliases)}
 
@@ -414,7 +566,7 @@ def is_command(line: str) -> bool:
 
 
 def unknown_message(name: str) -> str:
-    message = f"Unknown command {quoted('/' + name)}. Type /? for help."
+    message = f"Unknown command {quoted_typed('/' + name)}. Type /? for help."
     close = closest(name, list(BY_NAME))
     return message + (f" Did you mean /{close}?" if close else "")
 

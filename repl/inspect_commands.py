@@ -8,13 +8,9 @@ shared with the command line.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..core.errors import ScratchGPTError
 from ..core.text import counted
-
-if TYPE_CHECKING:
-    from .commands import Host
+from .command_types import Host
 
 
 def do_probs(host: Host, value: bool | None) -> None:

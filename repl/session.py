@@ -467,3 +467,17 @@ class Session:
                 ("last prefill", f"{r.prompt_tokens} tokens in {r.prefill_seconds * 1000:.1f} ms"),
             ]
         return rows
+
+
+def stats_line(session: Session, reply: Reply, *, verbose: bool) -> str:
+    """The line after a reply: tokens, speed, temperature, seed (verbose: the prompt and prefill too)."""
+    s = session.settings
+    parts = [f"{reply.tokens} tokens", f"{reply.tokens_per_second:,.1f} tokens/s", f"temp {s.temperature:g}",
+             f"seed {s.seed}"]  # fmt: skip
+    if verbose:
+        cached = len(reply.context) - reply.prompt_tokens  # the KV cache already held them (a /regen: all but one)
+        parts += [f"prompt {len(reply.context)} tokens" + (f" ({cached} cached)" if cached else ""),
+                  f"prefill {reply.prefill_seconds * 1000:.0f} ms"]  # fmt: skip
+    if reply.interrupted:
+        parts.append("stopped")
+    return " · ".join(parts)

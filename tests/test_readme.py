@@ -10,8 +10,9 @@ Only what would take long is changed, by appending flags (later flags win in arg
   - an interactive command (scratchgpt-repl) gets "ROMEO:" on a pipe for its standard input;
   - `scratchgpt serve` runs in the background (on another free port, said in its flags, when 8000 is taken)
     until the commands after it have run, and is then stopped as Ctrl-C would.
-Left out, each for its reason in SKIPPED: the `pip install` lines, set-up and the serve extra (the test runs
-inside that installation), `python -m pytest` (this suite), and the two-machine torchrun (it needs a second machine).
+Left out, each for its reason in SKIPPED: the `git clone` and `pip install` lines, set-up and the serve extra
+(the test runs in that clone and installation), `python -m pytest` (this suite), and the two-machine torchrun
+(it needs a second machine).
 Each REPL transcript (```text) is typed into the real prompt_toolkit application first, as the README's order
 has it, and its lines that do not depend on sampling must appear as printed.
 """
@@ -43,6 +44,7 @@ README = PACKAGE_DIR / "README.md"
 DOCUMENTS = (README, PACKAGE_DIR / "docs" / "GUIDE.md")  # the guide's commands run after the README's
 SKIPPED = {
     "pip install": "set-up: the test runs inside that installation",
+    "git clone": "set-up: the test runs in a clone already",
     "python -m pytest": "the suite this test belongs to",
     "--nnodes=2": "two machines",
 }
@@ -84,7 +86,7 @@ def test_the_readme_commands_are_found_and_each_training_one_is_shortened():
     commands = readme_commands()
     assert len(commands) >= 20  # the blocks were found
     run = [as_run(c) for c in commands]
-    assert sum(r is None for r in run) == 6  # four pip lines (the serve extra too), pytest, the two-machine torchrun
+    assert sum(r is None for r in run) == 7  # git clone, four pip lines (serve extra too), pytest, 2-machine torchrun
     assert all(r.endswith(SHORT) for r in run if r and ("scratchgpt train" in r or "scratchgpt.train" in r))
 
 

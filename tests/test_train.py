@@ -230,10 +230,11 @@ def test_a_resumed_run_first_finishes_a_save_killed_between_its_renames(tmp_path
 
 def test_compile_on_a_pytorch_without_set_stance_is_one_line_naming_the_version(tmp_path, monkeypatch, capsys):
     from scratchgpt.cli.common import run_entry_point
-    from scratchgpt.cli.train import main
+    from scratchgpt.cli.train import cmd_train
 
     monkeypatch.delattr(torch.compiler, "set_stance")  # as on PyTorch 2.5 and older
-    code = run_entry_point(main, [*TINY, "--max-iters", "1", "--compile", "--out", str(tmp_path / "r.safetensors")])
+    argv = [*TINY, "--max-iters", "1", "--compile", "--out", str(tmp_path / "r.safetensors")]
+    code = run_entry_point(cmd_train, argv)
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "PyTorch 2.6" in err and "drop --compile" in err
 

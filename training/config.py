@@ -23,7 +23,7 @@ from typing import Any
 from ..core.bounds import SEED_MAX, BadValue, Number, real, whole
 from ..core.cores import cpu_threads
 from ..core.errors import ScratchGPTError
-from ..core.text import closest, shown
+from ..core.text import closest, quoted_arg
 from ..tokenizers import TOKENIZER_NAMES
 
 # Far beyond what a run on one machine uses, and small enough that nothing overflows or allocates
@@ -59,13 +59,13 @@ def vocabulary(text: str) -> str:
         return text
     meant = closest(text, list(TOKENIZER_NAMES))
     hint = f"did you mean {meant!r}? " if meant else ""
-    raise BadValue(f"{shown(text)} is no vocabulary; {hint}use one of {', '.join(TOKENIZER_NAMES)} or a FILE.json")
+    raise BadValue(f"{quoted_arg(text)} is no vocabulary; {hint}use one of {', '.join(TOKENIZER_NAMES)} or a FILE.json")
 
 
 def out_path(text: str) -> str:
     """--out: a file path (its parent is created), not a directory, existing or written as one ("new/")."""
     if not text or Path(text).is_dir() or text.endswith(("/", os.sep)):
-        raise BadValue(f"expected a checkpoint file path, got the directory {shown(text or '.')}; "
+        raise BadValue(f"expected a checkpoint file path, got the directory {quoted_arg(text or '.')}; "
                        "name a file in it, e.g. ckpt.safetensors")
     return text
 
@@ -228,7 +228,7 @@ def _checked_value(f: Field, value: Any, where: str) -> Any:
             except BadValue as e:
                 problem = str(e)
     if problem:
-        raise ScratchGPTError(f"{where}: {f.name} {problem}, got {shown(repr(value))}")
+        raise ScratchGPTError(f"{where}: {f.name} {problem}, got {quoted_arg(repr(value))}")
     return value
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..core.errors import ScratchGPTError
-from ..core.text import shown
+from ..core.text import quoted_arg
 from ..model.checkpoint import PROVENANCE_KEY, check_replaceable, header_metadata, save_checkpoint, save_train_state
 from ..tokenizers import Tokenizer
 from .config import TrainConfig
@@ -146,7 +146,7 @@ def claim_out(config: TrainConfig, paths: RunPaths, *, overwrite: bool) -> None:
     once the new model is ready.
     """
     if config.init_from and Path(config.init_from).resolve() in {p.resolve() for p in (paths.best, paths.last)}:
-        raise ScratchGPTError(f"--out {shown(config.out)} would replace the checkpoint --init-from starts from; "
+        raise ScratchGPTError(f"--out {quoted_arg(config.out)} would replace the checkpoint --init-from starts from; "
                               "choose another --out")  # fmt: skip
     found = describe_run(paths)
     if found is not None and not overwrite and not _resumable(paths):

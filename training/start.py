@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from ..core.errors import ScratchGPTError, is_out_of_memory
-from ..core.text import shown
-from ..data import Corpus, iter_text, resolve_corpus
+from ..core.text import quoted_arg
+from ..data import Corpus, check_corpus, iter_text, resolve_corpus
 from ..data.learned import learned_tokenizer
 from ..model.checkpoint import Checkpoint, load_checkpoint
 from ..model.gpt import GPT2_LAYOUT, GPTConfig, build_model, resize_vocab
@@ -34,16 +34,19 @@ def corpus_record(corpus: Corpus, source: str) -> dict:
     return {"name": corpus.name, "sha256": corpus.sha256, "source": source}
 
 
+CORPUS_HINTS = {"cli_hint": "pass --corpus", "repl_hint": "name one with /train N PATH or /corpus PATH"}
+
+
 def corpus_of(ckpt: Checkpoint, override: str | None) -> tuple[Corpus, str]:
     """The corpus to keep training a checkpoint on: the one given, else the one it recorded."""
     if override:
         return resolve_corpus(override), override
     if not ckpt.corpus:
-        raise ScratchGPTError(f"{ckpt.path} does not record its corpus; pass --corpus")
+        raise ScratchGPTError(f"{ckpt.path} does not record its corpus", **CORPUS_HINTS)
     source = ckpt.corpus.get("source") or ckpt.corpus["name"]
     corpus = resolve_corpus(source)
     if corpus.sha256 != ckpt.corpus["sha256"]:
-        raise ScratchGPTError(f"corpus {source} has changed since {ckpt.path} was trained on it; pass --corpus")
+        raise ScratchGPTError(f"corpus {source} has changed since {ckpt.path} was trained on it", **CORPUS_HINTS)
     return corpus, source
 
 
@@ -72,11 +75,11 @@ def load_teacher(paths: tuple[str, ...], student: Checkpoint, device: torch.devi
     for path in paths:
         ckpt = load_checkpoint(path, device=device)
         if ckpt.tokenizer.spec() != student.tokenizer.spec():
-            raise ScratchGPTError(f"teacher {shown(path)} has another vocabulary than the model trained; "
+            raise ScratchGPTError(f"teacher {quoted_arg(path)} has another vocabulary than the model trained; "
                                   "a teacher must use the same tokenizer and vocabulary")  # fmt: skip
         reads, trains = ckpt.config.block_size, student.config.block_size
         if reads < trains:
-            raise ScratchGPTError(f"teacher {shown(path)} reads {reads} tokens at most, the model trains on "
+            raise ScratchGPTError(f"teacher {quoted_arg(path)} reads {reads} tokens at most, the model trains on "
                                   f"{trains}; pass --block-size {reads} or less")  # fmt: skip
         models.append(ckpt.model)
     return Teacher(models)
@@ -87,7 +90,7 @@ def fresh_tokenizer(config: TrainConfig, corpus: Corpus, *, full_gpt2_vocab: boo
     fitted to the corpus (char, word, compact tiktoken)."""
     if config.tokenizer.endswith(".json"):
         if config.vocab_size is not None:
-            raise ScratchGPTError(f"--vocab-size does not apply to a tokenizer file ({shown(config.tokenizer)} "
+            raise ScratchGPTError(f"--vocab-size does not apply to a tokenizer file ({quoted_arg(config.tokenizer)} "
                                   "fixes its vocabulary); leave it out")  # fmt: skip
         return load_tokenizer_file(Path(config.tokenizer).expanduser())
     if config.tokenizer == "bpe":
@@ -130,8 +133,17 @@ def check_same_vocabulary(config: TrainConfig, ckpt: Checkpoint) -> None:
         same = config.tokenizer in (TrainConfig.tokenizer, ckpt.tokenizer.name)
     if not same:
         raise ScratchGPTError(f"{ckpt.path} has its own {ckpt.tokenizer.name} vocabulary, which a fine-tune keeps, "
-                              f"not --tokenizer {shown(config.tokenizer)}; drop --tokenizer, or train a new model "
+                              f"not --tokenizer {quoted_arg(config.tokenizer)}; drop --tokenizer, or train a new model "
                               "without --init-from")  # fmt: skip
+
+
+def check_inputs(config: TrainConfig, *, resume: bool) -> None:
+    """Refuse a corpus the user named that is not there (missing, a directory, empty) before the
+    output is looked at: a missing input is the first thing to hear of, not an --out that holds a run.
+    A resumed run reads the corpus its checkpoint recorded; a fine-tune's default corpus is its own."""
+    if resume or (config.init_from and config.corpus == TrainConfig.corpus):
+        return
+    check_corpus(config.corpus)
 
 
 def start_from(

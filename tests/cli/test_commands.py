@@ -386,3 +386,22 @@ def test_plot_of_a_folder_plots_the_run_in_it_and_names_them_when_there_are_seve
     assert_one_line_error(code, err, f"{runs} holds 2 runs (a.metrics.jsonl, b.metrics.jsonl)", "give one")
     code, out, err = scratchgpt(capsys, "plot", str(tmp_path / "nothing-here"), "--png", str(tmp_path / "x.png"))
     assert code == 1 and "no metrics at" in err
+
+
+def test_a_missing_corpus_is_named_before_an_out_that_holds_a_run(capsys, tmp_path):
+    from scratchgpt.model.checkpoint import shipped_checkpoint
+
+    out = tmp_path / "out" / "ckpt.safetensors"
+    out.parent.mkdir()
+    shutil.copy(shipped_checkpoint("char"), out)  # --out holds a model already
+    code, _, err = scratchgpt(capsys, "train", "--corpus", str(tmp_path / "nonexistent.txt"), "--out", str(out))
+    assert_one_line_error(code, err, "nonexistent.txt", "neither a file nor a registered corpus")
+    assert "--out" not in err and "already holds" not in err
+
+
+def test_a_run_that_fails_to_start_leaves_no_empty_out_folder(capsys, corpus, tmp_path):
+    out = tmp_path / "new" / "runs" / "o.safetensors"
+    code, _, err = scratchgpt(capsys, "train", "--corpus", corpus("to be or not to be\n" * 3),
+                              "--block-size", "64", "--out", str(out))  # fmt: skip
+    assert_one_line_error(code, err, "too short")
+    assert not (tmp_path / "new").exists()

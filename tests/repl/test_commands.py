@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchgpt.core.text import printable
+from scratchgpt.core.text import terminal_safe
 from scratchgpt.model.sampling_settings import LENGTH
 from scratchgpt.repl.commands import (
     COMMANDS,
@@ -129,7 +129,7 @@ def test_double_slash_is_text_not_a_command():
 
 
 def test_printable_keeps_newlines_and_tabs_only():
-    assert printable("a\tb\nc\x1b[2J\x07\x9b\r\x7f") == "a\tb\nc[2J"
+    assert terminal_safe("a\tb\nc\x1b[2J\x07\x9b\r\x7f") == "a\tb\nc[2J"
 
 
 def test_tab_completes_command_names_from_the_table():

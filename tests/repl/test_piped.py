@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from scratchgpt.repl import app
+from scratchgpt.repl import piped as piped_mode
 
 REPL = shutil.which("scratchgpt-repl")
 
@@ -92,13 +93,13 @@ def test_echo_writes_stdin_then_the_prompt_flag_then_the_continuation(piped):
 
 def test_invalid_utf8_and_nul_bytes_in_stdin_are_survived(piped, monkeypatch):
     seen = []
-    original = app.run_once
+    original = piped_mode.run_once
 
     def run_once(session, prompt, **kw):
         seen.append(prompt)
         return original(session, prompt, **kw)
 
-    monkeypatch.setattr(app, "run_once", run_once)
+    monkeypatch.setattr(piped_mode, "run_once", run_once)
     code, out, _ = piped(b"RO\xffME\x00O:\n", "--len", "5")
     assert code == 0 and len(out) == 6 and out.endswith("\n")
     assert seen == ["RO\ufffdMEO:\n"]
@@ -212,13 +213,13 @@ def test_an_error_mid_reply_on_a_terminal_leaves_the_error_a_line_of_its_own(mon
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stdout", terminal)
     with pytest.raises(RuntimeError):
-        app.run_once(_FailingSession(), "ROMEO:")
+        piped_mode.run_once(_FailingSession(), "ROMEO:")
     assert terminal.getvalue() == "T\n"  # not "T" followed directly by "error: ..." on stderr
 
     pipe = io.StringIO()  # a file or a pipe gets the bytes as generated, nothing added
     monkeypatch.setattr(sys, "stdout", pipe)
     with pytest.raises(RuntimeError):
-        app.run_once(_FailingSession(), "ROMEO:")
+        piped_mode.run_once(_FailingSession(), "ROMEO:")
     assert pipe.getvalue() == "T"
 
 
@@ -242,7 +243,7 @@ def test_ctrl_c_stops_a_reply_even_when_its_keyboard_interrupt_got_lost(monkeypa
     monkeypatch.setattr(sys, "stdout", pipe)
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):  # ...and raised again before the next piece is written
-        app.run_once(_SwallowingSession(), "ROMEO:")
+        piped_mode.run_once(_SwallowingSession(), "ROMEO:")
     assert pipe.getvalue() == "xxx"
     assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C behaves as before afterwards
 

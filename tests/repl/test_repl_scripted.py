@@ -347,13 +347,13 @@ def test_repl_threads_flag_reaches_the_session(monkeypatch, capsys, tiny_checkpo
 
     import torch
 
-    from scratchgpt.repl import app
+    from scratchgpt.repl import app, piped
 
     before = torch.get_num_threads()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ROMEO:"), encoding="utf-8"))
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     made = []
-    monkeypatch.setattr(app, "run_once", lambda session, prompt, **kw: made.append(session) or 0)
+    monkeypatch.setattr(piped, "run_once", lambda session, prompt, **kw: made.append(session) or 0)
     try:
         assert app.main(["--checkpoint", str(tiny_checkpoint), "--threads", "1"]) == 0
         (session,) = made
@@ -471,3 +471,11 @@ def test_save_says_which_folder_it_made_and_into_a_folder_keeps_the_models_name(
     assert f"saved {new} (made the folder {tmp_path / 'new'})" in d.out
     assert f"saved {out / 'x.safetensors'}\n" in d.out  # the model's name, no timestamp while it is free
     assert len(list(out.glob("x+*.safetensors"))) == 1  # taken: a timestamp, never a replacement
+
+
+def test_train_on_too_short_a_text_advises_in_the_repls_terms_not_a_flag_it_does_not_take(drive, tmp_path):
+    short = tmp_path / "french.txt"
+    short.write_text("Bonjour.\nAu revoir.\n", encoding="utf-8")  # far fewer tokens than one block of 32
+    d = drive(f"/train 2 {short}\r")
+    assert "too short" in d.out and "/train needs a longer corpus (it reads 32-token windows)" in d.out
+    assert "--block-size" not in d.out and d.session.steps_trained == 0

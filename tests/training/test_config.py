@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scratchgpt.cli.train import build_parser, heads_notice, parse_args
+from scratchgpt.cli.train import heads_notice, parse_args, train_parser
 from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.core.paths import PACKAGE_DIR
 from scratchgpt.model.gpt import GPTConfig
@@ -17,7 +17,7 @@ RECIPES = sorted((PACKAGE_DIR / "recipes").rglob("*.toml"))
 
 
 def test_every_field_is_a_flag_and_help_shows_every_default():
-    help_text = " ".join(build_parser().format_help().split())
+    help_text = " ".join(train_parser().format_help().split())
     for f in fields(TrainConfig):
         default = getattr(TrainConfig(), f.name)
         flag = "--" + f.name.replace("_", "-")

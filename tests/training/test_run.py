@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from scratchgpt.cli.train import main, parse_args, run
+from scratchgpt.cli.train import cmd_train, parse_args, run
 from scratchgpt.training import run as run_module
 from scratchgpt.training.pacer import Pacer
 from scratchgpt.training.run import SilentDisplay, train
@@ -104,10 +104,10 @@ def test_a_short_evaluation_shows_no_progress(tmp_path):
 
 def test_resuming_a_finished_run_says_it_is_complete_and_how_to_extend_it(tmp_path, capsys):
     out = tmp_path / "run.safetensors"
-    assert main([*TINY, "--max-iters", "4", "--eval-interval", "2", "--eval-iters", "1", "--out", str(out)]) == 0
+    assert cmd_train([*TINY, "--max-iters", "4", "--eval-interval", "2", "--eval-iters", "1", "--out", str(out)]) == 0
     metrics = RunPaths.from_out(out).metrics.read_text()
     capsys.readouterr()
-    assert main(["--resume", "--out", str(out)]) == 0
+    assert cmd_train(["--resume", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert printed == f"{out} is complete at step 4; to train it further, run again with --resume and a larger " \
                       "--max-iters (above 4)\n"  # fmt: skip
