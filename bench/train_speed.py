@@ -34,8 +34,9 @@ import time
 import torch
 from nanogpt_peer import PeerConfig, PeerGPT, peer_optimizer, peer_step
 
+from scratchgpt.model.attention_kernels import ATTENTION_BLOCK, blocked_causal_attention
 from scratchgpt.model.device import autocast_dtype, pick_device
-from scratchgpt.model.gpt import ATTENTION_BLOCK, GPTConfig, blocked_causal_attention, build_model, compile_blocks
+from scratchgpt.model.gpt import GPTConfig, build_model, compile_blocks
 from scratchgpt.training.loop import Schedule, make_optimizer, train_loop
 
 

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core.errors import ScratchGPTError
+from .attention_kernels import cpu_bf16_training, decode_attention, with_cache
 from .sampling import sample_next
 
 ACTIVATIONS = ("relu2", "gelu", "gelu_tanh")
@@ -110,98 +111,40 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
-ATTENTION_BLOCK = 64  # query rows per block of blocked_causal_attention
-
-
-def blocked_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Causal attention spelled out for a compiled CPU training step: q, k, v (B, nh, T, hs) in
-    bf16, their two products bf16 matmuls, the softmax in fp32.
-
-    The queries go in blocks of ATTENTION_BLOCK rows, and a block's scores stop at its last
-    query's own position: the keys after it are masked for every row of the block, so their
-    products are skipped, not computed and then masked (at T=256, 37.5% of the T x T work). Under
-    torch.compile each block's scale, mask, softmax and casts fuse into one loop, and this beats the
-    fp32 flash kernel forward and backward (`python bench/train_speed.py --compile` prints both).
-    Eager it would be slower than SDPA (each op a pass over T x T), so only the compiled step takes it.
-    """
-    T, scale = q.size(-2), q.size(-1) ** -0.5
-    ys = []
-    for start in range(0, T, ATTENTION_BLOCK):
-        end = min(start + ATTENTION_BLOCK, T)
-        att = (q[:, :, start:end] @ k[:, :, :end].transpose(-2, -1)).float() * scale  # (B, nh, rows, end)
-        future = torch.arange(end, device=q.device)[None, :] > torch.arange(start, end, device=q.device)[:, None]
-        ys.append(att.masked_fill(future, float("-inf")).softmax(dim=-1).to(v.dtype) @ v[:, :, :end])
-    return torch.cat(ys, dim=2)
-
-
 class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention: each position mixes the values of itself and the positions before it,
+    weighted by how well its query matches their keys."""
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.n_head, self.head_size = config.n_head, config.head_size
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v at once
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.qk_norm = config.qk_norm
-        self.dropout = config.attention_dropout  # SDPA's dropout_p on the attention weights
+        self.attn_dropout_p = config.attention_dropout  # on the attention weights (SDPA's dropout_p)
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x, rope=None, kv=None, pos=0):
-        """x: (B, T, C). kv: this layer's (k, v) cache buffers, each (B, nh, block_size, hs), or None.
-
-        With a cache, the new keys and values are written at [pos, pos + T) and the queries attend
-        over everything cached up to pos + T. pos may be a 0-d tensor when T == 1 (`GPT.decode_step`).
-        """
-        B, T = x.shape[:2]
-        q, k, v = self._qkv(x, rope)
-        if isinstance(pos, torch.Tensor):  # decode step: one token at a tensor position (0-d), or one per row (B,)
-            k_buf, v_buf = kv  # static shapes, so a compiled step never recompiles as pos moves
-            if pos.dim() == 0:
-                k_buf.index_copy_(2, pos.view(1), k.to(k_buf.dtype))
-                v_buf.index_copy_(2, pos.view(1), v.to(v_buf.dtype))
-            else:  # a batch of streams, each at its own length (the server's batched engine)
-                rows = torch.arange(B, device=x.device)
-                k_buf[rows, :, pos] = k[:, :, 0].to(k_buf.dtype)  # (B, nh, hs) into row b at pos[b]
-                v_buf[rows, :, pos] = v[:, :, 0].to(v_buf.dtype)
-            # one query against the whole buffer, the slots past pos masked out, in q's dtype (a
-            # narrower cache is widened as it is read; compiled, that fuses in and copies nothing).
-            # Spelled out rather than SDPA: compiled, these few ops fuse into one loop, while the
-            # flash kernel's setup alone cost more than all of them (6x384 int8 step: 1.7 -> 1.1 ms)
-            k_all, v_all = k_buf.to(q.dtype), v_buf.to(q.dtype)
-            att = (q @ k_all.transpose(-2, -1)) * self.head_size**-0.5  # (B, nh, 1, block)
-            past = torch.arange(k_buf.size(2), device=x.device) > pos.view(-1, 1, 1, 1)  # (1 or B, 1, 1, block)
-            att = att.masked_fill(past, float("-inf"))
-            y = att.softmax(dim=-1) @ v_all  # (B, nh, 1, hs)
-            return self._merge_heads(y)
-
+        """x: (B, T, C) at positions pos..pos+T-1 -> (B, T, C). kv: this layer's (k, v) cache buffers, each
+        (B, nh, block_size, hs), or None; with them the new keys and values are cached at [pos, pos + T) and
+        the queries attend over everything cached up to pos + T (a prompt's prefill)."""
+        q, k, v = self.qkv(x, rope)  # each (B, nh, T, hs)
         mask, causal = None, True
         if kv is not None:
-            k_buf, v_buf = kv
-            k_buf[:, :, pos : pos + T] = k
-            v_buf[:, :, pos : pos + T] = v
-            k, v = k_buf[:, :, : pos + T].to(q.dtype), v_buf[:, :, : pos + T].to(q.dtype)  # (B, nh, pos+T, hs)
-            if T == 1:
-                causal = False  # one new query may see every cached key
-            elif pos > 0:
-                # queries sit at absolute positions pos..pos+T-1; SDPA's is_causal would align
-                # them to key 0 instead, so spell the mask out
-                q_pos = torch.arange(pos, pos + T, device=x.device)[:, None]
-                mask, causal = torch.arange(pos + T, device=x.device)[None, :] <= q_pos, False
-
-        dropout_p = self.dropout if self.training else 0.0
-        cpu_bf16_training = x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and self.training
-        if cpu_bf16_training and torch.compiler.is_compiling() and causal and mask is None and dropout_p == 0.0:
-            y = blocked_causal_attention(q, k, v)
-        elif cpu_bf16_training:
-            # PyTorch's bf16 flash-attention backward on CPU is several times slower than its fp32
-            # one at small head sizes: keep attention itself in fp32, the matmuls around it bf16
-            with torch.autocast("cpu", enabled=False):
-                y = F.scaled_dot_product_attention(
-                    q.float(), k.float(), v.float(), attn_mask=mask, is_causal=causal, dropout_p=dropout_p
-                ).to(x.dtype)
-        else:
+            k, v, mask, causal = with_cache(kv, k, v, pos)  # (B, nh, pos + T, hs)
+        dropout_p = self.attn_dropout_p if self.training else 0.0
+        if self.training and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            y = cpu_bf16_training(q, k, v, mask=mask, causal=causal, dropout_p=dropout_p)
+        else:  # softmax(q k^T / sqrt(hs) + causal mask) v, in one fused kernel
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout_p)
-        return self._merge_heads(y.to(x.dtype))
+        return self.merge_heads(y.to(x.dtype))  # (B, T, C)
 
-    def _qkv(self, x, rope):
+    def decode(self, x, rope, kv, pos: torch.Tensor):
+        """forward for one new token per row, x (B, 1, C), at a tensor position (see decode_attention)."""
+        q, k, v = self.qkv(x, rope)  # each (B, nh, 1, hs)
+        return self.merge_heads(decode_attention(q, k, v, kv, pos, self.head_size))
+
+    def qkv(self, x, rope):
         """Queries, keys and values of x (B, T, C), each (B, nh, T, hs), normed and rotated as the model does."""
         B, T, C = x.shape
         qkv = self.c_attn(x).view(B, T, 3, self.n_head, self.head_size)  # (B, T, 3, nh, hs)
@@ -217,13 +160,14 @@ class CausalSelfAttention(nn.Module):
         """The attention weights forward applies to x (B, T, C) with no cache: softmax(q k^T / sqrt(hs)
         + causal mask), (B, nh, T, T) in fp32, row t over keys 0..t. Computed apart from forward, which
         never builds them (SDPA's fused kernel), so looking costs the normal path nothing."""
-        q, k, _ = self._qkv(x, rope)
+        q, k, _ = self.qkv(x, rope)
         att = (q.float() @ k.float().transpose(-2, -1)) * self.head_size**-0.5  # (B, nh, T, T)
         T = x.size(1)
         future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
         return att.masked_fill(future, float("-inf")).softmax(dim=-1)
 
-    def _merge_heads(self, y):
+    def merge_heads(self, y):
+        """(B, nh, T, hs) -> (B, T, C): the heads side by side, then the output projection."""
         B, nh, T, hs = y.shape
         y = y.transpose(1, 2).reshape(B, T, nh * hs)  # (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y))
@@ -236,12 +180,12 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.relu2 = config.activation == "relu2"
         self.gelu_approximate = "tanh" if config.activation == "gelu_tanh" else "none"
-        self.dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
         h = self.c_fc(x)  # (B, T, 4C)
         h = F.relu(h).square() if self.relu2 else F.gelu(h, approximate=self.gelu_approximate)
-        return self.dropout(self.c_proj(h))
+        return self.resid_dropout(self.c_proj(h))
 
 
 class Block(nn.Module):
@@ -262,8 +206,36 @@ class Block(nn.Module):
         x = x + self.attn(self.ln_1(x), rope, kv, pos)
         return x + self.mlp(self.ln_2(x))
 
+    def decode(self, x, rope, kv, pos: torch.Tensor):
+        """forward for one new token per row at a tensor position (GPT.decode_step)."""
+        x = x + self.attn.decode(self.ln_1(x), rope, kv, pos)
+        return x + self.mlp(self.ln_2(x))
 
-class GPT(nn.Module):
+
+class LanguageModel(nn.Module):
+    """What GPT and the bigram share: forward(idx, targets=None, *, kv_cache=None, last_only=False) returns
+    (logits, loss), and the reference sampler below runs on it."""
+
+    config: GPTConfig
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, *, temperature=1.0, top_k=None, generator=None):
+        """Reference sampler: crop to block_size, run the whole window, sample from the last logits.
+
+        Slow on purpose (it recomputes everything per token); the engine is the fast path and
+        tests hold it to this one.
+        """
+        for _ in range(max_new_tokens):
+            logits, _ = self(idx[:, -self.config.block_size :], last_only=True)
+            nxt = sample_next(logits[:, -1, :], temperature=temperature, top_k=top_k, generator=generator)
+            idx = torch.cat((idx, nxt), dim=1)
+        return idx
+
+
+class GPT(LanguageModel):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
@@ -293,9 +265,6 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     def set_dropout(self, **changes: float | None) -> None:
         """Train on with another `dropout` and/or `attn_dropout` (a fine-tune's regularisation;
         the weights are unchanged). Attention keeps following dropout while attn_dropout is None."""
@@ -306,7 +275,7 @@ class GPT(nn.Module):
             if isinstance(module, nn.Dropout):
                 module.p = self.config.dropout
             elif isinstance(module, CausalSelfAttention):
-                module.dropout = self.config.attention_dropout
+                module.attn_dropout_p = self.config.attention_dropout
 
     def set_block_size(self, n: int) -> None:
         """Attend over n tokens from now on: a fine-tune that lengthens (or shortens) the context.
@@ -323,6 +292,16 @@ class GPT(nn.Module):
         cos, sin = rope_tables(self.config)
         self.rope_cos, self.rope_sin = cos.to(self.rope_cos.device), sin.to(self.rope_sin.device)
 
+    def embed(self, idx, positions):
+        """Token embeddings of idx (B, T) plus their positions: positions (T,) for every row alike, or (B, 1)
+        for one token per row each at its own. Returns x (B, T, C) and rope, this call's (cos, sin) shaped to
+        broadcast over the queries and keys (B, T, 2, nh, hs/2), or None with learned positions."""
+        x = self.wte(idx)
+        if self.wpe is not None:
+            return x + self.wpe(positions), None  # (T, C) or (B, 1, C), broadcast over the batch
+        rope = tuple(t[positions][..., None, None, :].to(x.dtype) for t in (self.rope_cos, self.rope_sin))
+        return x, rope
+
     def forward(self, idx, targets=None, *, kv_cache=None, last_only=False):
         """idx: (B, T) token ids. Returns (logits, loss): logits (B, T, V), or (B, 1, V) with
         last_only; loss is the mean cross-entropy against targets (B, T), or None.
@@ -334,13 +313,8 @@ class GPT(nn.Module):
         pos = kv_cache.pos if kv_cache is not None else 0
         if pos + T > self.config.block_size:
             raise ValueError(f"{pos + T} positions exceed block_size {self.config.block_size}")
-        x = self.wte(idx)  # (B, T, C)
-        if self.wpe is not None:
-            x = x + self.wpe(torch.arange(pos, pos + T, device=idx.device))  # (T, C), broadcast
+        x, rope = self.embed(idx, torch.arange(pos, pos + T, device=idx.device))  # (B, T, C)
         x = self.drop(x)
-        rope = None
-        if self.config.rope:  # this call's positions, shaped to broadcast over (B, T, 2, nh, hs/2)
-            rope = tuple(t[pos : pos + T, None, None, :].to(x.dtype) for t in (self.rope_cos, self.rope_sin))
         for i, block in enumerate(self.blocks):
             kv = kv_cache.layer(i) if kv_cache is not None else None
             x = block(x, rope, kv, pos)
@@ -364,12 +338,7 @@ class GPT(nn.Module):
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"{T} positions exceed block_size {self.config.block_size}")
-        x = self.wte(idx)  # (B, T, C)
-        if self.wpe is not None:
-            x = x + self.wpe(torch.arange(T, device=idx.device))
-        rope = None
-        if self.config.rope:
-            rope = tuple(t[:T, None, None, :].to(x.dtype) for t in (self.rope_cos, self.rope_sin))
+        x, rope = self.embed(idx, torch.arange(T, device=idx.device))  # (B, T, C)
         attention, residual = [], [x]
         for block in self.blocks:
             attention.append(block.attn.weights(block.ln_1(x), rope))
@@ -385,34 +354,12 @@ class GPT(nn.Module):
         Every shape is fixed and pos is data, so one compiled graph serves the whole generation;
         the caller advances its own count of cached positions.
         """
-        x = self.wte(idx)  # (B, 1, C)
-        if self.wpe is not None:
-            x = x + self.wpe(pos.view(-1, 1))  # (1 or B, 1, C)
-        rope = None
-        if self.config.rope:  # (1 or B, 1, 1, 1, hs/2): each row's position's angles
-            rope = tuple(
-                t.index_select(0, pos.view(-1))[:, None, None, None, :].to(x.dtype)
-                for t in (self.rope_cos, self.rope_sin)
-            )
+        x, rope = self.embed(idx, pos.view(-1, 1))  # (B, 1, C); positions (1 or B, 1)
         for block, kv in zip(self.blocks, caches, strict=True):
-            x = block(x, rope, kv, pos)
+            x = block.decode(x, rope, kv, pos)
         return self.lm_head(self.ln_f(x))[:, -1].float()
 
-    @torch.no_grad()
-    def generate(self, idx, max_new_tokens, *, temperature=1.0, top_k=None, generator=None):
-        """Reference sampler: crop to block_size, run the whole window, sample from the last logits.
-
-        Slow on purpose (it recomputes everything per token); the engine is the fast path and
-        tests hold it to this one.
-        """
-        for _ in range(max_new_tokens):
-            logits, _ = self(idx[:, -self.config.block_size :], last_only=True)
-            nxt = sample_next(logits[:, -1, :], temperature=temperature, top_k=top_k, generator=generator)
-            idx = torch.cat((idx, nxt), dim=1)
-        return idx
-
-
-class Bigram(nn.Module):
+class Bigram(LanguageModel):
     """The seeds' baseline: the next token depends only on the current one (a V x V table)."""
 
     def __init__(self, config: GPTConfig):
@@ -421,9 +368,6 @@ class Bigram(nn.Module):
         self.table = nn.Embedding(config.vocab_size, config.vocab_size)
         nn.init.normal_(self.table.weight, mean=0.0, std=0.02)
 
-    def num_params(self) -> int:
-        return self.table.weight.numel()
-
     def forward(self, idx, targets=None, *, kv_cache=None, last_only=False):
         if kv_cache is not None:
             kv_cache.advance(idx.shape[1])
@@ -431,8 +375,6 @@ class Bigram(nn.Module):
             idx = idx[:, -1:]
         logits = self.table(idx)  # (B, T, V)
         return logits, None if targets is None else lm_loss(logits, targets)
-
-    generate = GPT.generate
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from scratchgpt.cli.progress import TrainProgress
 from scratchgpt.cli.train import parse_args, run
 from scratchgpt.core.interrupt import InterruptFlag
 from scratchgpt.model.checkpoint import load_checkpoint
+from scratchgpt.model.gpt import CausalSelfAttention
 from scratchgpt.training.run_files import RunPaths
 
 TINY = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "16",
@@ -114,7 +115,7 @@ def test_init_from_continues_from_the_checkpoint_with_its_dropouts_unless_one_is
         model = load_checkpoint(out).model
         assert model.config.dropout == dropout
         assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {dropout}
-        assert {m.dropout for m in model.modules() if hasattr(m, "resid_dropout")} == {attention}
+        assert {m.attn_dropout_p for m in model.modules() if isinstance(m, CausalSelfAttention)} == {attention}
 
 
 def test_init_from_with_a_block_size_lengthens_a_rope_models_context_and_refuses_learned_positions(tmp_path):

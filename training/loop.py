@@ -55,7 +55,7 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """AdamW, decaying only matrices (not norms or biases), fused where this PyTorch supports it.
 
-    kind="muon": Muon for the blocks' matrices, AdamW for the rest (see model/muon.py).
+    kind="muon": Muon for the blocks' matrices, AdamW for the rest (see training/muon.py).
     """
     if kind == "muon":
         from .muon import Muon, muon_groups
@@ -100,7 +100,7 @@ def train_loop(
     Each step: set the lr, accumulate gradients over grad_accum micro-batches, clip, update.
     backward_context(micro) lets DDP skip the gradient all-reduce on all but the last micro-batch.
     A batch is (x, y, *more); loss_fn(model, x, y, *more) replaces the model's own next-token loss
-    (see model/distill.py).
+    (see training/distill.py).
     """
     device = next(model.parameters()).device
     model.train()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import scratchgpt.model.gpt as gpt
+import scratchgpt.model.attention_kernels as kernels
 from scratchgpt.model.gpt import GPTConfig, build_model, compile_blocks
 from scratchgpt.training.loop import Schedule, make_optimizer, train_loop
 
@@ -42,11 +42,11 @@ def losses(*, compiled: bool, optimizer: str = "adamw", ns_dtype=None, steps: in
 
 @pytest.mark.parametrize("T", [1, 40, 64, 100, 130])
 def test_blocked_causal_attention_is_causal_attention_forward_and_backward(T, monkeypatch):
-    monkeypatch.setattr(gpt, "ATTENTION_BLOCK", 32)  # several blocks, the last one short
+    monkeypatch.setattr(kernels, "ATTENTION_BLOCK", 32)  # several blocks, the last one short
     torch.manual_seed(T)
     q, k, v = (torch.randn(2, 3, T, 16, requires_grad=True) for _ in range(3))
     grad = torch.randn(2, 3, T, 16)
-    y = gpt.blocked_causal_attention(q, k, v)
+    y = kernels.blocked_causal_attention(q, k, v)
     dq, dk, dv = torch.autograd.grad(y, (q, k, v), grad)
     ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
     rq, rk, rv = torch.autograd.grad(ref, (q, k, v), grad)
@@ -58,8 +58,8 @@ def test_blocked_causal_attention_is_causal_attention_forward_and_backward(T, mo
 def test_the_compiled_step_attends_blocked_in_bf16_and_trains_as_the_eager_step(monkeypatch):
     torch._dynamo.reset()
     traced = []
-    plain = gpt.blocked_causal_attention
-    monkeypatch.setattr(gpt, "blocked_causal_attention", lambda *a: traced.append(1) or plain(*a))
+    plain = kernels.blocked_causal_attention
+    monkeypatch.setattr(kernels, "blocked_causal_attention", lambda *a: traced.append(1) or plain(*a))
     eager = losses(compiled=False)
     assert not traced  # eager, fp32 SDPA
     compiled = losses(compiled=True)
