@@ -350,6 +350,7 @@ SHIPPED = {
     "char": "shakespeare-char.safetensors",
     "tiktoken": "shakespeare-tiktoken.safetensors",
     "word": "shakespeare-word.safetensors",
+    "bpe": "shakespeare-bpe.safetensors",
 }
 
 

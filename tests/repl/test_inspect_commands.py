@@ -115,7 +115,7 @@ def test_tokens_shows_how_the_model_in_use_splits_a_text(drive):
     assert d.session.last_reply is not None  # an empty /tokens is one line, and the session goes on
 
 
-def test_tokenizer_bpe_learns_a_vocabulary_from_the_corpus_and_tokens_shows_its_split(drive):
+def test_tokenizer_bpe_switches_to_the_bpe_model_and_tokens_shows_its_split(drive):
     d = drive("/tokenizer bpe\r", "/tokens the king\r")
     tokenizer = d.session.tokenizer
     assert tokenizer.name == "bpe" and d.session.ckpt.model.config.vocab_size == tokenizer.vocab_size > 256
