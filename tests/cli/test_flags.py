@@ -148,9 +148,21 @@ def test_a_value_that_looks_negative_is_still_a_flag_after_a_text_option():
     assert args.corpus == "-1" and args.lr == 0.5
 
 
+def positionals_of(parser) -> list[str]:
+    """A value for each positional of parser: "x", or for a subcommand its first one and that one's positionals."""
+    values = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            name, sub = next(iter(action.choices.items()))
+            values += [name, *positionals_of(sub)]
+        elif not action.option_strings:
+            values.append("x")
+    return values
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_an_unknown_argument_with_control_characters_is_still_one_line(capsys, command):
-    positionals = ["x" for a in PARSERS[command]._actions if not a.option_strings]
+    positionals = positionals_of(PARSERS[command])
     code, out, err = scratchgpt(capsys, command, *positionals, "--no-such-flag", "a\nb\x1b[2J\u202e")
     assert code == 2 and out == "" and err.count("\n") == 1, repr(err)
     assert "\x1b" not in err and "\u202e" not in err and "a\\nb\\x1b[2J\\u202e" in err
@@ -219,6 +231,8 @@ AT_MAXIMUM = {
     ("serve", "--parallel"): "tests/serve/test_cli.py loads a model with it and decodes",
     ("serve", "--max-queue"): "tests/serve/test_cli.py loads a model with it and decodes",
     ("serve", "--threads"): "tests/serve/test_cli.py loads a model with it and decodes",
+    ("serve", "--request-timeout"): "an hour's deadline takes an hour to reach; test_hostile.py runs short ones",
+    ("serve", "--max-connections"): "100,000 sockets pass this machine's file limit; test_hostile.py runs a small cap",
 }
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2",
         "--eval-iters", "1"]  # fmt: skip

@@ -86,7 +86,7 @@ def test_double_slash_sends_text_starting_with_a_slash(drive):
 
 def test_help_lists_commands_and_help_cmd_explains_one(drive):
     d = drive("/help\r", "/?\r", "/help train\r")
-    assert d.out.count("/tokenizer [char|tiktoken|word]") == 2
+    assert d.out.count("/tokenizer [char|tiktoken|word|bpe]") == 2
     assert "Ctrl-C stops early and keeps the steps done" in d.out
 
 
@@ -123,7 +123,7 @@ def test_bad_arguments_print_one_line_and_the_session_goes_on(drive):
     assert "/len must be from 1 to 100000, got '1000000000'. Usage: /len [N]" in d.out
     assert "/temp expected a finite number, got 'nan'. Usage: /temp [T]" in d.out
     assert "Usage: /train N [CORPUS]" in d.out and "Usage: /topp [P|off]" in d.out
-    assert "Usage: /tokenizer [char|tiktoken|word]" in d.out
+    assert "Usage: /tokenizer [char|tiktoken|word|bpe]" in d.out
     assert d.session.settings.max_new_tokens == 3
 
 
@@ -278,8 +278,8 @@ def test_no_color_means_no_ansi_codes_even_on_a_terminal(monkeypatch):
 
 
 def test_ctrl_c_while_generating_keeps_the_printed_text_and_returns_to_the_prompt(drive, session, monkeypatch):
-    last_block = session.ckpt.model.blocks[-1]  # every forward passes it: prefill and each decode step
-    forward, calls = last_block.forward, []
+    last_mlp = session.ckpt.model.blocks[-1].mlp  # every pass goes through it: prefill and each decode step
+    forward, calls = last_mlp.forward, []
 
     def interrupted_forward(*args, **kwargs):  # Ctrl-C arriving inside the model, as it mostly does
         calls.append(1)
@@ -287,7 +287,7 @@ def test_ctrl_c_while_generating_keeps_the_printed_text_and_returns_to_the_promp
             raise KeyboardInterrupt
         return forward(*args, **kwargs)
 
-    monkeypatch.setattr(last_block, "forward", interrupted_forward)
+    monkeypatch.setattr(last_mlp, "forward", interrupted_forward)
     session.settings.max_new_tokens = 30
     d = drive("ROMEO:\r", "/len 3\r")
     reply = session.last_reply
