@@ -233,7 +233,7 @@ def _checked_value(f: Field, value: Any, where: str) -> Any:
 
 
 def recipe_path(name: str | Path) -> Path:
-    """A recipe file: the path given, else the shipped recipe of that name (`nanogpt-cpu`, `recipes/x.toml`)."""
+    """A recipe file: the path given, else the shipped recipe of that name (`nanogpt-cpu` is `recipes/nanogpt-cpu.toml`)."""
     from ..core.paths import PACKAGE_DIR
 
     path = Path(name).expanduser()
