@@ -32,8 +32,9 @@ def main() -> None:
     for block in (256, 512):
         for attn in (0.2, 0.0):
             torch.manual_seed(0)
-            config = GPTConfig(vocab_size=65, block_size=block, n_layer=6, n_head=4, n_embd=256,
-                               dropout=0.2, attn_dropout=attn)  # fmt: skip
+            config = GPTConfig(
+                vocab_size=65, block_size=block, n_layer=6, n_head=4, n_embd=256, dropout=0.2, attn_dropout=attn
+            )
             model = build_model(config)
             if args.compile:
                 compile_blocks(model)
@@ -48,8 +49,14 @@ def main() -> None:
             x = torch.randint(0, 65, (TOKENS // block, block))
             return x, torch.roll(x, -1, dims=1)
 
-        train_loop(model, optimizer, batch, steps=range(1), schedule=lambda _: 1e-4,
-                   on_step=lambda info: times.append(info.seconds))  # fmt: skip
+        train_loop(
+            model,
+            optimizer,
+            batch,
+            steps=range(1),
+            schedule=lambda _: 1e-4,
+            on_step=lambda info: times.append(info.seconds),
+        )
         return times[0]
 
     for key in variants:  # warm up (and compile)

@@ -83,8 +83,10 @@ def main() -> None:
         t0 = time.perf_counter()
         ckpt = load_checkpoint(path)
         headline["load_s"] = time.perf_counter() - t0
-        print(f"load: {headline['load_s']:.2f} s from a {path.stat().st_size / 1e6:,.0f} MB fp32 checkpoint, "
-              f"RSS +{rss_mb() - base:,.0f} MB ({rss_mb():,.0f} MB in all)")  # fmt: skip
+        print(
+            f"load: {headline['load_s']:.2f} s from a {path.stat().st_size / 1e6:,.0f} MB fp32 checkpoint, "
+            f"RSS +{rss_mb() - base:,.0f} MB ({rss_mb():,.0f} MB in all)"
+        )
         t0 = time.perf_counter()
         imported, _ = open_model(Path(tmp) / "hf")
         headline["hf_import_s"] = time.perf_counter() - t0
@@ -115,18 +117,23 @@ def main() -> None:
     train_run.plan_train_step = recorded_plan
     steps: list = []
     notes: list[str] = []
-    report = session.train(args.train_steps, "tinyshakespeare", on_step=steps.append, on_note=notes.append,
-                           eval_iters=1)  # fmt: skip
+    report = session.train(
+        args.train_steps, "tinyshakespeare", on_step=steps.append, on_note=notes.append, eval_iters=1
+    )
     for note in notes[:1]:  # what /train prints before its first step
         print(f"/train said ({headline['train_plan_s']:.1f} s to plan): {note}")
     seconds = [info.seconds for info in steps]
     headline["train_step_s"] = statistics.median(seconds)
     headline["train_step_estimate_s"] = plans[0].seconds
-    print(f"/train: {report.steps} steps of {steps[0].tokens} tokens, "
-          f"step seconds {', '.join(f'{s:.2f}' for s in seconds)} (estimated {plans[0].seconds:.2f})")  # fmt: skip
+    print(
+        f"/train: {report.steps} steps of {steps[0].tokens} tokens, "
+        f"step seconds {', '.join(f'{s:.2f}' for s in seconds)} (estimated {plans[0].seconds:.2f})"
+    )
     headline["peak_rss_mb"] = peak_rss_mb()
-    print(f"memory: RSS {headline['rss_mb']:,.0f} MB after loading, peak {headline['peak_rss_mb']:,.0f} MB "
-          "(the peak includes /train's optimizer state and the copy it keeps for the before/after losses)")  # fmt: skip
+    print(
+        f"memory: RSS {headline['rss_mb']:,.0f} MB after loading, peak {headline['peak_rss_mb']:,.0f} MB "
+        "(the peak includes /train's optimizer state and the copy it keeps for the before/after losses)"
+    )
     print(" ".join(f"{k}={v:.2f}" for k, v in headline.items()))
 
 

@@ -42,8 +42,9 @@ def decode(engine: Engine, tokenizer, context: list[int], n: int, path: str) -> 
     engine.prefill(context)
     settings = SamplingSettings(temperature=0.8, max_new_tokens=n, seed=1)
     logprobs = None if path == "today" else MAX_TOP_LOGPROBS
-    completion = Completion(engine, tokenizer, context, settings, generator=torch.Generator().manual_seed(1),
-                            logprobs=logprobs)  # fmt: skip
+    completion = Completion(
+        engine, tokenizer, context, settings, generator=torch.Generator().manual_seed(1), logprobs=logprobs
+    )
     shade = ShadedStream(completion).shade if path == "on" else None
     t0 = time.perf_counter()
     for piece in completion:
@@ -67,8 +68,10 @@ def bench_decode(args, ckpt) -> None:
     mode = "compiled" if args.compile else "eager"
     for p in paths:
         rates = sorted(args.tokens / t for t in times[p])
-        print(f"decode {mode} {p:>5}: {statistics.median(rates):7.1f} tokens/s median of {args.rounds} "
-              f"(range {rates[0]:.0f}-{rates[-1]:.0f})")  # fmt: skip
+        print(
+            f"decode {mode} {p:>5}: {statistics.median(rates):7.1f} tokens/s median of {args.rounds} "
+            f"(range {rates[0]:.0f}-{rates[-1]:.0f})"
+        )
     # each round's paths ran back to back: the ratio within a round cancels the machine's slower drift
     paired = {p: statistics.median(t / o for t, o in zip(times["today"], times[p], strict=True)) for p in paths}
     print(f"probs_off_ratio={paired['off']:.3f} probs_on_ratio={paired['on']:.3f} (medians of per-round ratios)")
@@ -91,8 +94,10 @@ def bench_score(args, ckpt) -> None:
     t_text = time.perf_counter() - t0
     nats = -sum(r.logprob for r in records)
     print(f"eval  windows {block} apart:      {t_eval:6.2f} s, {total / count:.4f} nats/token over {count:,} tokens")
-    print(f"score windows {default_stride(block)} apart:      {t_score:6.2f} s, {nats / len(records):.4f} nats/token "
-          f"(more context per token)")  # fmt: skip
+    print(
+        f"score windows {default_stride(block)} apart:      {t_score:6.2f} s, {nats / len(records):.4f} nats/token "
+        f"(more context per token)"
+    )
     print(f"score_text (+ the JSON object): {t_text:6.2f} s, {result['nats_per_char']:.4f} nats/char")
     print(f"score_over_eval={t_score / t_eval:.2f} score_text_over_eval={t_text / t_eval:.2f}")
 

@@ -40,8 +40,15 @@ def main() -> None:
 
     steps: list[float] = []
     amp = autocast_dtype(torch.device("cpu"))
-    train_loop(model, opt, batch, steps=range(args.repeats + 3), schedule=Schedule(1e-3, 100, warmup=1),
-               amp_dtype=amp, on_step=lambda info: steps.append(info.seconds))  # fmt: skip
+    train_loop(
+        model,
+        opt,
+        batch,
+        steps=range(args.repeats + 3),
+        schedule=Schedule(1e-3, 100, warmup=1),
+        amp_dtype=amp,
+        on_step=lambda info: steps.append(info.seconds),
+    )
     for p in model.parameters():  # the gradients a step leaves, for the update alone
         p.grad = torch.randn_like(p) * 1e-3
     times: dict[torch.dtype, list[float]] = {torch.float32: [], torch.bfloat16: []}
@@ -55,8 +62,10 @@ def main() -> None:
     step = statistics.median(steps[3:])
     print(f"model {args.shape}, block 256, batch 16, threads {torch.get_num_threads()}, amp {amp}")
     print(f"Muon update: Newton-Schulz fp32 {fp32 * 1e3:.1f} ms, bf16 {bf16 * 1e3:.1f} ms")
-    print(f"compiled training step (update as this machine takes it): {step * 1e3:.0f} ms; "
-          f"the fp32 update would be {fp32 / step:.0%} of it, bf16 {bf16 / step:.0%}")  # fmt: skip
+    print(
+        f"compiled training step (update as this machine takes it): {step * 1e3:.0f} ms; "
+        f"the fp32 update would be {fp32 / step:.0%} of it, bf16 {bf16 / step:.0%}"
+    )
     print(f"ns_bf16_speedup={fp32 / bf16:.2f}")
 
 

@@ -45,13 +45,23 @@ def baseline_worker(out_dir: Path) -> None:
     n = int(0.9 * len(data))
     splits = {"train": data[:n], "val": data[n:]}
     block, batch = 64, 12
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=block, n_layer=4, n_head=4, n_embd=128,
-                       rope=False, qk_norm=False, activation="gelu", tie_embeddings=True)
+    config = GPTConfig(
+        vocab_size=tokenizer.vocab_size,
+        block_size=block,
+        n_layer=4,
+        n_head=4,
+        n_embd=128,
+        rope=False,
+        qk_norm=False,
+        activation="gelu",
+        tie_embeddings=True,
+    )
     model = build_model(config)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=1e-3, betas=(0.9, 0.99))
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99)
+    )
 
     def get_batch(split):
         d = splits[split]
@@ -127,8 +137,10 @@ def main() -> None:
         _, stdout = timed(["scratchgpt", "eval", "--checkpoint", str(out), "--json"])
         ours = json.loads(stdout)
     ours_s, base_s = sorted(ours_t)[len(ours_t) // 2], sorted(base_t)[len(base_t) // 2]
-    print(f"scratchgpt train:         {ours_s:6.1f} s wall   val {ours['val_nats_per_char']:.4f} nats/char "
-          "(scratchgpt eval, whole val split)")
+    print(
+        f"scratchgpt train:         {ours_s:6.1f} s wall   val {ours['val_nats_per_char']:.4f} nats/char "
+        "(scratchgpt eval, whole val split)"
+    )
     print(f"nanoGPT-style fp32 loop:  {base_s:6.1f} s wall   val {base_val:.4f} (estimate, 20 batches)")
     print(f"recipe_time_ratio={ours_s / base_s:.2f}")
 

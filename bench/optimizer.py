@@ -28,11 +28,36 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     args = ap.parse_args()
-    flags = ["--corpus", "tinyshakespeare", "--tokenizer", "char", "--n-layer", str(args.n_layer),
-             "--n-head", "4", "--n-embd", str(args.n_embd), "--block-size", str(args.block_size),
-             "--batch-size", str(args.batch_size), "--max-iters", str(args.steps), "--lr", str(args.lr),
-             "--warmup-iters", str(max(1, args.steps // 10)), "--eval-interval", str(args.steps),
-             "--eval-iters", "10", "--log-interval", str(args.steps), "--device", "cpu"]  # fmt: skip
+    flags = [
+        "--corpus",
+        "tinyshakespeare",
+        "--tokenizer",
+        "char",
+        "--n-layer",
+        str(args.n_layer),
+        "--n-head",
+        "4",
+        "--n-embd",
+        str(args.n_embd),
+        "--block-size",
+        str(args.block_size),
+        "--batch-size",
+        str(args.batch_size),
+        "--max-iters",
+        str(args.steps),
+        "--lr",
+        str(args.lr),
+        "--warmup-iters",
+        str(max(1, args.steps // 10)),
+        "--eval-interval",
+        str(args.steps),
+        "--eval-iters",
+        "10",
+        "--log-interval",
+        str(args.steps),
+        "--device",
+        "cpu",
+    ]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("adamw", "muon"):
@@ -40,8 +65,10 @@ def main() -> None:
             summary = run(parse_args([*flags, "--optimizer", kind, "--out", str(out)]))
             val = evaluate_checkpoint(str(out))["val_nats_per_char"]
             results[kind] = (summary["tokens_per_second"], val)
-    print(f"model: {args.n_layer}x{args.n_embd}, block {args.block_size}, batch {args.batch_size}, "
-          f"{args.steps} steps, lr {args.lr:g}")  # fmt: skip
+    print(
+        f"model: {args.n_layer}x{args.n_embd}, block {args.block_size}, batch {args.batch_size}, "
+        f"{args.steps} steps, lr {args.lr:g}"
+    )
     for kind, (tps, val) in results.items():
         print(f"{kind + ':':7s} {tps:8,.0f} tok/s   val {val:.4f} nats/char")
     print(f"muon_val_gain={results['adamw'][1] - results['muon'][1]:.4f}")

@@ -38,9 +38,11 @@ EXAMPLES = [
     ("--config recipes/nanogpt-cpu.toml", ["--config", "recipes/nanogpt-cpu.toml"]),
     ("--n-layer 4 --n-embd 256 --max-iters 2000", ["--n-layer", "4", "--n-embd", "256", "--max-iters", "2000"]),
     ("--tokenizer word", ["--tokenizer", "word"]),
-    ("--init-from shakespeare-char --max-iters 500",
-     ["--init-from", "checkpoints/shakespeare-char.safetensors", "--max-iters", "500"]),
-]  # fmt: skip
+    (
+        "--init-from shakespeare-char --max-iters 500",
+        ["--init-from", "checkpoints/shakespeare-char.safetensors", "--max-iters", "500"],
+    ),
+]
 
 
 def tokens_per_step(flags: list[str]) -> tuple[int, int]:
@@ -57,8 +59,14 @@ def tokens_per_step(flags: list[str]) -> tuple[int, int]:
 
 def main() -> None:
     root = Path(__file__).resolve().parents[1]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
     print(f"{cpu}, {os.cpu_count()} cores; {TIMED_STEPS} steps timed per example, --threads {THREADS}")
     recipe_seconds_per_token = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,8 +74,9 @@ def main() -> None:
             out = Path(tmp) / f"{len(name)}.safetensors"
             started = time.perf_counter()
             short = ["--max-iters", str(TIMED_STEPS), "--eval-iters", "1", "--threads", THREADS, "--out", str(out)]
-            subprocess.run([sys.executable, "-m", "scratchgpt.train", *flags, *short], cwd=root, check=True,
-                           capture_output=True)  # fmt: skip
+            subprocess.run(
+                [sys.executable, "-m", "scratchgpt.train", *flags, *short], cwd=root, check=True, capture_output=True
+            )
             wall = time.perf_counter() - started
             speed = [json.loads(line) for line in out.with_suffix(".metrics.jsonl").read_text().splitlines()]
             tok_s = [e["tok_per_s"] for e in speed if "tok_per_s" in e][-1]
@@ -75,9 +84,11 @@ def main() -> None:
             here = steps * per_step / tok_s
             if recipe_seconds_per_token is None:
                 recipe_seconds_per_token = here / RECIPE_SECONDS  # this machine now, per second of a quiet laptop
-            print(f"{name:46s} {tok_s:7,} tok/s  {steps:5,} x {per_step:5,} tokens = {duration(here):>10s} here, "
-                  f"{here / recipe_seconds_per_token / RECIPE_SECONDS:5.1f}x the recipe: "
-                  f"laptop ~{duration(here / recipe_seconds_per_token):>9s}  ({TIMED_STEPS} steps in {wall:.0f} s)")
+            print(
+                f"{name:46s} {tok_s:7,} tok/s  {steps:5,} x {per_step:5,} tokens = {duration(here):>10s} here, "
+                f"{here / recipe_seconds_per_token / RECIPE_SECONDS:5.1f}x the recipe: "
+                f"laptop ~{duration(here / recipe_seconds_per_token):>9s}  ({TIMED_STEPS} steps in {wall:.0f} s)"
+            )
 
 
 if __name__ == "__main__":

@@ -76,15 +76,21 @@ def main() -> None:
             model = copy.deepcopy(session.ckpt.model)
             generator = torch.Generator().manual_seed(r)
             train_loop(
-                model, make_optimizer(model, lr=FINE_TUNE_LR), lambda g=generator: batches.get("train", g),
-                steps=range(args.steps), schedule=Schedule(FINE_TUNE_LR, args.steps, warmup=0), amp_dtype=amp,
+                model,
+                make_optimizer(model, lr=FINE_TUNE_LR),
+                lambda g=generator: batches.get("train", g),
+                steps=range(args.steps),
+                schedule=Schedule(FINE_TUNE_LR, args.steps, warmup=0),
+                amp_dtype=amp,
                 on_step=lambda info: cli_tps.append(info.tokens / info.seconds),
-            )  # fmt: skip
+            )
 
     print(f"model: {session.describe_model()}; batch {batch_size}; threads {torch.get_num_threads()}")
     print(f"REPL warm-up in the background after the banner: {warm_up_s:.2f} s")
-    print(f"/train {args.steps}, {args.rounds} rounds: command to end of first step "
-          f"median {statistics.median(first_step):.2f} s, max {max(first_step):.2f} s")  # fmt: skip
+    print(
+        f"/train {args.steps}, {args.rounds} rounds: command to end of first step "
+        f"median {statistics.median(first_step):.2f} s, max {max(first_step):.2f} s"
+    )
     print(f"/train steps:           {statistics.median(repl_tps):9,.0f} tokens/s (median)")
     print(f"scratchgpt train steps: {statistics.median(cli_tps):9,.0f} tokens/s (median)")
     print(f"train_first_step_s={max(first_step):.2f}")

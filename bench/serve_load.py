@@ -42,8 +42,9 @@ def sample_rate(ckpt, tokens: int, seed: int) -> float:
     choose_decode_threads(engine)
     settings = SamplingSettings(max_new_tokens=tokens, seed=seed)
     t0 = time.perf_counter()
-    completion = Completion(engine, ckpt.tokenizer, ckpt.tokenizer.encode(PROMPT), settings,
-                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    completion = Completion(
+        engine, ckpt.tokenizer, ckpt.tokenizer.encode(PROMPT), settings, generator=torch.Generator().manual_seed(seed)
+    )
     for _ in completion:
         pass
     return len(completion.ids) / (time.perf_counter() - t0)
@@ -51,8 +52,14 @@ def sample_rate(ckpt, tokens: int, seed: int) -> float:
 
 async def stream_one(client: httpx.AsyncClient, tokens: int, seed: int) -> tuple[int, float, float]:
     """(completion tokens, seconds to the first text, seconds in all) of one streamed completion."""
-    body = {"prompt": PROMPT, "max_tokens": tokens, "temperature": 0.8, "seed": seed, "stream": True,
-            "stream_options": {"include_usage": True}}  # fmt: skip
+    body = {
+        "prompt": PROMPT,
+        "max_tokens": tokens,
+        "temperature": 0.8,
+        "seed": seed,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     t0, first, count = time.perf_counter(), None, 0
     async with client.stream("POST", "/v1/completions", json=body) as r:
         async for line in r.aiter_lines():
@@ -103,8 +110,10 @@ def start_server(checkpoint: str, clients: int) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "scratchgpt", "serve", checkpoint, "--port", str(port),
-                             "--parallel", str(clients)], stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scratchgpt", "serve", checkpoint, "--port", str(port), "--parallel", str(clients)],
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -136,8 +145,11 @@ def main() -> None:
             many, ttft = asyncio.run(load(url, args.clients, args.tokens))
             manys.append(many)
             ttfts.append(ttft)
-            print(f"round {r + 1}: sample {samples[-1]:6.1f} tok/s | 1 client {ones[-1]:6.1f} tok/s | "
-                  f"{args.clients} clients {many:6.1f} tok/s, median first token {ttft * 1e3:5.1f} ms", flush=True)
+            print(
+                f"round {r + 1}: sample {samples[-1]:6.1f} tok/s | 1 client {ones[-1]:6.1f} tok/s | "
+                f"{args.clients} clients {many:6.1f} tok/s, median first token {ttft * 1e3:5.1f} ms",
+                flush=True,
+            )
     finally:
         proc.terminate()
         proc.wait(15)
@@ -145,10 +157,14 @@ def main() -> None:
     # each round's ratios side by side (the load of the moment hits both alike), then their median
     one_vs_sample = statistics.median(o / s for o, s in zip(ones, samples, strict=True))
     many_vs_one = statistics.median(m / o for m, o in zip(manys, ones, strict=True))
-    print(f"decode step: batch 1 {t1 * 1e3:.2f} ms, batch {args.clients} {tn * 1e3:.2f} ms "
-          f"(threads {torch.get_num_threads()}, cpu count {os.cpu_count()})")
-    print(f"one_client_vs_sample={one_vs_sample:.2f} clients_vs_one={many_vs_one:.2f} "
-          f"median_ttft_ms={statistics.median(ttfts) * 1e3:.0f} bound={args.clients * t1 / tn:.2f}")
+    print(
+        f"decode step: batch 1 {t1 * 1e3:.2f} ms, batch {args.clients} {tn * 1e3:.2f} ms "
+        f"(threads {torch.get_num_threads()}, cpu count {os.cpu_count()})"
+    )
+    print(
+        f"one_client_vs_sample={one_vs_sample:.2f} clients_vs_one={many_vs_one:.2f} "
+        f"median_ttft_ms={statistics.median(ttfts) * 1e3:.0f} bound={args.clients * t1 / tn:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -62,9 +62,11 @@ def main() -> None:
     args = p.parse_args()
     os.environ.pop("OMP_NUM_THREADS", None)  # the default must be free to measure (torch read it at import)
     cores = cpu_threads()
-    print(f"cores {cores}, torch's default threads {torch.get_num_threads()}, "
-          f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}, {args.new_tokens} tokens, "
-          f"{args.repeats} turns each (medians)")  # fmt: skip
+    print(
+        f"cores {cores}, torch's default threads {torch.get_num_threads()}, "
+        f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}, {args.new_tokens} tokens, "
+        f"{args.repeats} turns each (medians)"
+    )
     engines = {}
     for name in args.models:
         path = shipped_checkpoint(name) or Path(name)
@@ -84,8 +86,10 @@ def main() -> None:
                 proc.wait()
     print(f"{'model':<10} {'condition':<9} {'default tok/s':>13} {'2 threads':>10} {'ratio':>7}  default chose")
     for name, condition, m in rows:
-        print(f"{name:<10} {condition:<9} {m['default']:>13.1f} {m['two']:>10.1f} {m['default'] / m['two']:>7.2f}  "
-              f"{m['chosen']}")  # fmt: skip
+        print(
+            f"{name:<10} {condition:<9} {m['default']:>13.1f} {m['two']:>10.1f} {m['default'] / m['two']:>7.2f}  "
+            f"{m['chosen']}"
+        )
 
 
 if __name__ == "__main__":

@@ -158,17 +158,26 @@ def main() -> None:
         streamed_mem = run_child("streamed", big_path)
 
         print(f"cpus: {os.cpu_count()}  encode threads: {ENCODE_THREADS}  tokenizer: GPT-2 BPE (full)")
-        print(f"speed corpus: Tiny Shakespeare x{size / len(shakespeare.encode()):.0f} = {size / 1e6:.1f} MB, "
-              f"{n_tokens} tokens; medians of {args.repeats}")  # fmt: skip
-        for name, seconds in [("streamed (load_tokens, threaded)", streamed), ("one_call (encode_ordinary)", one_call),
-                              ("in_memory (encode_ordinary_batch)", in_memory)]:  # fmt: skip
+        print(
+            f"speed corpus: Tiny Shakespeare x{size / len(shakespeare.encode()):.0f} = {size / 1e6:.1f} MB, "
+            f"{n_tokens} tokens; medians of {args.repeats}"
+        )
+        for name, seconds in [
+            ("streamed (load_tokens, threaded)", streamed),
+            ("one_call (encode_ordinary)", one_call),
+            ("in_memory (encode_ordinary_batch)", in_memory),
+        ]:
             print(f"{name + ':':36s}{size / 1e6 / seconds:7.2f} MB/s  ({seconds:.2f} s)")
         print(f"ids identical: {identical}")
-        print(f"peak RSS, one encode_ordinary reading {size / 1e6:.0f} MB: {one_call_mem['peak_rss_mb']:.0f} MB "
-              f"(RSS before {one_call_mem['rss_before_mb']:.0f} MB)")  # fmt: skip
-        print(f"peak RSS, load_tokens over {big_size / 1e9:.2f} GB: {streamed_mem['peak_rss_mb']:.0f} MB "
-              f"(RSS before {streamed_mem['rss_before_mb']:.0f} MB); {streamed_mem['tokens']} tokens "
-              f"at {big_size / 1e6 / streamed_mem['seconds']:.2f} MB/s")  # fmt: skip
+        print(
+            f"peak RSS, one encode_ordinary reading {size / 1e6:.0f} MB: {one_call_mem['peak_rss_mb']:.0f} MB "
+            f"(RSS before {one_call_mem['rss_before_mb']:.0f} MB)"
+        )
+        print(
+            f"peak RSS, load_tokens over {big_size / 1e9:.2f} GB: {streamed_mem['peak_rss_mb']:.0f} MB "
+            f"(RSS before {streamed_mem['rss_before_mb']:.0f} MB); {streamed_mem['tokens']} tokens "
+            f"at {big_size / 1e6 / streamed_mem['seconds']:.2f} MB/s"
+        )
         print(f"tokenize_speedup={one_call / streamed:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -31,12 +31,18 @@ def hf_train(text: str, vocab_size: int):
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(PATTERN), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False,
-                                                                                             use_regex=False)]
-    )  # fmt: skip
+        [
+            pre_tokenizers.Split(Regex(PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS), show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIALS),
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator([text], trainer=trainer)
     return tokenizer
 
@@ -56,8 +62,10 @@ def main() -> None:
     text = "".join(iter_text(resolve_corpus("tinyshakespeare")))
     cut = int(0.9 * len(text))
     train, val = text[:cut], text[cut:]
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; Tiny Shakespeare "
-          f"({len(train):,} training characters), vocabulary {args.vocab_size}")  # fmt: skip
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; Tiny Shakespeare "
+        f"({len(train):,} training characters), vocabulary {args.vocab_size}"
+    )
 
     ours_s, hf_s = [], []
     for _ in range(args.repeats):
@@ -67,8 +75,10 @@ def main() -> None:
         hf_s.append(s)
     ours_cpt = len(val) / len(ours.encode(val))
     hf_cpt = len(val) / len(hf.encode(val).ids)
-    print(f"learn     ours {statistics.median(ours_s):6.2f} s   hf {statistics.median(hf_s):6.2f} s   "
-          f"ours/hf {statistics.median(ours_s) / statistics.median(hf_s):5.1f}x")  # fmt: skip
+    print(
+        f"learn     ours {statistics.median(ours_s):6.2f} s   hf {statistics.median(hf_s):6.2f} s   "
+        f"ours/hf {statistics.median(ours_s) / statistics.median(hf_s):5.1f}x"
+    )
     print(f"val chars/token   ours {ours_cpt:.4f}   hf {hf_cpt:.4f}   ours/hf {ours_cpt / hf_cpt:.4f}")
 
     gpt2 = TiktokenTokenizer()
@@ -78,8 +88,10 @@ def main() -> None:
             s, ids = timed(tok.encode, text)
             rates[name].append(len(ids) / s)
     ours_rate, gpt2_rate = statistics.median(rates["ours"]), statistics.median(rates["gpt2"])
-    print(f"encode    ours {ours_rate / 1e6:.2f} M tokens/s   gpt2 {gpt2_rate / 1e6:.2f} M tokens/s   "
-          f"ours/gpt2 {ours_rate / gpt2_rate:.2f}")  # fmt: skip
+    print(
+        f"encode    ours {ours_rate / 1e6:.2f} M tokens/s   gpt2 {gpt2_rate / 1e6:.2f} M tokens/s   "
+        f"ours/gpt2 {ours_rate / gpt2_rate:.2f}"
+    )
 
     print("growth    MB   distinct chunks   count s   merges s")
     for mb in (float(x) for x in args.sizes.split(",")):

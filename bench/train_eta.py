@@ -21,8 +21,20 @@ from pathlib import Path
 from scratchgpt.cli.train import parse_args
 from scratchgpt.training.run import SilentDisplay, train
 
-MODEL = ["--n-layer", "4", "--n-head", "4", "--n-embd", "128", "--block-size", "128", "--batch-size", "16",
-         "--device", "cpu"]  # fmt: skip
+MODEL = [
+    "--n-layer",
+    "4",
+    "--n-head",
+    "4",
+    "--n-embd",
+    "128",
+    "--block-size",
+    "128",
+    "--batch-size",
+    "16",
+    "--device",
+    "cpu",
+]
 
 
 class Recorded(SilentDisplay):
@@ -34,8 +46,20 @@ class Recorded(SilentDisplay):
 
 
 def one_round(args: argparse.Namespace, out: Path) -> tuple[float, float]:
-    command = parse_args([*MODEL, "--max-iters", str(args.steps), "--eval-interval", str(args.eval_interval),
-                          "--eval-iters", str(args.eval_iters), "--out", str(out), "--overwrite"])  # fmt: skip
+    command = parse_args(
+        [
+            *MODEL,
+            "--max-iters",
+            str(args.steps),
+            "--eval-interval",
+            str(args.eval_interval),
+            "--eval-iters",
+            str(args.eval_iters),
+            "--out",
+            str(out),
+            "--overwrite",
+        ]
+    )
     shown = Recorded()
     train(command.config, overwrite=True, display=shown)
     taken = time.perf_counter() - shown.etas[0][0]

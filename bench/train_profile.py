@@ -54,8 +54,9 @@ def main() -> None:
     amp = autocast_dtype(torch.device("cpu"))
 
     def run(steps: int) -> None:
-        train_loop(model, optimizer, next_batch, steps=range(steps), schedule=Schedule(1e-3, steps, warmup=1),
-                   amp_dtype=amp)  # fmt: skip
+        train_loop(
+            model, optimizer, next_batch, steps=range(steps), schedule=Schedule(1e-3, steps, warmup=1), amp_dtype=amp
+        )
 
     run(2)  # warm-up (and compilation)
     with profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -43,9 +43,14 @@ from scratchgpt.training.loop import Schedule, make_optimizer, train_loop
 def scratchgpt_steps(model, optimizer, batches, steps: int) -> list[float]:
     times = []
     train_loop(
-        model, optimizer, lambda: next(batches), steps=range(steps), schedule=Schedule(1e-3, steps, warmup=1),
-        amp_dtype=autocast_dtype(next(model.parameters()).device), on_step=lambda info: times.append(info.seconds),
-    )  # fmt: skip
+        model,
+        optimizer,
+        lambda: next(batches),
+        steps=range(steps),
+        schedule=Schedule(1e-3, steps, warmup=1),
+        amp_dtype=autocast_dtype(next(model.parameters()).device),
+        on_step=lambda info: times.append(info.seconds),
+    )
     return times
 
 
@@ -139,8 +144,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, help="sequences per step (default 16; 12 with --small)")
     args = ap.parse_args()
     device = pick_device(args.device)
-    shape = dict(block_size=64, n_layer=4, n_head=4, n_embd=128) if args.small else dict(
-        block_size=256, n_layer=6, n_head=6, n_embd=384)  # fmt: skip
+    shape = (
+        dict(block_size=64, n_layer=4, n_head=4, n_embd=128)
+        if args.small
+        else dict(block_size=256, n_layer=6, n_head=6, n_embd=384)
+    )
     config, batch = GPTConfig(vocab_size=65, **shape), args.batch or (12 if args.small else 16)
     tokens = batch * config.block_size
 

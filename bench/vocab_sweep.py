@@ -37,15 +37,52 @@ def train_and_score(vocab: str, model: str, steps: int, threads: int, work: Path
     out = work / f"{vocab}-{model}.safetensors"
     tokenizer = ["--tokenizer", "char"] if vocab == "char" else ["--tokenizer", "bpe", "--vocab-size", vocab]
     start = time.perf_counter()
-    # fmt: off
-    run([sys.executable, "-m", "scratchgpt", "train", *tokenizer, "--n-layer", n_layer, "--n-head", n_head,
-         "--n-embd", n_embd, "--block-size", "128", "--batch-size", "16", "--max-iters", str(steps),
-         "--warmup-iters", "50", "--optimizer", "muon", "--schedule", "wsd", "--lr", "2e-3", "--dropout", "0",
-         "--eval-interval", str(steps), "--eval-iters", "10", "--threads", str(threads), "--seed", "1337",
-         "--overwrite", "--out", str(out)])
-    # fmt: on
+    run(
+        [
+            sys.executable,
+            "-m",
+            "scratchgpt",
+            "train",
+            *tokenizer,
+            "--n-layer",
+            n_layer,
+            "--n-head",
+            n_head,
+            "--n-embd",
+            n_embd,
+            "--block-size",
+            "128",
+            "--batch-size",
+            "16",
+            "--max-iters",
+            str(steps),
+            "--warmup-iters",
+            "50",
+            "--optimizer",
+            "muon",
+            "--schedule",
+            "wsd",
+            "--lr",
+            "2e-3",
+            "--dropout",
+            "0",
+            "--eval-interval",
+            str(steps),
+            "--eval-iters",
+            "10",
+            "--threads",
+            str(threads),
+            "--seed",
+            "1337",
+            "--overwrite",
+            "--out",
+            str(out),
+        ]
+    )
     minutes = (time.perf_counter() - start) / 60
-    scored = json.loads(run([sys.executable, "-m", "scratchgpt", "eval", str(out), "--json", "--threads", str(threads)]))
+    scored = json.loads(
+        run([sys.executable, "-m", "scratchgpt", "eval", str(out), "--json", "--threads", str(threads)])
+    )
     return {
         "vocab": vocab,
         "model": model,
@@ -67,8 +104,11 @@ def main() -> None:
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="vocab-sweep-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} thread(s); "
-          f"{args.steps} steps x 16 x 128 tokens each; models in {work}", flush=True)  # fmt: skip
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} thread(s); "
+        f"{args.steps} steps x 16 x 128 tokens each; models in {work}",
+        flush=True,
+    )
     rows = []
     for model in args.models.split(","):
         for vocab in args.vocabs.split(","):
@@ -77,8 +117,10 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     print(f"\n{'model':>9} {'vocab':>6} {'params':>8} {'chars/token':>11} {'minutes':>7} {'nats/char':>9}")
     for r in rows:
-        print(f"{r['model']:>9} {r['vocab']:>6} {r['params'] / 1e6:>7.2f}M {r['chars_per_token']:>11.3f} "
-              f"{r['minutes']:>7.1f} {r['nats_per_char']:>9.4f}")  # fmt: skip
+        print(
+            f"{r['model']:>9} {r['vocab']:>6} {r['params'] / 1e6:>7.2f}M {r['chars_per_token']:>11.3f} "
+            f"{r['minutes']:>7.1f} {r['nats_per_char']:>9.4f}"
+        )
     for model in args.models.split(","):
         best = min((r for r in rows if r["model"] == model), key=lambda r: r["nats_per_char"])
         print(f"best at {model}: {best['vocab']} ({best['nats_per_char']:.4f} nats/char)")

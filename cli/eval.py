@@ -27,9 +27,12 @@ def eval_parser() -> Parser:
     a("--device", default="auto", help="auto, cpu, cuda or mps")
     a("--lossy", action="store_true", help="read a corpus that is not valid UTF-8, replacing bad bytes")
     a("--quantize", choices=("none", "int8"), default="none", help="evaluate int8 weights, as the engine uses them")
-    a("--stride", type=whole(1, 1 << 20),
-      help="windows this many tokens apart, each scoring only tokens not yet scored, so every token has at "
-           "least block_size - stride of context (default: block_size, non-overlapping windows)")  # fmt: skip
+    a(
+        "--stride",
+        type=whole(1, 1 << 20),
+        help="windows this many tokens apart, each scoring only tokens not yet scored, so every token has at "
+        "least block_size - stride of context (default: block_size, non-overlapping windows)",
+    )
     a("--json", action="store_true", help="print one JSON object instead of a table")
     add_threads_flag(p, decoding=False)
     a("--debug", action="store_true", help="show tracebacks")
@@ -44,10 +47,17 @@ def cmd_eval(argv: Sequence[str]) -> int:
 
     with EvalProgress() as progress:
         result = evaluate_checkpoint(
-            args.checkpoint, corpus=args.corpus, batch_size=args.batch_size, amp=args.amp, device=args.device,
-            lossy=args.lossy, quantize=args.quantize, stride=args.stride, on_progress=progress.update,
+            args.checkpoint,
+            corpus=args.corpus,
+            batch_size=args.batch_size,
+            amp=args.amp,
+            device=args.device,
+            lossy=args.lossy,
+            quantize=args.quantize,
+            stride=args.stride,
+            on_progress=progress.update,
             notify=lambda text: print(text, file=sys.stderr),
-        )  # fmt: skip
+        )
     if result["imported"]:
         print(result["imported"], file=sys.stderr)
     if args.json:
@@ -67,7 +77,10 @@ def print_eval(result: dict, console: Console, *, stride: bool = False) -> None:
     for col in ("tokenizer", "params", "tokens", "nats/token", "nats/char"):
         table.add_column(col, justify="right")
     table.add_row(
-        result["tokenizer"], f"{result['params']:,}", f"{result['tokens']:,}",
-        f"{result['val_nats_per_token']:.4f}", f"{result['val_nats_per_char']:.4f}",
-    )  # fmt: skip
+        result["tokenizer"],
+        f"{result['params']:,}",
+        f"{result['tokens']:,}",
+        f"{result['val_nats_per_token']:.4f}",
+        f"{result['val_nats_per_char']:.4f}",
+    )
     console.print(table)

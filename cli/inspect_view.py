@@ -138,30 +138,41 @@ def why_lines(
     for i in order:
         rank = int((logp > logp[i]).sum()) + 1
         mark = "  ← chosen" if i == chosen else ""
-        lines.append(f"{rank:>5}  {shown_token(tokenizer, i):<{TOKEN_WIDTH + 2}}  {math.exp(logp[i]):>7.4f}  "
-                     f"{float(logp[i]):>8.3f}  {float(sampled[i]):>9.4f}{mark}")  # fmt: skip
+        lines.append(
+            f"{rank:>5}  {shown_token(tokenizer, i):<{TOKEN_WIDTH + 2}}  {math.exp(logp[i]):>7.4f}  "
+            f"{float(logp[i]):>8.3f}  {float(sampled[i]):>9.4f}{mark}"
+        )
     entropy = float(entropy_bits(logits)[0])
-    lines.append(f"entropy {entropy:.2f} bits (a choice among about {2**entropy:.1f} equally likely tokens); "
-                 f"the chosen token ranked {ranks}")  # fmt: skip
+    lines.append(
+        f"entropy {entropy:.2f} bits (a choice among about {2**entropy:.1f} equally likely tokens); "
+        f"the chosen token ranked {ranks}"
+    )
     return lines
 
 
 def score_summary(tokenizer: Tokenizer, result: dict, *, worst: int = 5) -> list[str]:
     """score's numbers and its most surprising tokens, with what the model expected there instead."""
     tokens = result["tokens"]
-    lines = [f"{len(tokens):,} tokens · {result['bits_per_char']:.3f} bits/char · "
-             f"{result['nats_per_char']:.4f} nats/char · perplexity {result['perplexity']:.2f} per token"]  # fmt: skip
+    lines = [
+        f"{len(tokens):,} tokens · {result['bits_per_char']:.3f} bits/char · "
+        f"{result['nats_per_char']:.4f} nats/char · perplexity {result['perplexity']:.2f} per token"
+    ]
     order = sorted((i for i, t in enumerate(tokens) if t["logprob"] is not None), key=lambda i: tokens[i]["logprob"])
     if order:
-        lines.append(f"the {min(worst, len(order))} most surprising tokens: after what, how many bits, what the model "
-                     "expected instead")  # fmt: skip
+        lines.append(
+            f"the {min(worst, len(order))} most surprising tokens: after what, how many bits, what the model "
+            "expected instead"
+        )
     for i in order[:worst]:
         t = tokens[i]
         before = visible("".join(u["token"] for u in tokens[max(0, i - CONTEXT_SHOWN) : i]))[-CONTEXT_SHOWN:]
-        expected = "  ".join(f"{shown_token(tokenizer, a['id'])} {math.exp(a['logprob']):.2f}"
-                             for a in t["top_logprobs"][:3])  # fmt: skip
-        lines.append(f"  {before:>{CONTEXT_SHOWN}}{shown_token(tokenizer, t['id']):<{TOKEN_WIDTH + 2}} "
-                     f"{-t['logprob'] / math.log(2):5.1f}  {expected}")  # fmt: skip
+        expected = "  ".join(
+            f"{shown_token(tokenizer, a['id'])} {math.exp(a['logprob']):.2f}" for a in t["top_logprobs"][:3]
+        )
+        lines.append(
+            f"  {before:>{CONTEXT_SHOWN}}{shown_token(tokenizer, t['id']):<{TOKEN_WIDTH + 2}} "
+            f"{-t['logprob'] / math.log(2):5.1f}  {expected}"
+        )
     return lines
 
 
@@ -174,13 +185,17 @@ def attention_lines(
     tokenizer: Tokenizer, ids: Sequence[int], attention: torch.Tensor, layers: Iterable[int], *, top: int = 5
 ) -> list[str]:
     """Each head's most attended tokens from the last position: attention (n_layer, nh, T) over ids."""
-    lines = [f"where the last position ({shown_token(tokenizer, ids[-1])}, token {len(ids)}) looks, "
-             f"by layer and head: the {top} most attended tokens and their weights"]  # fmt: skip
+    lines = [
+        f"where the last position ({shown_token(tokenizer, ids[-1])}, token {len(ids)}) looks, "
+        f"by layer and head: the {top} most attended tokens and their weights"
+    ]
     for layer in layers:
         for head, row in enumerate(attention[layer]):
             weights, where = row.topk(min(top, row.numel()))
-            cells = "  ".join(f"{shown_token(tokenizer, ids[j], 8)}@{j + 1} {w:.2f}"
-                              for w, j in zip(weights.tolist(), where.tolist(), strict=True))  # fmt: skip
+            cells = "  ".join(
+                f"{shown_token(tokenizer, ids[j], 8)}@{j + 1} {w:.2f}"
+                for w, j in zip(weights.tolist(), where.tolist(), strict=True)
+            )
             lines.append(f"L{layer} H{head}  {cells}")
     return lines
 

@@ -16,11 +16,19 @@ def export_parser() -> Parser:
     )
     p.add_argument("checkpoint", nargs="+", help="the .safetensors checkpoint(s) to read; several are averaged")
     p.add_argument("out", help="the .safetensors file to write (atomically); with --format hf, a new folder")
-    p.add_argument("--format", choices=("scratchgpt", "hf"), default="scratchgpt",
-                   help="scratchgpt (default), or hf: config.json, model.safetensors and GPT-2's tokenizer files, "
-                        "which transformers' GPT2LMHeadModel loads (GPT-2-layout models, full GPT-2 vocabulary)")
-    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None,
-                   help="weight type (default bf16; fp32 with --format hf)")  # fmt: skip
+    p.add_argument(
+        "--format",
+        choices=("scratchgpt", "hf"),
+        default="scratchgpt",
+        help="scratchgpt (default), or hf: config.json, model.safetensors and GPT-2's tokenizer files, "
+        "which transformers' GPT2LMHeadModel loads (GPT-2-layout models, full GPT-2 vocabulary)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("bf16", "fp16", "fp32"),
+        default=None,
+        help="weight type (default bf16; fp32 with --format hf)",
+    )
     p.add_argument("--force", action="store_true", help="replace a checkpoint already at OUT (never another file)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -42,8 +50,10 @@ def cmd_export(argv: Sequence[str]) -> int:
         from ..model.interop import export_hf
 
         out = export_hf(ckpt, args.out, dtype=dtype)
-        print(f"{out}/: a Hugging Face GPT-2 of {ckpt.model.num_params():,} parameters as {args.dtype}; "
-              f"transformers' GPT2LMHeadModel.from_pretrained({str(out)!r}) loads it")  # fmt: skip
+        print(
+            f"{out}/: a Hugging Face GPT-2 of {ckpt.model.num_params():,} parameters as {args.dtype}; "
+            f"transformers' GPT2LMHeadModel.from_pretrained({str(out)!r}) loads it"
+        )
         return 0
     check_replaceable(args.out, force=args.force, how="add --force to replace it")
     sources = [str(p) for p in args.checkpoint]
@@ -57,13 +67,20 @@ def cmd_export(argv: Sequence[str]) -> int:
 
 
 def import_parser() -> Parser:
-    p = Parser(prog="scratchgpt import",
-               description="Turn a Hugging Face GPT-2 or nanoGPT model into a ScratchGPT checkpoint.")  # fmt: skip
-    p.add_argument("source", help="a Hugging Face GPT-2 folder (or its model.safetensors beside config.json), "
-                                  "or a nanoGPT ckpt.pt (or its out_dir)")  # fmt: skip
+    p = Parser(
+        prog="scratchgpt import", description="Turn a Hugging Face GPT-2 or nanoGPT model into a ScratchGPT checkpoint."
+    )
+    p.add_argument(
+        "source",
+        help="a Hugging Face GPT-2 folder (or its model.safetensors beside config.json), "
+        "or a nanoGPT ckpt.pt (or its out_dir)",
+    )
     p.add_argument("out", help="the .safetensors checkpoint to write (atomically)")
-    p.add_argument("--meta", help="nanoGPT: the meta.pkl of its char vocabulary (default: beside ckpt.pt, "
-                                  "or data/<dataset>/meta.pkl; none found: GPT-2 BPE)")  # fmt: skip
+    p.add_argument(
+        "--meta",
+        help="nanoGPT: the meta.pkl of its char vocabulary (default: beside ckpt.pt, "
+        "or data/<dataset>/meta.pkl; none found: GPT-2 BPE)",
+    )
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="fp32", help="weight type (default fp32)")
     p.add_argument("--force", action="store_true", help="replace a checkpoint already at OUT (never another file)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -82,6 +99,8 @@ def cmd_import(argv: Sequence[str]) -> int:
     dtype = getattr(torch, DTYPES[args.dtype])
     out = save_checkpoint(args.out, ckpt.model, ckpt.tokenizer, provenance=ckpt.provenance, dtype=dtype)
     info = ckpt.provenance["imported"]
-    print(f"{out}: {info['format']} from {info['from']}, {ckpt.model.num_params():,} parameters as {args.dtype}, "
-          f"{info['vocabulary']}; scratchgpt-repl {out} talks to it")  # fmt: skip
+    print(
+        f"{out}: {info['format']} from {info['from']}, {ckpt.model.num_params():,} parameters as {args.dtype}, "
+        f"{info['vocabulary']}; scratchgpt-repl {out} talks to it"
+    )
     return 0

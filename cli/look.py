@@ -41,25 +41,42 @@ def _parser(prog: str, description: str) -> Parser:
 
 
 def score_parser() -> Parser:
-    p = _parser("scratchgpt score", "How surprised a model is by your text: each token shaded by "
-               "its surprisal (-log2 p), bits and nats per char, perplexity, and the most surprising tokens "
-               "with what the model expected instead.")  # fmt: skip
+    p = _parser(
+        "scratchgpt score",
+        "How surprised a model is by your text: each token shaded by "
+        "its surprisal (-log2 p), bits and nats per char, perplexity, and the most surprising tokens "
+        "with what the model expected instead.",
+    )
     a = p.add_argument
     a("file", metavar="FILE", help="a UTF-8 text file, or - for standard input")
-    a("--top", type=TOP_LOGPROBS, default=0,
-      help=f"alternatives per token in --json ({TOP_LOGPROBS.span()}, default 0)")
+    a(
+        "--top",
+        type=TOP_LOGPROBS,
+        default=0,
+        help=f"alternatives per token in --json ({TOP_LOGPROBS.span()}, default 0)",
+    )
     a("--against", metavar="OTHER", help="score the same text under a second model and show where they disagree most")
-    a("--stride", type=whole(1, 1 << 20), help="a text longer than the window is scored by windows this far apart, "
-      "each token once, with at least window - stride tokens of context (default: 2/3 of the window)")  # fmt: skip
-    a("--json", action="store_true", help="one JSON object: tokens with logprob and top_logprobs, nats_per_char, "
-      "bits_per_char, perplexity")  # fmt: skip
+    a(
+        "--stride",
+        type=whole(1, 1 << 20),
+        help="a text longer than the window is scored by windows this far apart, "
+        "each token once, with at least window - stride tokens of context (default: 2/3 of the window)",
+    )
+    a(
+        "--json",
+        action="store_true",
+        help="one JSON object: tokens with logprob and top_logprobs, nats_per_char, bits_per_char, perplexity",
+    )
     _model_flags(p)
     return p
 
 
 def inspect_parser() -> Parser:
-    p = _parser("scratchgpt inspect", "Where the last position of a prompt looks (each layer's "
-               "and head's attention) and what each layer would predict next (the logit lens).")  # fmt: skip
+    p = _parser(
+        "scratchgpt inspect",
+        "Where the last position of a prompt looks (each layer's "
+        "and head's attention) and what each layer would predict next (the logit lens).",
+    )
     a = p.add_argument
     a("-p", "--prompt", default="", help="the text to look inside with (within the model's window)")
     a("--layer", type=whole(0, 1 << 10), help="show this layer's heads only (default: every layer)")
@@ -94,11 +111,16 @@ def check_same_tokens(a: dict, b: dict, *named: tuple[str, Checkpoint], text: st
     characters (or words) one vocabulary lacks, as a fine-tune that grew its vocabulary makes happen."""
     if [t["id"] for t in a["tokens"]] == [t["id"] for t in b["tokens"]]:
         return
-    lacks = [f"{name} lacks {', '.join(map(repr, missing[:8]))}" for name, ckpt in named
-             if (missing := ckpt.tokenizer.unknown(text))]  # fmt: skip
+    lacks = [
+        f"{name} lacks {', '.join(map(repr, missing[:8]))}"
+        for name, ckpt in named
+        if (missing := ckpt.tokenizer.unknown(text))
+    ]
     why = "; ".join(lacks) or "their vocabularies differ"
-    raise ScratchGPTError(f"the two models split the text into different tokens ({why}); compare models of one "
-                          "vocabulary, or a text both can spell")  # fmt: skip
+    raise ScratchGPTError(
+        f"the two models split the text into different tokens ({why}); compare models of one "
+        "vocabulary, or a text both can spell"
+    )
 
 
 def cmd_score(argv: Sequence[str]) -> int:
@@ -115,9 +137,11 @@ def cmd_score(argv: Sequence[str]) -> int:
     block = ckpt.config.block_size
     if len(result["tokens"]) > block:
         stride = args.stride or default_stride(block)
-        print(f"note: {len(result['tokens']):,} tokens, more than the model's window of {block}: scored by windows "
-              f"{stride} apart, every token once, with at least {block - stride} tokens of context",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"note: {len(result['tokens']):,} tokens, more than the model's window of {block}: scored by windows "
+            f"{stride} apart, every token once, with at least {block - stride} tokens of context",
+            file=sys.stderr,
+        )
     other = None
     if args.against:
         against = open_source(args.against, None, args.device)
@@ -140,13 +164,16 @@ def cmd_score(argv: Sequence[str]) -> int:
 def _print_against(console, ckpt: Checkpoint, other: dict, differ: list[dict]) -> None:
     from .inspect_view import shown_token
 
-    console.print(f"against it: {other['bits_per_char']:.3f} bits/char · {other['nats_per_char']:.4f} nats/char · "
-                  f"perplexity {other['perplexity']:.2f}")  # fmt: skip
+    console.print(
+        f"against it: {other['bits_per_char']:.3f} bits/char · {other['nats_per_char']:.4f} nats/char · "
+        f"perplexity {other['perplexity']:.2f}"
+    )
     console.print("where they disagree most (the probability each gave the token, first model → second):")
     for row in differ:
         a, b = math.exp(row["logprob_a"]), math.exp(row["logprob_b"])
-        console.print(f"  token {row['position'] + 1:>6}  {shown_token(ckpt.tokenizer, row['id']):<14}  "
-                      f"{a:.3f} → {b:.3f}")  # fmt: skip
+        console.print(
+            f"  token {row['position'] + 1:>6}  {shown_token(ckpt.tokenizer, row['id']):<14}  {a:.3f} → {b:.3f}"
+        )
 
 
 def cmd_inspect(argv: Sequence[str]) -> int:
@@ -190,8 +217,9 @@ def completion_json(completion: Completion) -> dict:
 
     logprobs = None
     if completion.top_logprobs is not None:
-        content = [{**entry(r.id, r.logprob), "top_logprobs": [entry(i, lp) for i, lp in r.top]}
-                   for r in completion.logprobs]  # fmt: skip
+        content = [
+            {**entry(r.id, r.logprob), "top_logprobs": [entry(i, lp) for i, lp in r.top]} for r in completion.logprobs
+        ]
         logprobs = {"content": content}
     return {"text": completion.text, "logprobs": logprobs}
 

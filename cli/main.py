@@ -29,22 +29,37 @@ class Command(NamedTuple):
 
 COMMANDS = {
     "train": Command("train", "train_parser", "cmd_train", "train a GPT or the bigram baseline on a corpus"),
-    "sample": Command("sample", "sample_parser", "cmd_sample",
-                      "continue a prompt with a checkpoint, streaming to stdout"),
-    "eval": Command("eval", "eval_parser", "cmd_eval",
-                    "loss over the whole validation split, in nats per token and per char"),
+    "sample": Command(
+        "sample", "sample_parser", "cmd_sample", "continue a prompt with a checkpoint, streaming to stdout"
+    ),
+    "eval": Command(
+        "eval", "eval_parser", "cmd_eval", "loss over the whole validation split, in nats per token and per char"
+    ),
     "score": Command("look", "score_parser", "cmd_score", "how surprised a model is by your text, token by token"),
-    "inspect": Command("look", "inspect_parser", "cmd_inspect",
-                       "where a prompt's last position looks (attention) and what each layer predicts"),
+    "inspect": Command(
+        "look",
+        "inspect_parser",
+        "cmd_inspect",
+        "where a prompt's last position looks (attention) and what each layer predicts",
+    ),
     "plot": Command("plot", "plot_parser", "cmd_plot", "draw a run's loss curves into a PNG"),
-    "export": Command("interop", "export_parser", "cmd_export",
-                      "re-save a checkpoint with bf16 (or fp16) weights, average several, or write a HF GPT-2"),
-    "import": Command("interop", "import_parser", "cmd_import",
-                      "a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint"),
-    "tokenizer": Command("tokenizer", "tokenizer_parser", "cmd_tokenizer",
-                         "learn a BPE vocabulary from your text, or see how a vocabulary splits one"),
+    "export": Command(
+        "interop",
+        "export_parser",
+        "cmd_export",
+        "re-save a checkpoint with bf16 (or fp16) weights, average several, or write a HF GPT-2",
+    ),
+    "import": Command(
+        "interop", "import_parser", "cmd_import", "a Hugging Face GPT-2 or nanoGPT ckpt.pt as a ScratchGPT checkpoint"
+    ),
+    "tokenizer": Command(
+        "tokenizer",
+        "tokenizer_parser",
+        "cmd_tokenizer",
+        "learn a BPE vocabulary from your text, or see how a vocabulary splits one",
+    ),
     "serve": Command("serve", "serve_parser", "cmd_serve", "serve models over HTTP to OpenAI and ollama clients"),
-}  # fmt: skip
+}
 USAGE = (
     f"usage: scratchgpt {{{','.join(COMMANDS)}}} [flags]\n\n"
     + "".join(f"  {name:<9} {command.summary}\n" for name, command in COMMANDS.items())
@@ -70,8 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command not in COMMANDS:
         meant = closest(command, list(COMMANDS))
         hint = f"did you mean '{meant}'? " if meant else ""
-        print(f"scratchgpt: error: unknown command {quoted_arg(command)}; {hint}use one of {', '.join(COMMANDS)}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"scratchgpt: error: unknown command {quoted_arg(command)}; {hint}use one of {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     return COMMANDS[command].load(COMMANDS[command].handler)(rest)
 

@@ -52,8 +52,7 @@ def plot_attention(attention, tokens: list[str], png: str | Path) -> Path:
     with the tokens as tick labels when there are few enough to read. Returns the PNG's path."""
     plt = _pyplot()
     n_layer, n_head, T, _ = attention.shape
-    fig, axes = plt.subplots(n_layer, n_head, figsize=(1.8 * n_head + 1, 1.8 * n_layer + 0.6), dpi=120,
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(n_layer, n_head, figsize=(1.8 * n_head + 1, 1.8 * n_layer + 0.6), dpi=120, squeeze=False)
     for layer in range(n_layer):
         for head in range(n_head):
             ax = axes[layer][head]
@@ -82,11 +81,11 @@ def run_in_folder(folder: Path) -> Path:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise ScratchGPTError(f"no run in {folder}: it holds no .metrics.jsonl; give a run's --out path "
-                              "or its .metrics.jsonl")  # fmt: skip
+        raise ScratchGPTError(
+            f"no run in {folder}: it holds no .metrics.jsonl; give a run's --out path or its .metrics.jsonl"
+        )
     names = ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else "")
-    raise ScratchGPTError(f"{folder} holds {len(found)} runs ({names}); give one, "
-                          f"as in scratchgpt plot {found[0]}")  # fmt: skip
+    raise ScratchGPTError(f"{folder} holds {len(found)} runs ({names}); give one, as in scratchgpt plot {found[0]}")
 
 
 def plot_run(run: str | Path, *, png: str | Path | None = None) -> Path:

@@ -49,8 +49,9 @@ class TrainProgress:
                 transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task("train", total=self.total, completed=self.start, loss=0.0, tps=0.0,
-                                            phase="train", eta=None)  # fmt: skip
+            self._task = self._bar.add_task(
+                "train", total=self.total, completed=self.start, loss=0.0, tps=0.0, phase="train", eta=None
+            )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -157,8 +158,13 @@ class EvalProgress:
 
     def __enter__(self) -> EvalProgress:
         if self.console.is_terminal:
-            columns = (TextColumn("[bold]scoring the val split"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("tokens"), TimeRemainingColumn())  # fmt: skip
+            columns = (
+                TextColumn("[bold]scoring the val split"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("tokens"),
+                TimeRemainingColumn(),
+            )
             self._bar = Progress(*columns, console=self.console, transient=True)
             self._bar.start()
             self._task = self._bar.add_task("eval", total=None)

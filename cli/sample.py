@@ -27,10 +27,19 @@ def sample_parser() -> Parser:
     add_version_flag(p)
     a("--device", default="auto", help="auto, cpu, cuda or mps")
     add_engine_flags(p)
-    a("--logprobs", type=TOP_LOGPROBS, metavar="K", help="each token's own log-probability and its K likeliest "
-      f"alternatives ({TOP_LOGPROBS.span()}): shaded text, or in --json")
-    a("--json", action="store_true", help='print one JSON object, {"text", "logprobs": {"content": [...]}}, '
-      "in OpenAI's field names, instead of streaming")  # fmt: skip
+    a(
+        "--logprobs",
+        type=TOP_LOGPROBS,
+        metavar="K",
+        help="each token's own log-probability and its K likeliest "
+        f"alternatives ({TOP_LOGPROBS.span()}): shaded text, or in --json",
+    )
+    a(
+        "--json",
+        action="store_true",
+        help='print one JSON object, {"text", "logprobs": {"content": [...]}}, '
+        "in OpenAI's field names, instead of streaming",
+    )
     a("--debug", action="store_true", help="show tracebacks")
     return p
 

@@ -24,22 +24,47 @@ SHUTDOWN_SECONDS = 3  # after SIGTERM or Ctrl-C, how long the streams in flight 
 def serve_parser() -> Parser:
     p = Parser(prog="scratchgpt serve", description="Serve models over HTTP: OpenAI's API at /v1, ollama's at /api.")
     a = p.add_argument
-    a("models", nargs="*", metavar="MODEL",
-      help="checkpoints to serve, each by its file's stem (default: the shipped char model)")  # fmt: skip
+    a(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="checkpoints to serve, each by its file's stem (default: the shipped char model)",
+    )
     a("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     a("--port", type=whole(1, 65_535), default=8000, help="port (default 8000)")
     a("--api-key", default=None, help="require this key as 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
     a("--parallel", type=whole(1, 256), default=8, help="requests decoded together, per model (default 8)")
-    a("--max-queue", type=whole(0, 100_000), default=32,
-      help="requests waiting beyond --parallel; past it, 503 with Retry-After (default 32)")  # fmt: skip
-    a("--cors-origin", default=None,
-      help="let pages from this origin call the API (default: only the server's own page may)")  # fmt: skip
-    a("--request-timeout", type=real(0.1, 3600), default=None, metavar="SECONDS",
-      help="a request's header, and then its body, must each arrive within this (default 10 and 30)")  # fmt: skip
-    a("--max-connections", type=whole(1, 100_000), default=100,
-      help="open connections; a request past them gets 503 (default 100)")  # fmt: skip
-    a("--speakers", nargs=2, metavar=("USER", "ASSISTANT"), default=None,
-      help="names chat messages are spoken under (default USER and ASSISTANT)")  # fmt: skip
+    a(
+        "--max-queue",
+        type=whole(0, 100_000),
+        default=32,
+        help="requests waiting beyond --parallel; past it, 503 with Retry-After (default 32)",
+    )
+    a(
+        "--cors-origin",
+        default=None,
+        help="let pages from this origin call the API (default: only the server's own page may)",
+    )
+    a(
+        "--request-timeout",
+        type=real(0.1, 3600),
+        default=None,
+        metavar="SECONDS",
+        help="a request's header, and then its body, must each arrive within this (default 10 and 30)",
+    )
+    a(
+        "--max-connections",
+        type=whole(1, 100_000),
+        default=100,
+        help="open connections; a request past them gets 503 (default 100)",
+    )
+    a(
+        "--speakers",
+        nargs=2,
+        metavar=("USER", "ASSISTANT"),
+        default=None,
+        help="names chat messages are spoken under (default USER and ASSISTANT)",
+    )
     a("--device", default="auto", help="auto, cpu, cuda or mps")
     add_threads_flag(p, decoding=True)
     a("--debug", action="store_true", help="show tracebacks")
@@ -68,8 +93,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
-            raise ScratchGPTError(f"port {port} on {host} is in use (another scratchgpt serve?); "
-                                  "pick another with --port N") from None  # fmt: skip
+            raise ScratchGPTError(
+                f"port {port} on {host} is in use (another scratchgpt serve?); pick another with --port N"
+            ) from None
         raise ScratchGPTError(f"cannot listen on {host}:{port} ({e.strerror or e}); check --host and --port") from None
     return sock
 
@@ -101,7 +127,7 @@ def load_models(models, args) -> None:
             engine.start()
             speakers = tuple(args.speakers) if args.speakers else DEFAULT_SPEAKERS
             models.add(ServedModel(name := model_name(Path(source), models.by_name), engine, speakers))
-            print(f"serving {source} as \"model\": \"{name}\"", file=sys.stderr)
+            print(f'serving {source} as "model": "{name}"', file=sys.stderr)
         models.ready = True
     except ScratchGPTError as e:
         models.failure = str(e)
@@ -134,10 +160,12 @@ def cmd_serve(argv: Sequence[str]) -> int:
         models.stop()
 
     limits = limits_of(args)
-    app = build_app(models, api_key=args.api_key, loopback=loopback, cors_origin=args.cors_origin, lifespan=lifespan,
-                    limits=limits)  # fmt: skip
-    config = server_config(app, limits, host=args.host, port=args.port, log_level="warning",
-                           timeout_graceful_shutdown=SHUTDOWN_SECONDS)  # fmt: skip
+    app = build_app(
+        models, api_key=args.api_key, loopback=loopback, cors_origin=args.cors_origin, lifespan=lifespan, limits=limits
+    )
+    config = server_config(
+        app, limits, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_SECONDS
+    )
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame) -> None:  # end the streams in flight first, with an error event each;
@@ -145,8 +173,10 @@ def cmd_serve(argv: Sequence[str]) -> int:
             super().handle_exit(sig, frame)
 
     sock = listening_socket(args.host, args.port)
-    print(f"scratchgpt serve: http://{args.host}:{args.port} (the page at /, OpenAI /v1, ollama /api); Ctrl-C stops",
-          file=sys.stderr)
+    print(
+        f"scratchgpt serve: http://{args.host}:{args.port} (the page at /, OpenAI /v1, ollama /api); Ctrl-C stops",
+        file=sys.stderr,
+    )
     try:
         Server(config).run(sockets=[sock])
     finally:

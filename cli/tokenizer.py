@@ -21,20 +21,32 @@ def tokenizer_parser() -> Parser:
     about = "Learn a byte-level BPE vocabulary from your own text (train), or see how a vocabulary splits a text"
     p = Parser(prog="scratchgpt tokenizer", description=about + " and how well it compresses a corpus (show).")
     sub = p.add_subparsers(dest="action", required=True, metavar="{train,show}", parser_class=Parser)
-    t = sub.add_parser("train", prog="scratchgpt tokenizer train", help="learn a BPE vocabulary from a corpus",
-                       description="Learn a byte-level BPE vocabulary from a corpus's training split (its first "
-                       "90%): GPT-4's pre-split, then merges of the most frequent adjacent pair.")  # fmt: skip
+    t = sub.add_parser(
+        "train",
+        prog="scratchgpt tokenizer train",
+        help="learn a BPE vocabulary from a corpus",
+        description="Learn a byte-level BPE vocabulary from a corpus's training split (its first "
+        "90%): GPT-4's pre-split, then merges of the most frequent adjacent pair.",
+    )
     t.add_argument("corpus", metavar="CORPUS", help="registered corpus name or path to a UTF-8 text file")
-    t.add_argument("--vocab-size", type=whole(258, 1 << 20), default=4096,
-                   help="ids in all: 256 bytes, the merges, and <|endoftext|>")  # fmt: skip
+    t.add_argument(
+        "--vocab-size",
+        type=whole(258, 1 << 20),
+        default=4096,
+        help="ids in all: 256 bytes, the merges, and <|endoftext|>",
+    )
     t.add_argument("--out", help="the tokenizer file to write (default: CORPUS's name + -bpe-N.json)")
     t.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     t.add_argument("--lossy", action="store_true", help="read a corpus that is not valid UTF-8, replacing bad bytes")
     t.add_argument("--debug", action="store_true", help="show tracebacks")
-    s = sub.add_parser("show", prog="scratchgpt tokenizer show", help="how a vocabulary splits a text",
-                       description="How a tokenizer file's or a checkpoint's vocabulary splits a text, its first and "
-                       "last merges, and its compression on a corpus's validation split beside char, word and "
-                       "GPT-2's BPE.")  # fmt: skip
+    s = sub.add_parser(
+        "show",
+        prog="scratchgpt tokenizer show",
+        help="how a vocabulary splits a text",
+        description="How a tokenizer file's or a checkpoint's vocabulary splits a text, its first and "
+        "last merges, and its compression on a corpus's validation split beside char, word and "
+        "GPT-2's BPE.",
+    )
     s.add_argument("source", metavar="FILE|CHECKPOINT", help="a tokenizer .json or a .safetensors checkpoint")
     s.add_argument("-p", "--prompt", help="the text to split")
     s.add_argument("--corpus", help="measure characters per token on this corpus's validation split")
@@ -66,8 +78,14 @@ def train_tokenizer(args) -> int:
     wanted = args.vocab_size - BYTES - len(SPECIALS)
     console = make_console(sys.stderr)
     started = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:  # fmt: skip
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("merges", total=wanted)
 
         def on_merge(n: int, pair: tuple[int, int], joined: bytes) -> None:

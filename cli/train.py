@@ -77,10 +77,16 @@ def train_parser() -> Parser:
     )
     p.add_argument("--config", metavar="RECIPE.toml", help="read settings from this TOML file (see recipes/)")
     add_config_arguments(p)
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run saved at --out, with its saved settings (flags typed now win)")  # fmt: skip
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a run already saved at --out (without it, training there is refused)")  # fmt: skip
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run saved at --out, with its saved settings (flags typed now win)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run already saved at --out (without it, training there is refused)",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -109,8 +115,10 @@ def heads_notice(command: TrainCommand) -> str | None:
     heads = heads_for(config.n_embd, None)
     if heads == FRESH_N_HEAD:
         return None
-    return (f"--n-embd {config.n_embd}: {heads} heads of {config.n_embd // heads} ({FRESH_N_HEAD} do not divide it; "
-            "--n-head sets them)")
+    return (
+        f"--n-embd {config.n_embd}: {heads} heads of {config.n_embd // heads} ({FRESH_N_HEAD} do not divide it; "
+        "--n-head sets them)"
+    )
 
 
 def run(command: TrainCommand, *, interrupt: InterruptFlag | None = None) -> RunSummary:
@@ -122,8 +130,9 @@ def run(command: TrainCommand, *, interrupt: InterruptFlag | None = None) -> Run
     display = RunProgress(every=command.config.log_interval)
     made = missing_folders(RunPaths.from_out(command.config.out).best.parent)
     try:
-        return train(command.config, resume=command.resume, overwrite=command.overwrite, display=display,
-                     interrupt=interrupt)
+        return train(
+            command.config, resume=command.resume, overwrite=command.overwrite, display=display, interrupt=interrupt
+        )
     except BaseException:
         remove_if_empty(made)  # a run that failed to start leaves no empty --out folder behind
         raise

@@ -12,8 +12,9 @@ import signal
 import threading
 
 # the signals a training run treats as Ctrl-C; SIGHUP does not exist on Windows
-TRAINING_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
-                         if s is not None)  # fmt: skip
+TRAINING_SIGNALS = tuple(
+    s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None
+)
 
 
 class InterruptFlag:

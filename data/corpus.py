@@ -152,8 +152,10 @@ def _download(name: str, source: CorpusSource, *, download: bool) -> Path:
     """source fetched into the cache: streamed to a temporary file, hash-checked, renamed into place."""
     target = corpus_cache_dir() / source.filename
     put = f"put {source.filename} in $SCRATCHGPT_DATA or {target.parent}"
-    where = {"cli_hint": f"{put}, or pass --corpus PATH",
-             "repl_hint": f"{put}, or give one with /train N PATH or /corpus PATH"}  # fmt: skip
+    where = {
+        "cli_hint": f"{put}, or pass --corpus PATH",
+        "repl_hint": f"{put}, or give one with /train N PATH or /corpus PATH",
+    }
     if not download:
         raise ScratchGPTError(f"corpus {name!r} is not on this machine and downloading is off", **where)
     digest = hashlib.sha256()

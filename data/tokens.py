@@ -150,8 +150,11 @@ def _encoded(pieces: Iterable[str], tokenizer: Tokenizer) -> Iterator[np.ndarray
 def _write_tokens(path: Path, pieces: Iterable[str], tokenizer: Tokenizer, dtype: np.dtype) -> None:
     """The ids of pieces, written to path atomically, with its record."""
     crc = 0
+
     # the record first: a rename keeps inode and mtime, so whoever sees the file sees its record
-    record = lambda temp: _write_record(path, temp, crc=crc, vocab_size=tokenizer.vocab_size)
+    def record(temp: Path) -> None:  # reads crc when called: after the last write
+        _write_record(path, temp, crc=crc, vocab_size=tokenizer.vocab_size)
+
     with atomic_file(path, before_replace=record) as out:
         for ids in _encoded(pieces, tokenizer):
             if ids.size and (ids.min() < 0 or ids.max() >= tokenizer.vocab_size):

@@ -72,8 +72,9 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         if _is_text(path):
-            raise ScratchGPTError(f"{path} is a text file, not a checkpoint; give a .safetensors file "
-                                  "(text to train on goes to --corpus)") from None  # fmt: skip
+            raise ScratchGPTError(
+                f"{path} is a text file, not a checkpoint; give a .safetensors file (text to train on goes to --corpus)"
+            ) from None
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ScratchGPTError(
             f"{path} is not a readable safetensors checkpoint ({reason}); re-download or re-save it"
@@ -262,8 +263,9 @@ def load_checkpoint(
     detail = load_weights(model, tensors, cast=lambda v: v.to(dtype) if v.is_floating_point() else v)
     if detail:
         raise ScratchGPTError(f"{path}: weights do not match its model config ({detail}); the file is damaged")
-    return Checkpoint(model=model, tokenizer=tokenizer, path=path, corpus=meta["corpus"],
-                      provenance=meta[PROVENANCE_KEY])
+    return Checkpoint(
+        model=model, tokenizer=tokenizer, path=path, corpus=meta["corpus"], provenance=meta[PROVENANCE_KEY]
+    )
 
 
 def average_checkpoints(paths: list[str | Path]) -> Checkpoint:
@@ -277,6 +279,7 @@ def average_checkpoints(paths: list[str | Path]) -> Checkpoint:
     """
     ckpts = [load_checkpoint(p) for p in paths]
     first = ckpts[0]
+
     def architecture(c: Checkpoint) -> tuple:
         free = {"dropout": None, "attn_dropout": None}  # dropout is training, not architecture
         if c.config.arch == "bigram" or c.config.rope:  # no position table: block_size is only a setting
@@ -285,8 +288,10 @@ def average_checkpoints(paths: list[str | Path]) -> Checkpoint:
 
     for other in ckpts[1:]:
         if architecture(other) != architecture(first):
-            raise ScratchGPTError(f"{other.path} is another architecture or vocabulary than {first.path}; "
-                                  "only checkpoints of one model can be averaged")  # fmt: skip
+            raise ScratchGPTError(
+                f"{other.path} is another architecture or vocabulary than {first.path}; "
+                "only checkpoints of one model can be averaged"
+            )
     states = [c.model.state_dict() for c in ckpts]
     first.model.load_state_dict({k: sum(s[k] for s in states) / len(states) for k in states[0]})
     return first

@@ -15,9 +15,17 @@ from .quant import quantize_int8
 
 
 def evaluate_checkpoint(
-    checkpoint: str | None, *, corpus: str | None = None, batch_size: int = 16, amp: str = "fp32",
-    device: str | None = None, lossy: bool = False, quantize: str | None = None, stride: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None, notify: Callable[[str], None] | None = None,
+    checkpoint: str | None,
+    *,
+    corpus: str | None = None,
+    batch_size: int = 16,
+    amp: str = "fp32",
+    device: str | None = None,
+    lossy: bool = False,
+    quantize: str | None = None,
+    stride: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> dict:
     """Every val token (the last 10%) scored once, by block_size windows stride apart.
 
@@ -45,8 +53,9 @@ def evaluate_checkpoint(
     model = quantize_int8(ckpt.model) if quantize == "int8" else ckpt.model
     block_size = ckpt.config.block_size
     if stride is not None and not 1 <= stride <= block_size:
-        raise ScratchGPTError(f"--stride {stride} is outside 1..{block_size}, this model's context; "
-                              f"pass a stride of at most {block_size}")  # fmt: skip
+        raise ScratchGPTError(
+            f"--stride {stride} is outside 1..{block_size}, this model's context; pass a stride of at most {block_size}"
+        )
     windows = val_windows(val, block_size, batch_size, stride)
     if on_progress is not None:
         windows = _reporting(windows, max(len(val) - 1, 0), on_progress)

@@ -286,8 +286,10 @@ class GPT(LanguageModel):
         if not self.config.rope:
             if n == self.config.block_size:
                 return
-            raise ScratchGPTError(f"this model learned one embedding per position (--no-rope), so its context "
-                                  f"stays {self.config.block_size}; drop --block-size")  # fmt: skip
+            raise ScratchGPTError(
+                f"this model learned one embedding per position (--no-rope), so its context "
+                f"stays {self.config.block_size}; drop --block-size"
+            )
         self.config = replace(self.config, block_size=n)  # validated there
         cos, sin = rope_tables(self.config)
         self.rope_cos, self.rope_sin = cos.to(self.rope_cos.device), sin.to(self.rope_sin.device)
@@ -358,6 +360,7 @@ class GPT(LanguageModel):
         for block, kv in zip(self.blocks, caches, strict=True):
             x = block.decode(x, rope, kv, pos)
         return self.lm_head(self.ln_f(x))[:, -1].float()
+
 
 class Bigram(LanguageModel):
     """The seeds' baseline: the next token depends only on the current one (a V x V table)."""

@@ -49,9 +49,13 @@ def default_stride(block_size: int) -> int:
 
 @torch.no_grad()
 def score_ids(
-    model: torch.nn.Module, ids: list[int] | np.ndarray, *, top: int = 0, stride: int | None = None,
+    model: torch.nn.Module,
+    ids: list[int] | np.ndarray,
+    *,
+    top: int = 0,
+    stride: int | None = None,
     batch_size: int = SCORE_BATCH,
-) -> list[TokenLogprob]:  # fmt: skip
+) -> list[TokenLogprob]:
     """The model's log-probability of each of ids[1:] given the ids before it, with top alternatives.
 
     A text within the window is one forward, each token seeing all before it. A longer one is scored
@@ -90,17 +94,23 @@ def score_text(
     """
     ids = tokenizer.encode(text)
     if len(ids) < 2:
-        raise ScratchGPTError(f"the text is {counted(len(ids), 'token')}; scoring needs at least two "
-                              "(the first is what the second is predicted from)")  # fmt: skip
+        raise ScratchGPTError(
+            f"the text is {counted(len(ids), 'token')}; scoring needs at least two "
+            "(the first is what the second is predicted from)"
+        )
     records = score_ids(model, ids, top=top, stride=stride)
     nats = -sum(r.logprob for r in records)
     chars = max(1, len(tokenizer.decode(ids[1:])))
     first = {"token": token_text(tokenizer, ids[0]), "id": ids[0], "logprob": None, "top_logprobs": []}
     tokens = [first] + [
-        {"token": token_text(tokenizer, r.id), "id": r.id, "logprob": r.logprob,
-         "top_logprobs": _alternatives(tokenizer, r.top)}
+        {
+            "token": token_text(tokenizer, r.id),
+            "id": r.id,
+            "logprob": r.logprob,
+            "top_logprobs": _alternatives(tokenizer, r.top),
+        }
         for r in records
-    ]  # fmt: skip
+    ]
     return {
         "tokens": tokens,
         "nats_per_char": nats / chars,
@@ -125,8 +135,10 @@ def disagreements(a: dict, b: dict, n: int = 5) -> list[dict]:
 # --- attention and the logit lens ---------------------------------------------------------------
 
 
-NO_LAYERS = ("the bigram baseline has no attention and no layers: it looks up the next token from the current "
-             "one alone (score works on it)")  # fmt: skip
+NO_LAYERS = (
+    "the bigram baseline has no attention and no layers: it looks up the next token from the current "
+    "one alone (score works on it)"
+)
 
 
 def layers_to_show(model: torch.nn.Module, layer: int | None) -> range:
@@ -149,8 +161,10 @@ def inspectable_ids(model: torch.nn.Module, tokenizer: Tokenizer, text: str) -> 
         raise ScratchGPTError("the prompt is empty; give some text to look inside with (-p TEXT)")
     block = model.config.block_size
     if len(ids) > block:
-        raise ScratchGPTError(f"the prompt is {len(ids):,} tokens, longer than this model's window of {block}; "
-                              "shorten it (the model never sees more at once)")  # fmt: skip
+        raise ScratchGPTError(
+            f"the prompt is {len(ids):,} tokens, longer than this model's window of {block}; "
+            "shorten it (the model never sees more at once)"
+        )
     return ids
 
 

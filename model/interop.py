@@ -58,23 +58,29 @@ def _scratchgpt_tagged(path: Path) -> bool:
 
 
 def source_kind(path: Path) -> str:
-    """"scratchgpt", "hf" or "nanogpt": what path holds, judged by its layout and never by unpickling."""
+    """ "scratchgpt", "hf" or "nanogpt": what path holds, judged by its layout and never by unpickling."""
     if path.is_dir():
         if (path / "config.json").is_file() and ((path / HF_WEIGHTS).is_file() or (path / HF_INDEX).is_file()):
             return "hf"
         if (path / "ckpt.pt").is_file():
             return "nanogpt"
         if (path / "pytorch_model.bin").is_file():
-            raise ScratchGPTError(f"{path} holds pytorch_model.bin, a pickle, which is not read; re-save it with "
-                                  "transformers' save_pretrained(..., safe_serialization=True)")  # fmt: skip
-        raise ScratchGPTError(f"{path} is a folder with neither config.json + {HF_WEIGHTS} (Hugging Face GPT-2) "
-                              "nor ckpt.pt (nanoGPT); give a checkpoint file or such a folder")  # fmt: skip
+            raise ScratchGPTError(
+                f"{path} holds pytorch_model.bin, a pickle, which is not read; re-save it with "
+                "transformers' save_pretrained(..., safe_serialization=True)"
+            )
+        raise ScratchGPTError(
+            f"{path} is a folder with neither config.json + {HF_WEIGHTS} (Hugging Face GPT-2) "
+            "nor ckpt.pt (nanoGPT); give a checkpoint file or such a folder"
+        )
     if path.suffix in (".pt", ".pth", ".ckpt") and path.is_file():
         return "nanogpt"
     if path.suffix == ".safetensors" and path.is_file() and not _scratchgpt_tagged(path):
         if not (path.parent / "config.json").is_file():
-            raise ScratchGPTError(f"{path} is neither a ScratchGPT checkpoint nor a Hugging Face model with "
-                                  "config.json beside it; give the model's folder")  # fmt: skip
+            raise ScratchGPTError(
+                f"{path} is neither a ScratchGPT checkpoint nor a Hugging Face model with "
+                "config.json beside it; give the model's folder"
+            )
         return "hf"
     return "scratchgpt"
 
@@ -90,8 +96,10 @@ def open_model(source: str | Path, *, device: str | torch.device = "cpu") -> tup
     ckpt = import_model(path)
     ckpt.model.to(device)
     info = ckpt.provenance["imported"]
-    note = (f"imported {path} ({info['format']}, {ckpt.model.num_params() / 1e6:,.1f}M parameters, "
-            f"{info['vocabulary']}) in memory; `scratchgpt import` saves it as a checkpoint")  # fmt: skip
+    note = (
+        f"imported {path} ({info['format']}, {ckpt.model.num_params() / 1e6:,.1f}M parameters, "
+        f"{info['vocabulary']}) in memory; `scratchgpt import` saves it as a checkpoint"
+    )
     return ckpt, note
 
 
@@ -136,8 +144,10 @@ def _fit_vocab(state: dict[str, torch.Tensor], vocab_size: int, source: Path, vo
     """Trim embedding and head rows past the tokenizer's ids; returns a note on it ("" if none)."""
     rows = state["wte.weight"].shape[0]
     if rows < vocab_size:
-        raise ScratchGPTError(f"{source} has {rows:,} token embeddings but {vocabulary} has {vocab_size:,} "
-                              "tokens; give the vocabulary it was trained with")  # fmt: skip
+        raise ScratchGPTError(
+            f"{source} has {rows:,} token embeddings but {vocabulary} has {vocab_size:,} "
+            "tokens; give the vocabulary it was trained with"
+        )
     if rows == vocab_size:
         return ""
     for name in ("wte.weight", "lm_head.weight"):
@@ -182,8 +192,10 @@ def hf_config(hf: dict, source: Path) -> GPTConfig:
     """Our GPTConfig for a GPT-2 config.json; a field that would change the forward is refused."""
     where = f"{source}/config.json"
     if hf.get("model_type") != "gpt2":
-        raise ScratchGPTError(f"{where} describes model_type {hf.get('model_type')!r}, not a GPT-2; "
-                              "only GPT-2 (and nanoGPT) models import")  # fmt: skip
+        raise ScratchGPTError(
+            f"{where} describes model_type {hf.get('model_type')!r}, not a GPT-2; "
+            "only GPT-2 (and nanoGPT) models import"
+        )
     refused = [k for k, plain in HF_PLAIN.items() if k in hf and hf[k] != plain]
     activation = hf.get("activation_function", "gelu_new")
     if activation not in HF_ACTIVATIONS:
@@ -194,17 +206,26 @@ def hf_config(hf: dict, source: Path) -> GPTConfig:
         refused.append("layer_norm_epsilon")
     if refused:
         shown = ", ".join(f"{k}={json.dumps(hf.get(k))}" for k in refused)
-        raise ScratchGPTError(f"{where} sets {shown}, which ScratchGPT's GPT cannot honour; "
-                              "only plain GPT-2 configs import")  # fmt: skip
+        raise ScratchGPTError(
+            f"{where} sets {shown}, which ScratchGPT's GPT cannot honour; only plain GPT-2 configs import"
+        )
     dropout = hf.get("resid_pdrop", 0.0)  # embd_pdrop too: ours drops residual and embedding alike
     attn_dropout = hf.get("attn_pdrop", dropout)
     try:
         return GPTConfig(
-            vocab_size=GPT2_VOCAB_SIZE, block_size=hf["n_positions"], n_layer=hf["n_layer"], n_head=hf["n_head"],
-            n_embd=hf["n_embd"], dropout=dropout, attn_dropout=None if attn_dropout == dropout else attn_dropout,
-            **{**GPT2_LAYOUT, "activation": HF_ACTIVATIONS[activation],
-               "tie_embeddings": hf.get("tie_word_embeddings", True)},
-        )  # fmt: skip
+            vocab_size=GPT2_VOCAB_SIZE,
+            block_size=hf["n_positions"],
+            n_layer=hf["n_layer"],
+            n_head=hf["n_head"],
+            n_embd=hf["n_embd"],
+            dropout=dropout,
+            attn_dropout=None if attn_dropout == dropout else attn_dropout,
+            **{
+                **GPT2_LAYOUT,
+                "activation": HF_ACTIVATIONS[activation],
+                "tie_embeddings": hf.get("tie_word_embeddings", True),
+            },
+        )
     except KeyError as e:
         raise ScratchGPTError(f"{where} lacks {e.args[0]!r}; it is not a complete GPT-2 config") from None
     except TypeError as e:
@@ -228,8 +249,12 @@ def _import_hf(folder: Path, weights: Path | None) -> Checkpoint:
         raise ScratchGPTError(f"{folder} has no token embedding (transformer.wte.weight); it is not a GPT-2")
     vocabulary = "GPT-2 BPE" + _fit_vocab(state, GPT2_VOCAB_SIZE, folder, "GPT-2's vocabulary")
     model = _build(config, state, folder, "its config.json")
-    return Checkpoint(model=model, tokenizer=TiktokenTokenizer(), path=folder,
-                      provenance=_imported(folder, "Hugging Face GPT-2", vocabulary))  # fmt: skip
+    return Checkpoint(
+        model=model,
+        tokenizer=TiktokenTokenizer(),
+        path=folder,
+        provenance=_imported(folder, "Hugging Face GPT-2", vocabulary),
+    )
 
 
 # --- nanoGPT ------------------------------------------------------------------------------------
@@ -264,14 +289,16 @@ def read_meta_pkl(path: str | Path) -> dict:
     except OSError as e:
         raise ScratchGPTError(f"cannot read {path}: {e.strerror or e}; check the path") from None
     if len(data) > META_MAX_BYTES:
-        raise ScratchGPTError(f"{path} is {len(data) / 1e6:,.0f} MB, far more than a vocabulary; "
-                              "give nanoGPT's meta.pkl")  # fmt: skip
+        raise ScratchGPTError(
+            f"{path} is {len(data) / 1e6:,.0f} MB, far more than a vocabulary; give nanoGPT's meta.pkl"
+        )
     try:
         meta = _PlainUnpickler(io.BytesIO(data)).load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ScratchGPTError(f"{path} is refused: {reason}; only plain dicts, lists, strings and ints are read "
-                              "from a meta.pkl") from None  # fmt: skip
+        raise ScratchGPTError(
+            f"{path} is refused: {reason}; only plain dicts, lists, strings and ints are read from a meta.pkl"
+        ) from None
     if not isinstance(meta, dict) or not _plain(meta):
         raise ScratchGPTError(f"{path} holds more than dicts, lists, strings and ints; it is not nanoGPT's meta.pkl")
     return meta
@@ -308,8 +335,10 @@ def _torch_load(path: Path) -> object:
     except pickle.UnpicklingError as e:
         unsupported = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(e))
         what = f" ({unsupported.group(1)})" if unsupported else ""
-        raise ScratchGPTError(f"{path} needs code to unpickle{what}; only tensors and plain values are read "
-                              "(torch.load weights_only); re-save its state dict plainly") from None  # fmt: skip
+        raise ScratchGPTError(
+            f"{path} needs code to unpickle{what}; only tensors and plain values are read "
+            "(torch.load weights_only); re-save its state dict plainly"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ScratchGPTError(f"{path} is not a readable PyTorch checkpoint ({reason}); re-save it") from None
@@ -321,21 +350,28 @@ def nanogpt_config(model_args: object, vocab_size: int, tied: bool, source: Path
         raise ScratchGPTError(f"{source} has no model_args dict; it is not a nanoGPT checkpoint")
     unknown = sorted(set(model_args) - NANOGPT_ARGS)
     if unknown:
-        raise ScratchGPTError(f"{source}'s model_args has {unknown}, which ScratchGPT's GPT cannot honour; "
-                              "only nanoGPT's own model_args import")  # fmt: skip
+        raise ScratchGPTError(
+            f"{source}'s model_args has {unknown}, which ScratchGPT's GPT cannot honour; "
+            "only nanoGPT's own model_args import"
+        )
     missing = sorted(NANOGPT_ARGS - {"dropout"} - set(model_args))
     if missing:
         raise ScratchGPTError(f"{source}'s model_args lacks {missing}; it is not a complete nanoGPT checkpoint")
     bias = bool(model_args["bias"])
     try:
         return GPTConfig(
-            vocab_size=vocab_size, block_size=model_args["block_size"], n_layer=model_args["n_layer"],
-            n_head=model_args["n_head"], n_embd=model_args["n_embd"], dropout=model_args.get("dropout", 0.0),
+            vocab_size=vocab_size,
+            block_size=model_args["block_size"],
+            n_layer=model_args["n_layer"],
+            n_head=model_args["n_head"],
+            n_embd=model_args["n_embd"],
+            dropout=model_args.get("dropout", 0.0),
             **{**GPT2_LAYOUT, "bias": bias, "norm_bias": bias, "activation": "gelu", "tie_embeddings": tied},
-        )  # fmt: skip
+        )
     except TypeError as e:
-        raise ScratchGPTError(f"{source}'s model_args has a malformed value ({e}); "
-                              "it is not a nanoGPT checkpoint") from None  # fmt: skip
+        raise ScratchGPTError(
+            f"{source}'s model_args has a malformed value ({e}); it is not a nanoGPT checkpoint"
+        ) from None
 
 
 def _import_nanogpt(path: Path, meta: str | Path | None) -> Checkpoint:
@@ -422,9 +458,11 @@ def export_hf(ckpt: Checkpoint, out_dir: str | Path, *, dtype: torch.dtype = tor
     out = Path(out_dir).expanduser()
     problem = hf_export_problem(ckpt.config, ckpt.tokenizer)
     if problem:
-        raise ScratchGPTError(f"{ckpt.path or 'this model'} cannot be a Hugging Face GPT-2: {problem}; "
-                              "only GPT-2-layout models export (train --arch gpt2 --tokenizer tiktoken, "
-                              "or an imported one)")  # fmt: skip
+        raise ScratchGPTError(
+            f"{ckpt.path or 'this model'} cannot be a Hugging Face GPT-2: {problem}; "
+            "only GPT-2-layout models export (train --arch gpt2 --tokenizer tiktoken, "
+            "or an imported one)"
+        )
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ScratchGPTError(f"{out} already exists and is not an empty folder; choose a new OUT_DIR")
     tensors = {}

@@ -50,8 +50,9 @@ def build_parser() -> Parser:
         description="Talk to a model: type text and it continues it. Piped stdin: continue it once and exit.",
     )
     a = p.add_argument
-    p.add_checkpoint_arguments("a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt "
-                               "(default: the shipped model)")
+    p.add_checkpoint_arguments(
+        "a .safetensors checkpoint, a Hugging Face GPT-2 folder or a nanoGPT ckpt.pt (default: the shipped model)"
+    )
     a("-p", "--prompt", help="text to continue once, then exit (after piped stdin, if any)")
     add_sampling_flags(p)
     add_version_flag(p)
@@ -114,9 +115,15 @@ class Repl:
     """
 
     def __init__(
-        self, session: Session, *, input=None, output=None, console: Console | None = None, history=None,
+        self,
+        session: Session,
+        *,
+        input=None,
+        output=None,
+        console: Console | None = None,
+        history=None,
         debug: bool = False,
-    ):  # fmt: skip
+    ):
         from prompt_toolkit import PromptSession
         from prompt_toolkit.completion import Completer, Completion
 
@@ -136,10 +143,14 @@ class Repl:
         self._keys_held = typeahead_kept if input is None else contextlib.nullcontext
         self.block = TripleQuoteBlock()
         self.prompt_session = PromptSession(
-            input=input, output=output, history=history if history is not None else make_history(),
-            completer=TableCompleter(), key_bindings=key_bindings(), complete_while_typing=True,
+            input=input,
+            output=output,
+            history=history if history is not None else make_history(),
+            completer=TableCompleter(),
+            key_bindings=key_bindings(),
+            complete_while_typing=True,
             reserve_space_for_menu=0,  # no blank lines under the prompt; the menu opens above it if need be
-        )  # fmt: skip
+        )
 
     # --- output ---------------------------------------------------------------------------------
 
@@ -160,8 +171,11 @@ class Repl:
         self.say(f"ScratchGPT · {name} · {s.describe_model()} · {s.device}", style="bold")
         if note:
             self.say(note)
-        self.say("Type text and the model continues it; Enter on an empty line continues further. "
-                 "/? lists the commands, Ctrl-D exits.", style="dim")  # fmt: skip
+        self.say(
+            "Type text and the model continues it; Enter on an empty line continues further. "
+            "/? lists the commands, Ctrl-D exits.",
+            style="dim",
+        )
 
     def _print_pieces(self, pieces: list) -> str:
         """Print and forget pieces of model text (str, or rich Text shaded under /probs); returns the last
@@ -254,8 +268,10 @@ class Repl:
         word = text.strip().lower()
         if word in COMMAND_WORDS and not self._hinted:
             self._hinted = True
-            self.say(f"('{word}' went to the model as text; commands start with /: /help lists them, "
-                     "/bye or Ctrl-D leaves)", style="dim")  # fmt: skip
+            self.say(
+                f"('{word}' went to the model as text; commands start with /: /help lists them, /bye or Ctrl-D leaves)",
+                style="dim",
+            )
 
     def warm_up(self) -> threading.Thread:
         """Import what the first /train needs in the background while the banner is read: the first
@@ -306,7 +322,8 @@ class Repl:
             try:
                 answer = self.prompt_session.prompt(
                     f"{counted(steps, 'step')} of /train {'is' if steps == 1 else 'are'} not saved: "
-                    "save [PATH], discard or cancel? ")
+                    "save [PATH], discard or cancel? "
+                )
             except EOFError:
                 return True
             except KeyboardInterrupt:

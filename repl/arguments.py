@@ -91,8 +91,15 @@ def threads_arg(text: str) -> int | str:
 
 
 # ollama's parameter names (and llama.cpp's, which ollama follows) -> our command; ours work too
-OLLAMA_NAMES = {"temperature": "temp", "num_predict": "len", "n_predict": "len", "top_k": "topk", "top_p": "topp",
-                "seed": "seed", "stop": "stop"}  # fmt: skip
+OLLAMA_NAMES = {
+    "temperature": "temp",
+    "num_predict": "len",
+    "n_predict": "len",
+    "top_k": "topk",
+    "top_p": "topp",
+    "seed": "seed",
+    "stop": "stop",
+}
 SET_SWITCHES = {"verbose": True, "quiet": False}  # ollama's /set verbose and /set quiet
 
 

@@ -167,9 +167,13 @@ def do_train(host: Host, value: tuple[int, str | None]) -> None:
 
     with temporary_threads(session.train_threads), shown:
         report = session.train(
-            steps, corpus, on_start=start, on_step=lambda info: bar[0].step(info.step, info.loss, info.tokens),
-            on_note=note, interrupt=InterruptFlag(),
-        )  # fmt: skip
+            steps,
+            corpus,
+            on_start=start,
+            on_step=lambda info: bar[0].step(info.step, info.loss, info.tokens),
+            on_note=note,
+            interrupt=InterruptFlag(),
+        )
     if report.grown_vocab:
         old, new = report.grown_vocab
         host.say(vocab_growth(report.corpus, old, new))
@@ -532,10 +536,7 @@ COMMANDS: tuple[Command, ...] = (
         name="verbose",
         usage="[on|off]",
         summary="more detail after each reply",
-        details=(
-            "Adds prompt tokens and prefill time to "
-            "the line after each reply; without an argument it toggles."
-        ),
+        details=("Adds prompt tokens and prefill time to the line after each reply; without an argument it toggles."),
         convert=optional(on_off_arg),
         handler=do_verbose,
     ),

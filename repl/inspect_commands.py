@@ -34,13 +34,16 @@ def do_why(host: Host, position: int | None) -> None:
     n = len(records)
     position = -1 if position is None else position
     if not (1 <= position <= n or -n <= position <= -1):
-        raise ScratchGPTError(f"the last reply has {counted(n, 'token')}; /why takes 1 to {n}, or -1 to -{n} "
-                              "counting from the end")  # fmt: skip
+        raise ScratchGPTError(
+            f"the last reply has {counted(n, 'token')}; /why takes 1 to {n}, or -1 to -{n} counting from the end"
+        )
     index = position - 1 if position > 0 else n + position
     chosen = reply.completion.ids[index]
     tokenizer = host.session.tokenizer
-    host.say(f"token {index + 1} of {n}: {shown_token(tokenizer, chosen)}; the model's own probabilities "
-             "(temperature 1) beside the ones this session sampled from")  # fmt: skip
+    host.say(
+        f"token {index + 1} of {n}: {shown_token(tokenizer, chosen)}; the model's own probabilities "
+        "(temperature 1) beside the ones this session sampled from"
+    )
     host.say("\n".join(why_lines(tokenizer, records[index], chosen, reply.settings)))
 
 

@@ -147,9 +147,13 @@ class Session:
     """The state of one conversation with a model, and everything the slash commands do to it."""
 
     def __init__(
-        self, ckpt: Checkpoint, *, settings: Settings | None = None, engine_options: dict | None = None,
+        self,
+        ckpt: Checkpoint,
+        *,
+        settings: Settings | None = None,
+        engine_options: dict | None = None,
         threads: int | None = None,
-    ):  # fmt: skip
+    ):
         self.settings = settings or Settings()
         self.engine_options = dict(engine_options or {})  # Engine's compile= and quantize=, for every model used
         self.requested_threads = threads  # --threads or /threads N; None: measured for each model (threads.py)
@@ -231,8 +235,15 @@ class Session:
         self.turn += 1
         # every reply keeps each token's distribution as the decode step left it (a reference, nothing
         # computed), so /why can explain any reply and /probs read it as it streams
-        completion = Completion(self.engine, self.tokenizer, context, s, generator=generator,
-                                extra_stop=self.conversation.reply_stops, logprobs=MAX_TOP_LOGPROBS)  # fmt: skip
+        completion = Completion(
+            self.engine,
+            self.tokenizer,
+            context,
+            s,
+            generator=generator,
+            extra_stop=self.conversation.reply_stops,
+            logprobs=MAX_TOP_LOGPROBS,
+        )
         reply = Reply(self, context, completion, header=self.conversation.reply_header)
         reply.settings = replace(s)  # as sampled: /why compares against these, whatever /temp says later
         return reply
@@ -369,9 +380,16 @@ class Session:
         report = None
         try:
             report = fine_tune(
-                self.ckpt, source, steps, seed=turn_seed(self.settings.seed, 10**6 + self.steps_trained),
-                on_ready=ready, on_step=step_done, on_note=on_note, interrupt=interrupt, eval_iters=eval_iters,
-            )  # fmt: skip
+                self.ckpt,
+                source,
+                steps,
+                seed=turn_seed(self.settings.seed, 10**6 + self.steps_trained),
+                on_ready=ready,
+                on_step=step_done,
+                on_note=on_note,
+                interrupt=interrupt,
+                eval_iters=eval_iters,
+            )
         finally:
             self._after_training(report, start, len(done))
         return report
@@ -384,8 +402,9 @@ class Session:
         if report is not None:
             self.ckpt = replace(self.ckpt, provenance=report.ckpt.provenance)
         elif steps:  # an error after some steps: they count, and no loss was measured for them
-            record = fine_tuned_record(self.ckpt.provenance, start=start, steps=steps, corpus=self.ckpt.corpus,
-                                       after=None)
+            record = fine_tuned_record(
+                self.ckpt.provenance, start=start, steps=steps, corpus=self.ckpt.corpus, after=None
+            )
             self.ckpt = replace(self.ckpt, provenance=record)
         if self.engine.copies_weights:  # an int8 copy of the old weights: quantize the new ones
             self._use(self.ckpt)
@@ -427,8 +446,12 @@ class Session:
             ("context", f"{config.block_size} tokens"),
             ("device", f"{self.device}, {str(dtype).removeprefix('torch.')}"),
             ("corpus", self.corpus or "none recorded"),
-            ("val loss", f"{val:.4f}, {how}; scratchgpt eval scores the whole split"
-             if isinstance(val, (int, float)) else no_val),  # fmt: skip
+            (
+                "val loss",
+                f"{val:.4f}, {how}; scratchgpt eval scores the whole split"
+                if isinstance(val, (int, float))
+                else no_val,
+            ),
         ]
         settings = [(name, self.setting_text(name)) for name in SETTING_NAMES]
         return {"info": model, "parameters": settings}.get(part, model + settings)
@@ -472,12 +495,18 @@ class Session:
 def stats_line(session: Session, reply: Reply, *, verbose: bool) -> str:
     """The line after a reply: tokens, speed, temperature, seed (verbose: the prompt and prefill too)."""
     s = session.settings
-    parts = [f"{reply.tokens} tokens", f"{reply.tokens_per_second:,.1f} tokens/s", f"temp {s.temperature:g}",
-             f"seed {s.seed}"]  # fmt: skip
+    parts = [
+        f"{reply.tokens} tokens",
+        f"{reply.tokens_per_second:,.1f} tokens/s",
+        f"temp {s.temperature:g}",
+        f"seed {s.seed}",
+    ]
     if verbose:
         cached = len(reply.context) - reply.prompt_tokens  # the KV cache already held them (a /regen: all but one)
-        parts += [f"prompt {len(reply.context)} tokens" + (f" ({cached} cached)" if cached else ""),
-                  f"prefill {reply.prefill_seconds * 1000:.0f} ms"]  # fmt: skip
+        parts += [
+            f"prompt {len(reply.context)} tokens" + (f" ({cached} cached)" if cached else ""),
+            f"prefill {reply.prefill_seconds * 1000:.0f} ms",
+        ]
     if reply.interrupted:
         parts.append("stopped")
     return " · ".join(parts)

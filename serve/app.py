@@ -38,25 +38,43 @@ async def api_error(request: HttpRequest, e: ApiError) -> Response:
 
 async def http_error(request: HttpRequest, e: HTTPException) -> Response:
     kind = "not_found_error" if e.status_code == 404 else "invalid_request_error"
-    return await api_error(request, ApiError(e.status_code, f"{request.method} {request.url.path}: {e.detail}",
-                                             kind=kind))  # fmt: skip
+    return await api_error(
+        request, ApiError(e.status_code, f"{request.method} {request.url.path}: {e.detail}", kind=kind)
+    )
 
 
 def default_routes() -> list[Route]:
     return [Route("/health", health, methods=["GET"]), *openai_api.ROUTES, *ollama_api.ROUTES, *page.ROUTES]
 
 
-def build_app(models: Models, *, api_key: str | None = None, loopback: bool = True, cors_origin: str | None = None,
-              routes: list[Route] | None = None, lifespan: Callable | None = None,
-              limits: Limits | None = None) -> Starlette:  # fmt: skip
+def build_app(
+    models: Models,
+    *,
+    api_key: str | None = None,
+    loopback: bool = True,
+    cors_origin: str | None = None,
+    routes: list[Route] | None = None,
+    lifespan: Callable | None = None,
+    limits: Limits | None = None,
+) -> Starlette:
     """The app over models. loopback: refuse Host headers that are not loopback names (DNS rebinding);
     limits: the body's deadline (the header's and the connection limit are server.py's, from the same Limits)."""
     middleware = []
     if cors_origin:  # outermost, so a browser's preflight is answered before the key is asked for
-        middleware.append(Middleware(CORSMiddleware, allow_origins=[cors_origin], allow_methods=["GET", "POST"],
-                                     allow_headers=["authorization", "content-type", "x-api-key"]))  # fmt: skip
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=[cors_origin],
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "x-api-key"],
+            )
+        )
     middleware.append(Middleware(Guard, api_key=api_key, loopback=loopback, cors_origin=cors_origin, limits=limits))
-    app = Starlette(routes=routes if routes is not None else default_routes(), middleware=middleware,
-                    exception_handlers={ApiError: api_error, HTTPException: http_error}, lifespan=lifespan)  # fmt: skip
+    app = Starlette(
+        routes=routes if routes is not None else default_routes(),
+        middleware=middleware,
+        exception_handlers={ApiError: api_error, HTTPException: http_error},
+        lifespan=lifespan,
+    )
     app.state.models = models
     return app

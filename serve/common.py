@@ -37,8 +37,16 @@ DEFAULT_SPEAKERS = ("USER", "ASSISTANT")  # the names chat messages are spoken u
 class ApiError(Exception):
     """An error a client caused (or a full server): OpenAI's {"error": {...}}, or on ollama's paths {"error": msg}."""
 
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 kind: str = "invalid_request_error", headers: dict[str, str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        kind: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
         self.headers = headers
@@ -78,14 +86,22 @@ class Models:
         if self.stopping:
             raise shutting_down()
         if not self.ready:
-            raise ApiError(503, "the model is still loading; retry shortly", kind="server_error",
-                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)})  # fmt: skip
+            raise ApiError(
+                503,
+                "the model is still loading; retry shortly",
+                kind="server_error",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         if name is None and len(self.by_name) == 1:
             return next(iter(self.by_name.values()))
         if not isinstance(name, str) or name not in self.by_name:
             names = ", ".join(self.by_name)
-            raise ApiError(400, f"model {clipped(name)} is not served here; use one of: {names}", param="model",
-                           code="model_not_found")  # fmt: skip
+            raise ApiError(
+                400,
+                f"model {clipped(name)} is not served here; use one of: {names}",
+                param="model",
+                code="model_not_found",
+            )
         return self.by_name[name]
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -95,8 +111,13 @@ class Models:
 
 
 def shutting_down() -> ApiError:
-    return ApiError(503, "the server is shutting down; retry against another or later", kind="server_error",
-                    code="shutting_down", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})  # fmt: skip
+    return ApiError(
+        503,
+        "the server is shutting down; retry against another or later",
+        kind="server_error",
+        code="shutting_down",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def request_id(request: HttpRequest) -> str:
@@ -111,15 +132,25 @@ async def read_json(request: HttpRequest) -> dict:
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_BODY:
-                raise ApiError(413, f"the request body is over {MAX_BODY:,} bytes; send a shorter prompt",
-                               headers=CLOSE)  # fmt: skip
+                raise ApiError(
+                    413, f"the request body is over {MAX_BODY:,} bytes; send a shorter prompt", headers=CLOSE
+                )
             chunks.append(chunk)
     except BodyTimeout:
-        raise ApiError(408, "the request body did not arrive in time; send it whole and at once",
-                       code="body_timeout", headers=CLOSE) from None  # fmt: skip
+        raise ApiError(
+            408,
+            "the request body did not arrive in time; send it whole and at once",
+            code="body_timeout",
+            headers=CLOSE,
+        ) from None
     except ClientDisconnect:
-        log.warning("request %s: %s %s: the client disconnected before its body was whole (%d bytes came)",
-                    request_id(request), request.method, request.url.path, size)  # fmt: skip
+        log.warning(
+            "request %s: %s %s: the client disconnected before its body was whole (%d bytes came)",
+            request_id(request),
+            request.method,
+            request.url.path,
+            size,
+        )
         raise ApiError(499, "the client closed the connection", kind="client_closed") from None
     try:
         body = json.loads(b"".join(chunks))
@@ -186,9 +217,13 @@ async def encode_prompt(
         return ids, room
     if max_tokens is None or max_tokens > room:
         asked = f" plus max_tokens {max_tokens}" if max_tokens is not None else ""
-        raise ApiError(400, f"the prompt's {len(ids)} tokens{asked} exceed the model's {served.block_size}-token "
-                       "window; shorten the prompt or ask for fewer tokens", param=param,
-                       code="context_length_exceeded")  # fmt: skip
+        raise ApiError(
+            400,
+            f"the prompt's {len(ids)} tokens{asked} exceed the model's {served.block_size}-token "
+            "window; shorten the prompt or ask for fewer tokens",
+            param=param,
+            code="context_length_exceeded",
+        )
     return ids, max_tokens
 
 
@@ -206,9 +241,13 @@ class Generation:
         except ShuttingDown:
             raise shutting_down() from None
         except QueueFull:
-            raise ApiError(503, "the server is busy (every slot and the waiting line are full); retry shortly",
-                           kind="server_error", code="server_busy",
-                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None  # fmt: skip
+            raise ApiError(
+                503,
+                "the server is busy (every slot and the waiting line are full); retry shortly",
+                kind="server_error",
+                code="server_busy",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
 
     async def events(self) -> AsyncIterator[Piece | Finished]:
         """Pieces as they come, then the Finished. Left early (a client gone), the engine drops the request."""
@@ -248,12 +287,18 @@ def error_body(path: str, e: ApiError) -> dict:
     return {"error": {"message": e.message, "type": e.kind, "param": e.param, "code": e.code}}
 
 
-
 MAX_STOPS = 4  # OpenAI's bound on stop strings
 
 
-def numeric_field(body: dict, name: str, bound: str | None = None, *, whole: bool = False, low: float | None = None,
-           high: float | None = None) -> float | int | None:  # fmt: skip
+def numeric_field(
+    body: dict,
+    name: str,
+    bound: str | None = None,
+    *,
+    whole: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+) -> float | int | None:
     """body[name] (None when absent or null), checked against BOUNDS[bound] or [low, high]; 400 naming the field."""
     value = body.get(name)
     if value is None:

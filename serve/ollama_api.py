@@ -53,10 +53,15 @@ def options(body: dict) -> tuple[dict, int | None]:
 
 def final_fields(done: Finished, started_ns: int, now_ns: int) -> dict:
     return {
-        "done": True, "done_reason": done.reason, "total_duration": now_ns - started_ns, "load_duration": 0,
-        "prompt_eval_count": done.prompt_tokens, "prompt_eval_duration": done.prompt_ns,
-        "eval_count": done.completion_tokens, "eval_duration": done.decode_ns,
-    }  # fmt: skip
+        "done": True,
+        "done_reason": done.reason,
+        "total_duration": now_ns - started_ns,
+        "load_duration": 0,
+        "prompt_eval_count": done.prompt_tokens,
+        "prompt_eval_duration": done.prompt_ns,
+        "eval_count": done.completion_tokens,
+        "eval_duration": done.decode_ns,
+    }
 
 
 def ndjson(obj: dict) -> str:
@@ -84,8 +89,9 @@ async def respond(gen: Generation, served: ServedModel, body: dict, chat: bool) 
     if done.reason not in ("stop", "length"):
         raise ApiError(500, done.message or "generation ended early", kind="server_error")
     reply = {"message": {"role": "assistant", "content": text}} if chat else {"response": text}
-    return JSONResponse({"model": served.name, "created_at": now(), **reply,
-                         **final_fields(done, gen.started, time.perf_counter_ns())})  # fmt: skip
+    return JSONResponse(
+        {"model": served.name, "created_at": now(), **reply, **final_fields(done, gen.started, time.perf_counter_ns())}
+    )
 
 
 async def generate(request: HttpRequest) -> Response:
@@ -118,8 +124,16 @@ async def chat(request: HttpRequest) -> Response:
 
 async def tags(request: HttpRequest) -> Response:
     models = request.app.state.models.by_name.values()
-    listed = [{"name": m.name, "model": m.name, "modified_at": datetime.fromtimestamp(m.created, timezone.utc)
-               .isoformat(), "size": 0, "details": {"family": "scratchgpt"}} for m in models]  # fmt: skip
+    listed = [
+        {
+            "name": m.name,
+            "model": m.name,
+            "modified_at": datetime.fromtimestamp(m.created, timezone.utc).isoformat(),
+            "size": 0,
+            "details": {"family": "scratchgpt"},
+        }
+        for m in models
+    ]
     return JSONResponse({"models": listed})
 
 

@@ -72,8 +72,11 @@ def completion_logprobs(tokenizer: Tokenizer, tokens: list[tuple[TokenLogprob, i
 
 
 def usage(done: Finished) -> dict:
-    return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
-            "total_tokens": done.prompt_tokens + done.completion_tokens}  # fmt: skip
+    return {
+        "prompt_tokens": done.prompt_tokens,
+        "completion_tokens": done.completion_tokens,
+        "total_tokens": done.prompt_tokens + done.completion_tokens,
+    }
 
 
 def sse(data: dict | str) -> str:
@@ -115,8 +118,9 @@ class ReplyFormat:
         if not with_logprobs:
             return None
         tokenizer = self.served.tokenizer
-        return chat_logprobs(tokenizer, tokens) if self.chat else completion_logprobs(tokenizer, tokens,
-                                                                                      self.prompt_chars)
+        return (
+            chat_logprobs(tokenizer, tokens) if self.chat else completion_logprobs(tokenizer, tokens, self.prompt_chars)
+        )
 
     def echoed(self, text: str | None, tokens: list, with_logprobs: bool, finish: str | None, *, whole: bool) -> dict:
         """A completion choice with the echoed prompt in front of text and of its logprobs."""
@@ -157,8 +161,11 @@ async def stream_events(
         first["delta"]["role"] = "assistant"
         yield sse(layout.envelope([first], whole=False, streaming_usage=include_usage))
     if layout.echo is not None:  # the prompt comes first, as one chunk
-        yield sse(layout.envelope([layout.echoed(None, [], with_logprobs, None, whole=False)], whole=False,
-                                 streaming_usage=include_usage))  # fmt: skip
+        yield sse(
+            layout.envelope(
+                [layout.echoed(None, [], with_logprobs, None, whole=False)], whole=False, streaming_usage=include_usage
+            )
+        )
     async for event in gen.events():
         if isinstance(event, Finished):
             if event.reason not in ("stop", "length"):
@@ -181,8 +188,9 @@ async def respond(gen: Generation, layout: ReplyFormat, body: dict, with_logprob
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     if stream:
         frames = stream_events(gen, layout, with_logprobs, include_usage)
-        return StreamingResponse(frames, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+        return StreamingResponse(
+            frames, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
     text, tokens, done = await gen.collect()
     if done.reason not in ("stop", "length"):
         raise ApiError(500, done.message or "generation ended early", kind="server_error")
@@ -200,8 +208,11 @@ def prompt_of(served: ServedModel, prompt: object) -> str | list[int]:
     vocab = served.tokenizer.vocab_size
     if isinstance(prompt, list) and prompt and all(type(i) is int and 0 <= i < vocab for i in prompt):
         return prompt
-    raise ApiError(400, f"prompt must be a string or a non-empty list of token ids below {vocab} "
-                   "(one prompt per request)", param="prompt")  # fmt: skip
+    raise ApiError(
+        400,
+        f"prompt must be a string or a non-empty list of token ids below {vocab} (one prompt per request)",
+        param="prompt",
+    )
 
 
 async def completions(request: HttpRequest) -> Response:
@@ -241,8 +252,9 @@ async def chat_completions(request: HttpRequest) -> Response:
     max_tokens = numeric_field(body, "max_completion_tokens", "max_new_tokens", whole=True)
     if max_tokens is None:
         max_tokens = numeric_field(body, "max_tokens", "max_new_tokens", whole=True)
-    ids, max_tokens = await encode_prompt(served, chat_text(body.get("messages"), served.speakers), max_tokens,
-                                    "messages")  # fmt: skip
+    ids, max_tokens = await encode_prompt(
+        served, chat_text(body.get("messages"), served.speakers), max_tokens, "messages"
+    )
     logprobs = (k or 0) if with_logprobs else None
     gen = Generation(served, {"prompt": ids, "max_tokens": max_tokens, "logprobs": logprobs, **fields}, request)
     return await respond(gen, ReplyFormat(served, chat=True), body, with_logprobs)
@@ -250,8 +262,10 @@ async def chat_completions(request: HttpRequest) -> Response:
 
 async def list_models(request: HttpRequest) -> Response:
     models = request.app.state.models
-    data = [{"id": m.name, "object": "model", "created": m.created, "owned_by": "scratchgpt"}
-            for m in models.by_name.values()]  # fmt: skip
+    data = [
+        {"id": m.name, "object": "model", "created": m.created, "owned_by": "scratchgpt"}
+        for m in models.by_name.values()
+    ]
     return JSONResponse({"object": "list", "data": data})
 
 

@@ -71,8 +71,12 @@ def inspect_window(model, tokenizer: Tokenizer, text: str) -> dict:
 
 async def page(request: HttpRequest) -> Response:
     html = page_html()
-    headers = {"Content-Security-Policy": content_security_policy(html), "Cache-Control": "no-cache",
-               "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}  # fmt: skip
+    headers = {
+        "Content-Security-Policy": content_security_policy(html),
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
     return Response(html, media_type="text/html; charset=utf-8", headers=headers)
 
 
@@ -91,8 +95,13 @@ async def off_the_loop(request: HttpRequest, work: Callable, *args) -> Response:
     if getattr(state, "page_limiter", None) is None:
         state.page_limiter = anyio.CapacityLimiter(1)
     if state.page_limiter.available_tokens < 1:
-        raise ApiError(503, "the server is busy with another page request; retry shortly", kind="server_error",
-                       code="server_busy", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})  # fmt: skip
+        raise ApiError(
+            503,
+            "the server is busy with another page request; retry shortly",
+            kind="server_error",
+            code="server_busy",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     try:
         return await anyio.to_thread.run_sync(as_json, work, *args, limiter=state.page_limiter)
     except ScratchGPTError as e:
@@ -127,8 +136,10 @@ def score_limit(top: int) -> int:
 def score_within_limit(model, tokenizer: Tokenizer, text: str, top: int) -> dict:
     tokens = len(tokenizer.encode(text))
     if tokens > score_limit(top):
-        raise ScratchGPTError(f"the text is {tokens:,} tokens; the page scores at most {score_limit(top):,} "
-                              f"with top {top} (scratchgpt score takes any length)")  # fmt: skip
+        raise ScratchGPTError(
+            f"the text is {tokens:,} tokens; the page scores at most {score_limit(top):,} "
+            f"with top {top} (scratchgpt score takes any length)"
+        )
     return score_text(model, tokenizer, text, top=top)
 
 

@@ -30,6 +30,8 @@ class Limits:
 
 class BodyTimeout(Exception):
     """The body did not arrive within Limits.body_seconds (the handler answers 408)."""
+
+
 # answered without a key: a load balancer's probe has none, and the page (no secret in it) asks for one
 OPEN_PATHS = ("/health", "/")
 
@@ -100,8 +102,15 @@ class Guard:
     Each request gets an id (scope["state"]["request_id"], the x-request-id header of its reply) that the
     log's lines about it name."""
 
-    def __init__(self, app, *, api_key: str | None = None, loopback: bool = True, cors_origin: str | None = None,
-                 limits: Limits | None = None):  # fmt: skip
+    def __init__(
+        self,
+        app,
+        *,
+        api_key: str | None = None,
+        loopback: bool = True,
+        cors_origin: str | None = None,
+        limits: Limits | None = None,
+    ):
         self.app, self.api_key, self.loopback, self.cors_origin = app, api_key, loopback, cors_origin
         self.limits = limits or Limits()
 
@@ -127,8 +136,17 @@ class Guard:
             body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
         data = json.dumps(body).encode()
         extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
-        await send_with_id({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *extra]})  # fmt: skip
+        await send_with_id(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode()),
+                    *extra,
+                ],
+            }
+        )
         await send_with_id({"type": "http.response.body", "body": data})
 
     def _body_in_time(self, receive):
@@ -153,29 +171,51 @@ class Guard:
     def _refusal(self, path: str, method: str, headers: dict[bytes, bytes]) -> tuple[int, str, str, str] | None:
         host = headers.get(b"host", b"").decode("latin-1")
         if self.loopback and not is_loopback_name(host):
-            return 403, f"Host {clipped(host)} is not a loopback name and port; this server answers only local " \
-                "names", "permission_error", "forbidden_host"  # fmt: skip
+            return (
+                403,
+                f"Host {clipped(host)} is not a loopback name and port; this server answers only local names",
+                "permission_error",
+                "forbidden_host",
+            )
         origin = headers.get(b"origin")
         if origin is not None and not self._origin_allowed(origin.decode("latin-1"), host):
-            return 403, f"Origin {clipped(origin.decode('latin-1'))} may not call this server (it is neither this " \
-                "server's own page nor --cors-origin)", "permission_error", "forbidden_origin"  # fmt: skip
+            return (
+                403,
+                f"Origin {clipped(origin.decode('latin-1'))} may not call this server (it is neither this "
+                "server's own page nor --cors-origin)",
+                "permission_error",
+                "forbidden_origin",
+            )
         if self.api_key and path not in OPEN_PATHS and method != "OPTIONS" and not key_matches(headers, self.api_key):
-            return 401, "a valid API key is required: send Authorization: Bearer KEY or x-api-key: KEY", \
-                "authentication_error", "invalid_api_key"  # fmt: skip
+            return (
+                401,
+                "a valid API key is required: send Authorization: Bearer KEY or x-api-key: KEY",
+                "authentication_error",
+                "invalid_api_key",
+            )
         if method == "POST" and not is_json_type(headers.get(b"content-type", b"")):
-            return 415, "a POST body must be sent as Content-Type: application/json", "invalid_request_error", \
-                "unsupported_media_type"  # fmt: skip
+            return (
+                415,
+                "a POST body must be sent as Content-Type: application/json",
+                "invalid_request_error",
+                "unsupported_media_type",
+            )
         length = headers.get(b"content-length", b"0")
         if length.isdigit() and int(length) > MAX_BODY:
-            return 413, f"the request body is over {MAX_BODY:,} bytes; send a shorter prompt", \
-                "invalid_request_error", "body_too_large"  # fmt: skip
+            return (
+                413,
+                f"the request body is over {MAX_BODY:,} bytes; send a shorter prompt",
+                "invalid_request_error",
+                "body_too_large",
+            )
         return None
 
     def _origin_allowed(self, origin: str, host: str) -> bool:
         """The page this server serves (its origin names the Host asked for), or the one --cors-origin names."""
         own = host.strip().lower()
         return origin.lower() in (f"http://{own}", f"https://{own}") or (
-            self.cors_origin is not None and origin.rstrip("/") == self.cors_origin.rstrip("/"))
+            self.cors_origin is not None and origin.rstrip("/") == self.cors_origin.rstrip("/")
+        )
 
 
 def clipped(value: object, most: int = 80) -> str:

@@ -60,5 +60,10 @@ def deadline_protocol(header_seconds: float) -> type[H11Protocol]:
 
 def server_config(app, limits: Limits, **options) -> uvicorn.Config:
     """uvicorn's Config for app under limits; options go to uvicorn as they are (log_level, the graceful timeout)."""
-    return uvicorn.Config(app, http=deadline_protocol(limits.header_seconds), limit_concurrency=limits.max_connections,
-                          timeout_keep_alive=limits.keep_alive_seconds, **options)  # fmt: skip
+    return uvicorn.Config(
+        app,
+        http=deadline_protocol(limits.header_seconds),
+        limit_concurrency=limits.max_connections,
+        timeout_keep_alive=limits.keep_alive_seconds,
+        **options,
+    )

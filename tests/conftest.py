@@ -126,13 +126,24 @@ def nanogpt_char_run(make_hf_gpt2, tmp_path_factory):
     hf, _ = make_hf_gpt2("char-gpt", vocab_size=len(NANOGPT_CHARS), activation_function="gelu")
     run = tmp_path_factory.mktemp("out-shakespeare-char")
     conv1d = ("c_attn.weight", "c_proj.weight", "c_fc.weight")
-    state = {f"_orig_mod.{k}": (v.t().contiguous() if k.endswith(conv1d) else v)
-             for k, v in hf.state_dict().items() if not k.endswith(".attn.bias")}  # fmt: skip
+    state = {
+        f"_orig_mod.{k}": (v.t().contiguous() if k.endswith(conv1d) else v)
+        for k, v in hf.state_dict().items()
+        if not k.endswith(".attn.bias")
+    }
     c = hf.config
-    args = dict(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, block_size=c.n_positions, bias=True,
-                vocab_size=len(NANOGPT_CHARS), dropout=0.0)  # fmt: skip
-    torch.save({"model": state, "model_args": args, "iter_num": 10, "config": {"dataset": "shakespeare_char"}},
-               run / "ckpt.pt")  # fmt: skip
+    args = dict(
+        n_layer=c.n_layer,
+        n_head=c.n_head,
+        n_embd=c.n_embd,
+        block_size=c.n_positions,
+        bias=True,
+        vocab_size=len(NANOGPT_CHARS),
+        dropout=0.0,
+    )
+    torch.save(
+        {"model": state, "model_args": args, "iter_num": 10, "config": {"dataset": "shakespeare_char"}}, run / "ckpt.pt"
+    )
     meta = {"vocab_size": len(NANOGPT_CHARS), "itos": dict(enumerate(NANOGPT_CHARS))}
     (run / "meta.pkl").write_bytes(pickle.dumps(meta))
     return hf, run

@@ -20,8 +20,11 @@ PATH = re.compile(r"(?<![\w./-])((?:[A-Za-z_][\w-]*/)+[\w-]+\.(?:py|md|toml|sh|j
 
 def comments_and_docstrings(source: str) -> list[tuple[int, str]]:
     """(line, text) of each comment and each module, class and function docstring in the source."""
-    found = [(t.start[0], t.string) for t in tokenize.generate_tokens(io.StringIO(source).readline)
-             if t.type == tokenize.COMMENT]  # fmt: skip
+    found = [
+        (t.start[0], t.string)
+        for t in tokenize.generate_tokens(io.StringIO(source).readline)
+        if t.type == tokenize.COMMENT
+    ]
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             doc = ast.get_docstring(node, clean=False)
@@ -31,8 +34,11 @@ def comments_and_docstrings(source: str) -> list[tuple[int, str]]:
 
 
 def named_paths(path: Path) -> list[tuple[int, str]]:
-    return [(line, name) for line, text in comments_and_docstrings(path.read_text(encoding="utf-8"))
-            for name in PATH.findall(text)]  # fmt: skip
+    return [
+        (line, name)
+        for line, text in comments_and_docstrings(path.read_text(encoding="utf-8"))
+        for name in PATH.findall(text)
+    ]
 
 
 def project_files() -> list[Path]:
@@ -50,7 +56,10 @@ def test_the_scan_finds_the_paths_comments_name():
 
 
 def test_every_path_a_comment_or_docstring_names_exists():
-    missing = [f"{f.relative_to(PACKAGE_DIR)}:{line}: {name}" for f in project_files()
-               for line, name in named_paths(f)
-               if not (PACKAGE_DIR / name).exists() and not (f.parent / name).exists()]  # fmt: skip
+    missing = [
+        f"{f.relative_to(PACKAGE_DIR)}:{line}: {name}"
+        for f in project_files()
+        for line, name in named_paths(f)
+        if not (PACKAGE_DIR / name).exists() and not (f.parent / name).exists()
+    ]
     assert not missing, "comments name files that are not there:\n" + "\n".join(missing)

@@ -144,8 +144,9 @@ def run_transcripts() -> list[str]:
         torch.set_num_threads(1)
         try:
             with create_pipe_input() as pipe:
-                repl = Repl(session, input=pipe, output=DummyOutput(), console=make_console(printed),
-                            history=InMemoryHistory())  # fmt: skip
+                repl = Repl(
+                    session, input=pipe, output=DummyOutput(), console=make_console(printed), history=InMemoryHistory()
+                )
                 for line in typed:
                     pipe.send_text(line + "\r")
                 pipe.send_text("/bye\r")
@@ -179,8 +180,9 @@ class Server:
         self.port = README_PORT if port_is_free(README_PORT) else free_port()
         if self.port != README_PORT:
             command += f" --port {self.port}"
-        self.proc = subprocess.Popen(["bash", "-c", f"exec {command}"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:
@@ -218,8 +220,7 @@ def reads_only_what_exists(run: str) -> bool:
 def run_one(run: str) -> str | None:
     """run through bash as a user types it; what went wrong, or None."""
     stdin = "ROMEO:\n" if INTERACTIVE.match(run) else ""
-    done = subprocess.run(["bash", "-c", run], input=stdin, capture_output=True, text=True,
-                          timeout=COMMAND_TIMEOUT)  # fmt: skip
+    done = subprocess.run(["bash", "-c", run], input=stdin, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
     if run.startswith("curl") and '"error"' in done.stdout:  # curl -s exits 0 on an HTTP error
         return f"{run}\n  answered: {done.stdout[-400:]}"
     if done.returncode != 0:

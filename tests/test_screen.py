@@ -34,8 +34,9 @@ def corpus(tmp_path_factory, shakespeare_text) -> Path:
 
 def tiny(path: Path, corpus: Path, tokenizer: str) -> Path:
     """An untrained 1-layer model on corpus."""
-    tok = fit_tokenizer(tokenizer, [corpus.read_text(encoding="utf-8")], **({"vocab_size": 64} if tokenizer == "word"
-                                                                              else {}))  # fmt: skip
+    tok = fit_tokenizer(
+        tokenizer, [corpus.read_text(encoding="utf-8")], **({"vocab_size": 64} if tokenizer == "word" else {})
+    )
     torch.manual_seed(0)
     model = build_model(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16))
     data = resolve_corpus(corpus)
@@ -60,8 +61,13 @@ def test_the_word_model_never_samples_its_unknown_token_but_eval_still_scores_it
     engine = Engine(ckpt.model)
     for temperature in (0.0, 1.0):  # greedy would pick <unk> every time, sampling nearly so
         settings = SamplingSettings(temperature=temperature, max_new_tokens=40, seed=1)
-        completion = Completion(engine, ckpt.tokenizer, ckpt.tokenizer.encode("First Citizen:"), settings,
-                                generator=torch.Generator().manual_seed(1))  # fmt: skip
+        completion = Completion(
+            engine,
+            ckpt.tokenizer,
+            ckpt.tokenizer.encode("First Citizen:"),
+            settings,
+            generator=torch.Generator().manual_seed(1),
+        )
         text = "".join(completion)
         assert len(completion.ids) == 40 and 0 not in completion.ids and "<unk>" not in text
     x = torch.tensor([[1, 2, 3]])
@@ -73,8 +79,9 @@ def test_the_word_model_never_samples_its_unknown_token_but_eval_still_scores_it
 def test_piped_output_ends_with_a_newline_and_the_stats_line_has_a_line_of_its_own(char_checkpoint):
     argv = [REPL, "--checkpoint", str(char_checkpoint), "--len", "12", "--seed", "1", "--temp", "0"]
     plain = subprocess.run(argv, input=b"ROMEO:", capture_output=True, env=ENV, timeout=60)
-    both = subprocess.run([*argv, "--verbose"], input=b"ROMEO:", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          env=ENV, timeout=60)  # fmt: skip
+    both = subprocess.run(
+        [*argv, "--verbose"], input=b"ROMEO:", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV, timeout=60
+    )
     assert plain.returncode == both.returncode == 0 and plain.stdout.endswith(b"\n")
     reply = plain.stdout
     assert both.stdout.startswith(reply)  # the reply, its newline, then stderr's stats
@@ -98,8 +105,10 @@ def test_notes_and_help_wrap_between_words_on_a_terminal(char_checkpoint):
     with create_pipe_input() as pipe:
         repl = Repl(session, input=pipe, output=DummyOutput(), console=console)
         repl.handle("/help set")
-        session.notices.append("the conversation is longer than the model's 32-token window; it now sees only "
-                               "the latest part (/clear starts afresh)")  # fmt: skip
+        session.notices.append(
+            "the conversation is longer than the model's 32-token window; it now sees only "
+            "the latest part (/clear starts afresh)"
+        )
         repl.notices()
     lines = buffer.getvalue().splitlines()
     assert len(lines) > 4 and all(len(line) <= 40 for line in lines), lines
@@ -110,8 +119,14 @@ def test_notes_and_help_wrap_between_words_on_a_terminal(char_checkpoint):
 
 @pytest.mark.slow
 def test_keys_typed_during_a_reply_go_to_the_next_prompt_not_into_the_reply(char_checkpoint):
-    child = pexpect.spawn(REPL, ["--checkpoint", str(char_checkpoint), "--seed", "1", "--len", "100000"],
-                          env=ENV, encoding="utf-8", timeout=30, dimensions=(30, 200))  # fmt: skip
+    child = pexpect.spawn(
+        REPL,
+        ["--checkpoint", str(char_checkpoint), "--seed", "1", "--len", "100000"],
+        env=ENV,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(30, 200),
+    )
     child.expect_exact("/? lists the commands")
     child.expect_exact(">>>")
     child.send("ROMEO:\r")
@@ -151,4 +166,3 @@ def test_sample_loads_the_checkpoint_named_and_refuses_a_tokenizer_that_disagree
     code = run_entry_point(main, ["sample", str(char_checkpoint), "--tokenizer", "char", "-n", "3", "-p", "AB"])
     out, _ = capsys.readouterr()
     assert code == 0 and out.startswith("AB") and len(out) == 2 + 3 + 1
-

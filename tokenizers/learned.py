@@ -286,5 +286,5 @@ def load_tokenizer_file(path: Path) -> LearnedBPETokenizer:
         problem = f"{type(e).__name__}: {e}"
         raise ScratchGPTError(f"{path} is not a tokenizer file ({problem}); the file is damaged") from None
     if not isinstance(spec, dict) or spec.get("name") != "bpe":
-        raise ScratchGPTError(f"{path} is not a learned BPE tokenizer file (no \"name\": \"bpe\"); the file is damaged")
+        raise ScratchGPTError(f'{path} is not a learned BPE tokenizer file (no "name": "bpe"); the file is damaged')
     return LearnedBPETokenizer.from_spec(spec)

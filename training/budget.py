@@ -127,8 +127,9 @@ def measure_step_cost(model: torch.nn.Module, *, device: torch.device, amp_dtype
         try:
             for w in windows:  # a window's first call allocates
                 forward(w)
-            short_s, long_s = (PASSES_PER_FORWARD * min(_timed(lambda w=w: forward(w)) for _ in range(TIMINGS))
-                               for w in windows)  # fmt: skip
+            short_s, long_s = (
+                PASSES_PER_FORWARD * min(_timed(lambda w=w: forward(w)) for _ in range(TIMINGS)) for w in windows
+            )
         finally:
             model.train(was_training)
     with torch.no_grad():
@@ -141,9 +142,13 @@ def measure_step_cost(model: torch.nn.Module, *, device: torch.device, amp_dtype
 
 
 def plan_train_step(
-    model: torch.nn.Module, *, batch_size: int, device: torch.device, amp_dtype: torch.dtype | None,
+    model: torch.nn.Module,
+    *,
+    batch_size: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
     target_seconds: float = STEP_SECONDS,
-) -> TrainStep:  # fmt: skip
+) -> TrainStep:
     """The proposed batch (batch_size windows of the model's context) if a step of it takes at most
     target_seconds here, else the largest smaller one that does: fewer windows, then shorter ones
     (halving). Where the fixed part of a step leaves less than half the target for tokens, a step
@@ -156,7 +161,10 @@ def plan_train_step(
     if at_least <= SURE_FRACTION * target_seconds:
         return TrainStep(batch_size, window, at_least, at_least, shrunk=False)
     cost = measure_step_cost(model, device=device, amp_dtype=amp_dtype)
-    seconds = lambda b, t: cost.seconds(config, b, t)
+
+    def seconds(batch: int, tokens: int) -> float:
+        return cost.seconds(config, batch, tokens)
+
     usual = seconds(batch_size, window)
     if usual <= target_seconds:
         return TrainStep(batch_size, window, usual, usual, shrunk=False)
@@ -181,6 +189,7 @@ def steps_that_fit(
     """The total of steps a run should end at: the most, up to `most`, whose steps after `done`
     and the evaluations they bring (`evaluations_in`, eval_seconds each) take at most
     seconds_left. `done` when not even one more step fits: the run then ends now."""
+
     def cost(total: int) -> float:
         return (total - done) * step_seconds + evaluations_in(done, total, eval_interval) * eval_seconds
 

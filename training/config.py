@@ -65,13 +65,22 @@ def vocabulary(text: str) -> str:
 def out_path(text: str) -> str:
     """--out: a file path (its parent is created), not a directory, existing or written as one ("new/")."""
     if not text or Path(text).is_dir() or text.endswith(("/", os.sep)):
-        raise BadValue(f"expected a checkpoint file path, got the directory {quoted_arg(text or '.')}; "
-                       "name a file in it, e.g. ckpt.safetensors")
+        raise BadValue(
+            f"expected a checkpoint file path, got the directory {quoted_arg(text or '.')}; "
+            "name a file in it, e.g. ckpt.safetensors"
+        )
     return text
 
 
-def setting(default: Any, help: str, *, type: Callable | None = None, choices: tuple | None = None,
-            repeat: bool = False, show_default: bool = True) -> Any:  # fmt: skip
+def setting(
+    default: Any,
+    help: str,
+    *,
+    type: Callable | None = None,
+    choices: tuple | None = None,
+    repeat: bool = False,
+    show_default: bool = True,
+) -> Any:
     """A TrainConfig field: its default, help, and how its flag parses (type or choices)."""
     meta = {"help": help, "type": type, "choices": choices, "repeat": repeat, "show_default": show_default}
     if isinstance(default, (list, tuple)):
@@ -83,71 +92,114 @@ def setting(default: Any, help: str, *, type: Callable | None = None, choices: t
 class TrainConfig:
     # --- data -------------------------------------------------------------------------------
     corpus: str = setting("tinyshakespeare", "registered corpus name or path to a UTF-8 text file")
-    tokenizer: str = setting("char", f"vocabulary: {', '.join(TOKENIZER_NAMES)} (a byte-level BPE learned from the "
-                             "training split), or a FILE.json from `scratchgpt tokenizer train`", type=vocabulary)
-    vocab_size: int | None = setting(None, "ids the vocabulary keeps: word, words (default 8192); bpe, bytes, "
-                                     "merges and <|endoftext|> (default 4096)", type=whole(2, VOCAB_MAX))
+    tokenizer: str = setting(
+        "char",
+        f"vocabulary: {', '.join(TOKENIZER_NAMES)} (a byte-level BPE learned from the "
+        "training split), or a FILE.json from `scratchgpt tokenizer train`",
+        type=vocabulary,
+    )
+    vocab_size: int | None = setting(
+        None,
+        "ids the vocabulary keeps: word, words (default 8192); bpe, bytes, merges and <|endoftext|> (default 4096)",
+        type=whole(2, VOCAB_MAX),
+    )
     lossy: bool = setting(False, "read a corpus that is not valid UTF-8, replacing bad bytes")
     # --- model (a fine-tune or a resumed run takes these from its checkpoint) ----------------
-    arch: str = setting("gpt", "model: transformer; gpt2, GPT-2's layout of it (learned positions, biases, tanh "
-                        "GELU, tied head; with --tokenizer tiktoken GPT-2's full vocabulary, so export --format hf "
-                        "takes it); or the bigram baseline", choices=("gpt", "gpt2", "bigram"))  # fmt: skip
+    arch: str = setting(
+        "gpt",
+        "model: transformer; gpt2, GPT-2's layout of it (learned positions, biases, tanh "
+        "GELU, tied head; with --tokenizer tiktoken GPT-2's full vocabulary, so export --format hf "
+        "takes it); or the bigram baseline",
+        choices=("gpt", "gpt2", "bigram"),
+    )
     n_layer: int = setting(4, "transformer blocks", type=whole(1, DEPTH_MAX))
-    n_head: int | None = setting(None, f"attention heads (default {FRESH_N_HEAD}, or the count nearest it that "
-                                 "divides --n-embd)", type=whole(1, DEPTH_MAX))  # fmt: skip
+    n_head: int | None = setting(
+        None,
+        f"attention heads (default {FRESH_N_HEAD}, or the count nearest it that divides --n-embd)",
+        type=whole(1, DEPTH_MAX),
+    )
     n_embd: int = setting(128, "model width", type=whole(1, WIDTH_MAX))
-    block_size: int | None = setting(None, f"context length in tokens (default {FRESH_BLOCK_SIZE}; with "
-                                     "--init-from, the checkpoint's)", type=whole(1, WIDTH_MAX))  # fmt: skip
+    block_size: int | None = setting(
+        None,
+        f"context length in tokens (default {FRESH_BLOCK_SIZE}; with --init-from, the checkpoint's)",
+        type=whole(1, WIDTH_MAX),
+    )
     rope: bool = setting(True, "rotary position embeddings (--no-rope: learned absolute positions)")
     qk_norm: bool = setting(True, "RMS norm on queries and keys")
     activation: str = setting("relu2", "MLP activation", choices=ACTIVATIONS)  # model.gpt's; a test checks
     tie_embeddings: bool = setting(False, "share token embedding and LM head weights")
     bias: bool = setting(False, "biases in Linear layers")
-    dropout: float | None = setting(None, f"dropout probability (default {FRESH_DROPOUT:g}; with --init-from, the "
-                                    "checkpoint's)", type=real(0, 1, high_open=True))  # fmt: skip
-    attn_dropout: float | None = setting(None, "dropout on attention weights (default: --dropout's; 0 keeps CPU "
-                                         "attention on its fast kernel)", type=real(0, 1, high_open=True))  # fmt: skip
+    dropout: float | None = setting(
+        None,
+        f"dropout probability (default {FRESH_DROPOUT:g}; with --init-from, the checkpoint's)",
+        type=real(0, 1, high_open=True),
+    )
+    attn_dropout: float | None = setting(
+        None,
+        "dropout on attention weights (default: --dropout's; 0 keeps CPU attention on its fast kernel)",
+        type=real(0, 1, high_open=True),
+    )
     # --- optimisation ------------------------------------------------------------------------
-    batch_size: int | None = setting(None, f"sequences per micro-batch (default {FRESH_BATCH_SIZE}; with "
-                                     f"--init-from, about {FINE_TUNE_BATCH_TOKENS} tokens a step)",
-                                     type=whole(1, WIDTH_MAX))  # fmt: skip
-    grad_accum: int | None = setting(None, "micro-batches per step, summed over processes (default: one per "
-                                     "process)", type=whole(1, WIDTH_MAX))  # fmt: skip
+    batch_size: int | None = setting(
+        None,
+        f"sequences per micro-batch (default {FRESH_BATCH_SIZE}; with "
+        f"--init-from, about {FINE_TUNE_BATCH_TOKENS} tokens a step)",
+        type=whole(1, WIDTH_MAX),
+    )
+    grad_accum: int | None = setting(
+        None, "micro-batches per step, summed over processes (default: one per process)", type=whole(1, WIDTH_MAX)
+    )
     max_iters: int = setting(2000, "optimizer steps in the whole run", type=whole(1, STEPS_MAX))
-    max_minutes: float | None = setting(None, "end the run within this many minutes, set-up, compilation and "
-                                        "evaluations included: once its first steps are timed, --max-iters "
-                                        "becomes the steps that fit (the lr schedule spans them)",
-                                        type=real(0, 10**7, low_open=True))  # fmt: skip
+    max_minutes: float | None = setting(
+        None,
+        "end the run within this many minutes, set-up, compilation and "
+        "evaluations included: once its first steps are timed, --max-iters "
+        "becomes the steps that fit (the lr schedule spans them)",
+        type=real(0, 10**7, low_open=True),
+    )
     lr: float = setting(1e-3, "peak learning rate", type=real(0, 10, low_open=True))
-    lr_decay_iters: int | None = setting(None, "steps the lr schedule spans (default --max-iters)",
-                                         type=whole(1, STEPS_MAX))  # fmt: skip
+    lr_decay_iters: int | None = setting(
+        None, "steps the lr schedule spans (default --max-iters)", type=whole(1, STEPS_MAX)
+    )
     min_lr_ratio: float = setting(0.1, "final lr as a fraction of --lr", type=real(0, 1))
     warmup_iters: int = setting(100, "linear warmup steps", type=whole(0, STEPS_MAX))
     schedule: str = setting("cosine", "lr decay after warmup", choices=("cosine", "wsd"))
-    decay_frac: float = setting(0.2, "wsd: the last fraction of steps, where lr decays",
-                                type=real(0, 1, low_open=True))  # fmt: skip
-    optimizer: str = setting("adamw", "adamw, or muon for the blocks' matrices (AdamW for the rest)",
-                             choices=("adamw", "muon"))  # fmt: skip
+    decay_frac: float = setting(0.2, "wsd: the last fraction of steps, where lr decays", type=real(0, 1, low_open=True))
+    optimizer: str = setting(
+        "adamw", "adamw, or muon for the blocks' matrices (AdamW for the rest)", choices=("adamw", "muon")
+    )
     weight_decay: float = setting(0.1, "weight decay on matrices", type=real(0, 10))
     beta2: float = setting(0.99, "AdamW beta2", type=real(0, 1, high_open=True))
     grad_clip: float = setting(1.0, "clip gradient norm (0 = off)", type=real(0, 1e6))
     seed: int = setting(1337, "random seed", type=whole(0, SEED_MAX))
     # --- distillation ------------------------------------------------------------------------
-    teacher: tuple[str, ...] = setting((), "distil: learn this checkpoint's next-token distribution; repeat to "
-                                       "average several (one vocabulary)", repeat=True, show_default=False)  # fmt: skip
-    teacher_pass: str | None = setting(None, "online (default): teachers read each training window; once: they "
-                                       "score the training split first", choices=("online", "once"))  # fmt: skip
-    distill_weight: float | None = setting(None, "with --teacher: the loss's share on the teachers' distribution, "
-                                           "the rest on the text (default 1)", type=real(0, 1))  # fmt: skip
+    teacher: tuple[str, ...] = setting(
+        (),
+        "distil: learn this checkpoint's next-token distribution; repeat to average several (one vocabulary)",
+        repeat=True,
+        show_default=False,
+    )
+    teacher_pass: str | None = setting(
+        None,
+        "online (default): teachers read each training window; once: they score the training split first",
+        choices=("online", "once"),
+    )
+    distill_weight: float | None = setting(
+        None,
+        "with --teacher: the loss's share on the teachers' distribution, the rest on the text (default 1)",
+        type=real(0, 1),
+    )
     # --- evaluation, saving and logging ------------------------------------------------------
     eval_interval: int = setting(250, "steps between evaluations (each one saves)", type=whole(1, STEPS_MAX))
     eval_iters: int = setting(20, "batches per split in each evaluation", type=whole(1, 100_000))
     log_interval: int = setting(10, "steps between metrics lines", type=whole(1, STEPS_MAX))
-    save_every: float = setting(10.0, "also save the latest state every this many minutes, so a kill or a "
-                                "power cut loses at most that (0 = only at evaluations)",
-                                type=real(0, MINUTES_MAX))  # fmt: skip
-    out: str = setting("out/ckpt.safetensors", "checkpoint path; siblings hold resume state and metrics",
-                       type=out_path)  # fmt: skip
+    save_every: float = setting(
+        10.0,
+        "also save the latest state every this many minutes, so a kill or a "
+        "power cut loses at most that (0 = only at evaluations)",
+        type=real(0, MINUTES_MAX),
+    )
+    out: str = setting("out/ckpt.safetensors", "checkpoint path; siblings hold resume state and metrics", type=out_path)
     init_from: str | None = setting(None, "fine-tune this checkpoint (grows a char vocabulary)")
     wandb: bool = setting(False, "also log to Weights & Biases (offline unless logged in and online)")
     tensorboard: bool = setting(False, "also write TensorBoard event files next to --out (X.tb/)")
@@ -155,8 +207,7 @@ class TrainConfig:
     device: str = setting("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     amp: str = setting("auto", "autocast: auto = bf16 where fast", choices=("auto", "bf16", "fp32"))
     compile: bool = setting(False, "torch.compile the blocks: ~30 s once, then faster steps")
-    threads: int | None = setting(None, "CPU threads torch uses (default: one per core)",
-                                  type=whole(1, cpu_threads()))  # fmt: skip
+    threads: int | None = setting(None, "CPU threads torch uses (default: one per core)", type=whole(1, cpu_threads()))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -233,7 +284,7 @@ def _checked_value(f: Field, value: Any, where: str) -> Any:
 
 
 def recipe_path(name: str | Path) -> Path:
-    """A recipe file: the path given, else the shipped recipe of that name (`nanogpt-cpu` is `recipes/nanogpt-cpu.toml`)."""
+    """A recipe file: the path given, else the shipped recipe of that name (`nanogpt-cpu`: recipes/nanogpt-cpu.toml)."""
     from ..core.paths import PACKAGE_DIR
 
     path = Path(name).expanduser()

@@ -59,8 +59,17 @@ class Muon(torch.optim.Optimizer):
     parameters' device).
     """
 
-    def __init__(self, groups, *, lr: float, momentum: float = 0.95, betas=(0.9, 0.99), eps: float = 1e-8,
-                 ns_steps: int = 5, ns_dtype: torch.dtype | None = None):  # fmt: skip
+    def __init__(
+        self,
+        groups,
+        *,
+        lr: float,
+        momentum: float = 0.95,
+        betas=(0.9, 0.99),
+        eps: float = 1e-8,
+        ns_steps: int = 5,
+        ns_dtype: torch.dtype | None = None,
+    ):
         defaults = dict(lr=lr, weight_decay=0.0, muon=False, momentum=momentum, split=1, betas=betas, eps=eps)
         self.ns_steps, self.ns_dtype = ns_steps, ns_dtype
         super().__init__(groups, defaults)
@@ -78,6 +87,7 @@ class Muon(torch.optim.Optimizer):
                     pending.append((p, group, self._momentum_update(p, group)))
                 else:
                     self._adamw_update(p, group)
+
         # every layer's matrices of one shape go through Newton–Schulz as one stack: a few
         # batched matmuls instead of one small product per matrix and iteration
         # (a tall matrix joins the wide ones of its transposed shape: it is iterated wide anyway)

@@ -49,6 +49,11 @@ class Pacer:
         """The step a --max-minutes run should end at: the most, up to `most`, whose steps and
         evaluations still fit before the deadline; `done` when not one more does."""
         assert self.deadline is not None and self.eval_seconds is not None
-        return steps_that_fit(self.deadline - time.perf_counter(), step_seconds=self.step_seconds,
-                              eval_seconds=self.eval_seconds, done=done, eval_interval=self.eval_interval,
-                              most=self.most)  # fmt: skip
+        return steps_that_fit(
+            self.deadline - time.perf_counter(),
+            step_seconds=self.step_seconds,
+            eval_seconds=self.eval_seconds,
+            done=done,
+            eval_interval=self.eval_interval,
+            most=self.most,
+        )

@@ -134,8 +134,10 @@ def _resumable(paths: RunPaths) -> bool:
 
 def _model_not_run(paths: RunPaths, found: str) -> str:
     """The refusal for an --out holding a checkpoint with no train state (a /save, an export): a model, not a run."""
-    return (f"{paths.best} holds a model ({found}) but no run to resume; start from it with --init-from "
-            f"{paths.best} and another --out, or replace it with --overwrite")  # fmt: skip
+    return (
+        f"{paths.best} holds a model ({found}) but no run to resume; start from it with --init-from "
+        f"{paths.best} and another --out, or replace it with --overwrite"
+    )
 
 
 def claim_out(config: TrainConfig, paths: RunPaths, *, overwrite: bool) -> None:
@@ -146,14 +148,16 @@ def claim_out(config: TrainConfig, paths: RunPaths, *, overwrite: bool) -> None:
     once the new model is ready.
     """
     if config.init_from and Path(config.init_from).resolve() in {p.resolve() for p in (paths.best, paths.last)}:
-        raise ScratchGPTError(f"--out {quoted_arg(config.out)} would replace the checkpoint --init-from starts from; "
-                              "choose another --out")  # fmt: skip
+        raise ScratchGPTError(
+            f"--out {quoted_arg(config.out)} would replace the checkpoint --init-from starts from; choose another --out"
+        )
     found = describe_run(paths)
     if found is not None and not overwrite and not _resumable(paths):
         raise ScratchGPTError(_model_not_run(paths, found))
     if found is not None and not overwrite:
-        raise ScratchGPTError(f"{paths.best} already holds a run ({found}); continue it with --resume, "
-                              "or replace it with --overwrite")  # fmt: skip
+        raise ScratchGPTError(
+            f"{paths.best} already holds a run ({found}); continue it with --resume, or replace it with --overwrite"
+        )
 
 
 def clear_run(paths: RunPaths) -> None:
@@ -194,8 +198,10 @@ class RunLock:
             if not _try_lock(fd):
                 holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
-                raise ScratchGPTError(f"{self.paths.best} is being trained by another run (pid {holder}); "
-                                      "wait for it to end, or choose another --out")  # fmt: skip
+                raise ScratchGPTError(
+                    f"{self.paths.best} is being trained by another run (pid {holder}); "
+                    "wait for it to end, or choose another --out"
+                )
             if _names(path, fd):
                 self._fd = fd
             else:  # locked a file its owner removed on ending: lock the one at path now
@@ -259,8 +265,16 @@ class RunWriter:
     the train state `resume_state_path` picks for it are therefore always from one step.
     """
 
-    def __init__(self, paths: RunPaths, model: torch.nn.Module, tokenizer: Tokenizer, optimizer: torch.optim.Optimizer,
-                 *, corpus: dict, generator: torch.Generator):  # fmt: skip
+    def __init__(
+        self,
+        paths: RunPaths,
+        model: torch.nn.Module,
+        tokenizer: Tokenizer,
+        optimizer: torch.optim.Optimizer,
+        *,
+        corpus: dict,
+        generator: torch.Generator,
+    ):
         self.paths, self.model, self.tokenizer, self.optimizer = paths, model, tokenizer, optimizer
         self.corpus, self.generator = corpus, generator
 
@@ -270,16 +284,27 @@ class RunWriter:
             # the run resumed here was killed between its last two renames; finish that save first,
             # or the pending file written below would replace the only train state matching X.last
             os.replace(paths.pending_train_state, paths.train_state)
-        meta = {"step": saved.step, "tokens_seen": saved.tokens_seen, "max_iters": saved.config.max_iters,
-                **saved.last_eval, "val_loss": saved.last_eval.get("val")}  # fmt: skip
+        meta = {
+            "step": saved.step,
+            "tokens_seen": saved.tokens_seen,
+            "max_iters": saved.config.max_iters,
+            **saved.last_eval,
+            "val_loss": saved.last_eval.get("val"),
+        }
         if best:
             save_checkpoint(paths.best, self.model, self.tokenizer, corpus=self.corpus, provenance=meta)
         save_train_state(
-            paths.pending_train_state, self.optimizer,
+            paths.pending_train_state,
+            self.optimizer,
             rng={"batches": self.generator.get_state(), "torch": torch.get_rng_state()},
-            state={"step": saved.step, "best_val": saved.best_val, "tokens_seen": saved.tokens_seen,
-                   "last_eval": saved.last_eval, "config": saved.config.to_dict()},
-        )  # fmt: skip
+            state={
+                "step": saved.step,
+                "best_val": saved.best_val,
+                "tokens_seen": saved.tokens_seen,
+                "last_eval": saved.last_eval,
+                "config": saved.config.to_dict(),
+            },
+        )
         try:
             save_checkpoint(paths.last, self.model, self.tokenizer, corpus=self.corpus, provenance=meta)
         except BaseException:

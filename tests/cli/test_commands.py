@@ -68,8 +68,16 @@ def test_an_empty_corpus_is_one_line(capsys, corpus, tmp_path):
 
 
 def test_a_corpus_shorter_than_a_block_is_one_line_naming_the_flag(capsys, corpus, tmp_path):
-    code, _, err = scratchgpt(capsys, "train", "--corpus", corpus("to be or not to be\n" * 3),
-                              "--block-size", "64", "--out", str(tmp_path / "o.safetensors"))
+    code, _, err = scratchgpt(
+        capsys,
+        "train",
+        "--corpus",
+        corpus("to be or not to be\n" * 3),
+        "--block-size",
+        "64",
+        "--out",
+        str(tmp_path / "o.safetensors"),
+    )
     assert_one_line_error(code, err, "too short", "--block-size")
 
 
@@ -87,8 +95,10 @@ def test_an_unknown_tokenizer_is_a_usage_error(capsys):
     assert_one_line_error(e.value.code, err, "sentencepiece")
 
 
-@pytest.mark.parametrize("flag, value", [("--n-layer", "0"), ("--max-iters", "-3"), ("--lr", "nan"),
-                                         ("--batch-size", "many"), ("--dropout", "-0.5")])
+@pytest.mark.parametrize(
+    "flag, value",
+    [("--n-layer", "0"), ("--max-iters", "-3"), ("--lr", "nan"), ("--batch-size", "many"), ("--dropout", "-0.5")],
+)
 def test_bad_numeric_flags_are_usage_errors(capsys, flag, value):
     with pytest.raises(SystemExit) as e:
         scratchgpt(capsys, "train", flag, value)
@@ -121,8 +131,9 @@ def test_help_into_a_reader_that_leaves_early_exits_quietly():
     """`scratchgpt --help | head -1`: head may leave before the help is written; no traceback then."""
     read, write = os.pipe()
     os.close(read)  # the reader has left: every write fails with EPIPE
-    proc = subprocess.run([sys.executable, "-m", "scratchgpt", "--help"], stdout=write, stderr=subprocess.PIPE,
-                          text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "scratchgpt", "--help"], stdout=write, stderr=subprocess.PIPE, text=True
+    )
     os.close(write)
     assert proc.stderr == "" and proc.returncode == 141
 
@@ -137,8 +148,9 @@ def test_sample_with_no_flags_uses_the_shipped_model_and_a_seed_repeats(capsys):
 
 
 def test_sample_stops_at_a_stop_string(capsys):
-    code, out, _ = scratchgpt(capsys, "sample", "--len", "400", "--seed", "3", "--prompt", "ROMEO:\n",
-                              "--stop", r"\n\n")
+    code, out, _ = scratchgpt(
+        capsys, "sample", "--len", "400", "--seed", "3", "--prompt", "ROMEO:\n", "--stop", r"\n\n"
+    )
     assert code == 0 and out.startswith("ROMEO:\n")
     reply = out[len("ROMEO:\n") :].rstrip("\n")  # a stop string ends the reply; the prompt is not searched
     assert "\n\n" not in reply
@@ -239,8 +251,12 @@ def test_export_of_several_checkpoints_saves_the_mean_of_their_weights(capsys, t
     assert_one_line_error(code, err, "other.safetensors", "another architecture", "averaged")
     for block_size in (64, 128):  # learned positions: a table as long as the context, so the lengths must match
         torch.manual_seed(0)
-        save_checkpoint(tmp_path / f"learned{block_size}.safetensors",
-                        GPT(replace(small.config, rope=False, block_size=block_size)), a.tokenizer, corpus=a.corpus)
+        save_checkpoint(
+            tmp_path / f"learned{block_size}.safetensors",
+            GPT(replace(small.config, rope=False, block_size=block_size)),
+            a.tokenizer,
+            corpus=a.corpus,
+        )
     learned = [str(tmp_path / f"learned{n}.safetensors") for n in (64, 128)]
     code, _, err = scratchgpt(capsys, "export", *learned, str(tmp_path / "x.safetensors"))
     assert_one_line_error(code, err, "learned128.safetensors", "another architecture", "averaged")
@@ -249,17 +265,39 @@ def test_export_of_several_checkpoints_saves_the_mean_of_their_weights(capsys, t
 
 def test_the_console_script_prints_no_traceback_and_exits_1(tmp_path):
     env = {**os.environ, "SCRATCHGPT_DATA": os.environ["SCRATCHGPT_DATA"]}
-    proc = subprocess.run([sys.executable, "-m", "scratchgpt", "sample", "--checkpoint", str(tmp_path / "x")],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scratchgpt", "sample", "--checkpoint", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
-    debug = subprocess.run([sys.executable, "-m", "scratchgpt", "sample", "--debug", "--checkpoint",
-                            str(tmp_path / "x")], capture_output=True, text=True, env=env)
+    debug = subprocess.run(
+        [sys.executable, "-m", "scratchgpt", "sample", "--debug", "--checkpoint", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert "Traceback" in debug.stderr
 
 
-TINY_RUN = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2",
-            "--max-iters", "2", "--eval-iters", "1"]  # fmt: skip
+TINY_RUN = [
+    "--n-layer",
+    "1",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "8",
+    "--block-size",
+    "8",
+    "--batch-size",
+    "2",
+    "--max-iters",
+    "2",
+    "--eval-iters",
+    "1",
+]
 GOOD = "naïve café\n"  # 13 bytes of UTF-8 before the bad byte below
 
 
@@ -267,12 +305,14 @@ BAD_CORPORA = {  # what the file holds (None: no file, "dir": a directory) and w
     "missing": (None, ["nope.txt", "neither a file nor a registered corpus", "check the path"]),
     "directory": ("dir", ["is a directory", "give a UTF-8 text file"]),
     "empty": (b"", ["c.txt", "is empty", "give a UTF-8 text file"]),
-    "latin-1": ((GOOD * 40).encode() + "déjà vu\n".encode("latin-1"),
-                ["c.txt", "not UTF-8", f"offset {13 * 40 + 1}", "--lossy"]),
+    "latin-1": (
+        (GOOD * 40).encode() + "déjà vu\n".encode("latin-1"),
+        ["c.txt", "not UTF-8", f"offset {13 * 40 + 1}", "--lossy"],
+    ),
     "utf-16": ("ROMEO: hello\n".encode("utf-16"), ["c.txt", "not UTF-8", "offset 0", "--lossy"]),
     "binary": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, ["c.txt", "not UTF-8", "offset 0", "--lossy"]),
     "shorter than a block": ((GOOD * 3).encode(), ["'c'", "too short", "block_size+1=9", "--block-size"]),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", BAD_CORPORA)
@@ -283,8 +323,9 @@ def test_each_bad_corpus_is_one_line_that_says_what_to_do_and_exit_1(capsys, tmp
         path.mkdir()
     elif content is not None:
         path.write_bytes(content)
-    code, out, err = scratchgpt(capsys, "train", "--corpus", str(path), *TINY_RUN,
-                                "--out", str(tmp_path / "o.safetensors"))  # fmt: skip
+    code, out, err = scratchgpt(
+        capsys, "train", "--corpus", str(path), *TINY_RUN, "--out", str(tmp_path / "o.safetensors")
+    )
     assert code == 1
     assert_one_line_error(code, err, "error: ", *words)
     assert not (tmp_path / "o.safetensors").exists() and not list(tmp_path.glob("o.*"))
@@ -326,8 +367,10 @@ def test_a_bad_corpus_through_the_real_command_prints_no_traceback_unless_debug(
     argv = [sys.executable, "-m", "scratchgpt", "train", "--corpus", str(corpus), "--out", str(tmp_path / "o")]
     proc = subprocess.run(argv, capture_output=True, text=True)
     assert proc.returncode == 1
-    assert proc.stderr == f"error: {corpus} is not UTF-8 text (bad byte at offset 3); convert it to UTF-8, " \
-                          "or pass --lossy to replace bad bytes with U+FFFD\n"  # fmt: skip
+    assert (
+        proc.stderr == f"error: {corpus} is not UTF-8 text (bad byte at offset 3); convert it to UTF-8, "
+        "or pass --lossy to replace bad bytes with U+FFFD\n"
+    )
     debug = subprocess.run([*argv, "--debug"], capture_output=True, text=True)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "ScratchGPTError" in debug.stderr
 
@@ -370,9 +413,16 @@ def test_eval_names_what_it_measured_on_one_line_above_the_table_however_narrow(
 
     from scratchgpt.cli.eval import print_eval
 
-    result = {"checkpoint": "/home/someone/models/shakespeare-char.safetensors", "corpus": "tinyshakespeare",
-              "tokenizer": "char", "params": 4_800_000, "tokens": 111_539, "val_nats_per_token": 1.4114,
-              "val_nats_per_char": 1.4114, "stride": 256}  # fmt: skip
+    result = {
+        "checkpoint": "/home/someone/models/shakespeare-char.safetensors",
+        "corpus": "tinyshakespeare",
+        "tokenizer": "char",
+        "params": 4_800_000,
+        "tokens": 111_539,
+        "val_nats_per_token": 1.4114,
+        "val_nats_per_char": 1.4114,
+        "stride": 256,
+    }
     screen = io.StringIO()
     print_eval(result, Console(file=screen, width=80, highlight=False), stride=True)
     title = "/home/someone/models/shakespeare-char.safetensors on tinyshakespeare (val split, windows 256 apart)"
@@ -381,7 +431,9 @@ def test_eval_names_what_it_measured_on_one_line_above_the_table_however_narrow(
 
 
 def test_version_prints_the_version_and_exits_0_as_the_repl_does():
-    run = lambda *argv: subprocess.run([sys.executable, "-m", *argv, "--version"], capture_output=True, text=True)
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", *argv, "--version"], capture_output=True, text=True)
+
     cli, repl = run("scratchgpt"), run("scratchgpt.repl.app")
     assert cli.returncode == 0 and cli.stderr == "" and cli.stdout.startswith("scratchgpt ")
     assert cli.stdout == repl.stdout and cli.stdout.endswith("\n")
@@ -422,7 +474,8 @@ def test_a_missing_corpus_is_named_before_an_out_that_holds_a_run(capsys, tmp_pa
 
 def test_a_run_that_fails_to_start_leaves_no_empty_out_folder(capsys, corpus, tmp_path):
     out = tmp_path / "new" / "runs" / "o.safetensors"
-    code, _, err = scratchgpt(capsys, "train", "--corpus", corpus("to be or not to be\n" * 3),
-                              "--block-size", "64", "--out", str(out))  # fmt: skip
+    code, _, err = scratchgpt(
+        capsys, "train", "--corpus", corpus("to be or not to be\n" * 3), "--block-size", "64", "--out", str(out)
+    )
     assert_one_line_error(code, err, "too short")
     assert not (tmp_path / "new").exists()

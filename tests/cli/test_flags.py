@@ -36,11 +36,33 @@ IDS = [f"{command} {flag}" for command, flag, _ in NUMERIC]
 # non-finite and overflowing numbers, negatives (no flag takes one), control characters and a
 # 5,000-digit number (past Python's int() limit).
 BAD_VALUES = [
-    "abc", "", " ", "🙂", "５", "٣", "½", "1_0", "0x10", "1,5", "1e", "--",
-    "nan", "NaN", "inf", "-inf", "Infinity", "1e400", "-1e400",
-    "-1", "-0.5", "-1e-3",
-    "\x1b[31m1", "1\n2", "\u202e5", "9" * 5000,
-]  # fmt: skip
+    "abc",
+    "",
+    " ",
+    "🙂",
+    "５",
+    "٣",
+    "½",
+    "1_0",
+    "0x10",
+    "1,5",
+    "1e",
+    "--",
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "Infinity",
+    "1e400",
+    "-1e400",
+    "-1",
+    "-0.5",
+    "-1e-3",
+    "\x1b[31m1",
+    "1\n2",
+    "\u202e5",
+    "9" * 5000,
+]
 
 
 def scratchgpt(capsys, *argv: str) -> tuple[int, str, str]:
@@ -234,8 +256,20 @@ AT_MAXIMUM = {
     ("serve", "--request-timeout"): "an hour's deadline takes an hour to reach; test_hostile.py runs short ones",
     ("serve", "--max-connections"): "100,000 sockets pass this machine's file limit; test_hostile.py runs a small cap",
 }
-TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8", "--batch-size", "2",
-        "--eval-iters", "1"]  # fmt: skip
+TINY = [
+    "--n-layer",
+    "1",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "8",
+    "--block-size",
+    "8",
+    "--batch-size",
+    "2",
+    "--eval-iters",
+    "1",
+]
 
 
 def top(flag: str, command: str = "train") -> str:
@@ -263,48 +297,112 @@ def tiny_checkpoint(tmp_path_factory, tiny_corpus) -> Path:
     out = tmp_path_factory.mktemp("run") / "tiny.safetensors"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(out.parent / "cache"))
-        code = run_entry_point(main, ["train", "--corpus", str(tiny_corpus), *TINY, "--max-iters", "2",
-                                      "--out", str(out)])  # fmt: skip
+        code = run_entry_point(
+            main, ["train", "--corpus", str(tiny_corpus), *TINY, "--max-iters", "2", "--out", str(out)]
+        )
     assert code == 0
     return out
 
 
 def test_train_at_the_largest_schedule_seed_and_optimizer_values_runs(capsys, tmp_path, tiny_corpus):
-    maxed = ("--seed", "--lr", "--weight-decay", "--grad-clip", "--min-lr-ratio", "--beta2", "--dropout",
-             "--attn-dropout", "--warmup-iters", "--lr-decay-iters", "--decay-frac", "--eval-interval",
-             "--log-interval", "--save-every", "--vocab-size", "--max-minutes")  # fmt: skip
+    maxed = (
+        "--seed",
+        "--lr",
+        "--weight-decay",
+        "--grad-clip",
+        "--min-lr-ratio",
+        "--beta2",
+        "--dropout",
+        "--attn-dropout",
+        "--warmup-iters",
+        "--lr-decay-iters",
+        "--decay-frac",
+        "--eval-interval",
+        "--log-interval",
+        "--save-every",
+        "--vocab-size",
+        "--max-minutes",
+    )
     argv = [x for flag in maxed for x in (flag, top(flag))]
-    code, _, err = scratchgpt(capsys, "train", "--corpus", str(tiny_corpus), "--tokenizer", "word", *TINY,
-                              *argv, "--max-iters", "4", "--out", str(tmp_path / "m.safetensors"))  # fmt: skip
+    code, _, err = scratchgpt(
+        capsys,
+        "train",
+        "--corpus",
+        str(tiny_corpus),
+        "--tokenizer",
+        "word",
+        *TINY,
+        *argv,
+        "--max-iters",
+        "4",
+        "--out",
+        str(tmp_path / "m.safetensors"),
+    )
     assert code == 0, err
     assert "Traceback" not in err and (tmp_path / "m.safetensors").exists()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape", [["--batch-size", top("--batch-size")],
-                                   ["--n-layer", top("--n-layer"), "--n-embd", "8", "--n-head", "2"],
-                                   ["--n-head", top("--n-head"), "--n-embd", top("--n-head"), "--no-rope"]],
-                         ids=["batch-size", "n-layer", "n-head"])  # fmt: skip
+@pytest.mark.parametrize(
+    "shape",
+    [
+        ["--batch-size", top("--batch-size")],
+        ["--n-layer", top("--n-layer"), "--n-embd", "8", "--n-head", "2"],
+        ["--n-head", top("--n-head"), "--n-embd", top("--n-head"), "--no-rope"],
+    ],
+    ids=["batch-size", "n-layer", "n-head"],
+)
 def test_train_at_the_largest_shapes_runs(capsys, tmp_path, tiny_corpus, shape):
-    code, _, err = scratchgpt(capsys, "train", "--corpus", str(tiny_corpus), *TINY, *shape, "--max-iters", "1",
-                              "--out", str(tmp_path / "m.safetensors"))  # fmt: skip
+    code, _, err = scratchgpt(
+        capsys,
+        "train",
+        "--corpus",
+        str(tiny_corpus),
+        *TINY,
+        *shape,
+        "--max-iters",
+        "1",
+        "--out",
+        str(tmp_path / "m.safetensors"),
+    )
     assert code == 0, err
     assert "Traceback" not in err
 
 
 def test_the_largest_block_size_on_a_small_corpus_is_one_line_naming_the_flag(capsys, tmp_path, tiny_corpus):
-    code, out, err = scratchgpt(capsys, "train", "--corpus", str(tiny_corpus), *TINY, "--block-size",
-                                top("--block-size"), "--out", str(tmp_path / "m.safetensors"))  # fmt: skip
+    code, out, err = scratchgpt(
+        capsys,
+        "train",
+        "--corpus",
+        str(tiny_corpus),
+        *TINY,
+        "--block-size",
+        top("--block-size"),
+        "--out",
+        str(tmp_path / "m.safetensors"),
+    )
     assert code == 1 and err.count("\n") == 1, err
     assert err.startswith("error: ") and "too short" in err and "--block-size" in err
 
 
 def test_sample_at_the_largest_values_runs(capsys, tiny_checkpoint):
     ckpt = ["--checkpoint", str(tiny_checkpoint), "--prompt", "ROMEO:"]
-    for argv in (["--top-k", top("--top-k", "sample"), "--top-p", top("--top-p", "sample"),
-                  "--temp", top("--temp", "sample"), "--seed", top("--seed", "sample"), "--len", "50"],
-                 ["--temp", "1e-06", "--len", "50"],  # the smallest temperature above greedy: no overflow
-                 ["--len", top("--len", "sample"), "--stop", "e", "--seed", "1"]):  # fmt: skip
+    for argv in (
+        [
+            "--top-k",
+            top("--top-k", "sample"),
+            "--top-p",
+            top("--top-p", "sample"),
+            "--temp",
+            top("--temp", "sample"),
+            "--seed",
+            top("--seed", "sample"),
+            "--len",
+            "50",
+        ],
+        ["--temp", "1e-06", "--len", "50"],  # the smallest temperature above greedy: no overflow
+        ["--len", top("--len", "sample"), "--stop", "e", "--seed", "1"],
+    ):
         code, out, err = scratchgpt(capsys, "sample", *ckpt, *argv)
         assert code == 0 and err == "", err
         assert out.startswith("ROMEO:")
@@ -313,14 +411,16 @@ def test_sample_at_the_largest_values_runs(capsys, tiny_checkpoint):
 
 def test_eval_at_the_largest_batch_size_runs(capsys, tiny_checkpoint, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tiny_checkpoint.parent / "cache"))
-    code, out, err = scratchgpt(capsys, "eval", "--checkpoint", str(tiny_checkpoint), "--json",
-                                "--batch-size", top("--batch-size", "eval"))  # fmt: skip
+    code, out, err = scratchgpt(
+        capsys, "eval", "--checkpoint", str(tiny_checkpoint), "--json", "--batch-size", top("--batch-size", "eval")
+    )
     assert code == 0, err
     assert '"val_nats_per_token"' in out
 
 
-def test_threads_at_its_largest_value_is_what_train_sample_and_eval_run_with(capsys, tmp_path, tiny_checkpoint,
-                                                                              tiny_corpus, monkeypatch):
+def test_threads_at_its_largest_value_is_what_train_sample_and_eval_run_with(
+    capsys, tmp_path, tiny_checkpoint, tiny_corpus, monkeypatch
+):
     import torch
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tiny_checkpoint.parent / "cache"))
@@ -332,7 +432,7 @@ def test_threads_at_its_largest_value_is_what_train_sample_and_eval_run_with(cap
             ("train", ["--corpus", str(tiny_corpus), *TINY, "--max-iters", "1", "--out", out]),
             ("sample", ["--checkpoint", str(tiny_checkpoint), "--len", "5"]),
             ("eval", ["--checkpoint", str(tiny_checkpoint), "--json"]),
-        ]:  # fmt: skip
+        ]:
             seen.clear()
             code, _, err = scratchgpt(capsys, command, *argv, "--threads", top("--threads", command))
             assert code == 0, err
@@ -363,20 +463,40 @@ def test_eval_stride_scores_every_val_token_once_and_refuses_a_stride_past_the_c
 
 def test_sample_score_and_inspect_at_their_largest_looking_values_run(capsys, tiny_checkpoint, tmp_path):
     ckpt = str(tiny_checkpoint)
-    code, out, err = scratchgpt(capsys, "sample", ckpt, "--len", "5", "--json",
-                                "--logprobs", top("--logprobs", "sample"))  # fmt: skip
+    code, out, err = scratchgpt(
+        capsys, "sample", ckpt, "--len", "5", "--json", "--logprobs", top("--logprobs", "sample")
+    )
     assert code == 0, err
     assert len(json.loads(out)["logprobs"]["content"][0]["top_logprobs"]) == 20
     text = tmp_path / "t.txt"
     text.write_text("ROMEO:\nWhat say you to this, my lord? " * 3, encoding="utf-8")  # past the 8-token window
-    code, out, err = scratchgpt(capsys, "score", ckpt, str(text), "--json", "--top", top("--top", "score"),
-                                "--threads", top("--threads", "score"))  # fmt: skip
+    code, out, err = scratchgpt(
+        capsys,
+        "score",
+        ckpt,
+        str(text),
+        "--json",
+        "--top",
+        top("--top", "score"),
+        "--threads",
+        top("--threads", "score"),
+    )
     assert code == 0, err
     assert len(json.loads(out)["tokens"][1]["top_logprobs"]) == 20
     code, out, err = scratchgpt(capsys, "score", ckpt, str(text), "--stride", top("--stride", "score"))
     assert code == 1 and out == "" and err.count("\n") == 1 and "outside 1..8" in err, err
-    code, out, err = scratchgpt(capsys, "inspect", ckpt, "-p", "ROMEO", "--json", "--top", top("--top", "inspect"),
-                                "--threads", top("--threads", "inspect"))  # fmt: skip
+    code, out, err = scratchgpt(
+        capsys,
+        "inspect",
+        ckpt,
+        "-p",
+        "ROMEO",
+        "--json",
+        "--top",
+        top("--top", "inspect"),
+        "--threads",
+        top("--threads", "inspect"),
+    )
     assert code == 0, err
     assert len(json.loads(out)["lens"][0]["top"]) == 20
     code, out, err = scratchgpt(capsys, "inspect", ckpt, "-p", "ROMEO", "--layer", top("--layer", "inspect"))
@@ -392,10 +512,12 @@ def run_cli(*argv: str, **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_bad_flags_through_real_processes_are_one_line_and_exit_2():
-    for argv, flag in [(["scratchgpt.train", "--lr", "-1e-3"], "--lr"),
-                       (["scratchgpt", "train", "--batch-size", "５"], "--batch-size"),
-                       (["scratchgpt", "sample", "--top-p", "nan"], "--top-p"),
-                       (["scratchgpt", "eval", "--batch-size"], "--batch-size")]:  # fmt: skip
+    for argv, flag in [
+        (["scratchgpt.train", "--lr", "-1e-3"], "--lr"),
+        (["scratchgpt", "train", "--batch-size", "５"], "--batch-size"),
+        (["scratchgpt", "sample", "--top-p", "nan"], "--top-p"),
+        (["scratchgpt", "eval", "--batch-size"], "--batch-size"),
+    ]:
         proc = run_cli(*argv)
         assert proc.returncode == 2, proc.stderr
         assert proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
@@ -406,10 +528,25 @@ def test_bad_flags_through_real_processes_are_one_line_and_exit_2():
 def test_ctrl_c_stops_a_run_of_the_largest_max_iters_and_saves_it(tmp_path, tiny_corpus):
     out = tmp_path / "m.safetensors"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scratchgpt.train", "--corpus", str(tiny_corpus), *TINY,
-         "--max-iters", top("--max-iters"), "--log-interval", "1", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "scratchgpt.train",
+            "--corpus",
+            str(tiny_corpus),
+            *TINY,
+            "--max-iters",
+            top("--max-iters"),
+            "--log-interval",
+            "1",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         deadline = time.monotonic() + 120
         metrics = tmp_path / "m.metrics.jsonl"

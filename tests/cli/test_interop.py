@@ -43,8 +43,7 @@ def small_corpus(tmp_path, shakespeare_text):
     return path
 
 
-def test_import_writes_a_checkpoint_with_the_models_logits_and_never_replaces_a_file_unasked(capsys, hf_gpt2,
-                                                                                              tmp_path):  # fmt: skip
+def test_import_writes_a_checkpoint_with_the_models_logits_and_never_replaces_a_file_unasked(capsys, hf_gpt2, tmp_path):
     hf, folder = hf_gpt2
     out = tmp_path / "gpt2.safetensors"
     code, stdout, err = scratchgpt(capsys, "import", folder, out)
@@ -83,7 +82,7 @@ def test_sample_takes_a_hf_folder_directly_and_says_it_imported_it_in_one_line(c
     tokenizer = import_model(folder).tokenizer
     ids = torch.tensor([tokenizer.encode("The quick")])
     greedy = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False, pad_token_id=0)
-    assert out == "The quick" + tokenizer.decode(greedy[0, ids.shape[1]:].tolist()) + "\n"
+    assert out == "The quick" + tokenizer.decode(greedy[0, ids.shape[1] :].tolist()) + "\n"
 
 
 def test_eval_takes_a_nanogpt_ckpt_directly(capsys, nanogpt_char_run, small_corpus):
@@ -100,14 +99,46 @@ def test_trained_gpt2_layout_exports_to_a_folder_transformers_loads_with_the_sam
     capsys, small_corpus, tmp_path, transformers
 ):
     out = tmp_path / "run.safetensors"
-    code, _, err = scratchgpt(capsys, "train", "--arch", "gpt2", "--tokenizer", "tiktoken", "--corpus", small_corpus,
-                              "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
-                              "--batch-size", "2", "--max-iters", "2", "--eval-interval", "2", "--eval-iters", "1",
-                              "--warmup-iters", "0", "--out", out)  # fmt: skip
+    code, _, err = scratchgpt(
+        capsys,
+        "train",
+        "--arch",
+        "gpt2",
+        "--tokenizer",
+        "tiktoken",
+        "--corpus",
+        small_corpus,
+        "--n-layer",
+        "1",
+        "--n-head",
+        "2",
+        "--n-embd",
+        "16",
+        "--block-size",
+        "16",
+        "--batch-size",
+        "2",
+        "--max-iters",
+        "2",
+        "--eval-interval",
+        "2",
+        "--eval-iters",
+        "1",
+        "--warmup-iters",
+        "0",
+        "--out",
+        out,
+    )
     assert code == 0, err
     config = load_checkpoint(out).config
     assert (config.rope, config.qk_norm, config.bias, config.norm_bias, config.activation, config.vocab_size) == (
-        False, False, True, True, "gelu_tanh", 50257)  # fmt: skip
+        False,
+        False,
+        True,
+        True,
+        "gelu_tanh",
+        50257,
+    )
     code, stdout, err = scratchgpt(capsys, "export", "--format", "hf", out, tmp_path / "hf")
     assert code == 0 and "GPT2LMHeadModel.from_pretrained" in stdout, err
     hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()

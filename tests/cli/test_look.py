@@ -75,8 +75,9 @@ def text_file(tmp_path):
 
 
 def test_sample_json_has_openais_fields_and_its_tokens_join_to_the_text(capsys, ckpt):
-    code, out, err = scratchgpt(capsys, "sample", ckpt, "-p", "ROMEO:", "--len", "12", "--seed", "2",
-                                "--logprobs", "3", "--json")  # fmt: skip
+    code, out, err = scratchgpt(
+        capsys, "sample", ckpt, "-p", "ROMEO:", "--len", "12", "--seed", "2", "--logprobs", "3", "--json"
+    )
     assert code == 0, err
     result = json.loads(out)
     content = result["logprobs"]["content"]
@@ -169,9 +170,15 @@ def test_score_on_the_validation_split_agrees_with_eval(ckpt):
     assert -sum(r.logprob for r in records) / chars == pytest.approx(result["val_nats_per_char"], rel=1e-5)
 
 
-@pytest.mark.parametrize("content, words", [(None, ["no file at"]), (b"\xff\xfe", ["not UTF-8"]),
-                                            (b"R", ["1 token", "at least two"]),
-                                            ("dir", ["is a directory"])])  # fmt: skip
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (None, ["no file at"]),
+        (b"\xff\xfe", ["not UTF-8"]),
+        (b"R", ["1 token", "at least two"]),
+        ("dir", ["is a directory"]),
+    ],
+)
 def test_score_of_a_missing_binary_or_one_token_file_is_one_line(capsys, ckpt, tmp_path, content, words):
     path = tmp_path / "x.txt"
     if content == "dir":
@@ -200,11 +207,14 @@ def test_inspect_json_has_a_row_per_layer_head_and_position(capsys, ckpt, tmp_pa
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["-p", ""], ["empty"]),
-    (["-p", "x" * 17], ["17 tokens", "window of 16"]),
-    (["-p", "ROMEO", "--layer", "99"], ["2 layers", "0 to 1"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["-p", ""], ["empty"]),
+        (["-p", "x" * 17], ["17 tokens", "window of 16"]),
+        (["-p", "ROMEO", "--layer", "99"], ["2 layers", "0 to 1"]),
+    ],
+)
 def test_inspect_odd_input_is_one_line_and_exit_1(capsys, ckpt, argv, words):
     code, out, err = scratchgpt(capsys, "inspect", ckpt, *argv)
     one_line_error(code, out, err, *words)

@@ -12,8 +12,24 @@ from scratchgpt.core import paths
 from scratchgpt.model.checkpoint import load_checkpoint
 from scratchgpt.tokenizers.learned import load_tokenizer_file
 
-TINY = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--batch-size", "2",
-        "--max-iters", "1", "--eval-iters", "1", "--eval-interval", "1"]  # fmt: skip
+TINY = [
+    "--n-layer",
+    "1",
+    "--n-embd",
+    "16",
+    "--n-head",
+    "2",
+    "--block-size",
+    "16",
+    "--batch-size",
+    "2",
+    "--max-iters",
+    "1",
+    "--eval-iters",
+    "1",
+    "--eval-interval",
+    "1",
+]
 
 
 def scratchgpt(capsys, *argv):
@@ -31,8 +47,9 @@ def text_file(tmp_path, shakespeare_text):
 
 def test_tokenizer_train_writes_a_file_show_reads_it_and_an_existing_file_is_kept(capsys, tmp_path, text_file):
     out = tmp_path / "tok.json"
-    code, stdout, err = scratchgpt(capsys, "tokenizer", "train", str(text_file), "--vocab-size", "400",
-                                   "--out", str(out))  # fmt: skip
+    code, stdout, err = scratchgpt(
+        capsys, "tokenizer", "train", str(text_file), "--vocab-size", "400", "--out", str(out)
+    )
     assert code == 0, err
     assert "learned 143 merges" in stdout and f"--tokenizer {out}" in stdout
     tokenizer = load_tokenizer_file(out)
@@ -40,8 +57,9 @@ def test_tokenizer_train_writes_a_file_show_reads_it_and_an_existing_file_is_kep
     before = out.read_bytes()
     code, _, err = scratchgpt(capsys, "tokenizer", "train", str(text_file), "--out", str(out))
     assert code == 1 and "exists; pass --overwrite" in err and out.read_bytes() == before
-    code, stdout, _ = scratchgpt(capsys, "tokenizer", "show", str(out), "-p", "To be, or not", "--ids",
-                                 "--corpus", str(text_file))  # fmt: skip
+    code, stdout, _ = scratchgpt(
+        capsys, "tokenizer", "show", str(out), "-p", "To be, or not", "--ids", "--corpus", str(text_file)
+    )
     assert code == 0
     assert "first merges: #1 " in stdout and "last merges:" in stdout
     ids = tokenizer.encode("To be, or not")
@@ -73,12 +91,24 @@ def test_train_on_a_tokenizer_file_and_the_flags_that_do_not_fit_it(capsys, tmp_
     tok = tmp_path / "tok.json"
     assert scratchgpt(capsys, "tokenizer", "train", str(text_file), "--vocab-size", "320", "--out", str(tok))[0] == 0
     ckpt_path = tmp_path / "m.safetensors"
-    code, _, err = scratchgpt(capsys, "train", "--corpus", str(text_file), "--tokenizer", str(tok), *TINY,
-                              "--out", str(ckpt_path))  # fmt: skip
+    code, _, err = scratchgpt(
+        capsys, "train", "--corpus", str(text_file), "--tokenizer", str(tok), *TINY, "--out", str(ckpt_path)
+    )
     assert code == 0, err
     assert load_checkpoint(ckpt_path).tokenizer.spec() == load_tokenizer_file(tok).spec()
-    code, _, err = scratchgpt(capsys, "train", "--corpus", str(text_file), "--tokenizer", str(tok), "--vocab-size",
-                              "500", *TINY, "--out", str(tmp_path / "n.safetensors"))  # fmt: skip
+    code, _, err = scratchgpt(
+        capsys,
+        "train",
+        "--corpus",
+        str(text_file),
+        "--tokenizer",
+        str(tok),
+        "--vocab-size",
+        "500",
+        *TINY,
+        "--out",
+        str(tmp_path / "n.safetensors"),
+    )
     assert code == 1 and "--vocab-size does not apply to a tokenizer file" in err
     with pytest.raises(SystemExit) as usage:
         scratchgpt(capsys, "train", "--tokenizer", "bep")
@@ -87,16 +117,23 @@ def test_train_on_a_tokenizer_file_and_the_flags_that_do_not_fit_it(capsys, tmp_
 
 @pytest.mark.parametrize(
     ("argv", "words"),
-    [(["train", "{text}", "--vocab-size", "257", "--out", "{out}"], "from 258"),
-     (["train", "{empty}", "--out", "{out}"], "empty"),
-     (["show", "{missing}"], "no file"),
-     (["show", "{damaged}"], "damaged")],
+    [
+        (["train", "{text}", "--vocab-size", "257", "--out", "{out}"], "from 258"),
+        (["train", "{empty}", "--out", "{out}"], "empty"),
+        (["show", "{missing}"], "no file"),
+        (["show", "{damaged}"], "damaged"),
+    ],
 )
 def test_odd_input_is_one_line(capsys, tmp_path, text_file, argv, words):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "damaged.json").write_text('{"name": "bpe", "version": 1, "pattern": "x", "merges": [[1,')
-    names = {"text": text_file, "empty": tmp_path / "empty.txt", "missing": tmp_path / "nope.safetensors",
-             "damaged": tmp_path / "damaged.json", "out": tmp_path / "t.json"}  # fmt: skip
+    names = {
+        "text": text_file,
+        "empty": tmp_path / "empty.txt",
+        "missing": tmp_path / "nope.safetensors",
+        "damaged": tmp_path / "damaged.json",
+        "out": tmp_path / "t.json",
+    }
     argv = [a.format(**{k: str(v) for k, v in names.items()}) for a in argv]
     try:
         code, _, err = scratchgpt(capsys, "tokenizer", *argv)
@@ -112,7 +149,17 @@ def test_a_tokenizer_file_beside_a_checkpoint_with_another_vocabulary_is_one_lin
     tok = tmp_path / "tok.json"
     assert scratchgpt(capsys, "tokenizer", "train", str(text_file), "--vocab-size", "300", "--out", str(tok))[0] == 0
     out = tmp_path / "ft.safetensors"
-    code, _, err = scratchgpt(capsys, "train", "--init-from", str(shipped_checkpoint("char")), "--tokenizer",
-                              str(tok), "--max-iters", "1", "--out", str(out))  # fmt: skip
+    code, _, err = scratchgpt(
+        capsys,
+        "train",
+        "--init-from",
+        str(shipped_checkpoint("char")),
+        "--tokenizer",
+        str(tok),
+        "--max-iters",
+        "1",
+        "--out",
+        str(out),
+    )
     assert code == 1 and "has its own char vocabulary" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()

@@ -19,9 +19,13 @@ def saved(tmp_path):
     torch.manual_seed(0)
     tokenizer = fit_tokenizer("char", ["hello world, what a day"])
     model = build_model(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=16))
-    path = save_checkpoint(tmp_path / "m.safetensors", model, tokenizer,
-                           corpus={"name": "tiny", "sha256": "ab" * 32, "source": "tiny.txt"},
-                           provenance={"step": 7, "val_loss": 1.5})
+    path = save_checkpoint(
+        tmp_path / "m.safetensors",
+        model,
+        tokenizer,
+        corpus={"name": "tiny", "sha256": "ab" * 32, "source": "tiny.txt"},
+        provenance={"step": 7, "val_loss": 1.5},
+    )
     return path, model, tokenizer
 
 

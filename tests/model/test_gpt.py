@@ -65,8 +65,12 @@ def test_resize_vocab_keeps_old_token_logits(arch):
 
 @pytest.mark.parametrize(
     "kw, flag",
-    [(dict(n_embd=10, n_head=3), "--n-embd"), (dict(n_layer=0), "--n-layer"), (dict(dropout=1.5), "--dropout"),
-     (dict(attn_dropout=-0.1), "--attn-dropout")],
+    [
+        (dict(n_embd=10, n_head=3), "--n-embd"),
+        (dict(n_layer=0), "--n-layer"),
+        (dict(dropout=1.5), "--dropout"),
+        (dict(attn_dropout=-0.1), "--attn-dropout"),
+    ],
 )
 def test_bad_configs_are_user_errors_naming_the_flag(kw, flag):
     with pytest.raises(ScratchGPTError, match=flag):

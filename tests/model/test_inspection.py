@@ -106,8 +106,9 @@ def test_without_logprobs_nothing_is_kept(model, tokenizer):
 def test_a_stop_string_keeps_the_records_in_step_with_the_ids(model, tokenizer):
     engine = Engine(model)
     settings = SamplingSettings(temperature=1.0, max_new_tokens=60, seed=3, stop=["e"])
-    c = Completion(engine, tokenizer, tokenizer.encode("the "), settings, generator=torch.Generator().manual_seed(3),
-                   logprobs=2)  # fmt: skip
+    c = Completion(
+        engine, tokenizer, tokenizer.encode("the "), settings, generator=torch.Generator().manual_seed(3), logprobs=2
+    )
     text = "".join(c)
     assert c.stop_reason == "stop" and "e" not in text
     assert [r.id for r in c.logprobs] == c.ids == tokenizer.encode(text)  # the char model cuts between tokens

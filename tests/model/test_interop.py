@@ -31,7 +31,7 @@ def logits_of(model, ids=IDS):
 def hf_greedy(hf, ids, n):
     ids = torch.tensor(ids)
     out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False, pad_token_id=0)
-    return out[0, ids.shape[1]:].tolist()
+    return out[0, ids.shape[1] :].tolist()
 
 
 def nanogpt_checkpoint(hf, path, *, vocab_size=None, compiled=True, dataset=None, **extra_args):
@@ -49,10 +49,23 @@ def nanogpt_checkpoint(hf, path, *, vocab_size=None, compiled=True, dataset=None
     state["transformer.wte.weight"] = state["lm_head.weight"] = wte  # tied: one tensor
     prefix = "_orig_mod." if compiled else ""
     c = hf.config
-    model_args = dict(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, block_size=c.n_positions, bias=True,
-                      vocab_size=wte.shape[0], dropout=0.0, **extra_args)  # fmt: skip
-    saved = {"model": {prefix + k: v for k, v in state.items()}, "model_args": model_args, "iter_num": 5000,
-             "best_val_loss": torch.tensor(1.47), "config": {"dataset": dataset, "batch_size": 64}}  # fmt: skip
+    model_args = dict(
+        n_layer=c.n_layer,
+        n_head=c.n_head,
+        n_embd=c.n_embd,
+        block_size=c.n_positions,
+        bias=True,
+        vocab_size=wte.shape[0],
+        dropout=0.0,
+        **extra_args,
+    )
+    saved = {
+        "model": {prefix + k: v for k, v in state.items()},
+        "model_args": model_args,
+        "iter_num": 5000,
+        "best_val_loss": torch.tensor(1.47),
+        "config": {"dataset": dataset, "batch_size": 64},
+    }
     torch.save(saved, path)
     return path
 
@@ -81,7 +94,7 @@ def test_hf_gpt2_import_greedy_tokens_equal_transformers_generate(hf_gpt2):
     hf, folder = hf_gpt2
     model = import_model(folder).model
     expected = hf_greedy(hf, IDS, 20)
-    assert model.generate(torch.tensor(IDS), 20, temperature=0)[0, len(IDS[0]):].tolist() == expected
+    assert model.generate(torch.tensor(IDS), 20, temperature=0)[0, len(IDS[0]) :].tolist() == expected
     assert list(Engine(model).generate(IDS[0], max_new_tokens=20, temperature=0)) == expected
 
 
@@ -151,8 +164,9 @@ def test_a_meta_pkl_needing_code_is_refused_without_running_it(tmp_path):
     assert not marker.exists() and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("meta", [{"itos": {0: "a"}, "scale": 1.5}, {"itos": ("a", "b")}, [1, 2]],
-                         ids=["float", "tuple", "not-a-dict"])  # fmt: skip
+@pytest.mark.parametrize(
+    "meta", [{"itos": {0: "a"}, "scale": 1.5}, {"itos": ("a", "b")}, [1, 2]], ids=["float", "tuple", "not-a-dict"]
+)
 def test_a_meta_pkl_of_anything_but_dicts_lists_strings_and_ints_is_refused(tmp_path, meta):
     (tmp_path / "meta.pkl").write_bytes(pickle.dumps(meta))
     with pytest.raises(ScratchGPTError, match="dicts, lists, strings and ints"):
@@ -166,10 +180,16 @@ def test_a_ckpt_pt_needing_code_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "ran").exists() and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("scale_attn_by_inverse_layer_idx", True), ("activation_function", "relu"), ("n_inner", 100),
-    ("layer_norm_epsilon", 1e-6), ("model_type", "llama"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("scale_attn_by_inverse_layer_idx", True),
+        ("activation_function", "relu"),
+        ("n_inner", 100),
+        ("layer_norm_epsilon", 1e-6),
+        ("model_type", "llama"),
+    ],
+)
 def test_hf_config_fields_we_cannot_honour_are_refused(hf_gpt2, tmp_path, field, value):
     folder = shutil.copytree(hf_gpt2[1], tmp_path / "edited")
     config = json.loads((folder / "config.json").read_text())
@@ -213,10 +233,15 @@ def test_an_imported_gpt2_exports_back_to_the_same_transformers_model(hf_gpt2, t
     torch.testing.assert_close(logits_of(again), logits_of(hf), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("change, reason", [
-    (dict(), "rotary positions"), (dict(GPT2_LAYOUT, qk_norm=True), "normalised queries"),
-    (dict(GPT2_LAYOUT, norm_bias=False), "without biases"), (dict(GPT2_LAYOUT, activation="relu2"), "relu2 MLP"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (dict(), "rotary positions"),
+        (dict(GPT2_LAYOUT, qk_norm=True), "normalised queries"),
+        (dict(GPT2_LAYOUT, norm_bias=False), "without biases"),
+        (dict(GPT2_LAYOUT, activation="relu2"), "relu2 MLP"),
+    ],
+)
 def test_export_refuses_a_model_not_in_gpt2_layout_saying_why(tmp_path, change, reason):
     model = build_model(GPTConfig(vocab_size=50257, block_size=8, n_layer=1, n_head=2, n_embd=8, **change))
     with pytest.raises(ScratchGPTError, match=f"cannot be a Hugging Face GPT-2: .*{reason}"):

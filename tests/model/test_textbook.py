@@ -25,8 +25,11 @@ def test_the_classes_come_in_the_order_of_the_lesson():
 
 def test_attention_forward_holds_no_decode_or_cpu_special_case():
     forward = next(
-        f for c in SOURCE.body if isinstance(c, ast.ClassDef) and c.name == "CausalSelfAttention"
-        for f in c.body if isinstance(f, ast.FunctionDef) and f.name == "forward"
-    )  # fmt: skip
+        f
+        for c in SOURCE.body
+        if isinstance(c, ast.ClassDef) and c.name == "CausalSelfAttention"
+        for f in c.body
+        if isinstance(f, ast.FunctionDef) and f.name == "forward"
+    )
     text = ast.unparse(forward)
     assert "isinstance" not in text and "is_compiling" not in text and "scaled_dot_product_attention" in text

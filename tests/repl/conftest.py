@@ -66,8 +66,9 @@ class Driven:
         self.buffer = io.StringIO()
         self._pipe = create_pipe_input()
         self.pipe = self._pipe.__enter__()
-        self.repl = Repl(session, input=self.pipe, output=DummyOutput(), console=make_console(self.buffer),
-                         history=InMemoryHistory())  # fmt: skip
+        self.repl = Repl(
+            session, input=self.pipe, output=DummyOutput(), console=make_console(self.buffer), history=InMemoryHistory()
+        )
 
     def run(self, *keys: str) -> int:
         """Type keys (each "...\\r" is one line), then Ctrl-D unless the keys end the session; the exit code."""

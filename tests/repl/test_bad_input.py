@@ -39,10 +39,18 @@ BAD_ARGUMENTS = {
 def state(session) -> tuple:
     """Everything a command could change, in comparable form."""
     return (
-        dataclasses.asdict(session.settings), list(session.conversation.ids), session.turn, session.chat,
-        session.corpus, id(session.ckpt), session.ckpt.path, session.tokenizer.spec(), session.steps_trained,
-        session.engine.cache.pos, {k: v.clone() for k, v in session.ckpt.model.state_dict().items()},
-    )  # fmt: skip
+        dataclasses.asdict(session.settings),
+        list(session.conversation.ids),
+        session.turn,
+        session.chat,
+        session.corpus,
+        id(session.ckpt),
+        session.ckpt.path,
+        session.tokenizer.spec(),
+        session.steps_trained,
+        session.engine.cache.pos,
+        {k: v.clone() for k, v in session.ckpt.model.state_dict().items()},
+    )
 
 
 def same(a: tuple, b: tuple) -> bool:
@@ -92,9 +100,17 @@ def test_every_command_with_any_argument_answers_and_the_session_carries_on(repl
 
 @pytest.mark.parametrize(
     "line, suggestion",
-    [("/tmep 1", "/temp"), ("/TEMPP", "/temp"), ("/témp", "/temp"), ("/trian 5", "/train"), ("/☃", None),
-     ("/", None), ("/\x1b[2J", None), ("/" + "x" * 10_000, None)],
-)  # fmt: skip
+    [
+        ("/tmep 1", "/temp"),
+        ("/TEMPP", "/temp"),
+        ("/témp", "/temp"),
+        ("/trian 5", "/train"),
+        ("/☃", None),
+        ("/", None),
+        ("/\x1b[2J", None),
+        ("/" + "x" * 10_000, None),
+    ],
+)
 def test_an_unknown_command_is_one_line_naming_the_closest(repl, line, suggestion):
     repl.repl.handle(line)
     (error,) = repl.errors
@@ -152,8 +168,11 @@ def test_every_flag_with_any_value_exits_cleanly_with_one_line(run_main, tiny_ch
         # but the one line saying what a prompt lost: characters the vocabulary lacks
         chars = checkpoint_metadata(tiny_checkpoint)["tokenizer"]["chars"]
         lost = flag == "--prompt" and any(c not in chars for c in value)
-        assert err == "" if not lost else (err.startswith("note: not in this model's char vocabulary")
-                                           and err.count("\n") == 1)  # fmt: skip
+        assert (
+            err == ""
+            if not lost
+            else (err.startswith("note: not in this model's char vocabulary") and err.count("\n") == 1)
+        )
         assert out.endswith("\n")
         if flag == "--stop":  # sampling may reach the stop string: the reply ends just before it
             assert len(out) <= 3 and (value == "" or value not in out[:-1])

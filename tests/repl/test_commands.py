@@ -23,8 +23,17 @@ NAMES = sorted({n for c in COMMANDS for n in (c.name, *c.aliases)})
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(), st.builds(lambda n, sep, rest: f"/{n}{sep}{rest}", st.sampled_from(NAMES),
-                                      st.sampled_from([" ", "  ", "\t", "\n"]), st.text())))  # fmt: skip
+@given(
+    st.one_of(
+        st.text(),
+        st.builds(
+            lambda n, sep, rest: f"/{n}{sep}{rest}",
+            st.sampled_from(NAMES),
+            st.sampled_from([" ", "  ", "\t", "\n"]),
+            st.text(),
+        ),
+    )
+)
 def test_parse_never_raises_on_any_string(line):
     # any str, lone surrogates included: piped bytes that are not UTF-8 reach the prompt as such (surrogateescape)
     result = parse(line)

@@ -14,4 +14,4 @@ def test_the_repl_opens_a_hf_gpt2_folder_saying_it_imported_it(make_hf_gpt2):
     reply = "".join(session.reply("The quick"))
     ids = torch.tensor([session.tokenizer.encode("The quick")])
     greedy = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False, pad_token_id=0)
-    assert reply == session.tokenizer.decode(greedy[0, ids.shape[1]:].tolist())
+    assert reply == session.tokenizer.decode(greedy[0, ids.shape[1] :].tolist())

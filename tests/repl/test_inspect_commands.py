@@ -59,16 +59,19 @@ def test_why_compares_with_the_settings_the_reply_was_sampled_with(drive):
     assert "sampled p (temp 0.8)" in d.out and "top-k 3)" not in d.out
 
 
-@pytest.mark.parametrize("keys, message", [
-    (["/why\r"], "no reply to explain yet"),
-    (["ROMEO:\r", "/why 9999\r"], "the last reply has 20 tokens; /why takes 1 to 20, or -1 to -20"),
-    (["ROMEO:\r", "/why 0\r"], "counts from 1"),
-    (["ROMEO:\r", "/attention 99\r"], "this model has 1 layers, numbered 0 to 0"),
-    (["/attention\r"], "nothing to look at yet"),
-    (["/lens\r"], "nothing to look at yet"),
-    (["/score\r"], "needs some text to score"),
-    (["/score R\r"], "scoring needs at least two"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "keys, message",
+    [
+        (["/why\r"], "no reply to explain yet"),
+        (["ROMEO:\r", "/why 9999\r"], "the last reply has 20 tokens; /why takes 1 to 20, or -1 to -20"),
+        (["ROMEO:\r", "/why 0\r"], "counts from 1"),
+        (["ROMEO:\r", "/attention 99\r"], "this model has 1 layers, numbered 0 to 0"),
+        (["/attention\r"], "nothing to look at yet"),
+        (["/lens\r"], "nothing to look at yet"),
+        (["/score\r"], "needs some text to score"),
+        (["/score R\r"], "scoring needs at least two"),
+    ],
+)
 def test_odd_input_is_one_line_and_the_session_carries_on(drive, keys, message):
     d = drive(*keys, "/temp\r")
     lines = [line for line in d.out.splitlines() if message in line]

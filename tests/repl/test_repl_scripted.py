@@ -91,16 +91,46 @@ def test_help_lists_commands_and_help_cmd_explains_one(drive):
 
 
 def test_setting_commands_show_without_an_argument_and_confirm_with_one(drive):
-    d = drive("/temp\r", "/temp 0\r", "/len\r", "/len 7\r", "/topk\r", "/topk 5\r", "/topp\r", "/topp 0.9\r",
-              "/seed\r", "/seed 42\r", "/stop\r", "/stop \\n\\n\r", "/verbose\r")  # fmt: skip
+    d = drive(
+        "/temp\r",
+        "/temp 0\r",
+        "/len\r",
+        "/len 7\r",
+        "/topk\r",
+        "/topk 5\r",
+        "/topp\r",
+        "/topp 0.9\r",
+        "/seed\r",
+        "/seed 42\r",
+        "/stop\r",
+        "/stop \\n\\n\r",
+        "/verbose\r",
+    )
     s = d.session.settings
     assert (s.temperature, s.max_new_tokens, s.top_k, s.top_p, s.seed, s.stop, s.verbose) == (
-        0, 7, 5, 0.9, 42, ["\n\n"], True)  # fmt: skip
+        0,
+        7,
+        5,
+        0.9,
+        42,
+        ["\n\n"],
+        True,
+    )
     expected = [
-        "temperature is 0.8", "temperature set to 0 (greedy)", "length is 20 tokens", "length set to 7 tokens",
-        "top-k is off", "top-k set to 5", "top-p is off", "top-p set to 0.9", "seed is 1", "seed set to 42",
-        "stop strings: none", "stop strings now: '\\n\\n'", "verbose on",
-    ]  # fmt: skip
+        "temperature is 0.8",
+        "temperature set to 0 (greedy)",
+        "length is 20 tokens",
+        "length set to 7 tokens",
+        "top-k is off",
+        "top-k set to 5",
+        "top-p is off",
+        "top-p set to 0.9",
+        "seed is 1",
+        "seed set to 42",
+        "stop strings: none",
+        "stop strings now: '\\n\\n'",
+        "verbose on",
+    ]
     for line in expected:
         assert line in d.out
 
@@ -166,9 +196,19 @@ def test_regen_before_any_reply_says_so(drive):
 def test_show_and_stats_print_the_model_and_settings(drive):
     d = drive("ROMEO:\r", "/show\r", "/stats\r")
     vocabulary = f"vocabulary   char, {d.session.tokenizer.vocab_size} tokens"
-    rows = ["checkpoint", "parameters", vocabulary, "context      32 tokens", "device", "corpus",
-            "val loss     4.0000, estimated while training", "temperature  0.8", "seed         1", "turns",
-            "last reply"]  # fmt: skip
+    rows = [
+        "checkpoint",
+        "parameters",
+        vocabulary,
+        "context      32 tokens",
+        "device",
+        "corpus",
+        "val loss     4.0000, estimated while training",
+        "temperature  0.8",
+        "seed         1",
+        "turns",
+        "last reply",
+    ]
     for row in rows:
         assert row in d.out
 
@@ -364,9 +404,17 @@ def test_repl_threads_flag_reaches_the_session(monkeypatch, capsys, tiny_checkpo
 
 
 def test_ollama_spellings_set_our_settings(drive):
-    d = drive("/set parameter temperature 0.7\r", "/set num_predict 5\r", "/set parameter top_k 3\r",
-              "/set top_p 0.9\r", "/set parameter seed 7\r", '/set parameter stop "END"\r', "/set verbose\r",
-              "ROMEO:\r", "/set quiet\r")  # fmt: skip
+    d = drive(
+        "/set parameter temperature 0.7\r",
+        "/set num_predict 5\r",
+        "/set parameter top_k 3\r",
+        "/set top_p 0.9\r",
+        "/set parameter seed 7\r",
+        '/set parameter stop "END"\r',
+        "/set verbose\r",
+        "ROMEO:\r",
+        "/set quiet\r",
+    )
     s = d.session.settings
     assert (s.temperature, s.max_new_tokens, s.top_k, s.top_p, s.seed, s.stop) == (0.7, 5, 3, 0.9, 7, ["END"])
     assert "temperature set to 0.7" in d.out and "length set to 5 tokens" in d.out and "verbose on" in d.out

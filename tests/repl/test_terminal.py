@@ -18,8 +18,14 @@ PROMPT = ">>>"  # its trailing space comes after a style reset
 def spawn(checkpoint, state_dir) -> pexpect.spawn:
     env = {**os.environ, "XDG_STATE_HOME": str(state_dir), "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
     env.pop("SCRATCHGPT_NOHISTORY", None)
-    child = pexpect.spawn(REPL, ["--checkpoint", str(checkpoint), "--seed", "1"], env=env, encoding="utf-8",
-                          timeout=20, dimensions=(30, 120))  # fmt: skip
+    child = pexpect.spawn(
+        REPL,
+        ["--checkpoint", str(checkpoint), "--seed", "1"],
+        env=env,
+        encoding="utf-8",
+        timeout=20,
+        dimensions=(30, 120),
+    )
     child.expect_exact("/? lists the commands")
     child.expect_exact(PROMPT)
     return child

@@ -31,8 +31,9 @@ EMOJI = "😀"
 def tiny_model(**config_changes) -> tuple[torch.nn.Module, CharTokenizer]:
     torch.manual_seed(0)
     tokenizer = CharTokenizer(CHARS)
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=TINY_BLOCK, n_layer=2, n_head=2, n_embd=32,
-                       **config_changes)  # fmt: skip
+    config = GPTConfig(
+        vocab_size=tokenizer.vocab_size, block_size=TINY_BLOCK, n_layer=2, n_head=2, n_embd=32, **config_changes
+    )
     return build_model(config).eval(), tokenizer
 
 

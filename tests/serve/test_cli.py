@@ -49,8 +49,11 @@ def test_the_largest_parallel_queue_and_threads_load_and_decode(tmp_path, capsys
     model.set_block_size(64)  # 256 rows of a 64-token cache
     path = save_checkpoint(tmp_path / "tiny.safetensors", model, tokenizer)
     parser = serve_parser()
-    tops = {a.option_strings[-1]: str(int(a.type.high)) for a in parser._actions
-            if a.option_strings and a.option_strings[-1] in ("--parallel", "--max-queue", "--threads")}
+    tops = {
+        a.option_strings[-1]: str(int(a.type.high))
+        for a in parser._actions
+        if a.option_strings and a.option_strings[-1] in ("--parallel", "--max-queue", "--threads")
+    }
     models = Models()
     load_models(models, parser.parse_args([str(path), *(x for flag, top in tops.items() for x in (flag, top))]))
     try:
@@ -80,8 +83,11 @@ def test_sigterm_ends_a_stream_in_flight_with_an_error_event_and_exits(tmp_path)
     model, tokenizer = tiny_model()
     path = save_checkpoint(tmp_path / "tiny.safetensors", model, tokenizer)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "scratchgpt", "serve", str(path), "--port", str(port),
-                             "--threads", "1"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scratchgpt", "serve", str(path), "--port", str(port), "--threads", "1"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -100,7 +106,7 @@ def test_sigterm_ends_a_stream_in_flight_with_an_error_event_and_exits(tmp_path)
             proc.send_signal(signal.SIGTERM)
             sent = time.monotonic()
             last = [line for line in frames if line.startswith("data: ")][-1]
-        assert "shutting down" in json.loads(last[len("data: "):])["error"]["message"]
+        assert "shutting down" in json.loads(last[len("data: ") :])["error"]["message"]
         # uvicorn re-raises the signal once it has shut down, so the exit status says what ended it
         assert proc.wait(timeout=15) in (0, -signal.SIGTERM) and time.monotonic() - sent < 10
         assert "Traceback" not in proc.stderr.read()

@@ -44,9 +44,26 @@ def server(tmp_path_factory):
         port = s.getsockname()[1]
     log_path = folder / "server.log"
     log = open(log_path, "w")  # noqa: SIM115  # the server writes it until the fixture ends
-    proc = subprocess.Popen([sys.executable, "-m", "scratchgpt", "serve", str(path), "--port", str(port),
-                             "--threads", "1", "--request-timeout", str(TIMEOUT), "--max-connections",
-                             str(MAX_CONNECTIONS), "--cors-origin", PAGE_ORIGIN], stderr=log)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scratchgpt",
+            "serve",
+            str(path),
+            "--port",
+            str(port),
+            "--threads",
+            "1",
+            "--request-timeout",
+            str(TIMEOUT),
+            "--max-connections",
+            str(MAX_CONNECTIONS),
+            "--cors-origin",
+            PAGE_ORIGIN,
+        ],
+        stderr=log,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -123,8 +140,9 @@ def test_a_content_part_whose_text_is_not_a_string_is_400_naming_it(server, path
 # 3: cross-site requests
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x"])  # fmt: skip
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+)
 @pytest.mark.parametrize("path", ["/v1/completions", "/api/generate"])
 def test_a_post_not_declared_json_is_415_as_a_web_pages_simple_request_would_be(server, path, content_type):
     url, _, _ = server
@@ -164,8 +182,10 @@ def test_idle_slowloris_and_half_sent_clients_are_cut_off_and_others_are_not_del
 
     threading.Thread(target=trickle, daemon=True).start()
     half_body = connect(port)
-    half_body.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                      b"Content-Length: 100\r\n\r\n{\"prompt\"")  # fmt: skip
+    half_body.sendall(
+        b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"prompt"'
+    )
     try:
         for _ in range(3):  # the others are answered at once meanwhile
             started = time.monotonic()
@@ -219,8 +239,9 @@ def test_a_score_while_another_runs_is_503_with_retry_after_at_once():
     model.forward = slow_forward
     models = serve(("tiny", model, tokenizer))
     with running(build_app(models)) as url:
-        first = threading.Thread(target=httpx.post, args=(f"{url}/api/score",),
-                                 kwargs={"json": {"text": "abc"}, "timeout": 30})  # fmt: skip
+        first = threading.Thread(
+            target=httpx.post, args=(f"{url}/api/score",), kwargs={"json": {"text": "abc"}, "timeout": 30}
+        )
         first.start()
         time.sleep(0.3)
         started = time.monotonic()
@@ -246,8 +267,9 @@ def test_tokenizing_a_long_prompt_does_not_stall_other_clients():
     tokenizer.encode = slow_encode
     models = serve(("tiny", model, tokenizer))
     with running(build_app(models)) as url:
-        long = threading.Thread(target=httpx.post, args=(f"{url}/v1/completions",),
-                                kwargs={"json": {"prompt": "a" * 5000}, "timeout": 30})  # fmt: skip
+        long = threading.Thread(
+            target=httpx.post, args=(f"{url}/v1/completions",), kwargs={"json": {"prompt": "a" * 5000}, "timeout": 30}
+        )
         long.start()
         time.sleep(0.2)
         started = time.monotonic()
@@ -265,8 +287,11 @@ def test_once_shutdown_begins_a_new_request_is_503_shutting_down_at_once():
     models = serve(("tiny", model, tokenizer))
     with running(build_app(models)) as url:
         models.stop(timeout=0)  # what the CLI's SIGTERM handler does first
-        for path, body in (("/v1/completions", {"prompt": "a"}), ("/api/generate", {"prompt": "a"}),
-                           ("/api/score", {"text": "abc"})):  # fmt: skip
+        for path, body in (
+            ("/v1/completions", {"prompt": "a"}),
+            ("/api/generate", {"prompt": "a"}),
+            ("/api/score", {"text": "abc"}),
+        ):
             started = time.monotonic()
             r = httpx.post(url + path, json=body, timeout=5)
             assert time.monotonic() - started < 1.0
@@ -281,16 +306,18 @@ def test_a_client_gone_mid_body_is_one_log_line_with_the_request_id(server):
     url, port, log_path = server
     before = log_path.read_text()
     sock = connect(port)
-    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 1000\r\n\r\n{\"prompt\": \"a")  # fmt: skip
+    sock.sendall(
+        b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"prompt": "a'
+    )
     time.sleep(0.1)
     sock.close()
     deadline = time.monotonic() + 5
-    while "disconnected" not in log_path.read_text()[len(before):]:
-        assert time.monotonic() < deadline, log_path.read_text()[len(before):]
+    while "disconnected" not in log_path.read_text()[len(before) :]:
+        assert time.monotonic() < deadline, log_path.read_text()[len(before) :]
         time.sleep(0.05)
     time.sleep(0.2)
-    new = log_path.read_text()[len(before):].splitlines()
+    new = log_path.read_text()[len(before) :].splitlines()
     assert len(new) == 1 and re.search(r"request [0-9a-f]{12}: POST /v1/completions: the client disconnected", new[0])
     assert httpx.get(f"{url}/health", timeout=5).status_code == 200
 
@@ -298,16 +325,19 @@ def test_a_client_gone_mid_body_is_one_log_line_with_the_request_id(server):
 # 9: fields that change what a client expects
 
 
-@pytest.mark.parametrize(("path", "field", "value"), [
-    ("/v1/chat/completions", "tools", [{"type": "function", "function": {"name": "f"}}]),
-    ("/v1/chat/completions", "tool_choice", "auto"),
-    ("/v1/chat/completions", "functions", [{"name": "f"}]),
-    ("/v1/chat/completions", "response_format", {"type": "json_object"}),
-    ("/v1/completions", "best_of", 3),
-    ("/api/generate", "format", "json"),
-    ("/api/chat", "format", {"type": "object"}),
-    ("/api/chat", "tools", [{"type": "function"}]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/v1/chat/completions", "tools", [{"type": "function", "function": {"name": "f"}}]),
+        ("/v1/chat/completions", "tool_choice", "auto"),
+        ("/v1/chat/completions", "functions", [{"name": "f"}]),
+        ("/v1/chat/completions", "response_format", {"type": "json_object"}),
+        ("/v1/completions", "best_of", 3),
+        ("/api/generate", "format", "json"),
+        ("/api/chat", "format", {"type": "object"}),
+        ("/api/chat", "tools", [{"type": "function"}]),
+    ],
+)
 def test_a_field_that_changes_the_reply_is_400_naming_it(server, path, field, value):
     url, _, _ = server
     body = {"prompt": "a", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, field: value}
@@ -323,8 +353,9 @@ def test_the_openai_client_hears_that_tools_are_not_supported(server):
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
     with pytest.raises(openai.BadRequestError, match="tools is not supported"):
         tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
-        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=1,
-                                       tools=tools)  # fmt: skip
+        client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=1, tools=tools
+        )
     reply = client.completions.create(model="tiny", prompt="a", max_tokens=1, best_of=1)  # the plain reply: fine
     assert reply.choices[0].finish_reason == "length"
 
@@ -350,33 +381,74 @@ def test_a_huge_model_name_is_not_echoed_whole(server):
 # Every POST endpoint, random JSON in its fields: never a 5xx
 
 FIELDS = {
-    "/v1/completions": ["model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "echo",
-                        "logprobs", "n", "stream", "stream_options", "best_of"],
-    "/v1/chat/completions": ["model", "messages", "max_tokens", "max_completion_tokens", "temperature", "logprobs",
-                             "top_logprobs", "stop", "stream", "n", "seed", "tools"],
+    "/v1/completions": [
+        "model",
+        "prompt",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "seed",
+        "stop",
+        "echo",
+        "logprobs",
+        "n",
+        "stream",
+        "stream_options",
+        "best_of",
+    ],
+    "/v1/chat/completions": [
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "logprobs",
+        "top_logprobs",
+        "stop",
+        "stream",
+        "n",
+        "seed",
+        "tools",
+    ],
     "/api/generate": ["model", "prompt", "system", "options", "stream", "format"],
     "/api/chat": ["model", "messages", "options", "stream", "format"],
     "/api/inspect": ["model", "text", "messages"],
     "/api/score": ["model", "text", "top", "messages"],
-}  # fmt: skip
+}
 SMALL_JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 40) | st.floats(width=32) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
-        ["role", "content", "type", "text", "name", "temperature", "num_predict", "top_k", "include_usage"]
-    ), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["role", "content", "type", "text", "name", "temperature", "num_predict", "top_k", "include_usage"]
+            ),
+            inner,
+            max_size=3,
+        )
+    ),
     max_leaves=8,
-)  # fmt: skip
+)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", POSTS)
 def test_random_json_in_any_field_is_never_a_5xx(server, path):
     url, _, _ = server
-    base = {"model": "tiny", "prompt": "ab", "text": "abc", "messages": [{"role": "user", "content": "hi"}],
-            "max_tokens": 2, "options": {"num_predict": 2}, "stream": False}  # fmt: skip
+    base = {
+        "model": "tiny",
+        "prompt": "ab",
+        "text": "abc",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 2,
+        "options": {"num_predict": 2},
+        "stream": False,
+    }
 
-    @hypothesis.settings(max_examples=25, deadline=None, database=None,
-                         suppress_health_check=list(hypothesis.HealthCheck))  # fmt: skip
+    @hypothesis.settings(
+        max_examples=25, deadline=None, database=None, suppress_health_check=list(hypothesis.HealthCheck)
+    )
     @hypothesis.given(st.dictionaries(st.sampled_from(FIELDS[path]), SMALL_JSON, min_size=1, max_size=3))
     def post(changes):
         body = {**base, **changes}

@@ -83,8 +83,12 @@ def test_ollama_generate_streams_ndjson_ending_done_with_counts(http):
 
 
 def test_ollama_chat_answers_as_the_assistant_and_errors_plainly(http):
-    body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream": False,
-            "options": {"temperature": 0, "num_predict": 5}}
+    body = {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": False,
+        "options": {"temperature": 0, "num_predict": 5},
+    }
     reply = http.post("/api/chat", json=body, headers=KEY).json()
     assert reply["message"]["role"] == "assistant" and reply["done"]
     r = http.post("/api/chat", json={**body, "model": "nope"}, headers=KEY)
@@ -146,7 +150,7 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event_not_a_silent_cut():
     with running(build_app(models)) as url:
         body = {"model": "tiny", "prompt": "a", "max_tokens": 50, "stream": True}
         with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=60) as r:
-            frames = [line[len("data: "):] for line in r.iter_lines() if line.startswith("data: ")]
+            frames = [line[len("data: ") :] for line in r.iter_lines() if line.startswith("data: ")]
     models.stop()
     assert len(frames) > 2 and "[DONE]" not in frames
     assert "simulated fault" in json.loads(frames[-1])["error"]["message"]

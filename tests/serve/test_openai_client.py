@@ -37,8 +37,16 @@ def test_streamed_and_whole_text_are_equal_at_temperature_zero(client):
 def test_chat_streamed_and_whole_are_equal_and_report_usage_when_asked(client):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}]
     whole = client.chat.completions.create(model="tiny", messages=messages, max_tokens=30, temperature=0)
-    chunks = list(client.chat.completions.create(model="tiny", messages=messages, max_tokens=30, temperature=0,
-                                                 stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="tiny",
+            messages=messages,
+            max_tokens=30,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
     assert whole.choices[0].message.role == "assistant"
@@ -49,8 +57,9 @@ def test_a_stop_string_ends_the_reply_and_never_appears(client):
     free = client.completions.create(model="tiny", prompt="a", max_tokens=60, temperature=0).choices[0].text
     stop = free[10:12]
     for stream in (False, True):
-        reply = client.completions.create(model="tiny", prompt="a", max_tokens=60, temperature=0, stop=[stop],
-                                          stream=stream)
+        reply = client.completions.create(
+            model="tiny", prompt="a", max_tokens=60, temperature=0, stop=[stop], stream=stream
+        )
         chunks = list(reply) if stream else [reply]
         text = "".join(c.choices[0].text for c in chunks)
         assert text == free[: free.find(stop)] and stop not in text
@@ -59,16 +68,25 @@ def test_a_stop_string_ends_the_reply_and_never_appears(client):
 
 def test_the_same_seed_gives_the_same_text_and_another_seed_another(client):
     def sample(seed):
-        return client.completions.create(model="tiny", prompt="x", max_tokens=30, temperature=1.0,
-                                         seed=seed).choices[0].text
+        return (
+            client.completions.create(model="tiny", prompt="x", max_tokens=30, temperature=1.0, seed=seed)
+            .choices[0]
+            .text
+        )
 
     assert sample(7) == sample(7)
     assert sample(7) != sample(8)
 
 
 def test_chat_logprobs_tokens_join_into_the_text_with_top_alternatives(client):
-    reply = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}],
-                                           max_tokens=20, temperature=0, logprobs=True, top_logprobs=3)
+    reply = client.chat.completions.create(
+        model="tiny",
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=20,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=3,
+    )
     choice = reply.choices[0]
     content = choice.logprobs.content
     assert "".join(t.token for t in content) == choice.message.content
@@ -78,8 +96,9 @@ def test_chat_logprobs_tokens_join_into_the_text_with_top_alternatives(client):
 
 
 def test_completion_logprobs_streamed_carry_tokens_and_offsets(client):
-    chunks = list(client.completions.create(model="tiny", prompt="abc", max_tokens=15, temperature=0, logprobs=2,
-                                            stream=True))
+    chunks = list(
+        client.completions.create(model="tiny", prompt="abc", max_tokens=15, temperature=0, logprobs=2, stream=True)
+    )
     tokens, offsets, text = [], [], ""
     for c in chunks:
         text += c.choices[0].text
@@ -115,8 +134,9 @@ def test_echo_puts_the_prompt_in_front_of_the_reply_whole_and_streamed(client):
     assert lp.tokens == ["a", "b", "c", *plain.choices[0].logprobs.tokens]
     assert lp.text_offset == list(range(3 + 8)) and lp.token_logprobs[0] is None
     assert lp.token_logprobs[3:] == plain.choices[0].logprobs.token_logprobs  # the reply's own, as without echo
-    chunks = list(client.completions.create(model="tiny", prompt="abc", max_tokens=8, temperature=0, echo=True,
-                                            stream=True))
+    chunks = list(
+        client.completions.create(model="tiny", prompt="abc", max_tokens=8, temperature=0, echo=True, stream=True)
+    )
     assert chunks[0].choices[0].text == "abc" and "".join(c.choices[0].text for c in chunks) == whole.choices[0].text
 
 
@@ -155,12 +175,18 @@ def test_a_missing_or_wrong_key_is_an_authentication_error(base_url):
 
 def test_parallel_clients_are_all_answered_as_each_would_be_alone(client, served):
     prompts = [f"{c} said" for c in "abcdefgh"]
-    alone = {p: client.completions.create(model="tiny", prompt=p, max_tokens=25, temperature=0).choices[0].text
-             for p in prompts[:3]}
+    alone = {
+        p: client.completions.create(model="tiny", prompt=p, max_tokens=25, temperature=0).choices[0].text
+        for p in prompts[:3]
+    }
     steps = served[1].by_name["tiny"].engine.steps
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(lambda p: client.completions.create(model="tiny", prompt=p, max_tokens=25,
-                                                                     temperature=0, seed=1), prompts))
+        replies = list(
+            pool.map(
+                lambda p: client.completions.create(model="tiny", prompt=p, max_tokens=25, temperature=0, seed=1),
+                prompts,
+            )
+        )
     assert all(r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 25 for r in replies)
     assert {p: r.choices[0].text for p, r in zip(prompts, replies, strict=True) if p in alone} == alone
     assert served[1].by_name["tiny"].engine.steps - steps < 8 * 25  # they shared decode steps
@@ -169,8 +195,9 @@ def test_parallel_clients_are_all_answered_as_each_would_be_alone(client, served
 def test_a_client_that_leaves_after_one_chunk_frees_the_engine_within_a_second(client, served):
     engine = served[1].by_name["tiny"].engine
     steps = engine.steps
-    stream = client.completions.create(model="tiny", prompt="a", max_tokens=TINY_BLOCK - 10, temperature=1.0,
-                                       stream=True)
+    stream = client.completions.create(
+        model="tiny", prompt="a", max_tokens=TINY_BLOCK - 10, temperature=1.0, stream=True
+    )
     next(iter(stream))
     stream.close()
     left = time.monotonic()
@@ -179,8 +206,9 @@ def test_a_client_that_leaves_after_one_chunk_frees_the_engine_within_a_second(c
 
 
 def test_a_character_split_across_tokens_never_arrives_as_replacement(client):
-    chunks = list(client.completions.create(model="emoji", prompt=EMOJI, max_tokens=8, temperature=0, stream=True,
-                                            logprobs=0))
+    chunks = list(
+        client.completions.create(model="emoji", prompt=EMOJI, max_tokens=8, temperature=0, stream=True, logprobs=0)
+    )
     pieces = [c.choices[0].text for c in chunks]
     assert "".join(pieces) == EMOJI * 4 and not any("\ufffd" in p for p in pieces)
     assert all(p in ("", EMOJI) for p in pieces)  # each emoji arrives whole, with its second token

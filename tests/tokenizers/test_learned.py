@@ -122,8 +122,12 @@ def test_a_damaged_or_hand_edited_spec_is_refused_in_one_line(bpe_shakespeare):
 
 @pytest.mark.parametrize(
     ("content", "match"),
-    [(b'{"name": "bpe", "version": 1, "merges": [[97', "not a tokenizer file"), (b"\xff\xfe", "not a tokenizer file"),
-     (b'{"name": "char", "version": 1, "chars": "ab"}', "not a learned BPE"), (b"[" * 5000 + b"]" * 5000, "not a")],
+    [
+        (b'{"name": "bpe", "version": 1, "merges": [[97', "not a tokenizer file"),
+        (b"\xff\xfe", "not a tokenizer file"),
+        (b'{"name": "char", "version": 1, "chars": "ab"}', "not a learned BPE"),
+        (b"[" * 5000 + b"]" * 5000, "not a"),
+    ],
 )
 def test_a_truncated_or_foreign_file_never_loads(tmp_path, content, match):
     path = tmp_path / "tok.json"

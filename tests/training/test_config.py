@@ -49,14 +49,17 @@ def test_flags_beside_a_recipe_win_and_a_recipe_is_found_by_name(tmp_path):
     assert parse_args(["--config", "recipes/ten-minutes.toml"]).config.optimizer == "muon"
 
 
-@pytest.mark.parametrize("text, words", [
-    ("n_layers = 3\n", "unknown setting 'n_layers'; see scratchgpt train --help"),
-    ("n_layer = 0\n", "n_layer must be a whole number from 1 to 1024, got '0'"),
-    ("lr = 'fast'\n", "lr must be a number above 0 and at most 10"),
-    ("optimizer = 'sgd'\n", "optimizer must be one of adamw, muon"),
-    ("rope = 1\n", "rope must be true or false"),
-    ("n_layer = \n", "is not valid TOML"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("n_layers = 3\n", "unknown setting 'n_layers'; see scratchgpt train --help"),
+        ("n_layer = 0\n", "n_layer must be a whole number from 1 to 1024, got '0'"),
+        ("lr = 'fast'\n", "lr must be a number above 0 and at most 10"),
+        ("optimizer = 'sgd'\n", "optimizer must be one of adamw, muon"),
+        ("rope = 1\n", "rope must be true or false"),
+        ("n_layer = \n", "is not valid TOML"),
+    ],
+)
 def test_a_bad_recipe_is_one_line_naming_the_file_and_the_setting(tmp_path, text, words):
     recipe = tmp_path / "bad.toml"
     recipe.write_text(text)
@@ -75,8 +78,24 @@ def test_resume_reads_the_saved_config_back_and_only_flags_typed_now_change_it(t
     from scratchgpt.cli.train import run
 
     out = str(tmp_path / "run.safetensors")
-    tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
-            "--eval-iters", "1", "--device", "cpu", "--amp", "fp32"]  # fmt: skip
+    tiny = [
+        "--n-layer",
+        "1",
+        "--n-head",
+        "2",
+        "--n-embd",
+        "16",
+        "--block-size",
+        "16",
+        "--batch-size",
+        "4",
+        "--eval-iters",
+        "1",
+        "--device",
+        "cpu",
+        "--amp",
+        "fp32",
+    ]
     run(parse_args([*tiny, "--max-iters", "2", "--lr", "2e-3", "--seed", "7", "--out", out]))
     resumed = parse_args(["--resume", "--max-iters", "4", "--out", out]).config
     assert (resumed.lr, resumed.seed, resumed.n_embd, resumed.max_iters) == (2e-3, 7, 16, 4)
@@ -89,8 +108,26 @@ def test_the_saved_config_is_the_whole_description(tmp_path):
     from scratchgpt.training.run_files import saved_config
 
     out = tmp_path / "run.safetensors"
-    command = parse_args(["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
-                          "--batch-size", "4", "--eval-iters", "1", "--max-iters", "1", "--out", str(out)])  # fmt: skip
+    command = parse_args(
+        [
+            "--n-layer",
+            "1",
+            "--n-head",
+            "2",
+            "--n-embd",
+            "16",
+            "--block-size",
+            "16",
+            "--batch-size",
+            "4",
+            "--eval-iters",
+            "1",
+            "--max-iters",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     run(command)
     saved = saved_config(out)
     assert saved.to_dict() == {**command.config.to_dict(), "grad_accum": 1}
@@ -112,8 +149,10 @@ def test_a_new_models_heads_are_the_default_or_the_count_nearest_it_that_divides
 
 def test_changing_the_width_alone_says_in_one_line_which_heads_it_chose():
     assert heads_notice(parse_args(["--n-embd", "256"])) is None  # the default divides it: nothing to say
-    assert heads_notice(parse_args(["--n-embd", "250"])) == "--n-embd 250: 5 heads of 50 (4 do not divide it; " \
-        "--n-head sets them)"  # fmt: skip
+    assert (
+        heads_notice(parse_args(["--n-embd", "250"])) == "--n-embd 250: 5 heads of 50 (4 do not divide it; "
+        "--n-head sets them)"
+    )
     assert heads_notice(parse_args(["--n-embd", "250", "--n-head", "10"])) is None
 
 
@@ -121,7 +160,12 @@ def test_a_bare_train_is_a_few_minutes_of_a_laptop_not_hours():
     """The defaults are the first run a new user makes: ~6 x params x tokens FLOPs must fit a few minutes of a
     2-core laptop (tens of GFLOP/s in practice), where the old 6x384 model over 5,000 steps of 16k tokens was hours."""
     config = parse_args([]).config
-    model = GPTConfig(vocab_size=65, block_size=FRESH_BLOCK_SIZE, n_layer=config.n_layer,
-                      n_head=heads_for(config.n_embd, config.n_head), n_embd=config.n_embd)  # fmt: skip
+    model = GPTConfig(
+        vocab_size=65,
+        block_size=FRESH_BLOCK_SIZE,
+        n_layer=config.n_layer,
+        n_head=heads_for(config.n_embd, config.n_head),
+        n_embd=config.n_embd,
+    )
     tokens = config.max_iters * FRESH_BATCH_SIZE * FRESH_BLOCK_SIZE
     assert 6 * model.approx_params * tokens < 3e13

@@ -35,8 +35,15 @@ def losses(*, compiled: bool, optimizer: str = "adamw", ns_dtype=None, steps: in
         return x, (x * 3 + 1) % 17  # the next token follows from this one: a loss that falls
 
     out = []
-    train_loop(model, opt, batch, steps=range(steps), schedule=Schedule(3e-3, steps, warmup=1),
-               amp_dtype=torch.bfloat16, on_step=lambda info: out.append(info.loss))  # fmt: skip
+    train_loop(
+        model,
+        opt,
+        batch,
+        steps=range(steps),
+        schedule=Schedule(3e-3, steps, warmup=1),
+        amp_dtype=torch.bfloat16,
+        on_step=lambda info: out.append(info.loss),
+    )
     return out
 
 

@@ -46,8 +46,15 @@ def test_the_shipped_char_models_stages_run_in_order(tmp_path, monkeypatch, shak
     assert tuned.model.config.block_size == 512  # the recipe lengthens the context
     for run_name in ("S", "g1", "g2", "h1", "h2"):  # the average and its fine-tunes, as the script makes them
         shutil.copy(out / "char3.safetensors", out / f"{run_name}.safetensors")
-    long = train("--config", str(stages / "4-context-1024.toml"), "--init-from", str(out / "S.safetensors"),
-                 "--out", str(out / "g1.safetensors"), "--overwrite")  # fmt: skip
+    long = train(
+        "--config",
+        str(stages / "4-context-1024.toml"),
+        "--init-from",
+        str(out / "S.safetensors"),
+        "--out",
+        str(out / "g1.safetensors"),
+        "--overwrite",
+    )
     assert long.model.config.block_size == 1024
     train("--config", str(stages / "5-distill.toml"))
     assert load_checkpoint(out / "kd.safetensors").provenance["step"] == 1
