@@ -89,5 +89,3 @@ class SamplingSettings:
     def sampling_options(self) -> dict:
         """The keyword options of Engine.generate and sample_next."""
         return {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
-
-

@@ -230,8 +230,15 @@ class BatchEngine:
         for i, r in enumerate(rows):
             q = r.request
             if not q.plain and q.temperature >= GREEDY_BELOW:
-                picked[i] = int(sample_next(logits[i : i + 1], temperature=q.temperature, top_k=q.top_k,
-                                            top_p=q.top_p, generator=r.generator))  # fmt: skip
+                picked[i] = int(
+                    sample_next(
+                        logits[i : i + 1],
+                        temperature=q.temperature,
+                        top_k=q.top_k,
+                        top_p=q.top_p,
+                        generator=r.generator,
+                    )
+                )
         return picked
 
     def _accept_all(self, rows: list[_Row], logits: torch.Tensor) -> None:

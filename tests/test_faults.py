@@ -29,8 +29,24 @@ from scratchgpt.training.loop import make_optimizer
 from scratchgpt.training.run_files import RunPaths, resume_state_path
 
 FORKSERVER = Path(__file__).with_name("forkserver.py")
-TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8",
-        "--eval-iters", "1", "--log-interval", "1", "--device", "cpu"]  # fmt: skip
+TINY = [
+    "--n-layer",
+    "1",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "32",
+    "--block-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--eval-iters",
+    "1",
+    "--log-interval",
+    "1",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +64,9 @@ class ForkServer:
     def __init__(self, logs: Path):
         self.logs = logs
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen([sys.executable, str(FORKSERVER)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, str(FORKSERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
         self.running: set[int] = set()
         self.log_of: dict[int, Path] = {}
         self._ask(None)
@@ -141,7 +158,9 @@ def test_kill_9_at_any_moment_keeps_the_last_checkpoint_and_resume_matches_an_un
     paths = RunPaths.from_out(tmp_path / "killed" / "run.safetensors")
     resume = ["--resume", "--out", str(paths.best)]
     rng = random.Random(5)
-    lines = lambda: len(paths.metrics.read_text().splitlines()) if paths.metrics.exists() else 0
+
+    def lines() -> int:
+        return len(paths.metrics.read_text().splitlines()) if paths.metrics.exists() else 0
 
     def random_kill(argv: list[str]) -> None:
         """Kill at a random moment once the run has trained a step (and has a checkpoint to resume)."""
@@ -151,7 +170,8 @@ def test_kill_9_at_any_moment_keeps_the_last_checkpoint_and_resume_matches_an_un
         time.sleep(rng.uniform(0, 0.1))
         assert forks.kill(pid) == -signal.SIGKILL
 
-    last_temps = lambda: set(_temp_files(paths.best.parent, paths.last.name + "."))
+    def last_temps() -> set:
+        return set(_temp_files(paths.best.parent, paths.last.name + "."))
 
     def kill_writing_last(*, after_rename: bool) -> bool:
         """Kill while X.last is written, or just after it is renamed into place but before its train
@@ -183,7 +203,10 @@ def test_kill_9_at_any_moment_keeps_the_last_checkpoint_and_resume_matches_an_un
 
     assert steps[-1] < 39 and "Traceback" not in log
     assert sorted(os.listdir(paths.best.parent)) == sorted(os.listdir(straight.best.parent))  # no temp, no pending
-    key = lambda entry: (entry["step"], "val_loss" in entry)  # a step's training line, or its evaluation
+
+    def key(entry: dict) -> tuple:  # a step's training line, or its evaluation
+        return entry["step"], "val_loss" in entry
+
     reference = {key(e): _comparable(e) for e in _metrics(straight.metrics)}
     entries = _metrics(paths.metrics)  # every step logged by any of the runs, some more than once
     assert {key(e) for e in entries} == set(reference) and len(reference) == 80
@@ -205,8 +228,11 @@ def test_a_temp_file_left_by_a_killed_writer_is_removed_by_the_next_save(forks, 
     live = tmp_path / f".{path.name}.{os.getpid()}@{socket.gethostname()}.abcdefgh.tmp"  # a live writer's
     live.write_bytes(b"partial")
     tokenizer = fit_tokenizer("char", ["abc"])
-    save_checkpoint(path, build_model(GPTConfig(vocab_size=tokenizer.vocab_size, n_layer=1, n_head=1, n_embd=8,
-                                                block_size=8)), tokenizer)  # fmt: skip
+    save_checkpoint(
+        path,
+        build_model(GPTConfig(vocab_size=tokenizer.vocab_size, n_layer=1, n_head=1, n_embd=8, block_size=8)),
+        tokenizer,
+    )
     assert sorted(os.listdir(tmp_path)) == sorted([path.name, live.name])
 
 
@@ -231,8 +257,9 @@ def test_two_processes_saving_to_one_path_always_leave_one_whole_checkpoint(fork
         reads += 1
     assert list(exits.values()) == [0, 0] and reads > 10 and seen == {1, 2}
     final = load_checkpoint(path)
-    assert final.provenance["version"] == 119 and all(torch.all(p == final.provenance["writer"] * 1000 + 119)
-                                                 for p in final.model.parameters())  # fmt: skip
+    assert final.provenance["version"] == 119 and all(
+        torch.all(p == final.provenance["writer"] * 1000 + 119) for p in final.model.parameters()
+    )
     assert os.listdir(tmp_path) == [path.name]
 
 
@@ -280,9 +307,15 @@ def writable_again():
         directory.chmod(0o755)
 
 
-@pytest.mark.parametrize("fault, target", [("disk full", "run.safetensors"),
-                                           ("disk full", "run.last.optim.pending.safetensors"),
-                                           ("disk full", "run.last.safetensors"), ("read-only", "")])  # fmt: skip
+@pytest.mark.parametrize(
+    "fault, target",
+    [
+        ("disk full", "run.safetensors"),
+        ("disk full", "run.last.optim.pending.safetensors"),
+        ("disk full", "run.last.safetensors"),
+        ("read-only", ""),
+    ],
+)
 def test_a_save_failing_mid_run_is_one_error_line_and_leaves_the_previous_checkpoint_alone(
     tmp_path, monkeypatch, capsys, writable_again, fault, target
 ):
@@ -302,8 +335,9 @@ def test_a_save_failing_mid_run_is_one_error_line_and_leaves_the_previous_checkp
                 _make_read_only(tmp_path, monkeypatch)
 
     monkeypatch.setattr(TrainProgress, "step", step)
-    code = train_cli([*TINY, "--max-iters", "4", "--eval-interval", "2", "--lr", "1e-2", "--warmup-iters", "1",
-                      "--out", str(out)])  # fmt: skip
+    code = train_cli(
+        [*TINY, "--max-iters", "4", "--eval-interval", "2", "--lr", "1e-2", "--warmup-iters", "1", "--out", str(out)]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert err.count("\n") == 1 and err.startswith(f"error: could not write {tmp_path}")
@@ -339,8 +373,7 @@ def _repl(session, *lines: str) -> tuple[int, str]:
 
     buffer = io.StringIO()
     with create_pipe_input() as pipe:
-        repl = Repl(session, input=pipe, output=DummyOutput(), console=make_console(buffer),
-                    history=InMemoryHistory())  # fmt: skip
+        repl = Repl(session, input=pipe, output=DummyOutput(), console=make_console(buffer), history=InMemoryHistory())
         for line in lines:
             pipe.send_text(line + "\r")
         pipe.close()
@@ -478,8 +511,9 @@ def test_a_second_run_onto_an_existing_run_is_refused_naming_it_and_overwrite_st
     assert train_cli(second) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    _assert_one_line(captured.err, f"{paths.best} already holds a run (step 3, val {val:.4f})", "--resume",
-                    "--overwrite")  # fmt: skip
+    _assert_one_line(
+        captured.err, f"{paths.best} already holds a run (step 3, val {val:.4f})", "--resume", "--overwrite"
+    )
     assert {p: p.read_bytes() for p in before} == before  # nothing of the first run changed, metrics included
 
     assert train_cli([*second, "--overwrite"]) == 0
@@ -499,8 +533,9 @@ def test_an_out_holding_a_model_without_train_state_is_called_a_model_naming_ini
         assert train_cli([*TINY, "--max-iters", "1", "--out", str(model), *extra]) == 1
         captured = capsys.readouterr()
         assert captured.out == ""
-        _assert_one_line(captured.err, f"{model} holds a model", "no run to resume", f"--init-from {model}",
-                         "--overwrite")  # fmt: skip
+        _assert_one_line(
+            captured.err, f"{model} holds a model", "no run to resume", f"--init-from {model}", "--overwrite"
+        )
     assert train_cli([*TINY, "--max-iters", "1", "--out", str(model), "--overwrite"]) == 0
 
 
@@ -561,9 +596,7 @@ def test_repl_save_never_replaces_a_text_file_and_replaces_a_checkpoint_only_wit
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["TERM", "HUP", "INT"])
-def test_a_signal_mid_run_saves_it_exits_with_its_status_and_resume_matches_an_uninterrupted_run(
-    forks, tmp_path, sig
-):
+def test_a_signal_mid_run_saves_it_exits_with_its_status_and_resume_matches_an_uninterrupted_run(forks, tmp_path, sig):
     flags = [*TINY, "--max-iters", "24", "--eval-interval", "1000", "--warmup-iters", "5", "--dropout", "0.1"]
     straight = RunPaths.from_out(tmp_path / "straight" / "run.safetensors")
     assert forks.run("train", argv=[*flags, "--out", str(straight.best)])[0] == 0
@@ -577,7 +610,10 @@ def test_a_signal_mid_run_saves_it_exits_with_its_status_and_resume_matches_an_u
     assert f"interrupted after step {step + 1}; continue with --resume" in log and step < 23, log
     code, log = forks.run("train", argv=["--resume", "--out", str(paths.best)])
     assert code == 0 and "Traceback" not in log, log
-    steps = lambda run: {e["step"]: _comparable(e) for e in _metrics(run.metrics) if "loss" in e}
+
+    def steps(run) -> dict:
+        return {e["step"]: _comparable(e) for e in _metrics(run.metrics) if "loss" in e}
+
     assert steps(paths) == steps(straight) and len(steps(straight)) == 24  # every step's loss as if never stopped
 
 

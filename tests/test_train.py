@@ -14,8 +14,24 @@ from scratchgpt.model.checkpoint import load_checkpoint
 from scratchgpt.model.gpt import CausalSelfAttention
 from scratchgpt.training.run_files import RunPaths
 
-TINY = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "16",
-        "--eval-iters", "5", "--log-interval", "5", "--device", "cpu"]
+TINY = [
+    "--n-layer",
+    "2",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "32",
+    "--block-size",
+    "32",
+    "--batch-size",
+    "16",
+    "--eval-iters",
+    "5",
+    "--log-interval",
+    "5",
+    "--device",
+    "cpu",
+]
 
 
 def train(tmp_path, *extra, interrupt=None):
@@ -37,8 +53,14 @@ def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp
     flags = ["--max-iters", "16", "--eval-interval", "8", "--dropout", "0.1"]
     if teacher_pass:  # the teacher comes back with the run's other flags
         train(tmp_path / "teacher", "--max-iters", "2", "--eval-interval", "2")
-        flags += ["--teacher", str(tmp_path / "teacher" / "run.safetensors"), "--distill-weight", "0.7",
-                  "--teacher-pass", teacher_pass]  # fmt: skip
+        flags += [
+            "--teacher",
+            str(tmp_path / "teacher" / "run.safetensors"),
+            "--distill-weight",
+            "0.7",
+            "--teacher-pass",
+            teacher_pass,
+        ]
     straight = train(tmp_path / "a", *flags).train_losses
 
     flag = InterruptFlag()
@@ -89,14 +111,25 @@ def test_a_teacher_of_another_vocabulary_a_shorter_context_or_too_many_scores_is
 
     train(tmp_path / "word", "--max-iters", "1", "--eval-interval", "1", "--tokenizer", "word")
     train(tmp_path / "short", "--max-iters", "1", "--eval-interval", "1", "--block-size", "16")
-    for teacher, words in [("word", "another vocabulary"), ("short", "reads 16 tokens at most, the model trains on "
-                                                                     "32; pass --block-size 16 or less")]:  # fmt: skip
+    for teacher, words in [
+        ("word", "another vocabulary"),
+        ("short", "reads 16 tokens at most, the model trains on 32; pass --block-size 16 or less"),
+    ]:
         with pytest.raises(ScratchGPTError, match=words):
             train(tmp_path / "student", "--max-iters", "1", "--teacher", str(tmp_path / teacher / "run.safetensors"))
     monkeypatch.setattr(run_module, "SCORES_MAX", 64 << 20)  # 65 chars x 1M training tokens x 2 bytes: 124 MiB
     with pytest.raises(ScratchGPTError, match=r"once would hold 0.1 GiB of scores \(1,003,854 tokens x 65\); use "):
-        train(tmp_path / "student", "--max-iters", "1", "--teacher", str(tmp_path / "short" / "run.safetensors"),
-              "--teacher-pass", "once", "--block-size", "16")  # fmt: skip
+        train(
+            tmp_path / "student",
+            "--max-iters",
+            "1",
+            "--teacher",
+            str(tmp_path / "short" / "run.safetensors"),
+            "--teacher-pass",
+            "once",
+            "--block-size",
+            "16",
+        )
     for flag, value in [("--distill-weight", "0.5"), ("--teacher-pass", "once")]:
         with pytest.raises(ScratchGPTError, match=f"{flag} sets how a teacher is used; add --teacher CHECKPOINT"):
             run(parse_args([*TINY, "--max-iters", "1", flag, value, "--out", str(tmp_path / "w" / "run.safetensors")]))
@@ -106,11 +139,33 @@ def test_a_teacher_of_another_vocabulary_a_shorter_context_or_too_many_scores_is
 def test_init_from_continues_from_the_checkpoint_with_its_dropouts_unless_one_is_given(tmp_path):
     base = train(tmp_path / "base", "--max-iters", "40", "--eval-interval", "40", "--lr", "3e-3", "--dropout", "0.1")
     source = str(tmp_path / "base" / "run.safetensors")
-    for extra, dropout, attention in [([], 0.1, 0.1), (["--dropout", "0.3"], 0.3, 0.3),
-                                      (["--attn-dropout", "0"], 0.1, 0.0)]:  # fmt: skip
+    for extra, dropout, attention in [
+        ([], 0.1, 0.1),
+        (["--dropout", "0.3"], 0.3, 0.3),
+        (["--attn-dropout", "0"], 0.1, 0.0),
+    ]:
         out = str(tmp_path / f"tune{dropout}-{attention}" / "run.safetensors")
-        tuned = run(parse_args(["--init-from", source, "--max-iters", "2", "--eval-interval", "2", "--lr", "1e-4",
-                                "--warmup-iters", "1", "--device", "cpu", *extra, "--out", out]))  # fmt: skip
+        tuned = run(
+            parse_args(
+                [
+                    "--init-from",
+                    source,
+                    "--max-iters",
+                    "2",
+                    "--eval-interval",
+                    "2",
+                    "--lr",
+                    "1e-4",
+                    "--warmup-iters",
+                    "1",
+                    "--device",
+                    "cpu",
+                    *extra,
+                    "--out",
+                    out,
+                ]
+            )
+        )
         assert tuned.train_losses[0] < base.train_losses[0] - 0.5  # the trained weights, not a fresh model
         model = load_checkpoint(out).model
         assert model.config.dropout == dropout
@@ -124,9 +179,29 @@ def test_init_from_with_a_block_size_lengthens_a_rope_models_context_and_refuses
 
     def tune(source, name, *extra):
         out = str(tmp_path / name / "run.safetensors")
-        return run(parse_args(["--init-from", source, "--max-iters", "2", "--eval-interval", "2", "--lr", "1e-4",
-                               "--warmup-iters", "1", "--device", "cpu", "--batch-size", "4", *extra,
-                               "--out", out])), out  # fmt: skip
+        return run(
+            parse_args(
+                [
+                    "--init-from",
+                    source,
+                    "--max-iters",
+                    "2",
+                    "--eval-interval",
+                    "2",
+                    "--lr",
+                    "1e-4",
+                    "--warmup-iters",
+                    "1",
+                    "--device",
+                    "cpu",
+                    "--batch-size",
+                    "4",
+                    *extra,
+                    "--out",
+                    out,
+                ]
+            )
+        ), out
 
     base = train(tmp_path / "base", "--max-iters", "40", "--eval-interval", "40", "--lr", "3e-3")
     source = str(tmp_path / "base" / "run.safetensors")
@@ -156,8 +231,19 @@ def test_run_paths_sit_beside_the_best_checkpoint(tmp_path):
 def test_the_bigram_baseline_trains_and_evaluates_on_the_same_scale(tmp_path):
     from scratchgpt.model.evaluate import evaluate_checkpoint
 
-    summary = train(tmp_path, "--arch", "bigram", "--max-iters", "60", "--eval-interval", "60", "--lr", "1e-1",
-                    "--warmup-iters", "5")
+    summary = train(
+        tmp_path,
+        "--arch",
+        "bigram",
+        "--max-iters",
+        "60",
+        "--eval-interval",
+        "60",
+        "--lr",
+        "1e-1",
+        "--warmup-iters",
+        "5",
+    )
     assert summary.val < 3.2
     result = evaluate_checkpoint(str(tmp_path / "run.safetensors"), device="cpu")
     assert result["arch"] == "bigram" and result["params"] == 65 * 65
@@ -192,8 +278,18 @@ def test_compile_trains_like_eager_with_one_graph_for_all_blocks(tmp_path):
 @pytest.mark.slow
 def test_compile_distils_like_eager(tmp_path):
     train(tmp_path / "teacher", "--max-iters", "2", "--eval-interval", "2")
-    flags = ["--max-iters", "4", "--eval-interval", "4", "--dropout", "0", "--distill-weight", "0.5",
-             "--teacher", str(tmp_path / "teacher" / "run.safetensors")]  # fmt: skip
+    flags = [
+        "--max-iters",
+        "4",
+        "--eval-interval",
+        "4",
+        "--dropout",
+        "0",
+        "--distill-weight",
+        "0.5",
+        "--teacher",
+        str(tmp_path / "teacher" / "run.safetensors"),
+    ]
     eager = train(tmp_path / "a", *flags)
     compiled = train(tmp_path / "b", *flags, "--compile")  # the teacher's blocks compiled too, without grad
     assert compiled.train_losses == pytest.approx(eager.train_losses, abs=1e-4)
@@ -253,8 +349,20 @@ def test_a_fine_tune_takes_about_2048_tokens_a_step_whatever_the_checkpoints_con
     base = tmp_path / "base.safetensors"
     run(parse_args([*TINY, "--max-iters", "1", "--block-size", "128", "--out", str(base)]))
     capsys.readouterr()
-    run(parse_args(["--init-from", str(base), "--max-iters", "1", "--eval-iters", "1", "--out",
-                    str(tmp_path / "tuned.safetensors")]))  # fmt: skip
+    run(
+        parse_args(
+            [
+                "--init-from",
+                str(base),
+                "--max-iters",
+                "1",
+                "--eval-iters",
+                "1",
+                "--out",
+                str(tmp_path / "tuned.safetensors"),
+            ]
+        )
+    )
     assert "2,048 tokens a step (16 x 128)" in capsys.readouterr().out.splitlines()[0]
 
 
@@ -263,7 +371,22 @@ def test_init_from_on_a_corpus_with_new_characters_says_how_the_vocabulary_grew(
     corpus = tmp_path / "faust.txt"
     corpus.write_text(shakespeare_text[:20_000].replace("ss", "ß").replace("e", "é", 100), encoding="utf-8")
     capsys.readouterr()
-    run(parse_args(["--init-from", str(tmp_path / "base" / "run.safetensors"), "--corpus", str(corpus),
-                    "--max-iters", "1", "--eval-iters", "1", "--device", "cpu",
-                    "--out", str(tmp_path / "tuned.safetensors")]))  # fmt: skip
+    run(
+        parse_args(
+            [
+                "--init-from",
+                str(tmp_path / "base" / "run.safetensors"),
+                "--corpus",
+                str(corpus),
+                "--max-iters",
+                "1",
+                "--eval-iters",
+                "1",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "tuned.safetensors"),
+            ]
+        )
+    )
     assert "faust brought 2 new characters: vocabulary 65 → 67" in capsys.readouterr().out

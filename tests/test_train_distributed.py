@@ -15,9 +15,32 @@ from scratchgpt.cli.train import parse_args, run
 from scratchgpt.model.checkpoint import load_checkpoint
 from scratchgpt.training.run_files import RunPaths
 
-FLAGS = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8",
-         "--grad-accum", "2", "--max-iters", "12", "--eval-interval", "6", "--eval-iters", "2", "--dropout", "0",
-         "--device", "cpu", "--amp", "fp32"]
+FLAGS = [
+    "--n-layer",
+    "2",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "32",
+    "--block-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--grad-accum",
+    "2",
+    "--max-iters",
+    "12",
+    "--eval-interval",
+    "6",
+    "--eval-iters",
+    "2",
+    "--dropout",
+    "0",
+    "--device",
+    "cpu",
+    "--amp",
+    "fp32",
+]
 
 WORKER = """
 import hashlib, json, sys, torch
@@ -40,10 +63,24 @@ def launch(world: int, out, extra=()) -> list[dict]:
     port = free_port()
     procs = []
     for rank in range(world):
-        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, *FLAGS, "--out", str(out), *extra],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = {
+            **os.environ,
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "OMP_NUM_THREADS": "1",
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, *FLAGS, "--out", str(out), *extra],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     results = []
     for proc in procs:
         out_text, err_text = proc.communicate(timeout=240)
@@ -94,8 +131,16 @@ def test_two_ranks_with_a_time_budget_fit_and_end_on_the_same_step(tmp_path):
 def torchrun(tmp_path, *argv: str) -> subprocess.Popen:
     """`torchrun --standalone --nproc_per_node=2 -m scratchgpt.train ARGV`, one thread per process."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "scratchgpt.train", *argv]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "scratchgpt.train",
+        *argv,
+    ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
 
@@ -119,8 +164,10 @@ def test_under_torchrun_a_user_error_is_one_line_printed_once(tmp_path):
     _, stderr = proc.communicate(timeout=240)
     assert proc.returncode != 0
     ours = [line for line in stderr.splitlines() if line.startswith("error: ")]
-    assert ours == ["error: --grad-accum 3 is not divisible by 2 processes; use a multiple of 2, or leave it out "
-                    "for one micro-batch per process"], stderr[-3000:]  # fmt: skip
+    assert ours == [
+        "error: --grad-accum 3 is not divisible by 2 processes; use a multiple of 2, or leave it out "
+        "for one micro-batch per process"
+    ], stderr[-3000:]
 
 
 @pytest.mark.slow
@@ -133,8 +180,18 @@ def test_sigterm_to_the_torchrun_launcher_ends_in_one_complete_save_that_resumes
     from scratchgpt.training.run_files import RunPaths, resume_state_path
 
     paths = RunPaths.from_out(tmp_path / "run.safetensors")
-    proc = torchrun(tmp_path, *FLAGS, "--max-iters", "100000", "--eval-interval", "100000", "--log-interval", "1",
-                    "--out", str(paths.best))  # fmt: skip
+    proc = torchrun(
+        tmp_path,
+        *FLAGS,
+        "--max-iters",
+        "100000",
+        "--eval-interval",
+        "100000",
+        "--log-interval",
+        "1",
+        "--out",
+        str(paths.best),
+    )
     deadline = time.monotonic() + 180
     while not (paths.metrics.exists() and len(paths.metrics.read_text().splitlines()) >= 3):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]

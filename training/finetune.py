@@ -42,9 +42,7 @@ class FineTuneReport:
         return self.steps < self.requested
 
 
-def fine_tuned_record(
-    provenance: dict, *, start: Checkpoint, steps: int, corpus: dict, after: dict | None
-) -> dict:
+def fine_tuned_record(provenance: dict, *, start: Checkpoint, steps: int, corpus: dict, after: dict | None) -> dict:
     """A checkpoint's provenance after `steps` more steps on corpus: the new step, the losses
     just measured (or none, when they were not), and where the weights came from."""
     dropped = ("exported_from", "dtype", "train", "val", "val_loss")
@@ -131,19 +129,29 @@ def fine_tune(
 
     if on_ready is not None:
         on_ready(tuned)
-    seconds = _train_in_place(model, lambda: batches.get("train", generator), steps, lr=lr, amp=amp,
-                              on_step=step_done, flag=flag)  # fmt: skip
-    measure = lambda m: estimate_loss(m, batches.get, iters=eval_iters, seed=seed, amp_dtype=amp)
+    seconds = _train_in_place(
+        model, lambda: batches.get("train", generator), steps, lr=lr, amp=amp, on_step=step_done, flag=flag
+    )
+
+    def measure(m: torch.nn.Module) -> dict[str, float]:
+        return estimate_loss(m, batches.get, iters=eval_iters, seed=seed, amp_dtype=amp)
+
     before, after = _before_and_after(before_model, model, measure, flag, on_note, eval_iters) if done else (None, None)
     losses = [info.loss for info in done]
     provenance = fine_tuned_record(tuned.provenance, start=ckpt, steps=len(losses), corpus=record, after=after)
     new_vocab, old_vocab = tuned.tokenizer.vocab_size, ckpt.tokenizer.vocab_size
     return FineTuneReport(
-        ckpt=replace(tuned, provenance=provenance) if losses else tuned, steps=len(losses), requested=steps,
-        corpus=corpus.name, losses=losses, before=before, after=after, seconds=seconds,
+        ckpt=replace(tuned, provenance=provenance) if losses else tuned,
+        steps=len(losses),
+        requested=steps,
+        corpus=corpus.name,
+        losses=losses,
+        before=before,
+        after=after,
+        seconds=seconds,
         tokens_per_second=sum(info.tokens for info in done) / seconds if seconds > 0 else 0.0,
         grown_vocab=(old_vocab, new_vocab) if new_vocab != old_vocab else None,
-    )  # fmt: skip
+    )
 
 
 def _before_and_after(before_model, model, measure, flag: InterruptFlag, on_note, eval_iters: int):
@@ -167,8 +175,16 @@ def _train_in_place(model, next_batch, steps: int, *, lr: float, amp, on_step, f
     try:
         with flag.active():
             schedule = Schedule(lr, steps, warmup=min(20, steps // 10))
-            train_loop(model, optimizer, next_batch, steps=range(steps), schedule=schedule, amp_dtype=amp,
-                       on_step=on_step, interrupt=flag)  # fmt: skip
+            train_loop(
+                model,
+                optimizer,
+                next_batch,
+                steps=range(steps),
+                schedule=schedule,
+                amp_dtype=amp,
+                on_step=on_step,
+                interrupt=flag,
+            )
     finally:
         optimizer.zero_grad(set_to_none=True)  # a step cut short leaves no gradient for the next /train
         model.eval()

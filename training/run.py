@@ -124,8 +124,17 @@ class Run:
     tokens_before: int  # tokens trained on before this invocation
     began: float  # perf_counter() when the first step started
 
-    def __init__(self, config: TrainConfig, *, rank: dist.Rank, device: torch.device, paths: RunPaths,
-                 display: RunDisplay, state: RunState, started: float):  # fmt: skip
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        rank: dist.Rank,
+        device: torch.device,
+        paths: RunPaths,
+        display: RunDisplay,
+        state: RunState,
+        started: float,
+    ):
         self.config, self.rank, self.device, self.paths = config, rank, device, paths
         self.display, self.state, self.started = display, state, started
         deadline = started + config.max_minutes * 60 if config.max_minutes else None
@@ -164,8 +173,15 @@ class Run:
             if done % config.log_interval == 0 and done < state.end:
                 self.refit(done)
         if done % config.log_interval == 0:
-            self.metrics.log({"step": done, "tokens": state.tokens_seen, "loss": info.loss, "lr": info.lr,
-                              "tok_per_s": round(self.tokens_per_second())})  # fmt: skip
+            self.metrics.log(
+                {
+                    "step": done,
+                    "tokens": state.tokens_seen,
+                    "loss": info.loss,
+                    "lr": info.lr,
+                    "tok_per_s": round(self.tokens_per_second()),
+                }
+            )
         if done % config.eval_interval == 0 or done == state.end:
             self.evaluate(info.step)
             self.save(info.step)
@@ -183,8 +199,10 @@ class Run:
             return
         left, evaluations = self.state.end - done, evaluations_in(done, self.state.end, self.config.eval_interval)
         seconds = duration(self.pacer.seconds_left(done, self.state.end))
-        self.display.note(f"{counted(left, 'step')} left at {self.pacer.step_seconds:.2f} s a step and "
-                          f"{counted(evaluations, 'evaluation')} at {self.pacer.eval_seconds:.1f} s: about {seconds}")
+        self.display.note(
+            f"{counted(left, 'step')} left at {self.pacer.step_seconds:.2f} s a step and "
+            f"{counted(evaluations, 'evaluation')} at {self.pacer.eval_seconds:.1f} s: about {seconds}"
+        )
 
     def refit(self, done: int, *, first: bool = False) -> None:
         """--max-minutes: end at the steps that still fit, at the pace of the recent steps; first
@@ -194,12 +212,16 @@ class Run:
             self.end_at(total)
         if first:
             capped = " (--max-iters)" if total == self.pacer.most else ""
-            self.display.note(f"{self.pacer.step_seconds:.2f} s a step: {total:,} steps{capped} in all fit "
-                              f"--max-minutes {self.config.max_minutes:g}, evaluations included "
-                              f"(one {self.pacer.eval_seconds:.1f} s)")  # fmt: skip
+            self.display.note(
+                f"{self.pacer.step_seconds:.2f} s a step: {total:,} steps{capped} in all fit "
+                f"--max-minutes {self.config.max_minutes:g}, evaluations included "
+                f"(one {self.pacer.eval_seconds:.1f} s)"
+            )
             if self.decay_share is not None:
-                self.display.note(f"the lr decays over {self.state.decay_iters:,} steps: lr_decay_iters keeps "
-                                  "its share of --max-iters in the fitted run")  # fmt: skip
+                self.display.note(
+                    f"the lr decays over {self.state.decay_iters:,} steps: lr_decay_iters keeps "
+                    "its share of --max-iters in the fitted run"
+                )
         elif total == done:
             self.display.note(f"step {done}: --max-minutes {self.config.max_minutes:g} is up; ending here")
 
@@ -221,8 +243,15 @@ class Run:
     def eval_losses(self, iters: int, splits=("train", "val"), on_batch=None) -> dict[str, float]:
         # --compile: evaluation runs eager rather than building a second, no-grad graph
         with torch.compiler.set_stance("force_eager") if self.config.compile else contextlib.nullcontext():
-            return estimate_loss(self.model, self.batches.get, iters=iters, seed=self.config.seed,
-                                 amp_dtype=self.amp, splits=splits, on_batch=on_batch)  # fmt: skip
+            return estimate_loss(
+                self.model,
+                self.batches.get,
+                iters=iters,
+                seed=self.config.seed,
+                amp_dtype=self.amp,
+                splits=splits,
+                on_batch=on_batch,
+            )
 
     def eval_batch_seconds(self) -> float:
         """One evaluation batch's time, measured on EVAL_TIMED batches after a first that warms up."""
@@ -234,8 +263,14 @@ class Run:
         losses = self.eval_losses(self.config.eval_iters, on_batch=EvalWatch(self.display, step))
         self.state.last_eval.update({"train": losses["train"], "val": losses["val"]})
         self.display.note(f"step {step + 1}: train {losses['train']:.4f}  val {losses['val']:.4f}")
-        self.metrics.log({"step": step + 1, "tokens": self.state.tokens_seen, "train_loss": losses["train"],
-                          "val_loss": losses["val"]})  # fmt: skip
+        self.metrics.log(
+            {
+                "step": step + 1,
+                "tokens": self.state.tokens_seen,
+                "train_loss": losses["train"],
+                "val_loss": losses["val"],
+            }
+        )
 
     def save(self, step: int, *, evaluated: bool = True) -> None:
         state = self.state
@@ -267,11 +302,19 @@ class Run:
         self.began = time.perf_counter()  # the pacer's clock starts after step 1 (set-up, compilation)
         try:
             return train_loop(
-                self.ddp_model, self.optimizer, lambda: next(self.own_batches), steps=self.planned_steps(),
-                schedule=self.lr, grad_clip=self.config.grad_clip, grad_accum=self.grad_accum, amp_dtype=self.amp,
-                on_step=self.on_step, interrupt=interrupt, loss_fn=self.loss_fn,
+                self.ddp_model,
+                self.optimizer,
+                lambda: next(self.own_batches),
+                steps=self.planned_steps(),
+                schedule=self.lr,
+                grad_clip=self.config.grad_clip,
+                grad_accum=self.grad_accum,
+                amp_dtype=self.amp,
+                on_step=self.on_step,
+                interrupt=interrupt,
+                loss_fn=self.loss_fn,
                 backward_context=dist.no_sync_context(self.ddp_model, self.grad_accum),
-            )  # fmt: skip
+            )
         except (MemoryError, RuntimeError) as e:
             if not is_out_of_memory(e):
                 raise
@@ -288,16 +331,23 @@ class Run:
             self.display.note(f"interrupted after step {last + 1}; continue with --resume --out {self.config.out}")
         elif last is not None:
             took = clock(time.perf_counter() - self.started)
-            self.display.note(f"finished {last + 1 - self.start:,} steps in {took} "
-                              f"(best val {self.state.best_val:.4f}, in {self.paths.best})")  # fmt: skip
+            self.display.note(
+                f"finished {last + 1 - self.start:,} steps in {took} "
+                f"(best val {self.state.best_val:.4f}, in {self.paths.best})"
+            )
 
     def summary(self, last: int | None, stopped: bool, exit_status: int) -> RunSummary:
         return RunSummary(
-            steps=(last + 1) if last is not None else self.start, train_losses=self.state.train_losses,
-            val=self.state.last_eval.get("val"), best=str(self.paths.best),
-            seconds=time.perf_counter() - self.began, tokens_per_second=self.tokens_per_second(),
-            interrupted=stopped, exit_status=exit_status if stopped else 0, model=self.model,
-        )  # fmt: skip
+            steps=(last + 1) if last is not None else self.start,
+            train_losses=self.state.train_losses,
+            val=self.state.last_eval.get("val"),
+            best=str(self.paths.best),
+            seconds=time.perf_counter() - self.began,
+            tokens_per_second=self.tokens_per_second(),
+            interrupted=stopped,
+            exit_status=exit_status if stopped else 0,
+            model=self.model,
+        )
 
 
 class EvalWatch:
@@ -324,15 +374,23 @@ class EvalWatch:
 def schedule_of(config: TrainConfig, decay_iters: int) -> Schedule:
     """config's lr schedule, decaying over decay_iters steps."""
     return Schedule(
-        config.lr, decay_iters, warmup=config.warmup_iters,
-        min_lr_ratio=config.min_lr_ratio, kind=config.schedule, decay_frac=config.decay_frac,
-    )  # fmt: skip
+        config.lr,
+        decay_iters,
+        warmup=config.warmup_iters,
+        min_lr_ratio=config.min_lr_ratio,
+        kind=config.schedule,
+        decay_frac=config.decay_frac,
+    )
 
 
 def train(
-    config: TrainConfig, *, resume: bool = False, overwrite: bool = False, interrupt: InterruptFlag | None = None,
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    interrupt: InterruptFlag | None = None,
     display: RunDisplay | None = None,
-) -> RunSummary:  # fmt: skip
+) -> RunSummary:
     """Train as config says; progress goes to display (nothing is shown without one).
 
     resume continues the run saved at config.out (pass its `saved_config`, with any changes);
@@ -354,12 +412,24 @@ def train(
             if not resume:
                 claim_out(config, paths, overwrite=overwrite)
         if resume and (done := completed_step(paths, config)) is not None:
-            display.note(f"{paths.best} is complete at step {done:,}; to train it further, run again with "
-                         f"--resume and a larger --max-iters (above {done:,})")  # fmt: skip
-            return RunSummary(steps=done, train_losses=[], val=None, best=str(paths.best), seconds=0.0,
-                              tokens_per_second=0.0, interrupted=False, exit_status=0, model=None)  # fmt: skip
-        run = assemble(config, rank=rank, paths=paths, resume=resume, overwrite=overwrite, display=display,
-                       started=started)  # fmt: skip
+            display.note(
+                f"{paths.best} is complete at step {done:,}; to train it further, run again with "
+                f"--resume and a larger --max-iters (above {done:,})"
+            )
+            return RunSummary(
+                steps=done,
+                train_losses=[],
+                val=None,
+                best=str(paths.best),
+                seconds=0.0,
+                tokens_per_second=0.0,
+                interrupted=False,
+                exit_status=0,
+                model=None,
+            )
+        run = assemble(
+            config, rank=rank, paths=paths, resume=resume, overwrite=overwrite, display=display, started=started
+        )
         announce(run, resume=resume)
         run.loss_fn = distillation_loss(run)
         flag = interrupt or InterruptFlag()
@@ -382,8 +452,9 @@ def check_flags(config: TrainConfig) -> None:
     if not config.teacher:
         for name in ("distill_weight", "teacher_pass"):
             if getattr(config, name) is not None:
-                raise ScratchGPTError(f"--{name.replace('_', '-')} sets how a teacher is used; "
-                                      "add --teacher CHECKPOINT")  # fmt: skip
+                raise ScratchGPTError(
+                    f"--{name.replace('_', '-')} sets how a teacher is used; add --teacher CHECKPOINT"
+                )
 
 
 def completed_step(paths: RunPaths, config: TrainConfig) -> int | None:
@@ -392,8 +463,16 @@ def completed_step(paths: RunPaths, config: TrainConfig) -> int | None:
     return step if step >= config.max_iters > 0 and paths.last.exists() else None
 
 
-def assemble(config: TrainConfig, *, rank: dist.Rank, paths: RunPaths, resume: bool, overwrite: bool,
-             display: RunDisplay, started: float) -> Run:  # fmt: skip
+def assemble(
+    config: TrainConfig,
+    *,
+    rank: dist.Rank,
+    paths: RunPaths,
+    resume: bool,
+    overwrite: bool,
+    display: RunDisplay,
+    started: float,
+) -> Run:
     """A run's parts: the model and its corpus, batches, optimizer, state (resumed or new), writer."""
     device = dist.device_for_rank(pick_device(config.device))
     torch.manual_seed(config.seed + rank.index)  # dropout differs per rank
@@ -408,9 +487,15 @@ def assemble(config: TrainConfig, *, rank: dist.Rank, paths: RunPaths, resume: b
     accum_picked = config.grad_accum is None and rank.world_size > 1
     # what was decided at the start is saved as given: a resume with another process count keeps the batch
     config = replace(config, batch_size=batch_size, grad_accum=config.grad_accum or rank.world_size)
-    run = Run(config, rank=rank, device=device, paths=paths, display=display,
-              state=RunState(step=0, end=config.max_iters, decay_iters=config.lr_decay_iters),
-              started=started)  # fmt: skip
+    run = Run(
+        config,
+        rank=rank,
+        device=device,
+        paths=paths,
+        display=display,
+        state=RunState(step=0, end=config.max_iters, decay_iters=config.lr_decay_iters),
+        started=started,
+    )
     run.model, run.teacher, run.accum_picked = ckpt.model, teacher, accum_picked
     run.notices += notices
     tokens = load_tokens(corpus, ckpt.tokenizer, lossy=config.lossy, notify=run.notices.append)
@@ -418,8 +503,9 @@ def assemble(config: TrainConfig, *, rank: dist.Rank, paths: RunPaths, resume: b
     once = teacher is not None and (config.teacher_pass or "online") == "once"
     if once:
         check_scores_fit(len(run.batches.train), ckpt.model.config.vocab_size)
-    run.optimizer = make_optimizer(ckpt.model, lr=config.lr, weight_decay=config.weight_decay,
-                                   betas=(0.9, config.beta2), kind=config.optimizer)  # fmt: skip
+    run.optimizer = make_optimizer(
+        ckpt.model, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, config.beta2), kind=config.optimizer
+    )
     if resume:
         run.state = resumed_state(paths, ckpt.provenance.get("step"), run.optimizer, generator, run.state)
     run.start, run.tokens_before = run.state.step, run.state.tokens_seen
@@ -431,22 +517,27 @@ def assemble(config: TrainConfig, *, rank: dist.Rank, paths: RunPaths, resume: b
     run.grad_accum = dist.local_grad_accum(config.grad_accum, rank)
     if rank.is_main:
         run.metrics = open_metrics_log(
-            paths.metrics, wandb_config=config.to_dict() if config.wandb else None,
+            paths.metrics,
+            wandb_config=config.to_dict() if config.wandb else None,
             tensorboard_dir=paths.tensorboard if config.tensorboard else None,
-        )  # fmt: skip
-        run.writer = RunWriter(paths, ckpt.model, ckpt.tokenizer, run.optimizer, corpus=corpus_record(corpus, source),
-                               generator=generator)  # fmt: skip
+        )
+        run.writer = RunWriter(
+            paths, ckpt.model, ckpt.tokenizer, run.optimizer, corpus=corpus_record(corpus, source), generator=generator
+        )
     return run
 
 
 def check_scores_fit(tokens: int, vocab: int) -> None:
     if tokens * vocab * 2 > SCORES_MAX:  # fp16 scores
-        raise ScratchGPTError(f"--teacher-pass once would hold {tokens * vocab * 2 / 2**30:,.1f} GiB of scores "
-                              f"({tokens:,} tokens x {vocab:,}); use --teacher-pass online")  # fmt: skip
+        raise ScratchGPTError(
+            f"--teacher-pass once would hold {tokens * vocab * 2 / 2**30:,.1f} GiB of scores "
+            f"({tokens:,} tokens x {vocab:,}); use --teacher-pass online"
+        )
 
 
-def resumed_state(paths: RunPaths, step: int | None, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                  fresh: RunState) -> RunState:  # fmt: skip
+def resumed_state(
+    paths: RunPaths, step: int | None, optimizer: torch.optim.Optimizer, generator: torch.Generator, fresh: RunState
+) -> RunState:
     """fresh (the config's end and decay) with the loop state saved with X.last; the optimizer and
     RNGs restored from it."""
     state_path = resume_state_path(paths)
@@ -455,14 +546,20 @@ def resumed_state(paths: RunPaths, step: int | None, optimizer: torch.optim.Opti
         raise ScratchGPTError(f"{state_path} is from another step than {paths.last}; cannot resume")
     torch.set_rng_state(rng["torch"])
     generator.set_state(rng["batches"])  # the same on every rank, whatever their number
-    return replace(fresh, step=saved.get("step", -1) + 1, best_val=saved.get("best_val", math.inf),
-                   tokens_seen=saved.get("tokens_seen", 0), last_eval=dict(saved.get("last_eval", {})))  # fmt: skip
+    return replace(
+        fresh,
+        step=saved.get("step", -1) + 1,
+        best_val=saved.get("best_val", math.inf),
+        tokens_seen=saved.get("tokens_seen", 0),
+        last_eval=dict(saved.get("last_eval", {})),
+    )
 
 
 def compile_all(models: list[torch.nn.Module]) -> None:
     if not hasattr(torch.compiler, "set_stance"):  # new in PyTorch 2.6; evaluation needs it
-        raise ScratchGPTError(f"--compile needs PyTorch 2.6 or newer, this is {torch.__version__}; "
-                              "upgrade torch or drop --compile")  # fmt: skip
+        raise ScratchGPTError(
+            f"--compile needs PyTorch 2.6 or newer, this is {torch.__version__}; upgrade torch or drop --compile"
+        )
     for model in models:
         compile_blocks(model)
 
@@ -475,9 +572,10 @@ def announce(run: Run, *, resume: bool) -> None:
     run.display.note(
         f"{'resuming' if resume else 'training'} {model.num_params():,} parameters into {run.paths.best}: "
         f"{config.batch_size * block_size * accum:,} tokens a step ({config.batch_size} x {block_size}"
-        + (f" x {accum}" if accum > 1 else "") + f"), {run.device}, {dtype}"
+        + (f" x {accum}" if accum > 1 else "")
+        + f"), {run.device}, {dtype}"
         + (f", {run.rank.world_size} processes" if run.rank.world_size > 1 else "")
-    )  # fmt: skip
+    )
     for notice in run.notices:
         run.display.note(notice)
     if run.accum_picked:
@@ -492,7 +590,8 @@ def distillation_loss(run: Run) -> Callable[..., torch.Tensor] | None:
         return None
     table = None
     if config.teacher_pass == "once":  # before the display starts its clock; Ctrl-C here just stops
-        run.display.note(f"{len(config.teacher)} teacher(s) scoring the {len(run.batches.train):,} training "
-                         "tokens once")  # fmt: skip
+        run.display.note(
+            f"{len(config.teacher)} teacher(s) scoring the {len(run.batches.train):,} training tokens once"
+        )
         table = teacher.score(run.batches.train, run.model.config.block_size)
     return distillation(teacher, 1.0 if config.distill_weight is None else config.distill_weight, table)

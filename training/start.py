@@ -75,12 +75,16 @@ def load_teacher(paths: tuple[str, ...], student: Checkpoint, device: torch.devi
     for path in paths:
         ckpt = load_checkpoint(path, device=device)
         if ckpt.tokenizer.spec() != student.tokenizer.spec():
-            raise ScratchGPTError(f"teacher {quoted_arg(path)} has another vocabulary than the model trained; "
-                                  "a teacher must use the same tokenizer and vocabulary")  # fmt: skip
+            raise ScratchGPTError(
+                f"teacher {quoted_arg(path)} has another vocabulary than the model trained; "
+                "a teacher must use the same tokenizer and vocabulary"
+            )
         reads, trains = ckpt.config.block_size, student.config.block_size
         if reads < trains:
-            raise ScratchGPTError(f"teacher {quoted_arg(path)} reads {reads} tokens at most, the model trains on "
-                                  f"{trains}; pass --block-size {reads} or less")  # fmt: skip
+            raise ScratchGPTError(
+                f"teacher {quoted_arg(path)} reads {reads} tokens at most, the model trains on "
+                f"{trains}; pass --block-size {reads} or less"
+            )
         models.append(ckpt.model)
     return Teacher(models)
 
@@ -90,8 +94,10 @@ def fresh_tokenizer(config: TrainConfig, corpus: Corpus, *, full_gpt2_vocab: boo
     fitted to the corpus (char, word, compact tiktoken)."""
     if config.tokenizer.endswith(".json"):
         if config.vocab_size is not None:
-            raise ScratchGPTError(f"--vocab-size does not apply to a tokenizer file ({quoted_arg(config.tokenizer)} "
-                                  "fixes its vocabulary); leave it out")  # fmt: skip
+            raise ScratchGPTError(
+                f"--vocab-size does not apply to a tokenizer file ({quoted_arg(config.tokenizer)} "
+                "fixes its vocabulary); leave it out"
+            )
         return load_tokenizer_file(Path(config.tokenizer).expanduser())
     if config.tokenizer == "bpe":
         return learned_tokenizer(corpus, vocab_size=config.vocab_size, lossy=config.lossy)
@@ -103,16 +109,28 @@ def fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Ch
     gpt2 = config.arch == "gpt2"
     full_gpt2_vocab = gpt2 and config.tokenizer == "tiktoken"  # GPT-2's own ids, as GPT-2 and nanoGPT use
     tokenizer = fresh_tokenizer(config, corpus, full_gpt2_vocab=full_gpt2_vocab)
-    layout = GPT2_LAYOUT if gpt2 else dict(
-        bias=config.bias, rope=config.rope, qk_norm=config.qk_norm, activation=config.activation,
-        tie_embeddings=config.tie_embeddings,
-    )  # fmt: skip
+    layout = (
+        GPT2_LAYOUT
+        if gpt2
+        else dict(
+            bias=config.bias,
+            rope=config.rope,
+            qk_norm=config.qk_norm,
+            activation=config.activation,
+            tie_embeddings=config.tie_embeddings,
+        )
+    )
     model_config = GPTConfig(
-        vocab_size=tokenizer.vocab_size, block_size=config.block_size or FRESH_BLOCK_SIZE, n_layer=config.n_layer,
-        n_head=heads_for(config.n_embd, config.n_head), n_embd=config.n_embd,
-        dropout=FRESH_DROPOUT if config.dropout is None else config.dropout, attn_dropout=config.attn_dropout,
-        arch="gpt" if gpt2 else config.arch, **layout,
-    )  # fmt: skip
+        vocab_size=tokenizer.vocab_size,
+        block_size=config.block_size or FRESH_BLOCK_SIZE,
+        n_layer=config.n_layer,
+        n_head=heads_for(config.n_embd, config.n_head),
+        n_embd=config.n_embd,
+        dropout=FRESH_DROPOUT if config.dropout is None else config.dropout,
+        attn_dropout=config.attn_dropout,
+        arch="gpt" if gpt2 else config.arch,
+        **layout,
+    )
     try:
         return Checkpoint(model=build_model(model_config).to(device), tokenizer=tokenizer)
     except (MemoryError, RuntimeError) as e:
@@ -132,9 +150,11 @@ def check_same_vocabulary(config: TrainConfig, ckpt: Checkpoint) -> None:
     else:
         same = config.tokenizer in (TrainConfig.tokenizer, ckpt.tokenizer.name)
     if not same:
-        raise ScratchGPTError(f"{ckpt.path} has its own {ckpt.tokenizer.name} vocabulary, which a fine-tune keeps, "
-                              f"not --tokenizer {quoted_arg(config.tokenizer)}; drop --tokenizer, or train a new model "
-                              "without --init-from")  # fmt: skip
+        raise ScratchGPTError(
+            f"{ckpt.path} has its own {ckpt.tokenizer.name} vocabulary, which a fine-tune keeps, "
+            f"not --tokenizer {quoted_arg(config.tokenizer)}; drop --tokenizer, or train a new model "
+            "without --init-from"
+        )
 
 
 def check_inputs(config: TrainConfig, *, resume: bool) -> None:
@@ -174,4 +194,3 @@ def start_from(
         return ckpt, corpus, source
     corpus = resolve_corpus(config.corpus)
     return fresh_model(config, corpus, device), corpus, config.corpus
-

@@ -26,11 +26,13 @@ def full_forward_last(model, ids):
 def test_kv_cache_decoding_equals_full_forward_past_block_size(model):
     engine = Engine(model)
     steps = 0
-    for _ in engine.generate([1, 2, 3], max_new_tokens=3 * BLOCK, temperature=1.0,
-                             generator=torch.Generator().manual_seed(1)):
+    for _ in engine.generate(
+        [1, 2, 3], max_new_tokens=3 * BLOCK, temperature=1.0, generator=torch.Generator().manual_seed(1)
+    ):
         # the cached logits must be what a full forward over the same window gives
-        torch.testing.assert_close(engine._last_logits[0], full_forward_last(model, engine.cache.tokens),
-                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            engine._last_logits[0], full_forward_last(model, engine.cache.tokens), atol=1e-4, rtol=1e-4
+        )
         assert len(engine.cache.tokens) <= BLOCK
         steps += 1
     assert steps == 3 * BLOCK
@@ -39,7 +41,7 @@ def test_kv_cache_decoding_equals_full_forward_past_block_size(model):
 def test_kv_cache_greedy_output_equals_reference_generate(model):
     context = [4, 5]
     n = BLOCK - len(context)
-    reference = model.generate(torch.tensor([context]), n, temperature=0)[0, len(context):].tolist()
+    reference = model.generate(torch.tensor([context]), n, temperature=0)[0, len(context) :].tolist()
     cached = list(Engine(model).generate(context, max_new_tokens=n, temperature=0))
     assert cached == reference
 
@@ -58,8 +60,9 @@ def test_a_conversation_longer_than_the_window_attends_to_its_last_block(model):
     engine = Engine(model)
     conversation = list(range(1, 11)) * 3  # 30 tokens > BLOCK
     engine.prefill(conversation)
-    torch.testing.assert_close(engine._last_logits[0], full_forward_last(model, conversation[-BLOCK:]),
-                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        engine._last_logits[0], full_forward_last(model, conversation[-BLOCK:]), atol=1e-4, rtol=1e-4
+    )
 
 
 def test_a_turn_after_the_window_was_cropped_costs_only_its_new_tokens(model):
@@ -69,7 +72,7 @@ def test_a_turn_after_the_window_was_cropped_costs_only_its_new_tokens(model):
     conversation = context + reply + [5]
     assert engine.prefill(conversation) == 1  # only the new token
     window = engine.cache.tokens
-    assert conversation[-len(window):] == window
+    assert conversation[-len(window) :] == window
     torch.testing.assert_close(engine._last_logits[0], full_forward_last(model, window), atol=1e-4, rtol=1e-4)
 
 
@@ -87,8 +90,12 @@ def test_temperature_zero_determinism(model):
 
 def test_same_seed_same_tokens_other_seed_other_tokens(model):
     def run(seed):
-        return list(Engine(model).generate([1], max_new_tokens=30, temperature=1.5,
-                                           generator=torch.Generator().manual_seed(seed)))
+        return list(
+            Engine(model).generate(
+                [1], max_new_tokens=30, temperature=1.5, generator=torch.Generator().manual_seed(seed)
+            )
+        )
+
     assert run(7) == run(7)
     assert run(7) != run(8)
 
@@ -163,8 +170,9 @@ def test_compiled_decode_step_matches_eager_and_never_recompiles(model):
         compiled_ids = []
         for token in compiled.generate(context, **gen):
             compiled_ids.append(token)
-            torch.testing.assert_close(compiled._last_logits[0], full_forward_last(model, compiled.cache.tokens),
-                                       atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(
+                compiled._last_logits[0], full_forward_last(model, compiled.cache.tokens), atol=1e-4, rtol=1e-4
+            )
     assert compiled_ids == list(eager.generate(context, **gen))
 
 

@@ -80,15 +80,35 @@ def test_the_dataclass_refuses_values_out_of_bounds_whoever_assigns_them():
     assert (s.temperature, s.max_new_tokens, s.top_k, s.top_p) == (0.8, 500, None, None)  # nothing changed
 
 
-ALIKE = ["-p", "ROMEO:", "-n", "7", "--tokenizer", "char", "--temp", "0.5", "--top-k", "3", "--top-p", "0.9",
-         "--seed", "4", "--stop", r"\n\n", "--stop", "END"]  # fmt: skip
+ALIKE = [
+    "-p",
+    "ROMEO:",
+    "-n",
+    "7",
+    "--tokenizer",
+    "char",
+    "--temp",
+    "0.5",
+    "--top-k",
+    "3",
+    "--top-p",
+    "0.9",
+    "--seed",
+    "4",
+    "--stop",
+    r"\n\n",
+    "--stop",
+    "END",
+]
 
 
 def test_sample_and_the_repl_spell_their_flags_alike_and_build_the_same_settings():
     ours, repl = sample_parser().parse_args(ALIKE), app.build_parser().parse_args(ALIKE)
     assert ours.prompt == repl.prompt == "ROMEO:" and ours.tokenizer == repl.tokenizer == "char"
-    assert sampling_settings(ours) == sampling_settings(repl) == SamplingSettings(
-        temperature=0.5, max_new_tokens=7, top_k=3, top_p=0.9, seed=4, stop=["\n\n", "END"]
+    assert (
+        sampling_settings(ours)
+        == sampling_settings(repl)
+        == SamplingSettings(temperature=0.5, max_new_tokens=7, top_k=3, top_p=0.9, seed=4, stop=["\n\n", "END"])
     )
 
 

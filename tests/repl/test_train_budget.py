@@ -15,8 +15,9 @@ from scratchgpt.training.budget import MIN_WINDOW, STEP_SECONDS, StepCost, plan_
 from scratchgpt.training.config import FINE_TUNE_BATCH_TOKENS
 from scratchgpt.training.start import batch_size_for
 
-GPT2_SMALL = SimpleNamespace(config=GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768,
-                                              **GPT2_LAYOUT))  # fmt: skip
+GPT2_SMALL = SimpleNamespace(
+    config=GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768, **GPT2_LAYOUT)
+)
 CPU = torch.device("cpu")
 
 
@@ -28,6 +29,7 @@ def machine(monkeypatch):
 
     def set_speed(*, matmul: float, fixed: float = 0.0, per_token: float = 0.0) -> list:
         monkeypatch.setattr(train_budget, "matmul_flops_per_second", lambda width, device, dtype: matmul)
+
         def measure(model, **kw) -> StepCost:
             timed.append(model)
             return StepCost(fixed=fixed, per_token=per_token, probe_window=min(512, model.config.block_size))

@@ -46,14 +46,24 @@ def test_each_request_gets_the_single_stream_engines_tokens_alone_or_batched(pos
     try:
         for temperature in (0.0, 1.0):
             # more requests than rows, of different lengths: rows leave, others move into them, waiters join
-            requests = [dict(prompt=tokenizer.encode(p), max_tokens=10 + 7 * i, temperature=temperature, seed=i)
-                        for i, p in enumerate(PROMPTS)]  # fmt: skip
+            requests = [
+                dict(prompt=tokenizer.encode(p), max_tokens=10 + 7 * i, temperature=temperature, seed=i)
+                for i, p in enumerate(PROMPTS)
+            ]
             batched = [text for text, _, _ in run(engine, requests)]
             alone = [run(engine, [r])[0][0] for r in requests]
             single = Engine(model)
-            reference = [tokenizer.decode(single.generate(r["prompt"], max_new_tokens=r["max_tokens"],
-                         temperature=temperature, generator=torch.Generator().manual_seed(r["seed"])))
-                         for r in requests]  # fmt: skip
+            reference = [
+                tokenizer.decode(
+                    single.generate(
+                        r["prompt"],
+                        max_new_tokens=r["max_tokens"],
+                        temperature=temperature,
+                        generator=torch.Generator().manual_seed(r["seed"]),
+                    )
+                )
+                for r in requests
+            ]
             assert batched == alone == reference
     finally:
         engine.stop()
@@ -84,7 +94,7 @@ def test_a_cancelled_request_leaves_and_the_others_carry_on():
         engine.submit(doomed)
         inbox.get(timeout=60)
         doomed.cancelled = True
-        (text, _, done), = run(engine, [dict(prompt=tokenizer.encode("b"), max_tokens=5, temperature=0)])
+        ((text, _, done),) = run(engine, [dict(prompt=tokenizer.encode("b"), max_tokens=5, temperature=0)])
         assert done.reason == "length" and len(text) == 5
         while not isinstance(event := inbox.get(timeout=60), Finished):
             pass
@@ -116,9 +126,9 @@ def test_a_step_that_fails_ends_its_requests_with_the_reason_and_the_engine_serv
 
     model.decode_step = failing_once
     try:
-        (_, _, done), = run(engine, [dict(prompt=tokenizer.encode("a"), max_tokens=10, temperature=0)])
+        ((_, _, done),) = run(engine, [dict(prompt=tokenizer.encode("a"), max_tokens=10, temperature=0)])
         assert done.reason == "error" and "simulated fault" in done.message and done.completion_tokens == 3
-        (text, _, done), = run(engine, [dict(prompt=tokenizer.encode("a"), max_tokens=10, temperature=0)])
+        ((text, _, done),) = run(engine, [dict(prompt=tokenizer.encode("a"), max_tokens=10, temperature=0)])
         assert done.reason == "length" and len(text) == 10
     finally:
         engine.stop()

@@ -13,8 +13,24 @@ from scratchgpt.training.pacer import Pacer
 from scratchgpt.training.run import SilentDisplay, train
 from scratchgpt.training.run_files import RunPaths, saved_config
 
-TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
-        "--log-interval", "5", "--device", "cpu", "--amp", "fp32"]  # fmt: skip
+TINY = [
+    "--n-layer",
+    "1",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "16",
+    "--block-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--log-interval",
+    "5",
+    "--device",
+    "cpu",
+    "--amp",
+    "fp32",
+]
 
 
 class Watched(SilentDisplay):
@@ -67,8 +83,19 @@ def test_the_time_left_counts_the_steps_and_each_evaluation_the_final_one_includ
 
 @pytest.mark.parametrize("interval, said", [(5, "and 2 evaluations at "), (100, "and 1 evaluation at ")])
 def test_a_10_step_run_announces_its_time_with_its_evaluations(tmp_path, interval, said):
-    args = parse_args([*TINY, "--max-iters", "10", "--eval-interval", str(interval), "--eval-iters", "3",
-                       "--out", str(tmp_path / "run.safetensors")])  # fmt: skip
+    args = parse_args(
+        [
+            *TINY,
+            "--max-iters",
+            "10",
+            "--eval-interval",
+            str(interval),
+            "--eval-iters",
+            "3",
+            "--out",
+            str(tmp_path / "run.safetensors"),
+        ]
+    )
     shown = Watched()
     train(args.config, display=shown)
     announced = [n for n in shown.notes if " s a step and " in n]
@@ -80,23 +107,61 @@ def test_a_10_step_run_announces_its_time_with_its_evaluations(tmp_path, interva
 
 def test_an_evaluation_longer_than_its_threshold_is_announced_and_shows_its_progress(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(run_module, "EVAL_SHOWN_SECONDS", 0.0)  # every evaluation counts as long here
-    args = parse_args([*TINY, "--max-iters", "3", "--eval-interval", "100", "--eval-iters", "8",
-                       "--out", str(tmp_path / "run.safetensors")])  # fmt: skip
+    args = parse_args(
+        [
+            *TINY,
+            "--max-iters",
+            "3",
+            "--eval-interval",
+            "100",
+            "--eval-iters",
+            "8",
+            "--out",
+            str(tmp_path / "run.safetensors"),
+        ]
+    )
     shown = Watched()
     train(args.config, display=shown)
     assert any(n.startswith("step 3: evaluating on 16 batches, about ") for n in shown.notes)
     assert shown.evaluating_calls == [(done, 16) for done in range(2, 17)]
-    run(parse_args([*TINY, "--max-iters", "3", "--eval-interval", "100", "--eval-iters", "8",
-                    "--out", str(tmp_path / "printed.safetensors")]))  # fmt: skip
+    run(
+        parse_args(
+            [
+                *TINY,
+                "--max-iters",
+                "3",
+                "--eval-interval",
+                "100",
+                "--eval-iters",
+                "8",
+                "--out",
+                str(tmp_path / "printed.safetensors"),
+            ]
+        )
+    )
     printed = capsys.readouterr().out  # a pipe gets a line at each quarter
     assert "step 3: evaluating on 16 batches" in printed
     assert [line.strip() for line in printed.splitlines() if "evaluated" in line] == [
-        "evaluated 4/16 batches", "evaluated 8/16 batches", "evaluated 12/16 batches"]
+        "evaluated 4/16 batches",
+        "evaluated 8/16 batches",
+        "evaluated 12/16 batches",
+    ]
 
 
 def test_a_short_evaluation_shows_no_progress(tmp_path):
-    args = parse_args([*TINY, "--max-iters", "3", "--eval-interval", "100", "--eval-iters", "2",
-                       "--out", str(tmp_path / "run.safetensors")])  # fmt: skip
+    args = parse_args(
+        [
+            *TINY,
+            "--max-iters",
+            "3",
+            "--eval-interval",
+            "100",
+            "--eval-iters",
+            "2",
+            "--out",
+            str(tmp_path / "run.safetensors"),
+        ]
+    )
     shown = Watched()
     train(args.config, display=shown)
     assert shown.evaluating_calls == [] and not any("evaluating on" in n for n in shown.notes)
@@ -109,8 +174,10 @@ def test_resuming_a_finished_run_says_it_is_complete_and_how_to_extend_it(tmp_pa
     capsys.readouterr()
     assert cmd_train(["--resume", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert printed == f"{out} is complete at step 4; to train it further, run again with --resume and a larger " \
-                      "--max-iters (above 4)\n"  # fmt: skip
+    assert (
+        printed == f"{out} is complete at step 4; to train it further, run again with --resume and a larger "
+        "--max-iters (above 4)\n"
+    )
     assert RunPaths.from_out(out).metrics.read_text() == metrics  # not a step run, nothing logged
     summary = run(parse_args(["--resume", "--max-iters", "6", "--out", str(out)]))
     assert summary.steps == 6 and len(summary.train_losses) == 2
@@ -132,8 +199,24 @@ def test_max_minutes_fits_a_pinned_lr_decay_to_the_fitted_run_keeping_its_share(
 
     monkeypatch.setattr(run_module, "train_loop", loop)
     out = tmp_path / "run.safetensors"
-    flags = ["--lr", "1e-2", "--warmup-iters", "2", "--min-lr-ratio", "0.1", "--eval-interval", "100", "--eval-iters",
-             "1", "--lr-decay-iters", str(decay), "--max-iters", "1000", "--max-minutes", "5"]  # fmt: skip
+    flags = [
+        "--lr",
+        "1e-2",
+        "--warmup-iters",
+        "2",
+        "--min-lr-ratio",
+        "0.1",
+        "--eval-interval",
+        "100",
+        "--eval-iters",
+        "1",
+        "--lr-decay-iters",
+        str(decay),
+        "--max-iters",
+        "1000",
+        "--max-minutes",
+        "5",
+    ]
     summary = run(parse_args([*TINY, *flags, "--out", str(out)]))
     assert summary.steps == 12
     fitted = Schedule(1e-2, fitted_decay, warmup=2, min_lr_ratio=0.1)

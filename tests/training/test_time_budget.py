@@ -16,8 +16,26 @@ from scratchgpt.training.budget import evaluations_in, steps_that_fit
 from scratchgpt.training.loop import Schedule
 from scratchgpt.training.run_files import RunPaths, saved_config
 
-TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
-        "--eval-iters", "2", "--log-interval", "5", "--device", "cpu", "--amp", "fp32"]
+TINY = [
+    "--n-layer",
+    "1",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "16",
+    "--block-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--eval-iters",
+    "2",
+    "--log-interval",
+    "5",
+    "--device",
+    "cpu",
+    "--amp",
+    "fp32",
+]
 
 
 def test_evaluations_count_each_multiple_of_the_interval_and_an_end_between_them():
@@ -35,8 +53,14 @@ def test_the_steps_that_fit_leave_time_for_their_evaluations():
     assert steps_that_fit(5, step_seconds=1, eval_seconds=10, done=7, eval_interval=50, most=100) == 7  # none
 
 
-@given(left=st.floats(0, 500), step=st.floats(0.01, 5), evaluation=st.floats(0, 30), done=st.integers(0, 60),
-       interval=st.integers(1, 40), extra=st.integers(0, 300))  # fmt: skip
+@given(
+    left=st.floats(0, 500),
+    step=st.floats(0.01, 5),
+    evaluation=st.floats(0, 30),
+    done=st.integers(0, 60),
+    interval=st.integers(1, 40),
+    extra=st.integers(0, 300),
+)
 def test_the_fit_is_the_longest_run_within_the_time_left(left, step, evaluation, done, interval, extra):
     most = done + extra
 
@@ -45,8 +69,10 @@ def test_the_fit_is_the_longest_run_within_the_time_left(left, step, evaluation,
 
     fitting = [t for t in range(done, most + 1) if cost(t) <= left]
     expected = max(fitting) if fitting else done
-    assert steps_that_fit(left, step_seconds=step, eval_seconds=evaluation, done=done, eval_interval=interval,
-                          most=most) == expected  # fmt: skip
+    assert (
+        steps_that_fit(left, step_seconds=step, eval_seconds=evaluation, done=done, eval_interval=interval, most=most)
+        == expected
+    )
 
 
 def train(out, *extra):
