@@ -29,11 +29,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     args = ap.parse_args()
     flags = [
-        "--corpus",
-        "tinyshakespeare",
-        "--tokenizer",
-        "char",
-        "--n-layer",
+        *"--corpus tinyshakespeare --tokenizer char --n-layer".split(),
         str(args.n_layer),
         "--n-head",
         "4",

@@ -21,20 +21,7 @@ from pathlib import Path
 from scratchgpt.cli.train import parse_args
 from scratchgpt.training.run import SilentDisplay, train
 
-MODEL = [
-    "--n-layer",
-    "4",
-    "--n-head",
-    "4",
-    "--n-embd",
-    "128",
-    "--block-size",
-    "128",
-    "--batch-size",
-    "16",
-    "--device",
-    "cpu",
-]
+MODEL = "--n-layer 4 --n-head 4 --n-embd 128 --block-size 128 --batch-size 16 --device cpu".split()
 
 
 class Recorded(SilentDisplay):

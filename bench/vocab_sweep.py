@@ -35,50 +35,14 @@ def run(cmd: list[str]) -> str:
 def train_and_score(vocab: str, model: str, steps: int, threads: int, work: Path) -> dict:
     n_layer, n_head, n_embd = model.split("x")
     out = work / f"{vocab}-{model}.safetensors"
-    tokenizer = ["--tokenizer", "char"] if vocab == "char" else ["--tokenizer", "bpe", "--vocab-size", vocab]
-    start = time.perf_counter()
-    run(
-        [
-            sys.executable,
-            "-m",
-            "scratchgpt",
-            "train",
-            *tokenizer,
-            "--n-layer",
-            n_layer,
-            "--n-head",
-            n_head,
-            "--n-embd",
-            n_embd,
-            "--block-size",
-            "128",
-            "--batch-size",
-            "16",
-            "--max-iters",
-            str(steps),
-            "--warmup-iters",
-            "50",
-            "--optimizer",
-            "muon",
-            "--schedule",
-            "wsd",
-            "--lr",
-            "2e-3",
-            "--dropout",
-            "0",
-            "--eval-interval",
-            str(steps),
-            "--eval-iters",
-            "10",
-            "--threads",
-            str(threads),
-            "--seed",
-            "1337",
-            "--overwrite",
-            "--out",
-            str(out),
-        ]
+    tokenizer = "--tokenizer char" if vocab == "char" else f"--tokenizer bpe --vocab-size {vocab}"
+    recipe = (
+        f"{tokenizer} --n-layer {n_layer} --n-head {n_head} --n-embd {n_embd} --block-size 128 --batch-size 16"
+        f" --max-iters {steps} --warmup-iters 50 --optimizer muon --schedule wsd --lr 2e-3 --dropout 0"
+        f" --eval-interval {steps} --eval-iters 10 --threads {threads} --seed 1337 --overwrite"
     )
+    start = time.perf_counter()
+    run([sys.executable, "-m", "scratchgpt", "train", *recipe.split(), "--out", str(out)])  # out may hold spaces
     minutes = (time.perf_counter() - start) / 60
     scored = json.loads(
         run([sys.executable, "-m", "scratchgpt", "eval", str(out), "--json", "--threads", str(threads)])

@@ -29,24 +29,9 @@ from scratchgpt.training.loop import make_optimizer
 from scratchgpt.training.run_files import RunPaths, resume_state_path
 
 FORKSERVER = Path(__file__).with_name("forkserver.py")
-TINY = [
-    "--n-layer",
-    "1",
-    "--n-head",
-    "2",
-    "--n-embd",
-    "32",
-    "--block-size",
-    "32",
-    "--batch-size",
-    "8",
-    "--eval-iters",
-    "1",
-    "--log-interval",
-    "1",
-    "--device",
-    "cpu",
-]
+TINY = (
+    "--n-layer 1 --n-head 2 --n-embd 32 --block-size 32 --batch-size 8 --eval-iters 1 --log-interval 1 --device cpu"
+).split()
 
 
 @pytest.fixture(autouse=True)

@@ -14,24 +14,9 @@ from scratchgpt.model.checkpoint import load_checkpoint
 from scratchgpt.model.gpt import CausalSelfAttention
 from scratchgpt.training.run_files import RunPaths
 
-TINY = [
-    "--n-layer",
-    "2",
-    "--n-head",
-    "2",
-    "--n-embd",
-    "32",
-    "--block-size",
-    "32",
-    "--batch-size",
-    "16",
-    "--eval-iters",
-    "5",
-    "--log-interval",
-    "5",
-    "--device",
-    "cpu",
-]
+TINY = (
+    "--n-layer 2 --n-head 2 --n-embd 32 --block-size 32 --batch-size 16 --eval-iters 5 --log-interval 5 --device cpu"
+).split()
 
 
 def train(tmp_path, *extra, interrupt=None):
@@ -150,16 +135,7 @@ def test_init_from_continues_from_the_checkpoint_with_its_dropouts_unless_one_is
                 [
                     "--init-from",
                     source,
-                    "--max-iters",
-                    "2",
-                    "--eval-interval",
-                    "2",
-                    "--lr",
-                    "1e-4",
-                    "--warmup-iters",
-                    "1",
-                    "--device",
-                    "cpu",
+                    *"--max-iters 2 --eval-interval 2 --lr 1e-4 --warmup-iters 1 --device cpu".split(),
                     *extra,
                     "--out",
                     out,
@@ -184,18 +160,7 @@ def test_init_from_with_a_block_size_lengthens_a_rope_models_context_and_refuses
                 [
                     "--init-from",
                     source,
-                    "--max-iters",
-                    "2",
-                    "--eval-interval",
-                    "2",
-                    "--lr",
-                    "1e-4",
-                    "--warmup-iters",
-                    "1",
-                    "--device",
-                    "cpu",
-                    "--batch-size",
-                    "4",
+                    *"--max-iters 2 --eval-interval 2 --lr 1e-4 --warmup-iters 1 --device cpu --batch-size 4".split(),
                     *extra,
                     "--out",
                     out,
@@ -279,15 +244,7 @@ def test_compile_trains_like_eager_with_one_graph_for_all_blocks(tmp_path):
 def test_compile_distils_like_eager(tmp_path):
     train(tmp_path / "teacher", "--max-iters", "2", "--eval-interval", "2")
     flags = [
-        "--max-iters",
-        "4",
-        "--eval-interval",
-        "4",
-        "--dropout",
-        "0",
-        "--distill-weight",
-        "0.5",
-        "--teacher",
+        *"--max-iters 4 --eval-interval 4 --dropout 0 --distill-weight 0.5 --teacher".split(),
         str(tmp_path / "teacher" / "run.safetensors"),
     ]
     eager = train(tmp_path / "a", *flags)
@@ -354,11 +311,7 @@ def test_a_fine_tune_takes_about_2048_tokens_a_step_whatever_the_checkpoints_con
             [
                 "--init-from",
                 str(base),
-                "--max-iters",
-                "1",
-                "--eval-iters",
-                "1",
-                "--out",
+                *"--max-iters 1 --eval-iters 1 --out".split(),
                 str(tmp_path / "tuned.safetensors"),
             ]
         )
@@ -378,13 +331,7 @@ def test_init_from_on_a_corpus_with_new_characters_says_how_the_vocabulary_grew(
                 str(tmp_path / "base" / "run.safetensors"),
                 "--corpus",
                 str(corpus),
-                "--max-iters",
-                "1",
-                "--eval-iters",
-                "1",
-                "--device",
-                "cpu",
-                "--out",
+                *"--max-iters 1 --eval-iters 1 --device cpu --out".split(),
                 str(tmp_path / "tuned.safetensors"),
             ]
         )

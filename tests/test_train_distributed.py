@@ -15,32 +15,10 @@ from scratchgpt.cli.train import parse_args, run
 from scratchgpt.model.checkpoint import load_checkpoint
 from scratchgpt.training.run_files import RunPaths
 
-FLAGS = [
-    "--n-layer",
-    "2",
-    "--n-head",
-    "2",
-    "--n-embd",
-    "32",
-    "--block-size",
-    "32",
-    "--batch-size",
-    "8",
-    "--grad-accum",
-    "2",
-    "--max-iters",
-    "12",
-    "--eval-interval",
-    "6",
-    "--eval-iters",
-    "2",
-    "--dropout",
-    "0",
-    "--device",
-    "cpu",
-    "--amp",
-    "fp32",
-]
+FLAGS = (
+    "--n-layer 2 --n-head 2 --n-embd 32 --block-size 32 --batch-size 8 --grad-accum 2 --max-iters 12 "
+    "--eval-interval 6 --eval-iters 2 --dropout 0 --device cpu --amp fp32"
+).split()
 
 WORKER = """
 import hashlib, json, sys, torch
@@ -133,12 +111,7 @@ def torchrun(tmp_path, *argv: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [
         sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "scratchgpt.train",
+        *"-m torch.distributed.run --standalone --nproc_per_node=2 -m scratchgpt.train".split(),
         *argv,
     ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)

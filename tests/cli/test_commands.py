@@ -282,22 +282,7 @@ def test_the_console_script_prints_no_traceback_and_exits_1(tmp_path):
     assert "Traceback" in debug.stderr
 
 
-TINY_RUN = [
-    "--n-layer",
-    "1",
-    "--n-head",
-    "2",
-    "--n-embd",
-    "8",
-    "--block-size",
-    "8",
-    "--batch-size",
-    "2",
-    "--max-iters",
-    "2",
-    "--eval-iters",
-    "1",
-]
+TINY_RUN = "--n-layer 1 --n-head 2 --n-embd 8 --block-size 8 --batch-size 2 --max-iters 2 --eval-iters 1".split()
 GOOD = "naïve café\n"  # 13 bytes of UTF-8 before the bad byte below
 
 

@@ -12,24 +12,9 @@ from scratchgpt.core import paths
 from scratchgpt.model.checkpoint import load_checkpoint
 from scratchgpt.tokenizers.learned import load_tokenizer_file
 
-TINY = [
-    "--n-layer",
-    "1",
-    "--n-embd",
-    "16",
-    "--n-head",
-    "2",
-    "--block-size",
-    "16",
-    "--batch-size",
-    "2",
-    "--max-iters",
-    "1",
-    "--eval-iters",
-    "1",
-    "--eval-interval",
-    "1",
-]
+TINY = (
+    "--n-layer 1 --n-embd 16 --n-head 2 --block-size 16 --batch-size 2 --max-iters 1 --eval-iters 1 --eval-interval 1"
+).split()
 
 
 def scratchgpt(capsys, *argv):

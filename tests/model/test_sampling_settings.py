@@ -81,21 +81,7 @@ def test_the_dataclass_refuses_values_out_of_bounds_whoever_assigns_them():
 
 
 ALIKE = [
-    "-p",
-    "ROMEO:",
-    "-n",
-    "7",
-    "--tokenizer",
-    "char",
-    "--temp",
-    "0.5",
-    "--top-k",
-    "3",
-    "--top-p",
-    "0.9",
-    "--seed",
-    "4",
-    "--stop",
+    *"-p ROMEO: -n 7 --tokenizer char --temp 0.5 --top-k 3 --top-p 0.9 --seed 4 --stop".split(),
     r"\n\n",
     "--stop",
     "END",

@@ -381,36 +381,12 @@ def test_a_huge_model_name_is_not_echoed_whole(server):
 # Every POST endpoint, random JSON in its fields: never a 5xx
 
 FIELDS = {
-    "/v1/completions": [
-        "model",
-        "prompt",
-        "max_tokens",
-        "temperature",
-        "top_p",
-        "top_k",
-        "seed",
-        "stop",
-        "echo",
-        "logprobs",
-        "n",
-        "stream",
-        "stream_options",
-        "best_of",
-    ],
-    "/v1/chat/completions": [
-        "model",
-        "messages",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "logprobs",
-        "top_logprobs",
-        "stop",
-        "stream",
-        "n",
-        "seed",
-        "tools",
-    ],
+    "/v1/completions": (
+        "model prompt max_tokens temperature top_p top_k seed stop echo logprobs n stream stream_options best_of"
+    ).split(),
+    "/v1/chat/completions": (
+        "model messages max_tokens max_completion_tokens temperature logprobs top_logprobs stop stream n seed tools"
+    ).split(),
     "/api/generate": ["model", "prompt", "system", "options", "stream", "format"],
     "/api/chat": ["model", "messages", "options", "stream", "format"],
     "/api/inspect": ["model", "text", "messages"],

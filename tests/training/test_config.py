@@ -78,24 +78,9 @@ def test_resume_reads_the_saved_config_back_and_only_flags_typed_now_change_it(t
     from scratchgpt.cli.train import run
 
     out = str(tmp_path / "run.safetensors")
-    tiny = [
-        "--n-layer",
-        "1",
-        "--n-head",
-        "2",
-        "--n-embd",
-        "16",
-        "--block-size",
-        "16",
-        "--batch-size",
-        "4",
-        "--eval-iters",
-        "1",
-        "--device",
-        "cpu",
-        "--amp",
-        "fp32",
-    ]
+    tiny = (
+        "--n-layer 1 --n-head 2 --n-embd 16 --block-size 16 --batch-size 4 --eval-iters 1 --device cpu --amp fp32"
+    ).split()
     run(parse_args([*tiny, "--max-iters", "2", "--lr", "2e-3", "--seed", "7", "--out", out]))
     resumed = parse_args(["--resume", "--max-iters", "4", "--out", out]).config
     assert (resumed.lr, resumed.seed, resumed.n_embd, resumed.max_iters) == (2e-3, 7, 16, 4)
@@ -108,26 +93,8 @@ def test_the_saved_config_is_the_whole_description(tmp_path):
     from scratchgpt.training.run_files import saved_config
 
     out = tmp_path / "run.safetensors"
-    command = parse_args(
-        [
-            "--n-layer",
-            "1",
-            "--n-head",
-            "2",
-            "--n-embd",
-            "16",
-            "--block-size",
-            "16",
-            "--batch-size",
-            "4",
-            "--eval-iters",
-            "1",
-            "--max-iters",
-            "1",
-            "--out",
-            str(out),
-        ]
-    )
+    tiny = "--n-layer 1 --n-head 2 --n-embd 16 --block-size 16 --batch-size 4 --eval-iters 1 --max-iters 1".split()
+    command = parse_args([*tiny, "--out", str(out)])
     run(command)
     saved = saved_config(out)
     assert saved.to_dict() == {**command.config.to_dict(), "grad_accum": 1}

@@ -16,30 +16,10 @@ from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.training import loggers
 from scratchgpt.training.run_files import RunPaths
 
-TINY = [
-    "--n-layer",
-    "1",
-    "--n-head",
-    "2",
-    "--n-embd",
-    "16",
-    "--block-size",
-    "16",
-    "--batch-size",
-    "4",
-    "--eval-iters",
-    "2",
-    "--log-interval",
-    "2",
-    "--eval-interval",
-    "4",
-    "--max-iters",
-    "8",
-    "--warmup-iters",
-    "2",
-    "--device",
-    "cpu",
-]
+TINY = (
+    "--n-layer 1 --n-head 2 --n-embd 16 --block-size 16 --batch-size 4 --eval-iters 2 --log-interval 2 "
+    "--eval-interval 4 --max-iters 8 --warmup-iters 2 --device cpu"
+).split()
 
 
 def train(tmp_path, *extra):

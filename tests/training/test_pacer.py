@@ -12,28 +12,10 @@ from scratchgpt.training import run as run_module
 from scratchgpt.training.pacer import Pacer
 from scratchgpt.training.run import SilentDisplay, train
 
-TINY = [
-    "--n-layer",
-    "1",
-    "--n-head",
-    "2",
-    "--n-embd",
-    "16",
-    "--block-size",
-    "16",
-    "--batch-size",
-    "4",
-    "--log-interval",
-    "5",
-    "--eval-iters",
-    "1",
-    "--eval-interval",
-    "100",
-    "--device",
-    "cpu",
-    "--amp",
-    "fp32",
-]
+TINY = (
+    "--n-layer 1 --n-head 2 --n-embd 16 --block-size 16 --batch-size 4 --log-interval 5 --eval-iters 1 "
+    "--eval-interval 100 --device cpu --amp fp32"
+).split()
 SLOW = 2.0  # seconds the first step takes here, far beyond a tiny model's step
 
 

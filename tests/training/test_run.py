@@ -13,24 +13,9 @@ from scratchgpt.training.pacer import Pacer
 from scratchgpt.training.run import SilentDisplay, train
 from scratchgpt.training.run_files import RunPaths, saved_config
 
-TINY = [
-    "--n-layer",
-    "1",
-    "--n-head",
-    "2",
-    "--n-embd",
-    "16",
-    "--block-size",
-    "16",
-    "--batch-size",
-    "4",
-    "--log-interval",
-    "5",
-    "--device",
-    "cpu",
-    "--amp",
-    "fp32",
-]
+TINY = (
+    "--n-layer 1 --n-head 2 --n-embd 16 --block-size 16 --batch-size 4 --log-interval 5 --device cpu --amp fp32".split()
+)
 
 
 class Watched(SilentDisplay):
@@ -108,17 +93,7 @@ def test_a_10_step_run_announces_its_time_with_its_evaluations(tmp_path, interva
 def test_an_evaluation_longer_than_its_threshold_is_announced_and_shows_its_progress(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(run_module, "EVAL_SHOWN_SECONDS", 0.0)  # every evaluation counts as long here
     args = parse_args(
-        [
-            *TINY,
-            "--max-iters",
-            "3",
-            "--eval-interval",
-            "100",
-            "--eval-iters",
-            "8",
-            "--out",
-            str(tmp_path / "run.safetensors"),
-        ]
+        [*TINY, *"--max-iters 3 --eval-interval 100 --eval-iters 8 --out".split(), str(tmp_path / "run.safetensors")]
     )
     shown = Watched()
     train(args.config, display=shown)
@@ -128,13 +103,7 @@ def test_an_evaluation_longer_than_its_threshold_is_announced_and_shows_its_prog
         parse_args(
             [
                 *TINY,
-                "--max-iters",
-                "3",
-                "--eval-interval",
-                "100",
-                "--eval-iters",
-                "8",
-                "--out",
+                *"--max-iters 3 --eval-interval 100 --eval-iters 8 --out".split(),
                 str(tmp_path / "printed.safetensors"),
             ]
         )
@@ -150,17 +119,7 @@ def test_an_evaluation_longer_than_its_threshold_is_announced_and_shows_its_prog
 
 def test_a_short_evaluation_shows_no_progress(tmp_path):
     args = parse_args(
-        [
-            *TINY,
-            "--max-iters",
-            "3",
-            "--eval-interval",
-            "100",
-            "--eval-iters",
-            "2",
-            "--out",
-            str(tmp_path / "run.safetensors"),
-        ]
+        [*TINY, *"--max-iters 3 --eval-interval 100 --eval-iters 2 --out".split(), str(tmp_path / "run.safetensors")]
     )
     shown = Watched()
     train(args.config, display=shown)
@@ -200,22 +159,9 @@ def test_max_minutes_fits_a_pinned_lr_decay_to_the_fitted_run_keeping_its_share(
     monkeypatch.setattr(run_module, "train_loop", loop)
     out = tmp_path / "run.safetensors"
     flags = [
-        "--lr",
-        "1e-2",
-        "--warmup-iters",
-        "2",
-        "--min-lr-ratio",
-        "0.1",
-        "--eval-interval",
-        "100",
-        "--eval-iters",
-        "1",
-        "--lr-decay-iters",
+        *"--lr 1e-2 --warmup-iters 2 --min-lr-ratio 0.1 --eval-interval 100 --eval-iters 1 --lr-decay-iters".split(),
         str(decay),
-        "--max-iters",
-        "1000",
-        "--max-minutes",
-        "5",
+        *"--max-iters 1000 --max-minutes 5".split(),
     ]
     summary = run(parse_args([*TINY, *flags, "--out", str(out)]))
     assert summary.steps == 12

@@ -16,26 +16,10 @@ from scratchgpt.training.budget import evaluations_in, steps_that_fit
 from scratchgpt.training.loop import Schedule
 from scratchgpt.training.run_files import RunPaths, saved_config
 
-TINY = [
-    "--n-layer",
-    "1",
-    "--n-head",
-    "2",
-    "--n-embd",
-    "16",
-    "--block-size",
-    "16",
-    "--batch-size",
-    "4",
-    "--eval-iters",
-    "2",
-    "--log-interval",
-    "5",
-    "--device",
-    "cpu",
-    "--amp",
-    "fp32",
-]
+TINY = (
+    "--n-layer 1 --n-head 2 --n-embd 16 --block-size 16 --batch-size 4 --eval-iters 2 --log-interval 5 "
+    "--device cpu --amp fp32"
+).split()
 
 
 def test_evaluations_count_each_multiple_of_the_interval_and_an_end_between_them():
