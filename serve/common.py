@@ -23,13 +23,13 @@ from ..model.dialogue import SPEECH_END, speech, turn_opening
 from ..model.sampling_settings import BOUNDS
 from ..tokenizers import Tokenizer
 from .batch import BatchEngine, Finished, Piece, QueueFull, Request, ShuttingDown
-from .security import MAX_BODY, BodyTimeout, clipped
+from .security import MAX_BODY, BodyTimeout, clipped, read_off_body
 
 RETRY_AFTER_SECONDS = 1  # told to a client turned away while every row and the waiting line are full
 DISCONNECT_POLL = 0.2  # seconds between checks that the client of a whole (unstreamed) reply is still there
 # OpenAI fields that would change what a client expects of the reply; refused (400) rather than ignored
 UNSUPPORTED_FIELDS = ("tools", "tool_choice", "functions", "function_call", "response_format", "best_of")
-CLOSE = {"Connection": "close"}  # a reply before the body's end: the rest of it is not read, the connection ends
+CLOSE = {"Connection": "close"}  # a refusal mid-body: the rest is read off up to LINGER_BODY, the connection ends
 log = logging.getLogger("uvicorn.error")  # uvicorn's own handler prints it
 DEFAULT_SPEAKERS = ("USER", "ASSISTANT")  # the names chat messages are spoken under, unless a message names one
 
@@ -127,13 +127,22 @@ def request_id(request: HttpRequest) -> str:
 async def read_json(request: HttpRequest) -> dict:
     """The request's JSON object; 413 past MAX_BODY bytes (counted as they arrive), 408 when the body is late,
     400 for anything not an object (too deeply nested JSON included). A client gone mid-body is one log line."""
-    size, chunks = 0, []
+    size, chunks, more = 0, [], True
     try:
-        async for chunk in request.stream():
+        while more:  # the body's messages as they come (not request.stream(): the refusal must know if more is due)
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            chunk, more = message.get("body", b""), message.get("more_body", False)
             size += len(chunk)
             if size > MAX_BODY:
+                if more:
+                    await read_off_body(request.receive, size)
                 raise ApiError(
-                    413, f"the request body is over {MAX_BODY:,} bytes; send a shorter prompt", headers=CLOSE
+                    413,
+                    f"the request body is over {MAX_BODY:,} bytes; send a shorter prompt",
+                    code="body_too_large",
+                    headers=CLOSE,
                 )
             chunks.append(chunk)
     except BodyTimeout:

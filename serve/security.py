@@ -32,6 +32,26 @@ class BodyTimeout(Exception):
     """The body did not arrive within Limits.body_seconds (the handler answers 408)."""
 
 
+LINGER_BODY = 8 * MAX_BODY  # a refused body is read off up to this many bytes before the answer
+
+
+async def read_off_body(receive, size: int = 0) -> None:
+    """Read and drop the rest of a body being refused (up to LINGER_BODY bytes in all, `size` of them read
+    already), so the refusal goes out after the client's last byte. A socket closed on bytes it has not read
+    is reset, and a reset can throw away the answer before the client reads it. A late or departed client
+    gets its answer as it stands: BodyTimeout ends the reading, and so does a disconnect message."""
+    while size <= LINGER_BODY:
+        try:
+            message = await receive()
+        except BodyTimeout:
+            return
+        if message["type"] != "http.request":
+            return
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 # answered without a key: a load balancer's probe has none, and the page (no secret in it) asks for one
 OPEN_PATHS = ("/health", "/")
 
@@ -130,12 +150,15 @@ class Guard:
         if refusal is None:
             return await self.app(scope, self._body_in_time(receive), send_with_id)
         status, message, kind, code = refusal
+        await read_off_body(self._body_in_time(receive))
         if scope["path"].startswith("/api/"):
             body = {"error": message}
         else:
             body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
         data = json.dumps(body).encode()
         extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
+        if status == 413:  # past LINGER_BODY the body is left unread: the connection ends with the answer
+            extra.append((b"connection", b"close"))
         await send_with_id(
             {
                 "type": "http.response.start",

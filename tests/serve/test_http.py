@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 
 import httpx
 import pytest
@@ -55,6 +57,28 @@ def test_a_body_over_a_mebibyte_is_413_declared_or_streamed(http):
 
     r = http.post("/v1/completions", content=chunks(), headers=JSON_KEY)
     assert r.status_code == 413 and "1,048,576" in error_of(r)["message"]
+
+
+def test_a_client_still_sending_past_the_limit_reads_its_413(base_url):
+    """The server reads off what is still coming (up to LINGER_BODY) before it answers and closes: a socket
+    closed on unread bytes is reset, and a reset can throw away the 413 before the client reads it."""
+    host, port = base_url.removeprefix("http://").split(":")
+    frame = b"10000\r\n" + b"a" * 65536 + b"\r\n"  # a 64 KiB chunk
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(
+            f"POST /v1/completions HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {API_KEY}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        for _ in range(MAX_BODY // 65536 + 1):
+            s.sendall(frame)
+        time.sleep(0.3)  # the server has seen the limit pass; the rest comes late
+        for _ in range(4):
+            s.sendall(frame)  # a server that had answered and closed would reset this: BrokenPipeError
+        s.sendall(b"0\r\n\r\n")
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413 ") and b'"code":"body_too_large"' in reply
 
 
 def test_a_foreign_host_is_refused_while_bound_to_loopback(http):
