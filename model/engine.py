@@ -38,15 +38,27 @@ class KVCache:
     so a compiled decode step updates them in place rather than copying one big buffer.
     """
 
-    def __init__(self, config: GPTConfig, *, device: torch.device, dtype: torch.dtype, batch_size: int = 1):
-        n_layer = config.n_layer if config.arch == "gpt" else 0
-        shape = (batch_size, config.n_head, config.block_size, config.head_size)
-        self.layers = [
-            (torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
-            for _ in range(n_layer)
-        ]
+    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]]):
+        self.layers = layers
         self.pos = 0
         self.tokens: list[int] = []
+
+    @classmethod
+    def empty(cls, config: GPTConfig, *, device: torch.device, dtype: torch.dtype, batch_size: int = 1) -> KVCache:
+        """Zeroed buffers for batch_size rows of config.block_size positions."""
+        n_layer = config.n_layer if config.arch == "gpt" else 0
+        shape = (batch_size, config.n_head, config.block_size, config.head_size)
+        return cls(
+            [
+                (torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+                for _ in range(n_layer)
+            ]
+        )
+
+    def row(self, i: int) -> KVCache:
+        """Row i of these buffers as a one-row cache, empty: what the model writes through it lands in row i
+        (a batch engine's prefill of one request)."""
+        return KVCache([(k[i : i + 1], v[i : i + 1]) for k, v in self.layers])
 
     def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.layers[i]
@@ -97,7 +109,7 @@ class Engine:
         # the decode step reads the whole cache every token, so half the bytes is a faster step.
         # Attention still runs in fp32. Not fp16: mixed with bf16 in one Inductor kernel it warns.
         kv_dtype = dtype or (torch.bfloat16 if quantize == "int8" else param.dtype)
-        self.cache = KVCache(self.config, device=self.device, dtype=kv_dtype)
+        self.cache = KVCache.empty(self.config, device=self.device, dtype=kv_dtype)
         self._last_logits: torch.Tensor | None = None  # (1, V) after the last cached token
         self._step = None  # the one-token forward, when the model has one
         self.copies_weights = False  # True when decoding reads a copy (int8) that training does not update

@@ -114,7 +114,7 @@ class BatchEngine:
         self.parallel, self.max_queue = parallel, max_queue
         param = next(model.parameters())
         self.device = param.device
-        self.cache = KVCache(self.config, device=self.device, dtype=param.dtype, batch_size=parallel)
+        self.cache = KVCache.empty(self.config, device=self.device, dtype=param.dtype, batch_size=parallel)
         self.rows: list[_Row] = []
         self.steps = 0  # decode steps run (for tests and the benchmark)
         self._waiting: collections.deque[Request] = collections.deque()
@@ -191,11 +191,8 @@ class BatchEngine:
 
     def _prefill(self, index: int, ids: list[int]) -> torch.Tensor:
         """Run ids through the model into row index of the cache; the last position's logits (1, V)."""
-        view = KVCache.__new__(KVCache)  # a one-row view of the batch's buffers: prefill writes in place
-        view.layers = [(k[index : index + 1], v[index : index + 1]) for k, v in self.cache.layers]
-        view.pos, view.tokens = 0, []
         x = torch.tensor([ids], dtype=torch.long, device=self.device)  # (1, T)
-        return self.model(x, kv_cache=view, last_only=True)[0][:, -1, :].float()
+        return self.model(x, kv_cache=self.cache.row(index), last_only=True)[0][:, -1, :].float()
 
     def _step(self) -> None:
         """Drop the abandoned rows, then one decode step for every other row."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scratchgpt.model.engine import Engine
+from scratchgpt.model.engine import Engine, KVCache
 from scratchgpt.model.gpt import GPTConfig, build_model
 from scratchgpt.model.sampling import pick, sample_next
 from scratchgpt.model.sampling_settings import parse_stop
@@ -36,6 +36,19 @@ def test_kv_cache_decoding_equals_full_forward_past_block_size(model):
         assert len(engine.cache.tokens) <= BLOCK
         steps += 1
     assert steps == 3 * BLOCK
+
+
+def test_a_row_of_a_batch_cache_is_written_in_place_and_scores_as_a_cache_of_its_own(model):
+    batch = KVCache.empty(model.config, device=torch.device("cpu"), dtype=torch.float32, batch_size=3)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    logits, _ = model(ids, kv_cache=batch.row(1))
+    alone = KVCache.empty(model.config, device=torch.device("cpu"), dtype=torch.float32)
+    torch.testing.assert_close(logits, model(ids, kv_cache=alone)[0])
+    for (k, v), (k1, v1) in zip(batch.layers, alone.layers, strict=True):
+        torch.testing.assert_close(k[1:2], k1)  # row 1 holds what a cache of its own holds
+        torch.testing.assert_close(v[1:2], v1)
+        assert not k[0].any() and not k[2].any()  # the other rows are untouched
+    assert batch.pos == 0 and batch.row(1).pos == 0
 
 
 def test_kv_cache_greedy_output_equals_reference_generate(model):
