@@ -18,8 +18,8 @@ from ..tokenizers import Tokenizer
 from .gpt import GPTConfig
 from .logprobs import MAX_TOP_LOGPROBS, TokenLogprob, token_logprobs
 from .quant import int8_supported, quantize_int8
-from .sampling import next_token_probs, pick, sample_next
-from .sampling_settings import GREEDY_BELOW, SamplingSettings
+from .sampling import is_plain, never_sample_bias, next_token_probs, pick, sample_next
+from .sampling_settings import SamplingSettings
 from .stop_text import StopText
 
 
@@ -142,9 +142,7 @@ class Engine:
     def never_sample(self, ids: Sequence[int]) -> None:
         """Tokens generate never picks (a word vocabulary's <unk>); their logits stay as the model made them."""
         self._never = tuple(sorted(set(ids)))
-        self._bias.zero_()
-        if self._never:
-            self._bias[0, list(self._never)] = float("-inf")
+        self._bias.copy_(never_sample_bias(self.config.vocab_size, self._never, self.device))
 
     def reset(self) -> None:
         self.cache.reset()
@@ -248,7 +246,7 @@ class Engine:
         self.prefill(context)
         block = self.config.block_size
         # plain sampling happens inside the decode step; top-k/top-p and greedy pick outside it
-        fused = temperature >= GREEDY_BELOW and top_k is None and top_p is None
+        fused = is_plain(temperature, top_k, top_p)
         if fused and self._step is not None:
             self._temperature.fill_(temperature)
         nxt = None  # the next token, when the decode step has already picked it

@@ -3,9 +3,25 @@ reference `generate`. What the settings may be is sampling_settings.py's busines
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from .sampling_settings import GREEDY_BELOW
+
+
+def is_plain(temperature: float, top_k: int | None, top_p: float | None) -> bool:
+    """Sampling from the whole tempered distribution (not greedy, not cut): the kind a compiled decode step
+    picks inside its graph and a batch draws for many rows in one pass."""
+    return temperature >= GREEDY_BELOW and top_k is None and top_p is None
+
+
+def never_sample_bias(vocab_size: int, ids: Sequence[int], device: torch.device) -> torch.Tensor:
+    """(1, V) to add to logits before a pick: 0, and -inf at the ids never to sample (a word vocabulary's <unk>)."""
+    bias = torch.zeros((1, vocab_size), device=device)
+    if ids:
+        bias[0, list(ids)] = float("-inf")
+    return bias
 
 
 def pick(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ import torch
 
 from ..model.engine import KVCache
 from ..model.logprobs import TokenLogprob, token_logprobs
-from ..model.sampling import next_token_probs, pick, sample_next
+from ..model.sampling import is_plain, never_sample_bias, next_token_probs, pick, sample_next
 from ..model.sampling_settings import GREEDY_BELOW
 from ..model.stop_text import StopText
 from ..tokenizers import Tokenizer
@@ -79,7 +79,7 @@ class Request:
     @property
     def plain(self) -> bool:
         """Sampled from the whole tempered distribution: the batch samples these rows together."""
-        return self.temperature >= GREEDY_BELOW and self.top_k is None and self.top_p is None
+        return is_plain(self.temperature, self.top_k, self.top_p)
 
 
 class _Row:
@@ -121,9 +121,7 @@ class BatchEngine:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
-        self._bias = torch.zeros(self.config.vocab_size, device=self.device)  # -inf at tokens never sampled
-        if tokenizer.never_sampled:
-            self._bias[list(tokenizer.never_sampled)] = float("-inf")
+        self._bias = never_sample_bias(self.config.vocab_size, tokenizer.never_sampled, self.device)  # (1, V)
         self._thread = threading.Thread(target=self._run, name="scratchgpt-engine", daemon=True)
 
     @property

@@ -132,3 +132,22 @@ def test_a_step_that_fails_ends_its_requests_with_the_reason_and_the_engine_serv
         assert done.reason == "length" and len(text) == 10
     finally:
         engine.stop()
+
+
+def test_a_batch_never_samples_the_tokenizers_never_sampled_ids_greedy_or_not():
+    engine, model, tokenizer = make_engine()
+    try:
+        greedy = dict(prompt=tokenizer.encode("hi"), max_tokens=200, temperature=0.0)
+        (text, _, _) = run(engine, [greedy])[0]
+    finally:
+        engine.stop(10)
+    favourite = max(set(text), key=text.count)  # what greedy decoding picks most: now never to be picked
+    tokenizer.never_sampled = tuple(tokenizer.encode(favourite))
+    engine = BatchEngine(model, tokenizer, parallel=3, max_queue=16)
+    engine.start()
+    try:
+        requests = [greedy, *(dict(greedy, temperature=t, seed=1) for t in (1.0, 1.5)), dict(greedy, top_k=3, seed=2)]
+        for text, _, finished in run(engine, requests):
+            assert finished.reason == "length" and len(text) == 200 and favourite not in text
+    finally:
+        engine.stop(10)
