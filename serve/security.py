@@ -150,7 +150,9 @@ class Guard:
         if refusal is None:
             return await self.app(scope, self._body_in_time(receive), send_with_id)
         status, message, kind, code = refusal
-        await read_off_body(self._body_in_time(receive))
+        length = headers.get(b"content-length", b"0")
+        if not (length.isdigit() and int(length) > LINGER_BODY):  # past it, reading off part would not save the answer
+            await read_off_body(self._body_in_time(receive))
         if scope["path"].startswith("/api/"):
             body = {"error": message}
         else:
