@@ -90,6 +90,7 @@ class RunState:
     last_eval: dict[str, float] = field(default_factory=dict)  # {"train", "val"} of the latest evaluation
     saved_at: float = field(default_factory=time.monotonic)  # time.monotonic() of the latest save
     train_losses: list[float] = field(default_factory=list)  # each step's loss, this process's steps only
+    began: float = field(default_factory=time.perf_counter)  # perf_counter() when this process's first step started
 
 
 @dataclass(frozen=True)
@@ -108,21 +109,7 @@ class RunSummary:
 
 
 class Run:
-    """One run's parts, put together by `assemble`, and what it does at each step."""
-
-    # set by assemble once built, but loss_fn (train, after the teacher's scoring) and began (run_loop)
-    model: torch.nn.Module
-    teacher: Teacher | None
-    accum_picked: bool  # --grad-accum was chosen for the process count, not given
-    batches: Batches
-    optimizer: torch.optim.Optimizer
-    ddp_model: torch.nn.Module  # model, wrapped for gradient all-reduce when there are several processes
-    own_batches: Iterator[tuple[torch.Tensor, ...]]  # this process's micro-batches
-    grad_accum: int  # this process's micro-batches per step
-    loss_fn: Callable[..., torch.Tensor] | None  # distillation's loss, or the model's own
-    start: int  # the step this invocation started at
-    tokens_before: int  # tokens trained on before this invocation
-    began: float  # perf_counter() when the first step started
+    """One run, built whole from its parts by `assemble`, and what it does at each step."""
 
     def __init__(
         self,
@@ -130,21 +117,36 @@ class Run:
         *,
         rank: dist.Rank,
         device: torch.device,
+        amp: torch.dtype | None,
         paths: RunPaths,
         display: RunDisplay,
         state: RunState,
         started: float,
+        model: torch.nn.Module,
+        batches: Batches,
+        optimizer: torch.optim.Optimizer,
+        ddp_model: torch.nn.Module,
+        own_batches: Iterator[tuple[torch.Tensor, ...]],
+        loss_fn: Callable[..., torch.Tensor] | None,
+        metrics: MetricsLog,
+        writer: RunWriter | None,
     ):
-        self.config, self.rank, self.device, self.paths = config, rank, device, paths
+        self.config, self.rank, self.device, self.amp, self.paths = config, rank, device, amp, paths
         self.display, self.state, self.started = display, state, started
+        self.model = model
+        self.batches = batches
+        self.optimizer = optimizer
+        self.ddp_model = ddp_model  # model, wrapped for gradient all-reduce when there are several processes
+        self.own_batches = own_batches  # this process's micro-batches
+        self.grad_accum = dist.local_grad_accum(config.grad_accum, rank)  # this process's micro-batches per step
+        self.loss_fn = loss_fn  # distillation's loss, or None: the model's own
+        self.metrics = metrics  # logs on the first rank only
+        self.writer = writer  # None on ranks other than the first: only the first saves
+        self.start, self.tokens_before = state.step, state.tokens_seen  # where this invocation started
         deadline = started + config.max_minutes * 60 if config.max_minutes else None
         self.pacer = Pacer(config.eval_interval, deadline=deadline, most=config.max_iters)
         # --max-minutes fits the lr decay to the fitted end, keeping a pinned lr_decay_iters' share
         self.decay_share = config.lr_decay_iters / config.max_iters if deadline and config.lr_decay_iters else None
-        self.amp = {"bf16": torch.bfloat16, "fp32": None}.get(config.amp, autocast_dtype(device))
-        self.metrics = MetricsLog([])  # only the first rank logs
-        self.writer: RunWriter | None = None
-        self.notices: list[str] = []  # said once the display is up
 
     # --- during the loop --------------------------------------------------------------------
 
@@ -289,7 +291,7 @@ class Run:
             self.display.note(f"step {step + 1}: saved {self.paths.last} ({self.config.save_every:g}-minute save)")
 
     def tokens_per_second(self) -> float:
-        return self.tokens_here / max(1e-9, time.perf_counter() - self.began)
+        return self.tokens_here / max(1e-9, time.perf_counter() - self.state.began)
 
     @property
     def tokens_here(self) -> int:
@@ -299,7 +301,7 @@ class Run:
 
     def run_loop(self, interrupt: dist.AgreedInterrupt) -> int | None:
         """The steps; returns the last one finished. Out of memory is one line saying what to reduce."""
-        self.began = time.perf_counter()  # the pacer's clock starts after step 1 (set-up, compilation)
+        self.state.began = time.perf_counter()  # the pacer's clock starts after step 1 (set-up, compilation)
         try:
             return train_loop(
                 self.ddp_model,
@@ -342,7 +344,7 @@ class Run:
             train_losses=self.state.train_losses,
             val=self.state.last_eval.get("val"),
             best=str(self.paths.best),
-            seconds=time.perf_counter() - self.began,
+            seconds=time.perf_counter() - self.state.began,
             tokens_per_second=self.tokens_per_second(),
             interrupted=stopped,
             exit_status=exit_status if stopped else 0,
@@ -430,8 +432,6 @@ def train(
         run = assemble(
             config, rank=rank, paths=paths, resume=resume, overwrite=overwrite, display=display, started=started
         )
-        announce(run, resume=resume)
-        run.loss_fn = distillation_loss(run)
         flag = interrupt or InterruptFlag()
         agreed = dist.AgreedInterrupt(flag, run.device)  # every process stops after the same step
         display.begin(run.state.end, run.start)
@@ -473,58 +473,71 @@ def assemble(
     display: RunDisplay,
     started: float,
 ) -> Run:
-    """A run's parts: the model and its corpus, batches, optimizer, state (resumed or new), writer."""
+    """A run's parts: the model and its corpus, batches, optimizer, state (resumed or new), writer,
+    the loss; said on the display, then put together as one `Run`."""
     device = dist.device_for_rank(pick_device(config.device))
     torch.manual_seed(config.seed + rank.index)  # dropout differs per rank
     generator = torch.Generator().manual_seed(config.seed)  # the batch stream is shared: see own_micro_batches
-    notices: list[str] = []  # said once the display is up
+    notices: list[str] = []  # said once the run is announced
     ckpt, corpus, source = start_from(config, paths, device, resume=resume, notify=notices.append)
+    model = ckpt.model
     if rank.is_main and not resume and overwrite:
         clear_run(paths)  # only now: the model to train is loaded and built
     teacher = load_teacher(config.teacher, ckpt, device) if config.teacher else None
-    block_size = ckpt.model.config.block_size
+    block_size = model.config.block_size
     batch_size = config.batch_size or (batch_size_for(block_size) if config.init_from else FRESH_BATCH_SIZE)
     accum_picked = config.grad_accum is None and rank.world_size > 1
     # what was decided at the start is saved as given: a resume with another process count keeps the batch
     config = replace(config, batch_size=batch_size, grad_accum=config.grad_accum or rank.world_size)
-    run = Run(
+    tokens = load_tokens(corpus, ckpt.tokenizer, lossy=config.lossy, notify=notices.append)
+    batches = Batches(tokens, block_size, batch_size, device=device, name=corpus.name)
+    once = teacher is not None and (config.teacher_pass or "online") == "once"
+    if once:
+        check_scores_fit(len(batches.train), model.config.vocab_size)
+    optimizer = make_optimizer(
+        model, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, config.beta2), kind=config.optimizer
+    )
+    state = RunState(step=0, end=config.max_iters, decay_iters=config.lr_decay_iters)
+    if resume:
+        state = resumed_state(paths, ckpt.provenance.get("step"), optimizer, generator, state)
+    ddp_model = dist.wrap(model, device)
+    if config.compile:
+        compile_all([model, *(teacher.models if teacher else [])])
+    next_batch = batches.get_at if once else batches.get  # once: the windows' offsets too
+    amp = {"bf16": torch.bfloat16, "fp32": None}.get(config.amp, autocast_dtype(device))
+    announce(display, config, model, device=device, amp=amp, rank=rank, paths=paths, resume=resume)
+    for notice in notices:
+        display.note(notice)
+    if accum_picked:
+        display.note(f"--grad-accum {config.grad_accum}: one micro-batch per process (give --grad-accum to change)")
+    return Run(
         config,
         rank=rank,
         device=device,
+        amp=amp,
         paths=paths,
         display=display,
-        state=RunState(step=0, end=config.max_iters, decay_iters=config.lr_decay_iters),
+        state=state,
         started=started,
-    )
-    run.model, run.teacher, run.accum_picked = ckpt.model, teacher, accum_picked
-    run.notices += notices
-    tokens = load_tokens(corpus, ckpt.tokenizer, lossy=config.lossy, notify=run.notices.append)
-    run.batches = Batches(tokens, block_size, batch_size, device=device, name=corpus.name)
-    once = teacher is not None and (config.teacher_pass or "online") == "once"
-    if once:
-        check_scores_fit(len(run.batches.train), ckpt.model.config.vocab_size)
-    run.optimizer = make_optimizer(
-        ckpt.model, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, config.beta2), kind=config.optimizer
-    )
-    if resume:
-        run.state = resumed_state(paths, ckpt.provenance.get("step"), run.optimizer, generator, run.state)
-    run.start, run.tokens_before = run.state.step, run.state.tokens_seen
-    run.ddp_model = dist.wrap(ckpt.model, device)
-    if config.compile:
-        compile_all([ckpt.model, *(teacher.models if teacher else [])])
-    next_batch = run.batches.get_at if once else run.batches.get  # once: the windows' offsets too
-    run.own_batches = dist.own_micro_batches(lambda: next_batch("train", generator), config.grad_accum, rank)
-    run.grad_accum = dist.local_grad_accum(config.grad_accum, rank)
-    if rank.is_main:
-        run.metrics = open_metrics_log(
+        model=model,
+        batches=batches,
+        optimizer=optimizer,
+        ddp_model=ddp_model,
+        own_batches=dist.own_micro_batches(lambda: next_batch("train", generator), config.grad_accum, rank),
+        loss_fn=distillation_loss(config, teacher, batches, block_size, display),
+        metrics=open_metrics_log(
             paths.metrics,
             wandb_config=config.to_dict() if config.wandb else None,
             tensorboard_dir=paths.tensorboard if config.tensorboard else None,
         )
-        run.writer = RunWriter(
-            paths, ckpt.model, ckpt.tokenizer, run.optimizer, corpus=corpus_record(corpus, source), generator=generator
+        if rank.is_main
+        else MetricsLog([]),
+        writer=RunWriter(
+            paths, model, ckpt.tokenizer, optimizer, corpus=corpus_record(corpus, source), generator=generator
         )
-    return run
+        if rank.is_main
+        else None,
+    )
 
 
 def check_scores_fit(tokens: int, vocab: int) -> None:
@@ -564,34 +577,38 @@ def compile_all(models: list[torch.nn.Module]) -> None:
         compile_blocks(model)
 
 
-def announce(run: Run, *, resume: bool) -> None:
+def announce(
+    display: RunDisplay,
+    config: TrainConfig,
+    model: torch.nn.Module,
+    *,
+    device: torch.device,
+    amp: torch.dtype | None,
+    rank: dist.Rank,
+    paths: RunPaths,
+    resume: bool,
+) -> None:
     """What the run trains, where it saves and how."""
-    config, model = run.config, run.model
     block_size, accum = model.config.block_size, config.grad_accum
-    dtype = str(run.amp or torch.float32).removeprefix("torch.")
-    run.display.note(
-        f"{'resuming' if resume else 'training'} {model.num_params():,} parameters into {run.paths.best}: "
+    dtype = str(amp or torch.float32).removeprefix("torch.")
+    display.note(
+        f"{'resuming' if resume else 'training'} {model.num_params():,} parameters into {paths.best}: "
         f"{config.batch_size * block_size * accum:,} tokens a step ({config.batch_size} x {block_size}"
         + (f" x {accum}" if accum > 1 else "")
-        + f"), {run.device}, {dtype}"
-        + (f", {run.rank.world_size} processes" if run.rank.world_size > 1 else "")
+        + f"), {device}, {dtype}"
+        + (f", {rank.world_size} processes" if rank.world_size > 1 else "")
     )
-    for notice in run.notices:
-        run.display.note(notice)
-    if run.accum_picked:
-        run.display.note(f"--grad-accum {accum}: one micro-batch per process (give --grad-accum to change)")
 
 
-def distillation_loss(run: Run) -> Callable[..., torch.Tensor] | None:
+def distillation_loss(
+    config: TrainConfig, teacher: Teacher | None, batches: Batches, block_size: int, display: RunDisplay
+) -> Callable[..., torch.Tensor] | None:
     """The loss toward the run's teachers (None: the model's own), their scores of the training
     tokens taken first with --teacher-pass once."""
-    config, teacher = run.config, run.teacher
     if teacher is None:
         return None
     table = None
     if config.teacher_pass == "once":  # before the display starts its clock; Ctrl-C here just stops
-        run.display.note(
-            f"{len(config.teacher)} teacher(s) scoring the {len(run.batches.train):,} training tokens once"
-        )
-        table = teacher.score(run.batches.train, run.model.config.block_size)
+        display.note(f"{len(config.teacher)} teacher(s) scoring the {len(batches.train):,} training tokens once")
+        table = teacher.score(batches.train, block_size)
     return distillation(teacher, 1.0 if config.distill_weight is None else config.distill_weight, table)
