@@ -6,11 +6,13 @@ import contextlib
 import importlib
 import io
 import json
+import os
 import pickle
 import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from scratchgpt.core.errors import ScratchGPTError
 from scratchgpt.data import resolve_corpus
@@ -30,6 +32,33 @@ def pytest_configure(config) -> None:
     except ScratchGPTError as e:
         pytest.exit(f"the tests train on Tiny Shakespeare: {e}", returncode=4)
     DATA_DIR = SHAKESPEARE.parent
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        one_thread_per_worker()
+
+
+def one_thread_per_worker() -> None:
+    """Under pytest-xdist each worker takes one core: with torch's default of a thread per core, two workers'
+    OpenMP threads would spin against each other (and against the processes tests start, which inherit this).
+    A test that needs another count sets it and puts this one back, as tests/model/test_threads.py does."""
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto` (pyproject's addopts): a worker per core, at most 4, since each slow test takes a core and
+    up to a GiB of memory of its own."""
+    from scratchgpt.core.cores import cpu_threads
+
+    return min(cpu_threads(), 4)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist the slow tests go first (in their order), so that the longest ones start at once
+    and the many short ones fill in around them, rather than one long test running on alone at the end."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -57,23 +86,28 @@ def shakespeare_text() -> str:
 
 
 @pytest.fixture(scope="session")
-def shipped_eval():
+def shipped_eval(tmp_path_factory):
     """`scratchgpt eval --checkpoint SHIPPED --json [FLAGS]` of a shipped model, run once per vocabulary and
-    flags in a session: the whole val split takes tens of seconds, and several tests read the same figure."""
+    flags in a session (in all pytest-xdist workers together): the whole val split takes tens of seconds, and
+    several tests read the same figure."""
     from scratchgpt.cli.common import run_entry_point
     from scratchgpt.cli.main import main
     from scratchgpt.model.checkpoint import shipped_checkpoint
 
-    results: dict[tuple[str, ...], dict] = {}
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder every pytest-xdist worker's own temporary folder is in
 
     def run(vocabulary: str, *flags: str) -> dict:
-        if (vocabulary, *flags) not in results:
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
-                argv = ["eval", "--checkpoint", str(shipped_checkpoint(vocabulary)), "--json", *flags]
-                assert run_entry_point(main, argv) == 0
-            results[(vocabulary, *flags)] = json.loads(out.getvalue())
-        return results[(vocabulary, *flags)]
+        result = shared / ("shipped-eval-" + "-".join((vocabulary, *flags)) + ".json")
+        with FileLock(f"{result}.lock"):  # a second worker waits for the first's figure rather than repeat it
+            if not result.exists():
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out):
+                    argv = ["eval", "--checkpoint", str(shipped_checkpoint(vocabulary)), "--json", *flags]
+                    assert run_entry_point(main, argv) == 0
+                result.write_text(out.getvalue(), encoding="utf-8")
+            return json.loads(result.read_text(encoding="utf-8"))
 
     return run
 
