@@ -282,7 +282,7 @@ def average_checkpoints(paths: list[str | Path]) -> Checkpoint:
 
     def architecture(c: Checkpoint) -> tuple:
         free = {"dropout": None, "attn_dropout": None}  # dropout is training, not architecture
-        if c.config.arch == "bigram" or c.config.rope:  # no position table: block_size is only a setting
+        if c.config.arch == "bigram" or not c.config.learned_positions:  # no position table: block_size is a setting
             free["block_size"] = None
         return {**c.config.to_dict(), **free}, c.tokenizer.spec()
 

@@ -45,6 +45,11 @@ class GPTConfig:
     # approximation GPT-2's weights were trained with; exact GELU would not reproduce their logits)
     activation: str = "relu2"
     tie_embeddings: bool = False  # share the token embedding with the LM head
+    # The parts `scratchgpt ladder` takes away on its early rungs; each acts in one line where the part lives.
+    positions: bool = True  # position information (RoPE, or learned with rope=False); False: the causal mask alone
+    mlp: bool = True  # a feed-forward layer after each attention
+    residual: bool = True  # each part adds to the stream; False: its output replaces the stream
+    norms: bool = True  # LayerNorm before each part and before the head
 
     def __post_init__(self) -> None:
         if self.arch not in ("gpt", "bigram"):
@@ -54,7 +59,7 @@ class GPTConfig:
                 raise ScratchGPTError(f"--{name.replace('_', '-')} must be at least 1")
         if self.arch == "gpt" and self.n_embd % self.n_head:
             raise ScratchGPTError(f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head}; pick a multiple")
-        if self.arch == "gpt" and self.rope and self.head_size % 2:
+        if self.arch == "gpt" and self.rotary and self.head_size % 2:
             raise ScratchGPTError(f"RoPE needs an even head size, got {self.head_size}; change --n-embd")
         if self.activation not in ACTIVATIONS:
             raise ScratchGPTError(f"unknown activation '{self.activation}'; use {', '.join(ACTIVATIONS)}")
@@ -66,6 +71,16 @@ class GPTConfig:
     @property
     def attention_dropout(self) -> float:
         return self.dropout if self.attn_dropout is None else self.attn_dropout
+
+    @property
+    def rotary(self) -> bool:
+        """Positions by rotating queries and keys (RoPE), with no weights of their own."""
+        return self.rope and self.positions
+
+    @property
+    def learned_positions(self) -> bool:
+        """One learned embedding per position (GPT-2's): the context cannot change after training."""
+        return self.positions and not self.rope
 
     @property
     def head_size(self) -> int:
@@ -80,7 +95,7 @@ class GPTConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for name, default in (("attn_dropout", None), ("norm_bias", False)):
+        for name, default in NEWER_FIELDS.items():
             if d[name] is default:  # fields newer than the format, at their default: left out, so
                 del d[name]  # earlier versions still read the checkpoint
         return d
@@ -92,6 +107,10 @@ class GPTConfig:
         if unknown:
             raise ScratchGPTError(f"model config has unknown fields {unknown}; upgrade ScratchGPT")
         return cls(**d)
+
+
+# Fields newer than the checkpoint format: at their default they are not written, so earlier versions still read it.
+NEWER_FIELDS = dict(attn_dropout=None, norm_bias=False, positions=True, mlp=True, residual=True, norms=True)
 
 
 def rope_tables(config: GPTConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,19 +216,32 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.norm_bias)
+        self.ln_1 = layer_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.norm_bias)
-        self.mlp = MLP(config)
+        self.ln_2 = layer_norm(config) if config.mlp else None
+        self.mlp = MLP(config) if config.mlp else None
+        self.residual = config.residual
 
     def forward(self, x, rope=None, kv=None, pos=0):
-        x = x + self.attn(self.ln_1(x), rope, kv, pos)
-        return x + self.mlp(self.ln_2(x))
+        x = self.add(x, self.attn(self.ln_1(x), rope, kv, pos))
+        return self.feed_forward(x)
 
     def decode(self, x, rope, kv, pos: torch.Tensor):
         """forward for one new token per row at a tensor position (GPT.decode_step)."""
-        x = x + self.attn.decode(self.ln_1(x), rope, kv, pos)
-        return x + self.mlp(self.ln_2(x))
+        x = self.add(x, self.attn.decode(self.ln_1(x), rope, kv, pos))
+        return self.feed_forward(x)
+
+    def feed_forward(self, x):
+        return x if self.mlp is None else self.add(x, self.mlp(self.ln_2(x)))
+
+    def add(self, x, branch):
+        """The residual connection: the branch adds to the stream (without residuals, it replaces it)."""
+        return x + branch if self.residual else branch
+
+
+def layer_norm(config: GPTConfig) -> nn.Module:
+    """A LayerNorm over the width, or nothing where the model has no norms (the ladder's early rungs)."""
+    return nn.LayerNorm(config.n_embd, bias=config.norm_bias) if config.norms else nn.Identity()
 
 
 class LanguageModel(nn.Module):
@@ -240,14 +272,14 @@ class GPT(LanguageModel):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = None if config.rope else nn.Embedding(config.block_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd) if config.learned_positions else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.norm_bias)
+        self.ln_f = layer_norm(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.wte.weight
-        if config.rope:
+        if config.rotary:
             cos, sin = rope_tables(config)
             self.register_buffer("rope_cos", cos, persistent=False)  # derived: never saved
             self.register_buffer("rope_sin", sin, persistent=False)
@@ -283,7 +315,7 @@ class GPT(LanguageModel):
         RoPE encodes positions by rotation, with no weights of their own, so only the angle tables
         change. Learned positions have one embedding per position and cannot be extended.
         """
-        if not self.config.rope:
+        if self.config.learned_positions:
             if n == self.config.block_size:
                 return
             raise ScratchGPTError(
@@ -291,16 +323,19 @@ class GPT(LanguageModel):
                 f"stays {self.config.block_size}; drop --block-size"
             )
         self.config = replace(self.config, block_size=n)  # validated there
-        cos, sin = rope_tables(self.config)
-        self.rope_cos, self.rope_sin = cos.to(self.rope_cos.device), sin.to(self.rope_sin.device)
+        if self.config.rotary:
+            cos, sin = rope_tables(self.config)
+            self.rope_cos, self.rope_sin = cos.to(self.rope_cos.device), sin.to(self.rope_sin.device)
 
     def embed(self, idx, positions):
         """Token embeddings of idx (B, T) plus their positions: positions (T,) for every row alike, or (B, 1)
         for one token per row each at its own. Returns x (B, T, C) and rope, this call's (cos, sin) shaped to
-        broadcast over the queries and keys (B, T, 2, nh, hs/2), or None with learned positions."""
+        broadcast over the queries and keys (B, T, 2, nh, hs/2), or None with learned positions or none."""
         x = self.wte(idx)
         if self.wpe is not None:
             return x + self.wpe(positions), None  # (T, C) or (B, 1, C), broadcast over the batch
+        if not self.config.rotary:
+            return x, None  # no positions: only the causal mask says what came before
         rope = tuple(t[positions][..., None, None, :].to(x.dtype) for t in (self.rope_cos, self.rope_sin))
         return x, rope
 

@@ -414,7 +414,8 @@ def hf_export_problem(config: GPTConfig, tokenizer: Tokenizer) -> str | None:
     if config.arch != "gpt":
         return f"it is the {config.arch} baseline, not a transformer"
     differences = [
-        (config.rope, "rotary positions (GPT-2 learns one embedding per position)"),
+        (not config.learned_positions, "rotary positions or none (GPT-2 learns one embedding per position)"),
+        (not (config.mlp and config.residual and config.norms), "a part taken away (feed-forward, residual or norms)"),
         (config.qk_norm, "normalised queries and keys"),
         (not (config.bias and config.norm_bias), "layers without biases"),
         (config.activation not in ("gelu", "gelu_tanh"), f"a {config.activation} MLP"),

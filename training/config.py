@@ -125,6 +125,10 @@ class TrainConfig:
         type=whole(1, WIDTH_MAX),
     )
     rope: bool = setting(True, "rotary position embeddings (--no-rope: learned absolute positions)")
+    positions: bool = setting(True, "position information (--no-positions: none, the causal mask alone tells order)")
+    mlp: bool = setting(True, "a feed-forward layer in each block (--no-mlp: attention alone)")
+    residual: bool = setting(True, "residual connections (--no-residual: each part's output replaces its input)")
+    norms: bool = setting(True, "LayerNorm before each part and the head (--no-norms: none)")
     qk_norm: bool = setting(True, "RMS norm on queries and keys")
     activation: str = setting("relu2", "MLP activation", choices=ACTIVATIONS)  # model.gpt's; a test checks
     tie_embeddings: bool = setting(False, "share token embedding and LM head weights")

@@ -449,6 +449,9 @@ def train(
 def check_flags(config: TrainConfig) -> None:
     """Refuse flags that mean nothing together, and loggers not installed, before any work."""
     check_installed(wandb=config.wandb, tensorboard=config.tensorboard)
+    taken = [name for name in ("positions", "mlp", "residual", "norms") if not getattr(config, name)]
+    if config.arch == "gpt2" and taken:
+        raise ScratchGPTError(f"--arch gpt2 is GPT-2's layout, whole; drop --no-{taken[0]} or train --arch gpt")
     if not config.teacher:
         for name in ("distill_weight", "teacher_pass"):
             if getattr(config, name) is not None:

@@ -105,10 +105,10 @@ def fresh_tokenizer(config: TrainConfig, corpus: Corpus, *, full_gpt2_vocab: boo
     return fit_tokenizer(config.tokenizer, chunks, vocab_size=config.vocab_size)
 
 
-def fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Checkpoint:
+def model_config(config: TrainConfig, vocab_size: int) -> GPTConfig:
+    """The shape of the new model config describes, for a vocabulary of vocab_size."""
     gpt2 = config.arch == "gpt2"
-    full_gpt2_vocab = gpt2 and config.tokenizer == "tiktoken"  # GPT-2's own ids, as GPT-2 and nanoGPT use
-    tokenizer = fresh_tokenizer(config, corpus, full_gpt2_vocab=full_gpt2_vocab)
+    switches = dict(positions=config.positions, mlp=config.mlp, residual=config.residual, norms=config.norms)
     layout = (
         GPT2_LAYOUT
         if gpt2
@@ -118,10 +118,11 @@ def fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Ch
             qk_norm=config.qk_norm,
             activation=config.activation,
             tie_embeddings=config.tie_embeddings,
+            **switches,
         )
     )
-    model_config = GPTConfig(
-        vocab_size=tokenizer.vocab_size,
+    return GPTConfig(
+        vocab_size=vocab_size,
         block_size=config.block_size or FRESH_BLOCK_SIZE,
         n_layer=config.n_layer,
         n_head=heads_for(config.n_embd, config.n_head),
@@ -131,13 +132,19 @@ def fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Ch
         arch="gpt" if gpt2 else config.arch,
         **layout,
     )
+
+
+def fresh_model(config: TrainConfig, corpus: Corpus, device: torch.device) -> Checkpoint:
+    full_gpt2_vocab = config.arch == "gpt2" and config.tokenizer == "tiktoken"  # GPT-2's own ids, as nanoGPT uses
+    tokenizer = fresh_tokenizer(config, corpus, full_gpt2_vocab=full_gpt2_vocab)
+    shape = model_config(config, tokenizer.vocab_size)
     try:
-        return Checkpoint(model=build_model(model_config).to(device), tokenizer=tokenizer)
+        return Checkpoint(model=build_model(shape).to(device), tokenizer=tokenizer)
     except (MemoryError, RuntimeError) as e:
         if not is_out_of_memory(e):
             raise
         raise ScratchGPTError(
-            f"out of memory building the model ({model_config.approx_params * 4 / 1e9:,.1f} GB of fp32 weights); "
+            f"out of memory building the model ({shape.approx_params * 4 / 1e9:,.1f} GB of fp32 weights); "
             "reduce --n-embd or --n-layer"
         ) from e
 
