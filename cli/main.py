@@ -43,6 +43,9 @@ COMMANDS = {
         "where a prompt's last position looks (attention) and what each layer predicts",
     ),
     "plot": Command("plot", "plot_parser", "cmd_plot", "draw a run's loss curves into a PNG"),
+    "ladder": Command(
+        "ladder", "ladder_parser", "cmd_ladder", "train the rungs from bigram to GPT and measure what each part buys"
+    ),
     "export": Command(
         "interop",
         "export_parser",

@@ -1,4 +1,5 @@
-"""`scratchgpt plot RUN`: a run's train and val loss against steps and tokens, as a PNG."""
+"""`scratchgpt plot RUN`: a run's train and val loss against steps and tokens, as a PNG; of a ladder's folder,
+every rung's validation curve on one chart."""
 
 from __future__ import annotations
 
@@ -90,6 +91,8 @@ def run_in_folder(folder: Path) -> Path:
 
 def plot_run(run: str | Path, *, png: str | Path | None = None) -> Path:
     """Draw loss against steps (bottom axis) and tokens (top axis); returns the PNG's path."""
+    if (Path(run) / LADDER_FILE).is_file():
+        return plot_ladder(Path(run), png=png)
     path = metrics_path(run)
     if not path.is_file():
         raise ScratchGPTError(f"no metrics at {path}; give a run's --out path or its .metrics.jsonl")
@@ -120,9 +123,40 @@ def plot_run(run: str | Path, *, png: str | Path | None = None) -> Path:
     return out
 
 
+LADDER_FILE = "ladder.json"  # training/ladder.py's record of a ladder's rungs
+
+
+def plot_ladder(folder: Path, *, png: str | Path | None = None) -> Path:
+    """Each finished rung's validation loss against the tokens it has seen, one line a rung; returns the PNG's path."""
+    try:
+        record = json.loads((folder / LADDER_FILE).read_text(encoding="utf-8"))
+        rungs = [(r["index"], r["name"]) for r in record["results"]]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise ScratchGPTError(f"{folder / LADDER_FILE} is damaged ({e}); run the ladder again in a new --out") from None
+    if not rungs:
+        raise ScratchGPTError(f"the ladder in {folder} has no finished rung yet; --resume it first")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
+    for index, name in rungs:
+        _, evals = read_metrics(folder / f"{index}-{name}.metrics.jsonl")
+        ax.plot([e["tokens"] for e in evals], [e["val_loss"] for e in evals], "o-", ms=3, label=f"{index}-{name}")
+    ax.set_xlabel("tokens seen")
+    ax.set_ylabel("val loss (nats per token)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncols=2)
+    ax.set_title(f"the ladder in {folder.name}: each rung's validation loss")
+    out = Path(png) if png else folder / "ladder.png"
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def plot_parser() -> Parser:
     p = Parser(prog="scratchgpt plot", description="Draw a run's train and val loss into a PNG.")
-    p.add_argument("run", help="a run's checkpoint path (--out), its .metrics.jsonl, or a folder holding one run")
+    p.add_argument(
+        "run", help="a run's checkpoint (--out), its .metrics.jsonl, a folder holding one run, or a ladder's folder"
+    )
     p.add_argument("--png", help="output file (default: next to the metrics file)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
