@@ -119,6 +119,9 @@ def print_table(console, plan, results) -> None:
 
     from ..training import ladder
 
+    if not console.is_terminal:  # piped or logged: the markdown of ladder.md, which no width squeezes
+        console.print(ladder.table_markdown(plan, results))
+        return
     table = Table(title=ladder.fairness_line(plan), title_justify="left")
     for name in ladder.HEADER:
         right = name in ("params", "val", "lecture")

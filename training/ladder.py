@@ -39,6 +39,7 @@ TABLE_FILE = "ladder.md"  # the same table as the command prints
 EVALS_PER_RUNG = 5  # validation points per rung: its curve in `scratchgpt plot DIR`
 EVAL_ITERS = 10  # batches per split at each of them (the table's figure scores the whole val split)
 MIN_STEPS = 2 * EVALS_PER_RUNG  # fewer, and a rung has no curve to speak of
+PACE_PRIOR = 20.0  # seconds at the estimated pace that the measured pace of the first rungs is blended with
 RUNG_KEYS = ("name", "adds", "from", "lecture")  # a [[rung]]'s own keys; the rest are train settings
 
 
@@ -324,12 +325,11 @@ def climb(
     finished = {r.name for r in done}
     write_record(out, plan, results)  # from the start: a ladder killed in its first rung can be resumed
     estimates = {r.name: rung_seconds(plan, step_times.get(r.name, 0.0)) for r in plan.rungs}
-    pace = 1.0  # measured time over estimated, for the rungs run so far
-    spent = estimated = 0.0
+    spent = estimated = PACE_PRIOR  # measured time over estimated, for the rungs run so far
     for place, rung in enumerate(plan.rungs, 1):
         if rung.name in finished:
             continue
-        left = pace * sum(estimates[r.name] for r in plan.rungs[place - 1 :] if r.name not in finished)
+        left = spent / estimated * sum(estimates[r.name] for r in plan.rungs[place - 1 :] if r.name not in finished)
         front.starting(rung, place, left if step_times else None)
         config = plan.config(rung, out)
         began = time.perf_counter()
@@ -359,5 +359,4 @@ def climb(
         front.finished(result)
         spent += result.seconds
         estimated += estimates[rung.name]
-        pace = spent / estimated if estimated else 1.0
     return results, 0
