@@ -137,9 +137,10 @@ def plot_ladder(folder: Path, *, png: str | Path | None = None) -> Path:
         raise ScratchGPTError(f"the ladder in {folder} has no finished rung yet; --resume it first")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
-    for index, name in rungs:
+    for n, (index, name) in enumerate(rungs):
         _, evals = read_metrics(folder / f"{index}-{name}.metrics.jsonl")
-        ax.plot([e["tokens"] for e in evals], [e["val_loss"] for e in evals], "o-", ms=3, label=f"{index}-{name}")
+        tokens, val = [e["tokens"] for e in evals], [e["val_loss"] for e in evals]
+        ax.plot(tokens, val, "o-", ms=3, color=plt.cm.tab20(n % 20), label=f"{index}-{name}")  # 20 tell apart
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("val loss (nats per token)")
     ax.grid(alpha=0.3)

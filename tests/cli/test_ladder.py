@@ -103,7 +103,7 @@ def test_the_shipped_ladder_walks_from_bigram_to_gpt_then_tries_todays_choices_o
     names = [r.name for r in found.rungs]
     assert names == [
         "bigram", "one-head", "multi-head", "feed-forward", "residual", "layernorm", "scaled",
-        "rope", "no-positions", "qk-norm", "relu2", "tied",
+        "dropout", "rope", "no-positions", "qk-norm", "relu2", "tied",
     ]  # fmt: skip
     rung = {r.name: r for r in found.rungs}
     assert rung["bigram"].settings["arch"] == "bigram" and rung["one-head"].settings["arch"] == "gpt"
@@ -111,7 +111,7 @@ def test_the_shipped_ladder_walks_from_bigram_to_gpt_then_tries_todays_choices_o
     assert not (first["mlp"] or first["residual"] or first["norms"] or first["rope"]) and first["n_head"] == 1
     assert rung["multi-head"].settings == {**first, "n_head": 4}  # a rung changes what it lists, nothing else
     assert rung["layernorm"].settings["mlp"] and rung["layernorm"].settings["residual"]  # what came before stays
-    for modern in ("rope", "no-positions", "qk-norm", "relu2", "tied"):
+    for modern in ("dropout", "rope", "no-positions", "qk-norm", "relu2", "tied"):
         assert rung[modern].base == "scaled"  # each of today's choices alone on the scaled rung
         assert {k for k, v in rung[modern].settings.items() if rung["scaled"].settings.get(k) != v} != set()
     assert [r.lecture for r in found.rungs[:7]] == [2.49, 2.4, 2.28, 2.27, 2.09, 2.08, 1.48]
