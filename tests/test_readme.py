@@ -7,6 +7,8 @@ placeholder inputs the README names (~/books/*.txt, ~/models/gpt2, a nanoGPT out
 Only what would take long is changed, by appending flags (later flags win in argparse):
   - a training command gets `--max-iters 2 --eval-iters 2 --no-compile`: two steps and a short evaluation run
     the whole pipeline (set-up, steps, evaluation, saves) that the full count only repeats;
+  - `scratchgpt ladder` gets `--rungs bigram multi-head --steps 10`: two rungs of ten steps climb the ladder's
+    whole pipeline (a rung after another, the table, the checkpoints the commands after it read);
   - an interactive command (scratchgpt-repl) gets "ROMEO:" on a pipe for its standard input;
   - `scratchgpt serve` runs in the background (on another free port, said in its flags, when 8000 is taken)
     until the commands after it have run, and is then stopped as Ctrl-C would.
@@ -50,6 +52,8 @@ SKIPPED = {
 }
 TRAINING = re.compile(r"^(scratchgpt train|torchrun .*-m scratchgpt\.train)\b")
 SHORT = " --max-iters 2 --eval-iters 2 --no-compile"
+LADDER = re.compile(r"^scratchgpt ladder\b")
+SHORT_LADDER = " --rungs bigram multi-head --steps 10"
 INTERACTIVE = re.compile(r"^scratchgpt-repl\b")
 # commands that write no file: they may run beside the others (see reads_only_what_exists)
 READ_ONLY = re.compile(r"^(scratchgpt (sample|eval|score)\b|scratchgpt-repl\b|echo \S+ \| scratchgpt-repl\b)")
@@ -79,6 +83,8 @@ def as_run(command: str) -> str | None:
     """The command as the test runs it (shortened where it would train long), or None when it is skipped."""
     if any(marker in command for marker in SKIPPED):
         return None
+    if LADDER.match(command):
+        return command + SHORT_LADDER
     return command + SHORT if TRAINING.match(command) else command
 
 
@@ -88,6 +94,7 @@ def test_the_readme_commands_are_found_and_each_training_one_is_shortened():
     run = [as_run(c) for c in commands]
     assert sum(r is None for r in run) == 7  # git clone, four pip lines (serve extra too), pytest, 2-machine torchrun
     assert all(r.endswith(SHORT) for r in run if r and ("scratchgpt train" in r or "scratchgpt.train" in r))
+    assert all(r.endswith(SHORT_LADDER) for r in run if r and r.startswith("scratchgpt ladder"))
 
 
 @pytest.fixture

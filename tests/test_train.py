@@ -34,10 +34,14 @@ def test_a_tiny_model_takes_val_loss_from_about_4_2_below_2_5(tmp_path):
 
 
 @pytest.mark.parametrize("teacher_pass", [None, "online", "once"], ids=["plain", "distilled", "distilled-once"])
-def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(tmp_path, monkeypatch, teacher_pass):
-    flags = ["--max-iters", "16", "--eval-interval", "8", "--dropout", "0.1"]
+def test_an_interrupted_then_resumed_run_reproduces_the_uninterrupted_losses(
+    tmp_path, monkeypatch, teacher_pass, shakespeare_text
+):
+    corpus = tmp_path / "tenth.txt"  # a tenth of Tiny Shakespeare: "once" scores the whole training split first
+    corpus.write_text(shakespeare_text[:110_000], encoding="utf-8")
+    flags = ["--max-iters", "16", "--eval-interval", "8", "--dropout", "0.1", "--corpus", str(corpus)]
     if teacher_pass:  # the teacher comes back with the run's other flags
-        train(tmp_path / "teacher", "--max-iters", "2", "--eval-interval", "2")
+        train(tmp_path / "teacher", "--max-iters", "2", "--eval-interval", "2", "--corpus", str(corpus))
         flags += [
             "--teacher",
             str(tmp_path / "teacher" / "run.safetensors"),

@@ -201,7 +201,6 @@ def test_odd_input_is_one_line_and_nothing_is_overwritten(climbed, small, capsys
     one_line_error(code, err, "nothing to resume")
     short = tmp_path / "short.txt"
     short.write_text("To be, or not to be.\n" * 5)
-    code, _, err = scratchgpt(capsys, "ladder", "--ladder", str(small / "small.toml"), "--corpus", str(short),
-                              "--out", str(tmp_path / "b"))  # fmt: skip
+    code, _, err = scratchgpt(capsys, *ladder_argv(small, tmp_path / "b"), "--corpus", str(short))  # later wins
     one_line_error(code, err, "too short for the ladder")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # a refused ladder leaves no folder

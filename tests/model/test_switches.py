@@ -39,11 +39,14 @@ def test_without_residuals_a_block_gives_its_branch_not_its_input_plus_it(residu
     torch.testing.assert_close(y, x if residual else torch.zeros_like(x))
 
 
+def layer_norms(m) -> int:
+    return sum(isinstance(module, nn.LayerNorm) for module in m.modules())
+
+
 def test_without_norms_no_layernorm_exists_and_with_them_one_before_each_part_and_the_head():
-    count = lambda m: sum(isinstance(mod, nn.LayerNorm) for mod in m.modules())  # noqa: E731
-    assert count(model()) == 2 * TINY.n_layer + 1
-    assert count(model(norms=False)) == 0
-    assert count(model(mlp=False)) == TINY.n_layer + 1  # no MLP, no norm before it
+    assert layer_norms(model()) == 2 * TINY.n_layer + 1
+    assert layer_norms(model(norms=False)) == 0
+    assert layer_norms(model(mlp=False)) == TINY.n_layer + 1  # no MLP, no norm before it
 
 
 def test_without_the_mlp_a_block_is_attention_alone():
