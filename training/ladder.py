@@ -334,8 +334,9 @@ def climb(
         config = plan.config(rung, out)
         began = time.perf_counter()
         paths = RunPaths.from_out(config.out)
-        if not paths.last.exists() or completed_step(paths, config) is None:  # trained already: only scored
-            # a rung stopped after a save resumes from it; one stopped before any starts again (its files are ours)
+        # a rung stopped after a save resumes from it, one stopped before any starts again (its files are the
+        # ladder's), and one that finished training before the stop is only scored
+        if not paths.last.exists() or completed_step(paths, config) is None:
             resume = paths.last.exists()
             display = front.display(rung)
             summary = train(config, resume=resume, overwrite=not resume, display=display, interrupt=interrupt)
