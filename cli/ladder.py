@@ -8,6 +8,7 @@ part is there" and bench/RESULTS.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ..core.bounds import SEED_MAX, real, whole
@@ -65,11 +66,15 @@ def cmd_ladder(argv: Sequence[str]) -> int:
     else:
         found = ladder.read_ladder(args.ladder)
         rungs = ladder.pick(found.rungs, args.rungs)
-        plan = ladder.Plan(
-            corpus=args.corpus, steps=found.quick_steps if args.quick else found.steps, seed=args.seed, rungs=rungs
+        steps = found.quick_steps if args.quick else found.steps
+        plan = ladder.Plan(corpus=args.corpus, steps=steps, seed=args.seed, rungs=rungs)
+    if args.steps is not None and args.steps < ladder.MIN_STEPS:
+        raise ScratchGPTError(
+            f"--steps {args.steps} is too few to evaluate a rung ({ladder.EVALS_PER_RUNG} evaluations each); "
+            f"give at least {ladder.MIN_STEPS}"
         )
-    done = ladder.check_out(out, plan, resume=args.resume)
-    vocab = ladder.check_corpus(plan.corpus, plan.rungs)
+    vocab = ladder.check_corpus(plan.corpus, plan.rungs)  # what the user gave, before where it goes
+    done = ladder.check_out(out, resume=args.resume)
     step_times = {r.name: ladder.step_seconds(plan.config(r, out), vocab) for r in plan.rungs}
     if args.minutes is not None:
         steps = ladder.steps_for_minutes(args.minutes, list(step_times.values()))
@@ -78,14 +83,9 @@ def cmd_ladder(argv: Sequence[str]) -> int:
                 f"--minutes {args.minutes:g} fits {steps} steps a rung, too few to evaluate ({ladder.MIN_STEPS} at "
                 "least); give more minutes, fewer --rungs, or --steps"
             )
-        plan = ladder.Plan(corpus=plan.corpus, steps=steps, seed=plan.seed, rungs=plan.rungs)
+        plan = replace(plan, steps=steps)
     elif args.steps is not None:
-        if args.steps < ladder.MIN_STEPS:
-            raise ScratchGPTError(
-                f"--steps {args.steps} is too few to evaluate a rung ({ladder.EVALS_PER_RUNG} evaluations each); "
-                f"give at least {ladder.MIN_STEPS}"
-            )
-        plan = ladder.Plan(corpus=plan.corpus, steps=args.steps, seed=plan.seed, rungs=plan.rungs)
+        plan = replace(plan, steps=args.steps)
     console.print(ladder.fairness_line(plan))
 
     def starting(rung, place: int, left: float | None) -> None:

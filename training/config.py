@@ -301,20 +301,26 @@ def recipe_path(name: str | Path) -> Path:
     return path
 
 
-def load_recipe(name: str | Path) -> dict:
-    """A recipe file's settings (TOML: `key = value`, keys as the flags without `--`)."""
+def read_toml(path: Path, kind: str, shipped: str) -> dict:
+    """The TOML file at path (a recipe, a ladder file: kind), or one line saying what is wrong with it;
+    shipped says where the shipped ones are."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
-    path = recipe_path(name)
     try:
         with path.open("rb") as f:
-            values = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError:
-        raise ScratchGPTError(f"recipe {path} does not exist; see recipes/ for the shipped ones") from None
+        raise ScratchGPTError(f"{kind} {path} does not exist; {shipped}") from None
     except IsADirectoryError:
-        raise ScratchGPTError(f"recipe {path} is a directory; give a .toml file") from None
+        raise ScratchGPTError(f"{kind} {path} is a directory; give a .toml file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ScratchGPTError(f"recipe {path} is not valid TOML ({e}); fix the line it names") from None
+        raise ScratchGPTError(f"{kind} {path} is not valid TOML ({e}); fix the line it names") from None
+
+
+def load_recipe(name: str | Path) -> dict:
+    """A recipe file's settings (TOML: `key = value`, keys as the flags without `--`)."""
+    path = recipe_path(name)
+    values = read_toml(path, "recipe", "see recipes/ for the shipped ones")
     return checked(values, where=f"recipe {path}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -26,10 +25,12 @@ from ..core.files import atomic_write_bytes
 from ..core.interrupt import InterruptFlag
 from ..core.text import closest
 from ..data import iter_text, load_tokens, resolve_corpus, split_tokens
+from ..model.device import autocast_dtype
 from ..model.evaluate import evaluate_checkpoint
 from ..model.gpt import build_model
 from ..tokenizers import fit_tokenizer
-from .config import TrainConfig, checked, recipe_path
+from .config import FRESH_BATCH_SIZE, FRESH_BLOCK_SIZE, TrainConfig, checked, read_toml, recipe_path
+from .loop import Schedule, make_optimizer, train_loop
 from .run import RunDisplay, completed_step, train
 from .run_files import RunPaths
 from .start import model_config
@@ -70,10 +71,7 @@ class LadderFile:
 def read_ladder(name: str | Path) -> LadderFile:
     """A ladder file's rungs, each with its settings resolved and checked as `train` would check them."""
     path = recipe_path(name)
-    try:
-        data = _toml(path)
-    except FileNotFoundError:
-        raise ScratchGPTError(f"ladder file {path} does not exist; recipes/ladder.toml is the shipped one") from None
+    data = read_toml(path, "ladder file", "recipes/ladder.toml is the shipped one")
     where = f"ladder file {path}"
     budget, common, rows = data.get("ladder", {}), data.get("common", {}), data.get("rung", [])
     if not rows:
@@ -102,18 +100,6 @@ def read_ladder(name: str | Path) -> LadderFile:
             lecture=row.get("lecture"),
         )
     return LadderFile(path=path, rungs=tuple(rungs.values()), steps=steps["steps"], quick_steps=steps["quick_steps"])
-
-
-def _toml(path: Path) -> dict:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ScratchGPTError(f"ladder file {path} is not valid TOML ({e}); fix the line it names") from None
 
 
 def pick(rungs: Sequence[Rung], names: Sequence[str] | None) -> tuple[Rung, ...]:
@@ -154,8 +140,8 @@ class Plan:
         return TrainConfig(**settings)
 
     def tokens(self, rung: Rung) -> int:
-        s = rung.settings
-        return self.steps * s.get("batch_size", 1) * s.get("block_size", 1) * s.get("grad_accum", 1)
+        """The tokens a rung trains on: its steps of batch x window (x micro-batches)."""
+        return self.steps * window(rung)[0] * window(rung)[1] * rung.settings.get("grad_accum", 1)
 
     def to_dict(self) -> dict:
         return {"corpus": self.corpus, "steps": self.steps, "seed": self.seed, "rungs": [asdict(r) for r in self.rungs]}
@@ -167,34 +153,40 @@ class Plan:
 
 
 def step_seconds(config: TrainConfig, vocab_size: int) -> float:
-    """One training step of config's model, timed on random tokens after an untimed one: what --minutes
-    divides by, and what the time left is estimated from before a rung has run."""
+    """One training step of config's model (train_loop's, in the precision a run takes here), timed on
+    random tokens after an untimed one: what --minutes divides by, and what the time left is estimated
+    from before a rung has run."""
     torch.manual_seed(0)
-    model = build_model(model_config(config, vocab_size)).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batch, block = config.batch_size or 1, config.block_size or 1
-    x = torch.randint(vocab_size, (batch, block))
-    times = []
-    for _ in range(3):
-        began = time.perf_counter()
-        _, loss = model(x, x)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - began)
-    return sorted(times[1:])[0]
+    model = build_model(model_config(config, vocab_size))
+    batch = config.batch_size or FRESH_BATCH_SIZE
+    x = torch.randint(vocab_size, (batch, model.config.block_size))
+    times: list[float] = []
+    train_loop(
+        model,
+        make_optimizer(model, lr=config.lr, weight_decay=config.weight_decay),
+        lambda: (x, x),
+        steps=range(3),
+        schedule=Schedule(config.lr, 3, warmup=0),
+        amp_dtype=autocast_dtype(torch.device("cpu")),
+        on_step=lambda info: times.append(info.seconds),
+    )
+    return min(times[1:])
+
+
+def overhead_seconds(step_s: float) -> float:
+    """What a rung costs besides its steps: its evaluations and the whole-val score (a forward pass is about
+    a third of a step; about 60 for Tiny Shakespeare's val split), and the set-up every run has."""
+    return (EVALS_PER_RUNG * 2 * EVAL_ITERS + 60) * step_s / 3 + 2.0
 
 
 def rung_seconds(plan: Plan, step_s: float) -> float:
-    """A rung's estimated wall time: its steps, its evaluations (a forward is about a third of a step) and
-    the whole-val score, plus the set-up every run has."""
-    forwards = EVALS_PER_RUNG * 2 * EVAL_ITERS + 60  # 60: about the whole val split of Tiny Shakespeare
-    return plan.steps * step_s + forwards * step_s / 3 + 2.0
+    """A rung's estimated wall time."""
+    return plan.steps * step_s + overhead_seconds(step_s)
 
 
 def steps_for_minutes(minutes: float, step_times: Sequence[float]) -> int:
     """The steps per rung that fit the whole ladder in minutes, its evaluations and set-up included."""
-    budget = minutes * 60 - sum((EVALS_PER_RUNG * 2 * EVAL_ITERS + 60) * s / 3 + 2.0 for s in step_times)
+    budget = minutes * 60 - sum(overhead_seconds(s) for s in step_times)
     return max(0, math.floor(budget / sum(step_times)))
 
 
@@ -203,7 +195,7 @@ def check_corpus(corpus: str, rungs: Sequence[Rung]) -> int:
     data = resolve_corpus(corpus)
     tokenizer = fit_tokenizer("char", iter_text(data))
     train_ids, val = split_tokens(load_tokens(data, tokenizer))
-    need = max(r.settings.get("block_size", 1) for r in rungs) + 1
+    need = max(window(r)[1] for r in rungs) + 1
     if min(len(train_ids), len(val)) < need:
         raise ScratchGPTError(
             f"corpus {data.name!r} is too short for the ladder: its validation split (the last 10%) has "
@@ -228,7 +220,7 @@ class RungResult:
     seconds: float
 
 
-def check_out(out: Path, plan: Plan, *, resume: bool) -> list[RungResult]:
+def check_out(out: Path, *, resume: bool) -> list[RungResult]:
     """The rungs already finished in out (none for a new ladder). A folder that holds other files, another
     ladder, or this ladder without --resume is refused with one line: nothing in it is ever replaced."""
     record = out / LADDER_FILE
@@ -271,12 +263,18 @@ def write_record(out: Path, plan: Plan, results: Sequence[RungResult]) -> None:
     atomic_write_bytes(out / TABLE_FILE, (table_markdown(plan, results) + "\n").encode())
 
 
+def window(rung: Rung) -> tuple[int, int]:
+    """(sequences, tokens each) of a rung's batch, as a new model's run takes them."""
+    s = rung.settings
+    return s.get("batch_size") or FRESH_BATCH_SIZE, s.get("block_size") or FRESH_BLOCK_SIZE
+
+
 def fairness_line(plan: Plan) -> str:
     rung = plan.rungs[0]
-    s = rung.settings
+    batch, block = window(rung)
     return (
-        f"{plan.corpus}, whole val split, nats/char. Every rung: {plan.steps:,} steps of {s.get('batch_size')} x "
-        f"{s.get('block_size')} characters ({plan.tokens(rung):,} tokens), seed {plan.seed}, the same batches."
+        f"{plan.corpus}, whole val split, nats/char. Every rung: {plan.steps:,} steps of {batch} x {block} "
+        f"characters ({plan.tokens(rung):,} tokens), seed {plan.seed}, the same batches."
     )
 
 

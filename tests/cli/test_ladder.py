@@ -167,7 +167,7 @@ def test_an_interrupted_ladder_resumes_to_the_same_figures(climbed, small, capsy
         display=lambda rung: CtrlC() if rung.name == "one-head" else SilentDisplay(),
         finished=lambda _: None,
     )
-    results, status = ladder.climb(plan, out, ladder.check_out(out, plan, resume=False), {}, front, interrupt=flag)
+    results, status = ladder.climb(plan, out, ladder.check_out(out, resume=False), {}, front, interrupt=flag)
     assert status != 0 and [r.name for r in results] == ["bigram"]  # stopped in the second rung, saved
     assert (out / "2-one-head.last.safetensors").is_file()
     code, text, err = scratchgpt(capsys, "ladder", "--out", str(out), "--resume")
